@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+// The targets below are the layers of ../shared/DESIGN.md, lowest first:
+// RESP -> Keyspace -> Commands -> Engine -> berth-server, with Uring over CUring beside Engine.
+import PackageDescription
+
+let package = Package(
+    name: "Berth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "berth-server", targets: ["BerthServer"]),
+        .library(name: "BerthClient", targets: ["BerthClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // liburing from Debian's liburing-dev, linked statically so the binary needs no liburing.so.
+        .target(
+            name: "CUring",
+            path: "CUring",
+            linkerSettings: [.linkedLibrary(":liburing.a")]
+        ),
+        .target(name: "RESP"),
+        .target(
+            name: "Keyspace",
+            dependencies: [
+                "RESP",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .target(name: "Commands", dependencies: ["RESP", "Keyspace"]),
+        .target(name: "Uring", dependencies: ["CUring"]),
+        .target(
+            name: "Engine",
+            dependencies: [
+                "RESP", "Keyspace", "Commands", "Uring", "CUring",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "BerthServer",
+            dependencies: ["Engine", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "BerthClient", dependencies: ["RESP"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP"]),
+        .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["BerthClient", "RESP"]),
+    ]
+)

@@ -1,0 +1,154 @@
+import Keyspace
+import RESP
+
+/// Routes a key to the shard that owns its hash slot. Slots are split into contiguous
+/// ranges, one per shard, so hash-tagged keys always meet on one shard.
+public struct SlotMap: Sendable {
+    public let shardCount: Int
+    private let owner: [UInt16]
+
+    public init(shards: Int) {
+        shardCount = shards
+        owner = (0..<HashSlot.count).map { UInt16($0 * shards / HashSlot.count) }
+    }
+
+    @inline(__always) public func shard(ofSlot slot: Int) -> Int { Int(owner[slot]) }
+    @inline(__always) public func shard(of key: Bytes) -> Int { Int(owner[HashSlot.of(key)]) }
+}
+
+/// Everything a data command sees while it runs: its arguments, the reply being written,
+/// the client's database, and the shard stores whose locks the engine holds for it.
+/// One context per shard thread is reused for every command that thread runs.
+public final class CommandContext: @unchecked Sendable {
+    public var args: [Bytes] = []
+    public var reply: ReplyWriter
+    public var dbIndex = 0
+    /// Milliseconds; fixed for the whole command (and a whole EXEC), as Redis does.
+    public var now: Int64 = 0
+    /// Incremented for every change to the keyspace (INFO's rdb_changes_since_last_save).
+    public var dirty = 0
+    public var keyspaceHits = 0
+    public var keyspaceMisses = 0
+    /// True inside EXEC: blocking commands then behave as their non-blocking forms.
+    public var inTransaction = false
+    public var maxBulkLength = 512 * 1024 * 1024
+
+    public let stores: [ShardStore]
+    public let slots: SlotMap
+
+    public init(stores: [ShardStore], slots: SlotMap, reply: ReplyWriter) {
+        self.stores = stores
+        self.slots = slots
+        self.reply = reply
+    }
+
+    public var databaseCount: Int { stores[0].databases.count }
+
+    @inline(__always)
+    public func db(_ key: Bytes) -> Database {
+        stores[slots.shard(of: key)].databases[dbIndex]
+    }
+
+    public func db(_ key: Bytes, index: Int) -> Database {
+        stores[slots.shard(of: key)].databases[index]
+    }
+
+    /// The current database's part on every shard (commands flagged `allShards`).
+    public var allDatabases: [Database] { stores.map { $0.databases[dbIndex] } }
+
+    @inline(__always)
+    public func lookup(_ key: Bytes) -> Entry? {
+        db(key).lookup(key, now: now)
+    }
+
+    /// A lookup that counts toward keyspace_hits / keyspace_misses.
+    @inline(__always)
+    public func lookupRead(_ key: Bytes) -> Entry? {
+        let e = db(key).lookup(key, now: now)
+        if e == nil { keyspaceMisses += 1 } else { keyspaceHits += 1 }
+        return e
+    }
+
+    public func delete(_ key: Bytes) -> Bool { db(key).delete(key, now: now) }
+
+    // MARK: typed lookups
+
+    public func string(_ key: Bytes) throws(CommandError) -> Bytes? {
+        guard let e = lookupRead(key) else { return nil }
+        guard case .string(let s) = e.value else { throw .wrongType }
+        return s
+    }
+
+    public func list(_ key: Bytes) throws(CommandError) -> ListValue? {
+        guard let e = lookup(key) else { return nil }
+        guard case .list(let l) = e.value else { throw .wrongType }
+        return l
+    }
+
+    public func hash(_ key: Bytes) throws(CommandError) -> HashValue? {
+        guard let e = lookup(key) else { return nil }
+        guard case .hash(let h) = e.value else { throw .wrongType }
+        return h
+    }
+
+    public func set(_ key: Bytes) throws(CommandError) -> SetValue? {
+        guard let e = lookup(key) else { return nil }
+        guard case .set(let s) = e.value else { throw .wrongType }
+        return s
+    }
+
+    public func zset(_ key: Bytes) throws(CommandError) -> SortedSetValue? {
+        guard let e = lookup(key) else { return nil }
+        guard case .zset(let z) = e.value else { throw .wrongType }
+        return z
+    }
+
+    public func listOrCreate(_ key: Bytes) throws(CommandError) -> ListValue {
+        if let l = try list(key) { return l }
+        let l = ListValue()
+        db(key).add(key, .list(l))
+        return l
+    }
+
+    public func hashOrCreate(_ key: Bytes) throws(CommandError) -> HashValue {
+        if let h = try hash(key) { return h }
+        let h = HashValue()
+        db(key).add(key, .hash(h))
+        return h
+    }
+
+    public func setOrCreate(_ key: Bytes) throws(CommandError) -> SetValue {
+        if let s = try set(key) { return s }
+        let s = SetValue()
+        db(key).add(key, .set(s))
+        return s
+    }
+
+    public func zsetOrCreate(_ key: Bytes) throws(CommandError) -> SortedSetValue {
+        if let z = try zset(key) { return z }
+        let z = SortedSetValue()
+        db(key).add(key, .zset(z))
+        return z
+    }
+
+    /// Deletes `key` when its collection became empty, as Redis never keeps empty ones.
+    public func deleteIfEmpty(_ key: Bytes, _ isEmpty: Bool) {
+        if isEmpty { _ = db(key).delete(key, now: now) }
+    }
+
+    // MARK: arguments
+
+    public func int(_ i: Int) throws(CommandError) -> Int {
+        guard let v = Numbers.int(args[i]) else { throw .notInteger }
+        return v
+    }
+
+    public func double(_ i: Int) throws(CommandError) -> Double {
+        guard let v = Numbers.double(args[i]) else { throw .notFloat }
+        return v
+    }
+
+    public func option(_ i: Int, _ name: StaticString) -> Bool {
+        i < args.count && args[i].equalsIgnoringCase(name)
+    }
+}

@@ -1,0 +1,161 @@
+import Keyspace
+import RESP
+
+/// Hash commands.
+enum HashCommands {
+    static let specs: [CommandSpec] = [
+        CommandSpec("hset", arity: -4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.integer(try setFields(ctx, name: "hset"))
+        },
+        CommandSpec("hmset", arity: -4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            _ = try setFields(ctx, name: "hmset")
+            ctx.reply.ok()
+        },
+        CommandSpec("hsetnx", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let h = try ctx.hashOrCreate(ctx.args[1])
+            if h.fields[ctx.args[2]] != nil { ctx.reply.integer(0); return }
+            h.fields[ctx.args[2]] = ctx.args[3]
+            ctx.dirty += 1
+            ctx.reply.integer(1)
+        },
+        CommandSpec("hget", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            if let v = try ctx.hash(ctx.args[1])?.fields[ctx.args[2]] { ctx.reply.bulk(v) } else { ctx.reply.null() }
+        },
+        CommandSpec("hmget", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let h = try ctx.hash(ctx.args[1])
+            ctx.reply.arrayHeader(ctx.args.count - 2)
+            for f in ctx.args.dropFirst(2) {
+                if let v = h?.fields[f] { ctx.reply.bulk(v) } else { ctx.reply.null() }
+            }
+        },
+        CommandSpec("hgetall", arity: 2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let h = try ctx.hash(ctx.args[1])
+            ctx.reply.mapHeader(h?.fields.count ?? 0)
+            for (k, v) in h?.fields ?? [:] { ctx.reply.bulk(k); ctx.reply.bulk(v) }
+        },
+        CommandSpec("hdel", arity: -3, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let key = ctx.args[1]
+            guard let h = try ctx.hash(key) else { ctx.reply.integer(0); return }
+            var n = 0
+            for f in ctx.args.dropFirst(2) where h.fields.removeValue(forKey: f) != nil { n += 1 }
+            ctx.deleteIfEmpty(key, h.fields.isEmpty)
+            ctx.dirty += n
+            ctx.reply.integer(n)
+        },
+        CommandSpec("hexists", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.integer(try ctx.hash(ctx.args[1])?.fields[ctx.args[2]] != nil ? 1 : 0)
+        },
+        CommandSpec("hlen", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.integer(try ctx.hash(ctx.args[1])?.fields.count ?? 0)
+        },
+        CommandSpec("hstrlen", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.integer(try ctx.hash(ctx.args[1])?.fields[ctx.args[2]]?.count ?? 0)
+        },
+        CommandSpec("hincrby", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let by = try ctx.int(3)
+            let h = try ctx.hashOrCreate(ctx.args[1])
+            var current = 0
+            if let v = h.fields[ctx.args[2]] {
+                guard let n = Numbers.int(v) else { throw CommandError("ERR hash value is not an integer") }
+                current = n
+            }
+            let (r, o) = current.addingReportingOverflow(by)
+            guard !o else { throw .overflow }
+            h.fields[ctx.args[2]] = Bytes(r)
+            ctx.dirty += 1
+            ctx.reply.integer(r)
+        },
+        CommandSpec("hincrbyfloat", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let by = try ctx.double(3)
+            let h = try ctx.hashOrCreate(ctx.args[1])
+            var current = 0.0
+            if let v = h.fields[ctx.args[2]] {
+                guard let n = Numbers.double(v) else { throw CommandError("ERR hash value is not a float") }
+                current = n
+            }
+            let r = current + by
+            guard r.isFinite else { throw .nanOrInfinity }
+            let text = Bytes(formatDouble(r))
+            h.fields[ctx.args[2]] = text
+            ctx.dirty += 1
+            ctx.reply.bulk(text)
+        },
+        CommandSpec("hkeys", arity: 2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.bulkArray(Array(try ctx.hash(ctx.args[1])?.fields.keys ?? [:].keys))
+        },
+        CommandSpec("hvals", arity: 2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.bulkArray(Array(try ctx.hash(ctx.args[1])?.fields.values ?? [:].values))
+        },
+        CommandSpec("hrandfield", arity: -2, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: hrandfield),
+        CommandSpec("hscan", arity: -3, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try collectionScan(ctx) { () throws(CommandError) -> [(Bytes, Bytes?)]? in
+                try ctx.hash(ctx.args[1]).map { $0.fields.map { ($0.key, $0.value) } }
+            }
+        },
+    ]
+
+    static func setFields(_ ctx: CommandContext, name: String) throws(CommandError) -> Int {
+        guard ctx.args.count % 2 == 0 else { throw .wrongArity(name) }
+        let h = try ctx.hashOrCreate(ctx.args[1])
+        var added = 0
+        for i in stride(from: 2, to: ctx.args.count, by: 2) where h.fields.updateValue(ctx.args[i + 1], forKey: ctx.args[i]) == nil {
+            added += 1
+        }
+        ctx.dirty += (ctx.args.count - 2) / 2
+        return added
+    }
+
+    static func hrandfield(_ ctx: CommandContext) throws(CommandError) {
+        var count: Int? = nil
+        var withValues = false
+        if ctx.args.count >= 3 {
+            guard let c = Numbers.int(ctx.args[2]) else { throw .notInteger }
+            count = c
+            if ctx.args.count == 4 {
+                guard ctx.option(3, "withvalues") else { throw .syntax }
+                withValues = true
+            } else if ctx.args.count > 4 { throw .syntax }
+        }
+        let h = try ctx.hash(ctx.args[1])
+        guard let count else {
+            if let f = h?.fields.randomElement() { ctx.reply.bulk(f.key) } else { ctx.reply.null() }
+            return
+        }
+        guard let h else { ctx.reply.emptyArray(); return }
+        let picked = randomPick(Array(h.fields), count: count)
+        if withValues && ctx.reply.isRESP3 {
+            ctx.reply.arrayHeader(picked.count)
+            for p in picked { ctx.reply.arrayHeader(2); ctx.reply.bulk(p.key); ctx.reply.bulk(p.value) }
+        } else {
+            ctx.reply.arrayHeader(withValues ? picked.count * 2 : picked.count)
+            for p in picked { ctx.reply.bulk(p.key); if withValues { ctx.reply.bulk(p.value) } }
+        }
+    }
+}
+
+/// Redis's random-count rule: a positive count gives distinct elements (at most all of
+/// them), a negative count gives |count| elements that may repeat.
+func randomPick<T>(_ items: [T], count: Int) -> [T] {
+    if items.isEmpty || count == 0 { return [] }
+    if count > 0 { return Array(items.shuffled().prefix(count)) }
+    return (0..<count.magnitude).map { _ in items.randomElement()! }
+}
+
+/// HSCAN / SSCAN / ZSCAN: the whole collection is returned in one call with cursor 0,
+/// which SCAN's contract allows (Redis does the same for small encodings). `items` gives
+/// (element, value-or-score) pairs, nil for a missing key.
+func collectionScan(_ ctx: CommandContext, _ items: () throws(CommandError) -> [(Bytes, Bytes?)]?) throws(CommandError) {
+    guard Numbers.int(ctx.args[2]).map({ $0 >= 0 }) ?? (UInt64(ctx.args[2].string) != nil) else {
+        throw CommandError("ERR invalid cursor")
+    }
+    let opts = try ScanOptions.parse(ctx, from: 3, allowType: false)
+    var out: [Bytes] = []
+    for (element, value) in try items() ?? [] {
+        if let p = opts.pattern, !Glob.matches(p, element) { continue }
+        out.append(element)
+        if let value { out.append(value) }
+    }
+    ctx.reply.arrayHeader(2)
+    ctx.reply.bulk("0")
+    ctx.reply.bulkArray(out)
+}

@@ -1,0 +1,357 @@
+import Keyspace
+import RESP
+
+/// Sorted set commands. Ranges walk the skip list: O(log n + m).
+enum SortedSetCommands {
+    static let specs: [CommandSpec] = [
+        CommandSpec("zadd", arity: -4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: zadd),
+        CommandSpec("zincrby", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let by = try ctx.double(2)
+            let z = try ctx.zsetOrCreate(ctx.args[1])
+            let r = (z.score(ctx.args[3]) ?? 0) + by
+            guard !r.isNaN else { throw CommandError("ERR resulting score is not a number (NaN)") }
+            z.insert(ctx.args[3], r)
+            ctx.dirty += 1
+            ctx.reply.double(r)
+        },
+        CommandSpec("zrem", arity: -3, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let key = ctx.args[1]
+            guard let z = try ctx.zset(key) else { ctx.reply.integer(0); return }
+            var n = 0
+            for m in ctx.args.dropFirst(2) where z.remove(m) { n += 1 }
+            ctx.deleteIfEmpty(key, z.count == 0)
+            ctx.dirty += n
+            ctx.reply.integer(n)
+        },
+        CommandSpec("zscore", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            if let s = try ctx.zset(ctx.args[1])?.score(ctx.args[2]) { ctx.reply.double(s) } else { ctx.reply.null() }
+        },
+        CommandSpec("zmscore", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let z = try ctx.zset(ctx.args[1])
+            ctx.reply.arrayHeader(ctx.args.count - 2)
+            for m in ctx.args.dropFirst(2) {
+                if let s = z?.score(m) { ctx.reply.double(s) } else { ctx.reply.null() }
+            }
+        },
+        CommandSpec("zcard", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.integer(try ctx.zset(ctx.args[1])?.count ?? 0)
+        },
+        CommandSpec("zcount", arity: 4, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let r = try scoreRange(ctx.args[2], ctx.args[3])
+            ctx.reply.integer(try ctx.zset(ctx.args[1])?.count(scores: r) ?? 0)
+        },
+        CommandSpec("zlexcount", arity: 4, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let r = try lexRange(ctx.args[2], ctx.args[3])
+            ctx.reply.integer(try ctx.zset(ctx.args[1])?.count(lex: r) ?? 0)
+        },
+        CommandSpec("zrange", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: zrange),
+        CommandSpec("zrevrange", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try legacyRange(ctx, mode: .rank, reverse: true)
+        },
+        CommandSpec("zrangebyscore", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try legacyRange(ctx, mode: .score, reverse: false)
+        },
+        CommandSpec("zrevrangebyscore", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try legacyRange(ctx, mode: .score, reverse: true)
+        },
+        CommandSpec("zrangebylex", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try legacyRange(ctx, mode: .lex, reverse: false)
+        },
+        CommandSpec("zrevrangebylex", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try legacyRange(ctx, mode: .lex, reverse: true)
+        },
+        CommandSpec("zrank", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try rank(ctx, reverse: false)
+        },
+        CommandSpec("zrevrank", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try rank(ctx, reverse: true)
+        },
+        CommandSpec("zpopmin", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try pop(ctx, max: false)
+        },
+        CommandSpec("zpopmax", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try pop(ctx, max: true)
+        },
+        CommandSpec("zmpop", arity: -4, flags: [.write], keys: KeySpec(finder: numkeysFinder(at: 1)), handler: zmpop),
+        CommandSpec("zremrangebyrank", arity: 4, flags: [.write], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let start = try ctx.int(2), end = try ctx.int(3)
+            try removeRange(ctx) { z in
+                guard let r = ListCommands.clampRange(start, end, z.count) else { return [] }
+                return z.range(ranks: r.lowerBound, r.upperBound, reverse: false)
+            }
+        },
+        CommandSpec("zremrangebyscore", arity: 4, flags: [.write], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let r = try scoreRange(ctx.args[2], ctx.args[3])
+            try removeRange(ctx) { $0.range(scores: r, reverse: false) }
+        },
+        CommandSpec("zremrangebylex", arity: 4, flags: [.write], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let r = try lexRange(ctx.args[2], ctx.args[3])
+            try removeRange(ctx) { $0.range(lex: r, reverse: false) }
+        },
+        CommandSpec("zscan", arity: -3, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try collectionScan(ctx) { () throws(CommandError) -> [(Bytes, Bytes?)]? in
+                try ctx.zset(ctx.args[1]).map { $0.scores.map { ($0.key, Bytes(formatDouble($0.value))) } }
+            }
+        },
+    ]
+
+    static func zadd(_ ctx: CommandContext) throws(CommandError) {
+        var nx = false, xx = false, gt = false, lt = false, ch = false, incr = false
+        var i = 2
+        while i < ctx.args.count {
+            let a = ctx.args[i]
+            if a.equalsIgnoringCase("nx") { nx = true }
+            else if a.equalsIgnoringCase("xx") { xx = true }
+            else if a.equalsIgnoringCase("gt") { gt = true }
+            else if a.equalsIgnoringCase("lt") { lt = true }
+            else if a.equalsIgnoringCase("ch") { ch = true }
+            else if a.equalsIgnoringCase("incr") { incr = true }
+            else { break }
+            i += 1
+        }
+        let pairs = ctx.args.count - i
+        guard pairs > 0, pairs % 2 == 0 else { throw .syntax }
+        if nx && xx { throw CommandError("ERR XX and NX options at the same time are not compatible") }
+        if (gt && nx) || (lt && nx) || (gt && lt) {
+            throw CommandError("ERR GT, LT, and/or NX options at the same time are not compatible")
+        }
+        if incr && pairs != 2 { throw CommandError("ERR INCR option supports a single increment-element pair") }
+        var scores: [Double] = []
+        for j in stride(from: i, to: ctx.args.count, by: 2) {
+            guard let s = Numbers.double(ctx.args[j]) else { throw .notFloat }
+            scores.append(s)
+        }
+        let key = ctx.args[1]
+        var z = try ctx.zset(key)
+        if z == nil {
+            if xx { if incr { ctx.reply.null() } else { ctx.reply.integer(0) }; return }
+            z = try ctx.zsetOrCreate(key)
+        }
+        guard let z else { return }
+        var added = 0, changed = 0
+        var incrResult: Double? = nil
+        for (n, j) in stride(from: i, to: ctx.args.count, by: 2).enumerated() {
+            let member = ctx.args[j + 1]
+            var score = scores[n]
+            if let old = z.score(member) {
+                if nx { continue }
+                if incr {
+                    score = old + score
+                    guard !score.isNaN else { throw CommandError("ERR resulting score is not a number (NaN)") }
+                }
+                if (gt && score <= old) || (lt && score >= old) { continue }
+                incrResult = score
+                if score != old { z.insert(member, score); changed += 1 }
+            } else {
+                if xx { continue }
+                z.insert(member, score)
+                added += 1
+                incrResult = score
+            }
+        }
+        ctx.deleteIfEmpty(key, z.count == 0)
+        ctx.dirty += added + changed
+        if incr {
+            if let r = incrResult { ctx.reply.double(r) } else { ctx.reply.null() }
+        } else {
+            ctx.reply.integer(ch ? added + changed : added)
+        }
+    }
+
+    static func scoreBound(_ b: Bytes) throws(CommandError) -> (Double, Bool) {
+        if b.count > 0 && b[0] == UInt8(ascii: "(") {
+            guard let v = Numbers.double(b.slice(1..<b.count)) else { throw .minMaxNotFloat }
+            return (v, true)
+        }
+        guard let v = Numbers.double(b) else { throw .minMaxNotFloat }
+        return (v, false)
+    }
+
+    static func scoreRange(_ min: Bytes, _ max: Bytes) throws(CommandError) -> ScoreRange {
+        let lo = try scoreBound(min), hi = try scoreBound(max)
+        return ScoreRange(min: lo.0, max: hi.0, minExclusive: lo.1, maxExclusive: hi.1)
+    }
+
+    static func lexBound(_ b: Bytes) throws(CommandError) -> LexBound {
+        guard b.count > 0 else { throw .minMaxNotLex }
+        switch b[0] {
+        case UInt8(ascii: "+") where b.count == 1: return .positiveInfinity
+        case UInt8(ascii: "-") where b.count == 1: return .negativeInfinity
+        case UInt8(ascii: "["): return .inclusive(b.slice(1..<b.count))
+        case UInt8(ascii: "("): return .exclusive(b.slice(1..<b.count))
+        default: throw .minMaxNotLex
+        }
+    }
+
+    static func lexRange(_ min: Bytes, _ max: Bytes) throws(CommandError) -> LexRange {
+        LexRange(min: try lexBound(min), max: try lexBound(max))
+    }
+
+    enum RangeMode { case rank, score, lex }
+
+    static func zrange(_ ctx: CommandContext) throws(CommandError) {
+        var mode = RangeMode.rank, reverse = false, withScores = false
+        var limit: (Int, Int)? = nil
+        var i = 4
+        while i < ctx.args.count {
+            if ctx.option(i, "byscore") { mode = .score }
+            else if ctx.option(i, "bylex") { mode = .lex }
+            else if ctx.option(i, "rev") { reverse = true }
+            else if ctx.option(i, "withscores") { withScores = true }
+            else if ctx.option(i, "limit") && i + 2 < ctx.args.count {
+                limit = (try ctx.int(i + 1), try ctx.int(i + 2))
+                i += 2
+            } else { throw .syntax }
+            i += 1
+        }
+        if limit != nil && mode == .rank {
+            throw CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        }
+        if withScores && mode == .lex {
+            throw CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+        }
+        // With REV, BYSCORE/BYLEX take the bounds as max then min.
+        let (a, b) = reverse && mode != .rank ? (ctx.args[3], ctx.args[2]) : (ctx.args[2], ctx.args[3])
+        try emitRange(ctx, mode: mode, min: a, max: b, reverse: reverse, withScores: withScores, limit: limit)
+    }
+
+    /// ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX.
+    static func legacyRange(_ ctx: CommandContext, mode: RangeMode, reverse: Bool) throws(CommandError) {
+        var withScores = false
+        var limit: (Int, Int)? = nil
+        var i = 4
+        while i < ctx.args.count {
+            if ctx.option(i, "withscores") && mode != .lex { withScores = true }
+            else if ctx.option(i, "limit") && mode != .rank && i + 2 < ctx.args.count {
+                limit = (try ctx.int(i + 1), try ctx.int(i + 2))
+                i += 2
+            } else { throw .syntax }
+            i += 1
+        }
+        let (a, b) = reverse && mode != .rank ? (ctx.args[3], ctx.args[2]) : (ctx.args[2], ctx.args[3])
+        try emitRange(ctx, mode: mode, min: a, max: b, reverse: reverse, withScores: withScores, limit: limit)
+    }
+
+    static func emitRange(_ ctx: CommandContext, mode: RangeMode, min: Bytes, max: Bytes, reverse: Bool,
+                          withScores: Bool, limit: (Int, Int)?) throws(CommandError) {
+        var items: [(Bytes, Double)] = []
+        switch mode {
+        case .rank:
+            guard let start = Numbers.int(min), let end = Numbers.int(max) else { throw .notInteger }
+            if let z = try ctx.zset(ctx.args[1]), let r = ListCommands.clampRange(start, end, z.count) {
+                items = z.range(ranks: r.lowerBound, r.upperBound, reverse: reverse)
+            }
+        case .score:
+            let r = try scoreRange(min, max)
+            if let z = try ctx.zset(ctx.args[1]) {
+                let (offset, count) = limit ?? (0, -1)
+                if offset >= 0 { items = z.range(scores: r, reverse: reverse, offset: offset, limit: count) }
+            }
+        case .lex:
+            let r = try lexRange(min, max)
+            if let z = try ctx.zset(ctx.args[1]) {
+                let (offset, count) = limit ?? (0, -1)
+                if offset >= 0 { items = z.range(lex: r, reverse: reverse, offset: offset, limit: count) }
+            }
+        }
+        writeScored(ctx, items, withScores: withScores)
+    }
+
+    /// Members, or (member, score) pairs: flat in RESP2, nested pairs in RESP3.
+    static func writeScored(_ ctx: CommandContext, _ items: [(Bytes, Double)], withScores: Bool) {
+        if !withScores {
+            ctx.reply.arrayHeader(items.count)
+            for (m, _) in items { ctx.reply.bulk(m) }
+        } else if ctx.reply.isRESP3 {
+            ctx.reply.arrayHeader(items.count)
+            for (m, s) in items { ctx.reply.arrayHeader(2); ctx.reply.bulk(m); ctx.reply.double(s) }
+        } else {
+            ctx.reply.arrayHeader(items.count * 2)
+            for (m, s) in items { ctx.reply.bulk(m); ctx.reply.double(s) }
+        }
+    }
+
+    static func rank(_ ctx: CommandContext, reverse: Bool) throws(CommandError) {
+        var withScore = false
+        if ctx.args.count == 4 {
+            guard ctx.option(3, "withscore") else { throw .syntax }
+            withScore = true
+        } else if ctx.args.count > 4 { throw .syntax }
+        guard let z = try ctx.zset(ctx.args[1]), let r = z.rank(ctx.args[2], reverse: reverse) else {
+            if withScore { ctx.reply.nullArray() } else { ctx.reply.null() }
+            return
+        }
+        if withScore {
+            ctx.reply.arrayHeader(2)
+            ctx.reply.integer(r)
+            ctx.reply.double(z.score(ctx.args[2])!)
+        } else {
+            ctx.reply.integer(r)
+        }
+    }
+
+    /// Pops up to `count` lowest (or highest) members.
+    static func popItems(_ z: SortedSetValue, count: Int, max: Bool) -> [(Bytes, Double)] {
+        let n = min(count, z.count)
+        guard n > 0 else { return [] }
+        let items = max ? z.range(ranks: 0, n - 1, reverse: true) : z.range(ranks: 0, n - 1, reverse: false)
+        for (m, _) in items { z.remove(m) }
+        return items
+    }
+
+    static func pop(_ ctx: CommandContext, max: Bool) throws(CommandError) {
+        let key = ctx.args[1]
+        if ctx.args.count > 3 { throw .syntax }
+        var count = 1
+        let hasCount = ctx.args.count == 3
+        if hasCount {
+            guard let c = Numbers.int(ctx.args[2]), c >= 0 else { throw CommandError("ERR value is out of range, must be positive") }
+            count = c
+        }
+        guard let z = try ctx.zset(key) else { ctx.reply.emptyArray(); return }
+        let items = popItems(z, count: count, max: max)
+        ctx.deleteIfEmpty(key, z.count == 0)
+        ctx.dirty += items.count
+        if hasCount {
+            writeScored(ctx, items, withScores: true)
+        } else {
+            ctx.reply.arrayHeader(items.count * 2)
+            for (m, s) in items { ctx.reply.bulk(m); ctx.reply.double(s) }
+        }
+    }
+
+    static func zmpop(_ ctx: CommandContext) throws(CommandError) {
+        let (keys, next) = try numkeys(ctx, at: 1)
+        guard next < ctx.args.count else { throw .syntax }
+        let max: Bool
+        if ctx.option(next, "min") { max = false } else if ctx.option(next, "max") { max = true } else { throw .syntax }
+        var count = 1
+        if next + 1 < ctx.args.count {
+            guard ctx.option(next + 1, "count"), next + 3 == ctx.args.count else { throw .syntax }
+            guard let c = Numbers.int(ctx.args[next + 2]), c > 0 else { throw CommandError("ERR count should be greater than 0") }
+            count = c
+        }
+        for key in keys {
+            guard let z = try ctx.zset(key), z.count > 0 else { continue }
+            let items = popItems(z, count: count, max: max)
+            ctx.deleteIfEmpty(key, z.count == 0)
+            ctx.dirty += items.count
+            ctx.reply.arrayHeader(2)
+            ctx.reply.bulk(key)
+            ctx.reply.arrayHeader(items.count)
+            for (m, s) in items { ctx.reply.arrayHeader(2); ctx.reply.bulk(m); ctx.reply.double(s) }
+            return
+        }
+        ctx.reply.nullArray()
+    }
+
+    static func removeRange(_ ctx: CommandContext, _ select: (SortedSetValue) -> [(Bytes, Double)]) throws(CommandError) {
+        let key = ctx.args[1]
+        guard let z = try ctx.zset(key) else { ctx.reply.integer(0); return }
+        let items = select(z)
+        for (m, _) in items { z.remove(m) }
+        ctx.deleteIfEmpty(key, z.count == 0)
+        ctx.dirty += items.count
+        ctx.reply.integer(items.count)
+    }
+}

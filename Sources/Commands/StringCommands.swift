@@ -1,0 +1,267 @@
+import Keyspace
+import RESP
+
+/// String commands: GET/SET and friends, counters, ranges, MGET/MSET.
+enum StringCommands {
+    static let specs: [CommandSpec] = [
+        CommandSpec("get", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            if let s = try ctx.string(ctx.args[1]) { ctx.reply.bulk(s) } else { ctx.reply.null() }
+        },
+        CommandSpec("set", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, 1, 1), handler: set),
+        CommandSpec("setnx", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let key = ctx.args[1]
+            if ctx.lookup(key) != nil { ctx.reply.integer(0); return }
+            ctx.db(key).add(key, .string(ctx.args[2]))
+            ctx.dirty += 1
+            ctx.reply.integer(1)
+        },
+        CommandSpec("setex", arity: 4, flags: [.write, .denyOOM], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try setWithExpire(ctx, unitMs: 1000, name: "setex")
+        },
+        CommandSpec("psetex", arity: 4, flags: [.write, .denyOOM], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try setWithExpire(ctx, unitMs: 1, name: "psetex")
+        },
+        CommandSpec("getset", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let key = ctx.args[1]
+            let old = try ctx.string(key)
+            ctx.db(key).overwrite(key, .string(ctx.args[2]), now: ctx.now)
+            ctx.dirty += 1
+            if let old { ctx.reply.bulk(old) } else { ctx.reply.null() }
+        },
+        CommandSpec("getdel", arity: 2, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let key = ctx.args[1]
+            guard let old = try ctx.string(key) else { ctx.reply.null(); return }
+            _ = ctx.delete(key)
+            ctx.dirty += 1
+            ctx.reply.bulk(old)
+        },
+        CommandSpec("getex", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1), handler: getex),
+        CommandSpec("mget", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
+            ctx.reply.arrayHeader(ctx.args.count - 1)
+            for key in ctx.args.dropFirst() {
+                if let e = ctx.lookupRead(key), case .string(let s) = e.value { ctx.reply.bulk(s) } else { ctx.reply.null() }
+            }
+        },
+        CommandSpec("mset", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 2)) { ctx throws(CommandError) in
+            guard ctx.args.count % 2 == 1 else { throw .wrongArity("mset") }
+            for i in stride(from: 1, to: ctx.args.count, by: 2) {
+                ctx.db(ctx.args[i]).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+            }
+            ctx.dirty += (ctx.args.count - 1) / 2
+            ctx.reply.ok()
+        },
+        CommandSpec("msetnx", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 2)) { ctx throws(CommandError) in
+            guard ctx.args.count % 2 == 1 else { throw .wrongArity("msetnx") }
+            for i in stride(from: 1, to: ctx.args.count, by: 2) where ctx.lookup(ctx.args[i]) != nil {
+                ctx.reply.integer(0); return
+            }
+            for i in stride(from: 1, to: ctx.args.count, by: 2) {
+                ctx.db(ctx.args[i]).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+            }
+            ctx.dirty += (ctx.args.count - 1) / 2
+            ctx.reply.integer(1)
+        },
+        CommandSpec("append", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let key = ctx.args[1]
+            if let e = ctx.lookup(key) {
+                guard case .string(let s) = e.value else { throw .wrongType }
+                guard s.count + ctx.args[2].count <= ctx.maxBulkLength else { throw .tooBig }
+                let joined = s + ctx.args[2]
+                e.value = .string(joined)
+                ctx.reply.integer(joined.count)
+            } else {
+                ctx.db(key).add(key, .string(ctx.args[2]))
+                ctx.reply.integer(ctx.args[2].count)
+            }
+            ctx.dirty += 1
+        },
+        CommandSpec("strlen", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            ctx.reply.integer(try ctx.string(ctx.args[1])?.count ?? 0)
+        },
+        CommandSpec("getrange", arity: 4, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: getrange),
+        CommandSpec("substr", arity: 4, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: getrange),
+        CommandSpec("setrange", arity: 4, flags: [.write, .denyOOM], keys: KeySpec(1, 1, 1), handler: setrange),
+        CommandSpec("incr", arity: 2, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try incrBy(ctx, 1)
+        },
+        CommandSpec("decr", arity: 2, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try incrBy(ctx, -1)
+        },
+        CommandSpec("incrby", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            try incrBy(ctx, try ctx.int(2))
+        },
+        CommandSpec("decrby", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let by = try ctx.int(2)
+            guard by != Int.min else { throw CommandError("ERR decrement would overflow") }
+            try incrBy(ctx, -by)
+        },
+        CommandSpec("incrbyfloat", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            let key = ctx.args[1]
+            let by = try ctx.double(2)
+            var current = 0.0
+            if let s = try ctx.string(key) {
+                guard let v = Numbers.double(s) else { throw .notFloat }
+                current = v
+            }
+            let result = current + by
+            guard result.isFinite else { throw .nanOrInfinity }
+            let text = Bytes(formatDouble(result))
+            ctx.db(key).overwrite(key, .string(text), now: ctx.now, keepTTL: true)
+            ctx.dirty += 1
+            ctx.reply.bulk(text)
+        },
+    ]
+
+    static func set(_ ctx: CommandContext) throws(CommandError) {
+        let key = ctx.args[1]
+        var nx = false, xx = false, get = false, keepTTL = false
+        var expireAt: Int64? = nil
+        var i = 3
+        while i < ctx.args.count {
+            let a = ctx.args[i]
+            let hasNext = i + 1 < ctx.args.count
+            if a.equalsIgnoringCase("nx") && !xx { nx = true }
+            else if a.equalsIgnoringCase("xx") && !nx { xx = true }
+            else if a.equalsIgnoringCase("get") { get = true }
+            else if a.equalsIgnoringCase("keepttl") && expireAt == nil { keepTTL = true }
+            else if hasNext && expireAt == nil && !keepTTL,
+                    let unit = expireUnit(a) {
+                i += 1
+                expireAt = try deadline(ctx, ctx.args[i], unit: unit, command: "set")
+            } else { throw .syntax }
+            i += 1
+        }
+        let db = ctx.db(key)
+        let existing = db.lookup(key, now: ctx.now)
+        if get, let e = existing, case .string = e.value {} else if get, existing != nil { throw .wrongType }
+        let old: Bytes? = { if case .string(let s)? = existing?.value { return s } else { return nil } }()
+        if (nx && existing != nil) || (xx && existing == nil) {
+            if get { if let old { ctx.reply.bulk(old) } else { ctx.reply.null() } } else { ctx.reply.null() }
+            return
+        }
+        let e = db.overwrite(key, .string(ctx.args[2]), now: ctx.now, keepTTL: keepTTL)
+        if let expireAt { db.setExpire(e, at: expireAt) }
+        ctx.dirty += 1
+        if get { if let old { ctx.reply.bulk(old) } else { ctx.reply.null() } } else { ctx.reply.ok() }
+    }
+
+    enum ExpireUnit { case seconds, milliseconds, unixSeconds, unixMilliseconds }
+
+    static func expireUnit(_ a: Bytes) -> ExpireUnit? {
+        if a.equalsIgnoringCase("ex") { return .seconds }
+        if a.equalsIgnoringCase("px") { return .milliseconds }
+        if a.equalsIgnoringCase("exat") { return .unixSeconds }
+        if a.equalsIgnoringCase("pxat") { return .unixMilliseconds }
+        return nil
+    }
+
+    /// An absolute deadline in ms from an EX/PX/EXAT/PXAT argument; Redis rejects
+    /// non-positive values and values that overflow when converted.
+    static func deadline(_ ctx: CommandContext, _ arg: Bytes, unit: ExpireUnit, command: String) throws(CommandError) -> Int64 {
+        guard let v = Numbers.int(arg) else { throw .notInteger }
+        let invalid = CommandError("ERR invalid expire time in '\(command)' command")
+        guard v > 0 else { throw invalid }
+        switch unit {
+        case .seconds:
+            let (ms, o) = Int64(v).multipliedReportingOverflow(by: 1000)
+            let (at, o2) = ms.addingReportingOverflow(ctx.now)
+            guard !o && !o2 else { throw invalid }
+            return at
+        case .milliseconds:
+            let (at, o) = Int64(v).addingReportingOverflow(ctx.now)
+            guard !o else { throw invalid }
+            return at
+        case .unixSeconds:
+            let (ms, o) = Int64(v).multipliedReportingOverflow(by: 1000)
+            guard !o else { throw invalid }
+            return ms
+        case .unixMilliseconds:
+            return Int64(v)
+        }
+    }
+
+    static func setWithExpire(_ ctx: CommandContext, unitMs: Int64, name: String) throws(CommandError) {
+        let key = ctx.args[1]
+        let at = try deadline(ctx, ctx.args[2], unit: unitMs == 1000 ? .seconds : .milliseconds, command: name)
+        let db = ctx.db(key)
+        let e = db.overwrite(key, .string(ctx.args[3]), now: ctx.now)
+        db.setExpire(e, at: at)
+        ctx.dirty += 1
+        ctx.reply.ok()
+    }
+
+    static func getex(_ ctx: CommandContext) throws(CommandError) {
+        let key = ctx.args[1]
+        var expireAt: Int64? = nil
+        var persist = false
+        var i = 2
+        while i < ctx.args.count {
+            let a = ctx.args[i]
+            if a.equalsIgnoringCase("persist") && expireAt == nil && !persist { persist = true }
+            else if let unit = expireUnit(a), i + 1 < ctx.args.count, expireAt == nil, !persist {
+                i += 1
+                expireAt = try deadline(ctx, ctx.args[i], unit: unit, command: "getex")
+            } else { throw .syntax }
+            i += 1
+        }
+        guard let e = ctx.lookupRead(key) else { ctx.reply.null(); return }
+        guard case .string(let s) = e.value else { throw .wrongType }
+        let db = ctx.db(key)
+        if let expireAt {
+            if expireAt <= ctx.now { db.removeEntry(e) } else { db.setExpire(e, at: expireAt) }
+            ctx.dirty += 1
+        } else if persist && e.expireAt != 0 {
+            db.persist(e)
+            ctx.dirty += 1
+        }
+        ctx.reply.bulk(s)
+    }
+
+    static func getrange(_ ctx: CommandContext) throws(CommandError) {
+        var start = try ctx.int(2), end = try ctx.int(3)
+        guard let s = try ctx.string(ctx.args[1]) else { ctx.reply.bulk(Bytes()); return }
+        let n = s.count
+        if start < 0 && end < 0 && start > end { ctx.reply.bulk(Bytes()); return }
+        if start < 0 { start = max(0, n + start) }
+        if end < 0 { end = max(0, n + end) }
+        end = min(end, n - 1)
+        guard n > 0, start <= end, start < n else { ctx.reply.bulk(Bytes()); return }
+        s.withUnsafeBytes { ctx.reply.bulk(UnsafeRawBufferPointer(rebasing: $0[start...end])) }
+    }
+
+    static func setrange(_ ctx: CommandContext) throws(CommandError) {
+        let key = ctx.args[1]
+        let offset = try ctx.int(2)
+        guard offset >= 0 else { throw CommandError("ERR offset is out of range") }
+        let patch = ctx.args[3]
+        let existing = try ctx.string(key)
+        if patch.isEmpty {
+            ctx.reply.integer(existing?.count ?? 0)
+            return
+        }
+        guard offset + patch.count <= ctx.maxBulkLength else { throw .tooBig }
+        var bytes = existing?.array ?? []
+        if bytes.count < offset + patch.count { bytes.append(contentsOf: repeatElement(0, count: offset + patch.count - bytes.count)) }
+        patch.withUnsafeBytes { p in for j in 0..<p.count { bytes[offset + j] = p[j] } }
+        ctx.db(key).overwrite(key, .string(Bytes(bytes)), now: ctx.now, keepTTL: true)
+        ctx.dirty += 1
+        ctx.reply.integer(bytes.count)
+    }
+
+    static func incrBy(_ ctx: CommandContext, _ by: Int) throws(CommandError) {
+        let key = ctx.args[1]
+        let db = ctx.db(key)
+        let e = db.lookup(key, now: ctx.now)
+        var current = 0
+        if let e {
+            guard case .string(let s) = e.value else { throw .wrongType }
+            guard let v = Numbers.int(s) else { throw .notInteger }
+            current = v
+        }
+        let (result, overflow) = current.addingReportingOverflow(by)
+        guard !overflow else { throw .overflow }
+        if let e { e.value = .string(Bytes(result)) } else { db.add(key, .string(Bytes(result))) }
+        ctx.dirty += 1
+        ctx.reply.integer(result)
+    }
+}

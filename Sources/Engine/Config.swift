@@ -1,0 +1,215 @@
+import Keyspace
+import Synchronization
+
+/// Server configuration: the options Berth acts on, plus Redis's tuning options that it
+/// accepts and stores so tools which set them keep working.
+///
+/// Values are kept as the strings CONFIG GET returns, behind one mutex; the few read on
+/// hot paths are mirrored into atomics when they change.
+public final class ServerConfig: @unchecked Sendable {
+    enum Kind { case integer(min: Int, max: Int), memory, bool, string, enumeration([String]) }
+
+    struct Param {
+        let kind: Kind
+        let mutable: Bool
+        let `default`: String
+        /// False for Redis options Berth stores without acting on them.
+        let effective: Bool
+    }
+
+    static let params: [String: Param] = {
+        var p: [String: Param] = [
+            "port": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "6379", effective: true),
+            "bind": Param(kind: .string, mutable: false, default: "127.0.0.1", effective: true),
+            "shards": Param(kind: .integer(min: 1, max: 1024), mutable: false, default: "0", effective: true),
+            "io": Param(kind: .enumeration(["uring", "epoll", "auto"]), mutable: false, default: "auto", effective: true),
+            "maxclients": Param(kind: .integer(min: 1, max: 1_000_000), mutable: true, default: "10000", effective: true),
+            "requirepass": Param(kind: .string, mutable: true, default: "", effective: true),
+            "timeout": Param(kind: .integer(min: 0, max: Int(Int32.max)), mutable: true, default: "0", effective: true),
+            "tcp-keepalive": Param(kind: .integer(min: 0, max: Int(Int32.max)), mutable: true, default: "300", effective: true),
+            "loglevel": Param(kind: .enumeration(["debug", "verbose", "notice", "warning", "nothing"]), mutable: true, default: "notice", effective: true),
+            "logfile": Param(kind: .string, mutable: false, default: "", effective: true),
+            "proto-max-bulk-len": Param(kind: .memory, mutable: true, default: "536870912", effective: true),
+            "client-query-buffer-limit": Param(kind: .memory, mutable: true, default: "1073741824", effective: true),
+            "databases": Param(kind: .integer(min: 1, max: 1_000_000), mutable: false, default: "16", effective: true),
+            "hz": Param(kind: .integer(min: 1, max: 500), mutable: true, default: "10", effective: true),
+            "tcp-backlog": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "511", effective: true),
+        ]
+        // Accepted for compatibility; Berth has no listpacks, persistence or replication yet.
+        let stored: [(String, Kind, String)] = [
+            ("save", .string, ""), ("appendonly", .bool, "no"), ("appendfsync", .enumeration(["always", "everysec", "no"]), "everysec"),
+            ("dbfilename", .string, "dump.rdb"), ("dir", .string, "/var/lib/berth"), ("daemonize", .bool, "no"),
+            ("protected-mode", .bool, "yes"), ("maxmemory", .memory, "0"),
+            ("maxmemory-policy", .enumeration(["noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"]), "noeviction"),
+            ("maxmemory-samples", .integer(min: 1, max: 64), "5"),
+            ("hash-max-listpack-entries", .integer(min: 0, max: Int.max), "128"), ("hash-max-listpack-value", .integer(min: 0, max: Int.max), "64"),
+            ("hash-max-ziplist-entries", .integer(min: 0, max: Int.max), "128"), ("hash-max-ziplist-value", .integer(min: 0, max: Int.max), "64"),
+            ("list-max-listpack-size", .integer(min: Int.min, max: Int.max), "-2"), ("list-max-ziplist-size", .integer(min: Int.min, max: Int.max), "-2"),
+            ("list-compress-depth", .integer(min: 0, max: Int.max), "0"),
+            ("set-max-intset-entries", .integer(min: 0, max: Int.max), "512"), ("set-max-listpack-entries", .integer(min: 0, max: Int.max), "128"),
+            ("set-max-listpack-value", .integer(min: 0, max: Int.max), "64"),
+            ("zset-max-listpack-entries", .integer(min: 0, max: Int.max), "128"), ("zset-max-listpack-value", .integer(min: 0, max: Int.max), "64"),
+            ("zset-max-ziplist-entries", .integer(min: 0, max: Int.max), "128"), ("zset-max-ziplist-value", .integer(min: 0, max: Int.max), "64"),
+            ("stream-node-max-bytes", .memory, "4096"), ("stream-node-max-entries", .integer(min: 0, max: Int.max), "100"),
+            ("activerehashing", .bool, "yes"), ("activedefrag", .bool, "no"), ("lazyfree-lazy-eviction", .bool, "no"),
+            ("lazyfree-lazy-expire", .bool, "no"), ("lazyfree-lazy-server-del", .bool, "no"), ("lazyfree-lazy-user-del", .bool, "no"),
+            ("lazyfree-lazy-user-flush", .bool, "no"), ("replica-lazy-flush", .bool, "no"),
+            ("notify-keyspace-events", .string, ""), ("slowlog-log-slower-than", .integer(min: -1, max: Int.max), "10000"),
+            ("slowlog-max-len", .integer(min: 0, max: Int.max), "128"), ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
+            ("lua-time-limit", .integer(min: 0, max: Int.max), "5000"), ("busy-reply-threshold", .integer(min: 0, max: Int.max), "5000"),
+            ("client-output-buffer-limit", .string, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
+            ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
+            ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
+            ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("appendfilename", .string, "appendonly.aof"),
+            ("repl-diskless-sync", .bool, "yes"), ("min-replicas-to-write", .integer(min: 0, max: Int.max), "0"),
+            ("supervised", .enumeration(["no", "upstart", "systemd", "auto"]), "no"), ("pidfile", .string, ""),
+            ("unixsocket", .string, ""), ("unixsocketperm", .integer(min: 0, max: 0o777), "0"),
+            ("enable-debug-command", .enumeration(["yes", "no", "local"]), "local"), ("jemalloc-bg-thread", .bool, "yes"),
+            ("active-expire-effort", .integer(min: 1, max: 10), "1"), ("lfu-log-factor", .integer(min: 0, max: Int.max), "10"),
+            ("lfu-decay-time", .integer(min: 0, max: Int.max), "1"), ("maxmemory-clients", .memory, "0"),
+            ("tracking-table-max-keys", .integer(min: 0, max: Int.max), "1000000"), ("acllog-max-len", .integer(min: 0, max: Int.max), "128"),
+        ]
+        for (name, kind, def) in stored {
+            p[name] = Param(kind: kind, mutable: true, default: def, effective: false)
+        }
+        return p
+    }()
+
+    private let values: Mutex<[String: String]>
+
+    // Mirrors of values read on hot paths.
+    let maxBulkLength = Atomic<Int>(536_870_912)
+    let queryBufferLimit = Atomic<Int>(1_073_741_824)
+    let maxClients = Atomic<Int>(10000)
+    let idleTimeoutSeconds = Atomic<Int>(0)
+    let hasPassword = Atomic<Bool>(false)
+
+    public init() {
+        var v: [String: String] = [:]
+        for (name, p) in ServerConfig.params { v[name] = p.default }
+        values = Mutex(v)
+    }
+
+    public func get(_ name: String) -> String { values.withLock { $0[name] ?? "" } }
+
+    public func int(_ name: String) -> Int { Int(get(name)) ?? 0 }
+
+    /// Name/value pairs matching any of the glob patterns, for CONFIG GET.
+    public func matching(_ patterns: [String]) -> [(String, String)] {
+        let all = values.withLock { $0 }
+        return all.keys.sorted().filter { name in patterns.contains { Glob.matchesName($0, name) } }.map { ($0, all[$0]!) }
+    }
+
+    public enum SetError: Error, Equatable {
+        case unknown(String)
+        case immutable(String)
+        case invalid(String, String)
+    }
+
+    /// Validates and stores one option. `startup` allows immutable options.
+    public func set(_ rawName: String, _ value: String, startup: Bool = false) throws(SetError) {
+        let name = rawName.lowercased()
+        guard let p = ServerConfig.params[name] else { throw .unknown(rawName) }
+        if !p.mutable && !startup { throw .immutable(name) }
+        let normalized = try normalize(name, p.kind, value)
+        values.withLock { $0[name] = normalized }
+        applyMirror(name, normalized)
+    }
+
+    private func normalize(_ name: String, _ kind: Kind, _ value: String) throws(SetError) -> String {
+        switch kind {
+        case .integer(let lo, let hi):
+            guard let n = Int(value) else { throw .invalid(name, "argument couldn't be parsed into an integer") }
+            guard n >= lo && n <= hi else { throw .invalid(name, "argument must be between \(lo) and \(hi) inclusive") }
+            return String(n)
+        case .memory:
+            guard let n = ServerConfig.parseMemory(value), n >= 0 else {
+                throw .invalid(name, "argument must be a memory value")
+            }
+            return String(n)
+        case .bool:
+            switch value.lowercased() {
+            case "yes": return "yes"
+            case "no": return "no"
+            default: throw .invalid(name, "argument must be 'yes' or 'no'")
+            }
+        case .enumeration(let allowed):
+            guard allowed.contains(value.lowercased()) else { throw .invalid(name, "argument(s) must be one of the following: \(allowed.joined(separator: ", "))") }
+            return value.lowercased()
+        case .string:
+            return value
+        }
+    }
+
+    private func applyMirror(_ name: String, _ v: String) {
+        let n = Int(v) ?? 0
+        switch name {
+        case "proto-max-bulk-len": maxBulkLength.store(n, ordering: .relaxed)
+        case "client-query-buffer-limit": queryBufferLimit.store(n, ordering: .relaxed)
+        case "maxclients": maxClients.store(n, ordering: .relaxed)
+        case "timeout": idleTimeoutSeconds.store(n, ordering: .relaxed)
+        case "requirepass": hasPassword.store(!v.isEmpty, ordering: .releasing)
+        default: break
+        }
+    }
+
+    /// Redis memory units: k=1000, kb=1024, m, mb, g, gb; case-insensitive.
+    public static func parseMemory(_ s: String) -> Int? {
+        let lower = s.lowercased()
+        let units: [(String, Int)] = [("kb", 1024), ("mb", 1 << 20), ("gb", 1 << 30), ("k", 1000), ("m", 1_000_000), ("g", 1_000_000_000), ("b", 1)]
+        for (suffix, mul) in units where lower.hasSuffix(suffix) {
+            guard let n = Int(lower.dropLast(suffix.count)) else { return nil }
+            return n.multipliedReportingOverflow(by: mul).overflow ? nil : n * mul
+        }
+        return Int(lower)
+    }
+
+    /// Reads a redis.conf-style file: `name value...` per line, `#` comments.
+    public func load(file contents: String) throws(ConfigFileError) {
+        for (i, rawLine) in contents.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: " \t\r")
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map { unquote(String($0)) }
+            guard words.count >= 2 || (words.count == 1 && words[0].lowercased() == "save") else {
+                throw ConfigFileError(line: i + 1, text: line, reason: "wrong number of arguments")
+            }
+            let value = words.dropFirst().joined(separator: " ")
+            do {
+                try set(words[0], value, startup: true)
+            } catch {
+                let reason: String
+                switch error {
+                case .unknown: reason = "Bad directive or wrong number of arguments"
+                case .immutable: reason = "option cannot be set"
+                case .invalid(_, let why): reason = why
+                }
+                throw ConfigFileError(line: i + 1, text: line, reason: reason)
+            }
+        }
+    }
+
+    private func unquote(_ s: String) -> String {
+        if s.count >= 2, (s.hasPrefix("\"") && s.hasSuffix("\"")) || (s.hasPrefix("'") && s.hasSuffix("'")) {
+            return String(s.dropFirst().dropLast())
+        }
+        return s
+    }
+}
+
+public struct ConfigFileError: Error, CustomStringConvertible {
+    public let line: Int
+    public let text: String
+    public let reason: String
+    public var description: String {
+        "*** FATAL CONFIG FILE ERROR ***\nReading the configuration file, at line \(line)\n>>> '\(text)'\n\(reason)"
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,69 @@
+import Commands
+import Keyspace
+import RESP
+
+/// CONFIG GET / SET / RESETSTAT / REWRITE.
+enum ConfigCommand {
+    static func run(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        let config = shard.server.config
+        let sub = args[1]
+        if sub.equalsIgnoringCase("get") {
+            guard args.count >= 3 else { reply.error("ERR wrong number of arguments for 'config|get' command"); return true }
+            let pairs = config.matching(args.dropFirst(2).map { $0.string })
+            reply.mapHeader(pairs.count)
+            for (k, v) in pairs { reply.bulk(k); reply.bulk(v) }
+            return false
+        }
+        if sub.equalsIgnoringCase("set") {
+            guard args.count >= 4, args.count % 2 == 0 else {
+                reply.error("ERR wrong number of arguments for 'config|set' command"); return true
+            }
+            // Validate every pair before applying any, as Redis 7 does.
+            let scratch = ServerConfig()
+            for i in stride(from: 2, to: args.count, by: 2) {
+                do { try scratch.set(args[i].string, args[i + 1].string) } catch {
+                    reply.error(message(error))
+                    return true
+                }
+            }
+            for i in stride(from: 2, to: args.count, by: 2) {
+                try? config.set(args[i].string, args[i + 1].string)
+            }
+            reply.ok()
+            return false
+        }
+        if sub.equalsIgnoringCase("resetstat") {
+            guard args.count == 2 else { reply.error("ERR wrong number of arguments for 'config|resetstat' command"); return true }
+            for s in shard.server.shards {
+                s.post(.run { target in
+                    target.stats = ShardStats(commandCount: target.server.commands.count)
+                    target.context.keyspaceHits = 0
+                    target.context.keyspaceMisses = 0
+                })
+            }
+            reply.ok()
+            return false
+        }
+        if sub.equalsIgnoringCase("rewrite") {
+            reply.error("ERR The server is running without a config file")
+            return true
+        }
+        if sub.equalsIgnoringCase("help") {
+            reply.bulkArray(["CONFIG <subcommand> [<arg> ...]", "GET <pattern>", "SET <directive> <value>", "RESETSTAT", "REWRITE"])
+            return false
+        }
+        reply.error(CommandError.unknownSubcommand(sub, "config").message)
+        return true
+    }
+
+    static func message(_ e: ServerConfig.SetError) -> String {
+        switch e {
+        case .unknown(let name):
+            return "ERR Unknown option or number of arguments for CONFIG SET - '\(name)'"
+        case .immutable(let name):
+            return "ERR CONFIG SET failed (possibly related to argument '\(name)') - can't set immutable config"
+        case .invalid(let name, let why):
+            return "ERR CONFIG SET failed (possibly related to argument '\(name)') - \(why)"
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Commands
+import RESP
+import Synchronization
+
+/// One client connection. It lives on its home shard for its whole life, and all of its
+/// state is touched only by that shard's thread; other threads reach it only through the
+/// home shard's inbox. That confinement is why it can be `@unchecked Sendable`.
+public final class Connection: @unchecked Sendable {
+    let id: Int
+    let fd: Int32
+    let peer: String
+    let local: String
+    let createdAt: Int64
+    var lastInteraction: Int64
+
+    // I/O state, driven by the shard's event backend.
+    let input = IOBuffer()
+    var output = IOBuffer()
+    /// io_uring only: the buffer the kernel is sending from; never touched meanwhile.
+    var sending = IOBuffer(capacity: 64)
+    var parser: RESPParser
+    /// Slot in the backend's connection table (io_uring tags).
+    var slot = -1
+    var recvInFlight = false
+    var sendInFlight = false
+    /// Set once the connection must go: no more commands run, it closes when idle.
+    var closing = false
+    /// Close after the pending output is written (QUIT, protocol errors).
+    var closeAfterFlush = false
+    /// A command is waiting for other shards (INFO, CLIENT LIST...); later input waits.
+    var suspended = false
+
+    // Client state.
+    var db = 0
+    var protocolVersion = 2
+    var name = ""
+    var authenticated: Bool
+    var lastCommand = "NULL"
+    var transaction: Transaction? = nil
+    var watched: [WatchedKey] = []
+    let watchToken = WatchToken()
+    /// CLIENT REPLY OFF.
+    var repliesOff = false
+    /// CLIENT REPLY SKIP: replies still to drop (the SKIP itself and the next command).
+    var skipReplies = 0
+
+    init(id: Int, fd: Int32, peer: String, local: String, authenticated: Bool, maxBulkLength: Int, now: Int64) {
+        self.id = id
+        self.fd = fd
+        self.peer = peer
+        self.local = local
+        self.authenticated = authenticated
+        self.createdAt = now
+        self.lastInteraction = now
+        parser = RESPParser(maxBulkLength: maxBulkLength)
+    }
+
+    var hasPendingOutput: Bool { !output.isEmpty || sendInFlight }
+
+    /// The CLIENT LIST / CLIENT INFO line for this connection.
+    func infoLine(now: Int64) -> String {
+        var flags = ""
+        if transaction != nil { flags += "x" }
+        if !watched.isEmpty && transaction == nil { flags += "" }
+        if closeAfterFlush { flags += "c" }
+        if flags.isEmpty { flags = "N" }
+        let age = (now - createdAt) / 1000
+        let idle = (now - lastInteraction) / 1000
+        let multi = transaction.map { $0.queue.count } ?? -1
+        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=0 psub=0 ssub=0 multi=\(multi) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion)"
+    }
+}
+
+/// MULTI state: the queued commands, and whether queuing hit an error (EXECABORT).
+struct Transaction {
+    var queue: [(CommandSpec, [Bytes])] = []
+    var failed = false
+}
+
+/// A key a client WATCHes: which shard holds it and in which database.
+struct WatchedKey: Hashable {
+    let shard: Int
+    let db: Int
+    let key: Bytes
+}
+
+/// Shared between a watching client and the shards holding its watched keys: any write
+/// to a watched key sets `dirty`, which makes the client's EXEC fail.
+final class WatchToken: Sendable {
+    let dirty = Atomic<Bool>(false)
+}

@@ -1,0 +1,201 @@
+import Commands
+import Keyspace
+import RESP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An engine command: it works on the connection or the server rather than on keys.
+/// Returns true when it replied with an error.
+typealias EngineHandler = @Sendable (Shard, Connection, [Bytes], ReplyWriter) -> Bool
+
+/// Connection, transaction and server commands (PING, HELLO, AUTH, SELECT, MULTI/EXEC,
+/// CLIENT, CONFIG, INFO, COMMAND, SHUTDOWN...).
+enum EngineCommands {
+    static func spec(_ name: String, _ arity: Int, _ flags: CommandFlags, subcommands: [String] = []) -> CommandSpec {
+        CommandSpec(name, arity: arity, flags: flags.union(.engine), subcommands: subcommands)
+    }
+
+    static let table: [(CommandSpec, EngineHandler)] = [
+        (spec("ping", -1, [.fast, .stale]), { _, _, args, reply in
+            if args.count > 2 { reply.error(CommandError.wrongArity("ping").message); return true }
+            if args.count == 2 { reply.bulk(args[1]) } else { reply.simple("PONG") }
+            return false
+        }),
+        (spec("echo", 2, [.fast]), { _, _, args, reply in reply.bulk(args[1]); return false }),
+        (spec("select", 2, [.fast, .loading, .stale]), { shard, conn, args, reply in
+            guard let n = Numbers.int(args[1]) else { reply.error(CommandError.notInteger.message); return true }
+            guard n >= 0 && n < shard.server.databaseCount else { reply.error(CommandError.dbIndexOutOfRange.message); return true }
+            conn.db = n
+            reply.ok()
+            return false
+        }),
+        (spec("quit", -1, [.noAuth, .fast, .transaction]), { _, conn, _, reply in
+            reply.ok()
+            conn.closeAfterFlush = true
+            return false
+        }),
+        (spec("reset", 1, [.noAuth, .fast, .transaction]), { shard, conn, _, _ in
+            conn.transaction = nil
+            shard.unwatchAll(conn)
+            conn.db = 0
+            conn.protocolVersion = 2
+            conn.name = ""
+            conn.repliesOff = false
+            conn.skipReplies = 0
+            conn.authenticated = !shard.server.config.hasPassword.load(ordering: .acquiring)
+            shard.writer(for: conn).simple("RESET")
+            return false
+        }),
+        (spec("auth", -2, [.noAuth, .fast, .loading, .stale]), { shard, conn, args, reply in
+            guard args.count <= 3 else { reply.error(CommandError.syntax.message); return true }
+            return authenticate(shard, conn, user: args.count == 3 ? args[1] : nil, password: args.last!, reply: reply)
+        }),
+        (spec("hello", -1, [.noAuth, .fast, .loading, .stale]), hello),
+        (spec("multi", 1, [.fast, .transaction, .loading, .stale]), { _, conn, _, reply in
+            if conn.transaction != nil { reply.error("ERR MULTI calls can not be nested"); return true }
+            conn.transaction = Transaction()
+            reply.ok()
+            return false
+        }),
+        (spec("exec", 1, [.transaction, .loading, .stale]), { shard, conn, _, reply in shard.exec(conn, reply) }),
+        (spec("discard", 1, [.fast, .transaction, .loading, .stale]), { shard, conn, _, reply in
+            guard conn.transaction != nil else { reply.error("ERR DISCARD without MULTI"); return true }
+            conn.transaction = nil
+            shard.unwatchAll(conn)
+            reply.ok()
+            return false
+        }),
+        (spec("watch", -2, [.fast, .transaction, .loading, .stale]), { shard, conn, args, reply in
+            if conn.transaction != nil { reply.error("ERR WATCH inside MULTI is not allowed"); return true }
+            shard.watch(conn, args[1...])
+            reply.ok()
+            return false
+        }),
+        (spec("unwatch", 1, [.fast, .loading, .stale]), { shard, conn, _, reply in
+            shard.unwatchAll(conn)
+            reply.ok()
+            return false
+        }),
+        (spec("time", 1, [.fast, .loading, .stale]), { _, _, _, reply in
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            reply.arrayHeader(2)
+            reply.bulk(String(ts.tv_sec))
+            reply.bulk(String(ts.tv_nsec / 1000))
+            return false
+        }),
+        (spec("lastsave", 1, [.fast, .loading, .stale]), { shard, _, _, reply in
+            reply.integer(Int(shard.server.startTime / 1000))
+            return false
+        }),
+        (spec("client", -2, [.noMulti, .loading, .stale],
+              subcommands: ["id", "setname", "getname", "info", "list", "kill", "reply", "setinfo", "no-evict", "no-touch", "help"]),
+         ClientCommand.run),
+        (spec("config", -2, [.admin, .loading, .stale], subcommands: ["get", "set", "resetstat", "rewrite", "help"]), ConfigCommand.run),
+        (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),
+        (spec("command", -1, [.loading, .stale], subcommands: ["count", "info", "docs", "list", "getkeys", "help"]), CommandCommand.run),
+        (spec("shutdown", -1, [.admin, .noMulti, .loading, .stale]), { shard, conn, args, reply in
+            for a in args.dropFirst() {
+                guard ["nosave", "save", "now", "force", "abort"].contains(a.string.lowercased()) else {
+                    reply.error(CommandError.syntax.message); return true
+                }
+            }
+            if args.dropFirst().contains(where: { $0.equalsIgnoringCase("abort") }) {
+                reply.error("ERR No shutdown in progress.")
+                return true
+            }
+            shard.server.log.warning("User requested shutdown...")
+            shard.server.requestShutdown()
+            conn.closeAfterFlush = true
+            return false
+        }),
+        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "help"]), { _, _, args, reply in
+            if args[1].equalsIgnoringCase("sleep") && args.count == 3 {
+                guard let s = Numbers.double(args[2]) else { reply.error(CommandError.notFloat.message); return true }
+                // Like Redis, DEBUG SLEEP blocks the thread running it: here one shard, not the server.
+                if s > 0 { usleep(UInt32(min(s, 3600) * 1_000_000)) }
+                reply.ok()
+                return false
+            }
+            if args[1].equalsIgnoringCase("help") {
+                reply.bulkArray(["DEBUG <subcommand>", "SLEEP <seconds>", "    Stop the shard running it for <seconds>."])
+                return false
+            }
+            reply.error(CommandError.unknownSubcommand(args[1], "debug").message)
+            return true
+        }),
+    ]
+
+    static func authenticate(_ shard: Shard, _ conn: Connection, user: Bytes?, password: Bytes, reply: ReplyWriter) -> Bool {
+        let required = shard.server.config.get("requirepass")
+        if required.isEmpty {
+            if user == nil || user! != Bytes("default") {
+                reply.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+                return true
+            }
+            conn.authenticated = true
+            reply.ok()
+            return false
+        }
+        guard user == nil || user! == Bytes("default"), password == Bytes(required) else {
+            reply.error("WRONGPASS invalid username-password pair or user is disabled.")
+            return true
+        }
+        conn.authenticated = true
+        reply.ok()
+        return false
+    }
+
+    static func hello(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        var version = conn.protocolVersion
+        var i = 1
+        if args.count > 1 {
+            guard let v = Numbers.int(args[1]) else {
+                reply.error("ERR Protocol version is not an integer or out of range"); return true
+            }
+            guard v == 2 || v == 3 else { reply.error("NOPROTO unsupported protocol version"); return true }
+            version = v
+            i = 2
+        }
+        var setName: Bytes? = nil
+        while i < args.count {
+            if args[i].equalsIgnoringCase("auth") && i + 2 < args.count {
+                let quiet = ReplyWriter(buffer: shard.discard, protocolVersion: version)
+                shard.discard.clear()
+                if authenticate(shard, conn, user: args[i + 1], password: args[i + 2], reply: quiet) {
+                    reply.error("WRONGPASS invalid username-password pair or user is disabled.")
+                    return true
+                }
+                i += 3
+            } else if args[i].equalsIgnoringCase("setname") && i + 1 < args.count {
+                setName = args[i + 1]
+                i += 2
+            } else {
+                reply.error("ERR Syntax error in HELLO option '\(args[i].string)'")
+                return true
+            }
+        }
+        guard conn.authenticated else {
+            reply.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+            return true
+        }
+        if let setName {
+            guard ClientCommand.validName(setName) else {
+                reply.error("ERR Client names cannot contain spaces, newlines or special characters."); return true
+            }
+            conn.name = setName.string
+        }
+        conn.protocolVersion = version
+        let out = ReplyWriter(buffer: reply.buffer, protocolVersion: version)
+        out.mapHeader(7)
+        out.bulk("server"); out.bulk("redis")
+        out.bulk("version"); out.bulk(Server.redisCompatibleVersion)
+        out.bulk("proto"); out.integer(version)
+        out.bulk("id"); out.integer(conn.id)
+        out.bulk("mode"); out.bulk("standalone")
+        out.bulk("role"); out.bulk("master")
+        out.bulk("modules"); out.emptyArray()
+        return false
+    }
+}

@@ -1,0 +1,130 @@
+import CUring
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The epoll event loop: level-triggered reads, writes straight from the output buffer,
+/// EPOLLOUT only while a write could not finish.
+final class EpollBackend: EventBackend {
+    let name = "epoll"
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var listenFD: Int32 = -1
+    private var connections: [Int32: Connection] = [:]
+    private var writing: Set<Int32> = []
+    private var events = [epoll_event](repeating: epoll_event(), count: 256)
+    unowned let handler: EventHandler
+
+    init(wakeFD: Int32, handler: EventHandler) {
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        self.wakeFD = wakeFD
+        self.handler = handler
+        control(EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue)
+    }
+
+    deinit { Glibc.close(epfd) }
+
+    private func control(_ op: Int32, _ fd: Int32, _ mask: UInt32) {
+        var ev = epoll_event()
+        ev.events = mask
+        ev.data.fd = fd
+        _ = epoll_ctl(epfd, op, fd, &ev)
+    }
+
+    func addListener(_ fd: Int32) {
+        listenFD = fd
+        control(EPOLL_CTL_ADD, fd, EPOLLIN.rawValue)
+    }
+
+    func register(_ conn: Connection) {
+        connections[conn.fd] = conn
+        control(EPOLL_CTL_ADD, conn.fd, EPOLLIN.rawValue)
+    }
+
+    func poll(timeoutMs: Int) {
+        let n = events.withUnsafeMutableBufferPointer { epoll_wait(epfd, $0.baseAddress, 256, Int32(timeoutMs)) }
+        guard n > 0 else { return }
+        for i in 0..<Int(n) {
+            let fd = events[i].data.fd
+            let mask = events[i].events
+            if fd == wakeFD {
+                var counter: UInt64 = 0
+                _ = read(wakeFD, &counter, 8)
+                handler.woken()
+            } else if fd == listenFD {
+                acceptAll()
+            } else if let conn = connections[fd] {
+                if mask & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { readAll(conn) }
+                if mask & EPOLLOUT.rawValue != 0, !conn.closing || conn.closeAfterFlush { flush(conn) }
+            }
+        }
+    }
+
+    private func acceptAll() {
+        while true {
+            let fd = berthAccept(listenFD)
+            if fd < 0 { return }
+            handler.accepted(fd: fd)
+        }
+    }
+
+    private func readAll(_ conn: Connection) {
+        var gotData = false
+        while !conn.closing {
+            conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
+            let room = conn.input.writableCount
+            let n = recv(conn.fd, conn.input.writePointer, room, 0)
+            if n > 0 {
+                conn.input.writerIndex += n
+                gotData = true
+                if n < room { break }
+            } else if n == 0 {
+                close(conn)
+                return
+            } else {
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                if errno == EINTR { continue }
+                close(conn)
+                return
+            }
+        }
+        if gotData && !conn.closing { handler.received(conn) }
+    }
+
+    func flush(_ conn: Connection) {
+        guard connections[conn.fd] === conn else { return }
+        while !conn.output.isEmpty {
+            let n = send(conn.fd, conn.output.readPointer, conn.output.readableCount, Int32(MSG_NOSIGNAL))
+            if n > 0 {
+                conn.output.consume(n)
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if writing.insert(conn.fd).inserted { control(EPOLL_CTL_MOD, conn.fd, EPOLLIN.rawValue | EPOLLOUT.rawValue) }
+                return
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                closeNow(conn)
+                return
+            }
+        }
+        conn.output.clear()
+        if writing.remove(conn.fd) != nil { control(EPOLL_CTL_MOD, conn.fd, EPOLLIN.rawValue) }
+        if conn.closeAfterFlush { closeNow(conn) }
+    }
+
+    func close(_ conn: Connection) {
+        conn.closing = true
+        if conn.closeAfterFlush && !conn.output.isEmpty { flush(conn); return }
+        closeNow(conn)
+    }
+
+    private func closeNow(_ conn: Connection) {
+        guard connections[conn.fd] === conn else { return }
+        conn.closing = true
+        control(EPOLL_CTL_DEL, conn.fd, 0)
+        connections.removeValue(forKey: conn.fd)
+        writing.remove(conn.fd)
+        Glibc.close(conn.fd)
+        handler.closed(conn)
+    }
+}

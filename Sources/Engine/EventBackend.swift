@@ -1,0 +1,26 @@
+/// The event loop interface a shard runs on: io_uring where the kernel allows it, epoll
+/// otherwise. Both deliver the same callbacks, so everything above them is shared.
+protocol EventBackend: AnyObject {
+    var name: String { get }
+    /// Accept connections on `fd` (shard 0 only).
+    func addListener(_ fd: Int32)
+    /// Start reading from a new connection.
+    func register(_ conn: Connection)
+    /// Make sure the connection's pending output gets written.
+    func flush(_ conn: Connection)
+    /// Close the connection once no operation on it is in flight.
+    func close(_ conn: Connection)
+    /// Wait up to `timeoutMs` for events and dispatch them to the handler.
+    func poll(timeoutMs: Int)
+}
+
+/// What a backend reports to its shard.
+protocol EventHandler: AnyObject {
+    func accepted(fd: Int32)
+    /// New bytes are in `conn.input`.
+    func received(_ conn: Connection)
+    /// The inbox eventfd fired.
+    func woken()
+    /// The connection's fd is closed and the backend has forgotten it.
+    func closed(_ conn: Connection)
+}

@@ -1,0 +1,243 @@
+import Commands
+import Keyspace
+import RESP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a shard runs the commands its connections send.
+///
+/// Each command is parsed from the connection's input, checked (known name, arity,
+/// authentication), queued if the client is in MULTI, and otherwise run. A data command
+/// runs on this thread under the locks of the shards owning its keys, taken in
+/// ascending order: one lock for a single-key command, several for MSET or RENAME
+/// across shards, all of them for KEYS or FLUSHALL and for EXEC of a transaction
+/// touching them. So no client ever sees half of a multi-key command, and two
+/// multi-shard commands never deadlock. Replies are appended to the connection's output
+/// in request order; nothing is sent until the whole batch read has been processed.
+extension Shard {
+    func processInput(_ conn: Connection) {
+        while !conn.closing && !conn.suspended && !conn.closeAfterFlush {
+            switch conn.parser.next(conn.input) {
+            case .needMore:
+                if conn.input.readableCount > server.config.queryBufferLimit.load(ordering: .relaxed) {
+                    server.log.warning("Closing client that reached max query buffer length: id=\(conn.id) addr=\(conn.peer)")
+                    kill(conn)
+                }
+                return
+            case .protocolError(let message):
+                ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion).error("ERR \(message)")
+                conn.closeAfterFlush = true
+                return
+            case .command(let args):
+                let before = conn.output.writerIndex
+                execute(conn, args)
+                stats.netOutputBytes += max(0, conn.output.writerIndex - before)
+            }
+        }
+    }
+
+    func writer(for conn: Connection) -> ReplyWriter {
+        if conn.repliesOff || conn.skipReplies > 0 {
+            discard.clear()
+            return ReplyWriter(buffer: discard, protocolVersion: conn.protocolVersion)
+        }
+        return ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
+    }
+
+    func execute(_ conn: Connection, _ args: [Bytes]) {
+        stats.commandsProcessed += 1
+        let reply = writer(for: conn)
+        defer { if conn.skipReplies > 0 { conn.skipReplies -= 1 } }
+        guard let spec = server.commands.lookup(args[0]) else {
+            reply.error(unknownCommandMessage(args))
+            conn.transaction?.failed = true
+            stats.errorReplies += 1
+            return
+        }
+        conn.lastCommand = spec.name
+        guard spec.arityMatches(args.count) else {
+            reply.error(CommandError.wrongArity(spec.name).message)
+            conn.transaction?.failed = true
+            stats.rejectedCalls[spec.id] += 1
+            stats.errorReplies += 1
+            return
+        }
+        if !conn.authenticated && !spec.flags.contains(.noAuth) {
+            reply.error("NOAUTH Authentication required.")
+            conn.transaction?.failed = true
+            stats.rejectedCalls[spec.id] += 1
+            return
+        }
+        if conn.transaction != nil && !spec.flags.contains(.transaction) {
+            if spec.flags.contains(.noMulti) {
+                reply.error("ERR Command not allowed inside a transaction")
+                conn.transaction?.failed = true
+                return
+            }
+            conn.transaction!.queue.append((spec, args))
+            reply.queued()
+            return
+        }
+        let start = monotonicMicroseconds()
+        let failed: Bool
+        if spec.flags.contains(.engine) {
+            failed = server.engineCommands[spec.id]!(self, conn, args, reply)
+        } else {
+            failed = runLocked(spec, args, conn, reply)
+        }
+        stats.calls[spec.id] += 1
+        stats.microseconds[spec.id] += monotonicMicroseconds() - start
+        if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
+    }
+
+    private func unknownCommandMessage(_ args: [Bytes]) -> String {
+        var m = "ERR unknown command '\(args[0].string.prefix(128))', with args beginning with: "
+        for a in args.dropFirst() { m += "'\(a.string.prefix(128))' " }
+        return m
+    }
+
+    /// Which shards a data command needs locked.
+    func lockSet(_ spec: CommandSpec, _ args: [Bytes], into set: inout ShardLockSet) {
+        if spec.flags.contains(.allShards) {
+            for s in 0..<server.shards.count { set.insert(s) }
+            return
+        }
+        for p in spec.keys.positions(args) { set.insert(server.slots.shard(of: args[p])) }
+    }
+
+    /// Runs one data command under its shards' locks; returns true when it replied an error.
+    func runLocked(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter) -> Bool {
+        let locks = server.locks
+        // Fast path: one key, one lock.
+        let k = spec.keys
+        if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
+            let s = server.slots.shard(of: args[k.first])
+            locks[s].lock()
+            defer { locks[s].unlock() }
+            return runData(spec, args, conn, reply)
+        }
+        var set = ShardLockSet()
+        lockSet(spec, args, into: &set)
+        set.lock(locks)
+        defer { set.unlock(locks) }
+        return runData(spec, args, conn, reply)
+    }
+
+    /// Runs a data command whose shard locks the caller holds.
+    func runData(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter) -> Bool {
+        let ctx = context
+        ctx.args = args
+        ctx.reply = reply
+        ctx.dbIndex = conn.db
+        if !ctx.inTransaction { ctx.now = ShardStore.nowMilliseconds() }
+        ctx.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
+        let dirtyBefore = ctx.dirty
+        var failed = false
+        do {
+            try spec.handler!(ctx)
+        } catch {
+            reply.error(error.message)
+            failed = true
+        }
+        if ctx.dirty != dirtyBefore { touchWatchers(spec, args, db: conn.db) }
+        return failed
+    }
+
+    /// Marks WATCHers of keys a write changed (caller holds the keys' shard locks).
+    private func touchWatchers(_ spec: CommandSpec, _ args: [Bytes], db: Int) {
+        if spec.flags.contains(.allShards) {
+            let everyDB = spec.name != "flushdb"
+            for shard in server.shards where !shard.watchers.isEmpty {
+                for (key, tokens) in shard.watchers where everyDB || key.db == db {
+                    for t in tokens { t.dirty.store(true, ordering: .relaxed) }
+                }
+            }
+            return
+        }
+        for p in spec.keys.positions(args) {
+            let shard = server.shards[server.slots.shard(of: args[p])]
+            guard !shard.watchers.isEmpty else { continue }
+            for t in shard.watchers[WatchKey(db: db, key: args[p])] ?? [] { t.dirty.store(true, ordering: .relaxed) }
+        }
+    }
+
+    // MARK: transactions
+
+    func watch(_ conn: Connection, _ keys: ArraySlice<Bytes>) {
+        for key in keys {
+            let s = server.slots.shard(of: key)
+            let w = WatchedKey(shard: s, db: conn.db, key: key)
+            if conn.watched.contains(w) { continue }
+            server.locks[s].lock()
+            server.shards[s].watchers[WatchKey(db: conn.db, key: key), default: []].append(conn.watchToken)
+            server.locks[s].unlock()
+            conn.watched.append(w)
+        }
+    }
+
+    func unwatchAll(_ conn: Connection) {
+        for w in conn.watched {
+            server.locks[w.shard].lock()
+            let shard = server.shards[w.shard]
+            let wk = WatchKey(db: w.db, key: w.key)
+            if var tokens = shard.watchers[wk] {
+                tokens.removeAll { $0 === conn.watchToken }
+                shard.watchers[wk] = tokens.isEmpty ? nil : tokens
+            }
+            server.locks[w.shard].unlock()
+        }
+        conn.watched = []
+        conn.watchToken.dirty.store(false, ordering: .relaxed)
+    }
+
+    /// EXEC: every queued command runs under one lock set covering all of them and the
+    /// watched keys, so the transaction is atomic and isolated across shards.
+    func exec(_ conn: Connection, _ reply: ReplyWriter) -> Bool {
+        guard let txn = conn.transaction else {
+            reply.error("ERR EXEC without MULTI")
+            return true
+        }
+        conn.transaction = nil
+        if txn.failed {
+            unwatchAll(conn)
+            reply.error("EXECABORT Transaction discarded because of previous errors.")
+            return true
+        }
+        var set = ShardLockSet()
+        for (spec, args) in txn.queue where !spec.flags.contains(.engine) || spec.flags.contains(.allShards) {
+            lockSet(spec, args, into: &set)
+        }
+        for w in conn.watched { set.insert(w.shard) }
+        set.lock(server.locks)
+        if conn.watchToken.dirty.load(ordering: .relaxed) {
+            set.unlock(server.locks)
+            unwatchAll(conn)
+            reply.nullArray()
+            return false
+        }
+        reply.arrayHeader(txn.queue.count)
+        context.inTransaction = true
+        context.now = ShardStore.nowMilliseconds()
+        for (spec, args) in txn.queue {
+            let failed: Bool
+            if spec.flags.contains(.engine) {
+                failed = server.engineCommands[spec.id]!(self, conn, args, reply)
+            } else {
+                failed = runData(spec, args, conn, reply)
+            }
+            stats.calls[spec.id] += 1
+            if failed { stats.failedCalls[spec.id] += 1 }
+        }
+        context.inTransaction = false
+        set.unlock(server.locks)
+        unwatchAll(conn)
+        return false
+    }
+}
+
+func monotonicMicroseconds() -> Int {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
+}

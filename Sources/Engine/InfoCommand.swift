@@ -1,0 +1,148 @@
+import CUring
+import Commands
+import Keyspace
+import RESP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// INFO: sections and field names as Redis names them, summed over the shards.
+enum InfoCommand {
+    struct ShardReport: Sendable {
+        var stats: ShardStats
+        var hits: Int
+        var misses: Int
+        var dirty: Int
+        var keys: [Int]
+        var expires: [Int]
+        var expired: Int
+    }
+
+    static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"]
+
+    static func run(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        var wanted = Set(args.dropFirst().map { $0.string.lowercased() })
+        if wanted.isEmpty || wanted.contains("default") { wanted.formUnion(defaultSections) }
+        if wanted.contains("all") || wanted.contains("everything") { wanted.formUnion(defaultSections + ["commandstats", "errorstats"]) }
+        let sections = wanted
+        shard.gather(conn, work: { s -> ShardReport in
+            let lock = s.server.locks[s.index]
+            lock.lock()
+            let keys = s.store.databases.map { $0.count }
+            let expires = s.store.databases.map { $0.volatileCount }
+            let expired = s.store.databases.reduce(0) { $0 + $1.expiredTotal }
+            lock.unlock()
+            return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
+                               dirty: s.context.dirty, keys: keys, expires: expires, expired: expired)
+        }, finish: { s, c, reports in
+            s.writer(for: c).verbatim(render(s.server, reports, sections))
+        })
+        return false
+    }
+
+    static func render(_ server: Server, _ reports: [ShardReport], _ sections: Set<String>) -> String {
+        var out = ""
+        func section(_ name: String, _ fields: [(String, String)]) {
+            guard sections.contains(name.lowercased()) else { return }
+            if !out.isEmpty { out += "\r\n" }
+            out += "# \(name)\r\n"
+            for (k, v) in fields { out += "\(k):\(v)\r\n" }
+        }
+        let now = ShardStore.nowMilliseconds()
+        let uptime = (now - server.startTime) / 1000
+        section("Server", [
+            ("redis_version", Server.redisCompatibleVersion), ("berth_version", Server.version),
+            ("redis_mode", "standalone"), ("os", "Linux"), ("arch_bits", "64"),
+            ("multiplexing_api", server.ioBackendName), ("process_id", String(getpid())),
+            ("tcp_port", String(server.port)), ("server_time_usec", String(now * 1000)),
+            ("uptime_in_seconds", String(uptime)), ("uptime_in_days", String(uptime / 86400)),
+            ("hz", server.config.get("hz")), ("shards", String(server.shards.count)),
+            ("executable", CommandLine.arguments.first ?? ""), ("config_file", server.configFile ?? ""),
+        ])
+        section("Clients", [
+            ("connected_clients", String(server.clientCount.load(ordering: .relaxed))),
+            ("maxclients", server.config.get("maxclients")), ("blocked_clients", "0"),
+            ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
+        ])
+        let used = Int(berth_allocated_bytes())
+        let rss = Int(berth_rss_bytes())
+        section("Memory", [
+            ("used_memory", String(used)), ("used_memory_human", human(used)),
+            ("used_memory_rss", String(rss)), ("used_memory_rss_human", human(rss)),
+            ("used_memory_peak", String(max(used, server.peakMemory(used)))), ("maxmemory", server.config.get("maxmemory")),
+            ("maxmemory_policy", server.config.get("maxmemory-policy")),
+            ("mem_fragmentation_ratio", String(format2(used > 0 ? Double(rss) / Double(used) : 0))),
+            ("mem_allocator", "libc"),
+        ])
+        let dirty = reports.reduce(0) { $0 + $1.dirty }
+        section("Persistence", [
+            ("loading", "0"), ("async_loading", "0"), ("rdb_changes_since_last_save", String(dirty)),
+            ("rdb_bgsave_in_progress", "0"), ("rdb_last_save_time", String(server.startTime / 1000)),
+            ("rdb_last_bgsave_status", "ok"), ("aof_enabled", "0"), ("aof_rewrite_in_progress", "0"),
+        ])
+        let sum = { (f: (ShardReport) -> Int) in reports.reduce(0) { $0 + f($1) } }
+        section("Stats", [
+            ("total_connections_received", String(sum { $0.stats.connectionsReceived })),
+            ("total_commands_processed", String(sum { $0.stats.commandsProcessed })),
+            ("instantaneous_ops_per_sec", "0"),
+            ("total_net_input_bytes", String(sum { $0.stats.netInputBytes })),
+            ("total_net_output_bytes", String(sum { $0.stats.netOutputBytes })),
+            ("rejected_connections", String(sum { $0.stats.rejectedConnections })),
+            ("expired_keys", String(sum { $0.expired })), ("evicted_keys", "0"),
+            ("keyspace_hits", String(sum { $0.hits })), ("keyspace_misses", String(sum { $0.misses })),
+            ("pubsub_channels", "0"), ("pubsub_patterns", "0"),
+            ("total_error_replies", String(sum { $0.stats.errorReplies })),
+        ])
+        section("Replication", [("role", "master"), ("connected_slaves", "0"), ("master_repl_offset", "0")])
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        section("CPU", [
+            ("used_cpu_sys", format6(usage.ru_stime)), ("used_cpu_user", format6(usage.ru_utime)),
+        ])
+        if sections.contains("commandstats") {
+            var fields: [(String, String)] = []
+            for (name, spec) in server.commands.specs.sorted(by: { $0.value.name < $1.value.name }) {
+                let calls = sum { $0.stats.calls[spec.id] }
+                let rejected = sum { $0.stats.rejectedCalls[spec.id] }
+                guard calls > 0 || rejected > 0 else { continue }
+                let usec = sum { $0.stats.microseconds[spec.id] }
+                let failed = sum { $0.stats.failedCalls[spec.id] }
+                fields.append(("cmdstat_\(name.string)",
+                               "calls=\(calls),usec=\(usec),usec_per_call=\(format2(calls > 0 ? Double(usec) / Double(calls) : 0)),rejected_calls=\(rejected),failed_calls=\(failed)"))
+            }
+            section("Commandstats", fields)
+        }
+        if sections.contains("errorstats") { section("Errorstats", []) }
+        var keyspace: [(String, String)] = []
+        for db in 0..<server.databaseCount {
+            let keys = sum { $0.keys[db] }
+            guard keys > 0 else { continue }
+            keyspace.append(("db\(db)", "keys=\(keys),expires=\(sum { $0.expires[db] }),avg_ttl=0"))
+        }
+        section("Keyspace", keyspace)
+        return out
+    }
+
+    static func human(_ n: Int) -> String {
+        let d = Double(n)
+        if n >= 1 << 30 { return format2(d / Double(1 << 30)) + "G" }
+        if n >= 1 << 20 { return format2(d / Double(1 << 20)) + "M" }
+        if n >= 1 << 10 { return format2(d / Double(1 << 10)) + "K" }
+        return "\(n)B"
+    }
+
+    static func format2(_ d: Double) -> String {
+        let scaled = (d * 100).rounded() / 100
+        var s = String(scaled)
+        if let dot = s.firstIndex(of: ".") {
+            let decimals = s.distance(from: dot, to: s.endIndex) - 1
+            if decimals < 2 { s += String(repeating: "0", count: 2 - decimals) }
+        }
+        return s
+    }
+
+    static func format6(_ t: timeval) -> String {
+        let micro = String(t.tv_usec)
+        return "\(t.tv_sec).\(String(repeating: "0", count: max(0, 6 - micro.count)))\(micro)"
+    }
+}

@@ -1,0 +1,56 @@
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// swift-log handler writing Redis-style lines (`pid:M 23 Nov 2026 01:02:03.456 * text`)
+/// to stderr (journald picks them up) or to a log file.
+public struct BerthLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let fd: Int32
+
+    public init(level: Logger.Level, fd: Int32) {
+        logLevel = level
+        self.fd = fd
+    }
+
+    /// Maps Redis loglevel names onto swift-log levels.
+    public static func level(_ name: String) -> Logger.Level {
+        switch name {
+        case "debug": return .debug
+        case "verbose": return .info
+        case "warning": return .warning
+        case "nothing": return .critical
+        default: return .notice
+        }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?,
+                    source: String, file: String, function: String, line: UInt) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var parts = tm()
+        localtime_r(&t, &parts)
+        var buf = [CChar](repeating: 0, count: 64)
+        _ = strftime(&buf, 64, "%d %b %Y %H:%M:%S", &parts)
+        let ms = ts.tv_nsec / 1_000_000
+        let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
+        let mark: String
+        switch level {
+        case .trace, .debug: mark = "."
+        case .info: mark = "-"
+        case .notice: mark = "*"
+        default: mark = "#"
+        }
+        let text = "\(getpid()):M \(String(cString: buf)).\(msText) \(mark) \(message)\n"
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+}

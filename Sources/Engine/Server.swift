@@ -1,0 +1,137 @@
+import CUring
+import Commands
+import Keyspace
+import Logging
+import RESP
+import Synchronization
+import Uring
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The whole server: configuration, the listening socket, the shard threads, the shard
+/// locks and stores, and the command table. It starts the shards, waits for a shutdown
+/// request (SIGTERM, SIGINT or SHUTDOWN), stops them and returns.
+public final class Server: @unchecked Sendable {
+    public static let version = "0.1.0"
+    /// The Redis version Berth's command set and replies follow (HELLO, INFO).
+    public static let redisCompatibleVersion = "7.2.0"
+
+    public let config: ServerConfig
+    public let configFile: String?
+    let log: Logger
+    let commands: CommandTable
+    var engineCommands: [Int: EngineHandler] = [:]
+    let slots: SlotMap
+    let stores: [ShardStore]
+    let locks: [ShardLock]
+    private(set) var shards: [Shard] = []
+    let databaseCount: Int
+    let port: Int
+    private(set) var listenFD: Int32 = -1
+    private(set) var ioBackendName = "epoll"
+    let startTime = ShardStore.nowMilliseconds()
+
+    let clientCount = Atomic<Int>(0)
+    let nextClientID = Atomic<Int>(0)
+    private let started = Atomic<Int>(0)
+    private let shutdownRequested = Atomic<Bool>(false)
+    private let memoryPeak = Atomic<Int>(0)
+
+    public init(config: ServerConfig, configFile: String?, logger: Logger) {
+        self.config = config
+        self.configFile = configFile
+        log = logger
+        var shardCount = config.int("shards")
+        if shardCount <= 0 { shardCount = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+        databaseCount = config.int("databases")
+        port = config.int("port")
+        slots = SlotMap(shards: shardCount)
+        stores = (0..<shardCount).map { _ in ShardStore(databases: config.int("databases")) }
+        locks = (0..<shardCount).map { _ in ShardLock() }
+        let engine = EngineCommands.table
+        commands = CommandTable(extra: engine.map { $0.0 })
+        for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
+    }
+
+    func peakMemory(_ current: Int) -> Int {
+        var peak = memoryPeak.load(ordering: .relaxed)
+        while current > peak {
+            let (ok, seen) = memoryPeak.compareExchange(expected: peak, desired: current, ordering: .relaxed)
+            if ok { return current }
+            peak = seen
+        }
+        return peak
+    }
+
+    /// Chooses the event backend: io_uring unless forced to epoll or unavailable.
+    private func chooseBackend() -> Bool {
+        switch config.get("io") {
+        case "epoll": return false
+        case "uring":
+            if Ring.isAvailable() { return true }
+            log.warning("io_uring requested but not available here; falling back to epoll")
+            return false
+        default:
+            if Ring.isAvailable() { return true }
+            log.warning("io_uring is not available (kernel or seccomp policy); using epoll")
+            return false
+        }
+    }
+
+    /// Runs until shutdown; returns the process exit code.
+    public func run() -> Int32 {
+        berth_block_signals()
+        do {
+            listenFD = try Sockets.listen(host: config.get("bind"), port: port, backlog: Int32(config.int("tcp-backlog")))
+        } catch {
+            log.critical("\(error)")
+            return 1
+        }
+        let useUring = chooseBackend()
+        ioBackendName = useUring ? "io_uring" : "epoll"
+        shards = stores.indices.map { Shard(index: $0, server: self, store: stores[$0]) }
+        var threads: [pthread_t] = []
+        for shard in shards {
+            threads.append(spawnThread { shard.run(useUring: useUring) })
+        }
+        while started.load(ordering: .acquiring) < shards.count { usleep(1000) }
+        log.notice("Berth \(Server.version) started: pid=\(getpid()) port=\(port) bind=\(config.get("bind")) shards=\(shards.count) io=\(ioBackendName)")
+        log.notice("Ready to accept connections tcp")
+        _ = spawnThread { [self] in
+            let sig = berth_wait_signal()
+            log.warning("Received \(sig == SIGINT ? "SIGINT" : "SIGTERM") scheduling shutdown...")
+            requestShutdown()
+            _ = berth_wait_signal()
+            log.warning("Second signal received: exiting now")
+            exit(1)
+        }
+        while !shutdownRequested.load(ordering: .acquiring) { usleep(10_000) }
+        Glibc.close(listenFD)
+        for shard in shards { shard.post(.stop) }
+        for t in threads { pthread_join(t, nil) }
+        log.notice("Berth is now ready to exit, bye bye...")
+        return 0
+    }
+
+    func shardStarted(_ shard: Shard) { started.add(1, ordering: .releasing) }
+
+    func requestShutdown() { shutdownRequested.store(true, ordering: .releasing) }
+}
+
+private final class ThreadBody {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Starts a joinable pthread running `body`.
+func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    var tid = pthread_t()
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    pthread_create(&tid, nil, { arg in
+        let b = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+        b.body()
+        return nil
+    }, box)
+    return tid
+}

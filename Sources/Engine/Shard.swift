@@ -1,0 +1,236 @@
+import Commands
+import Keyspace
+import RESP
+import CUring
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Messages other threads send a shard through its inbox.
+enum ShardMessage: Sendable {
+    /// Take over a freshly accepted socket.
+    case adopt(fd: Int32)
+    /// Run this on the shard's thread (replies hopping home, CLIENT KILL, INFO gathering).
+    case run(@Sendable (Shard) -> Void)
+    /// Shut down: close every connection and leave the loop.
+    case stop
+}
+
+/// One shard: a thread with its own event loop (io_uring or epoll), the connections
+/// homed on it, and the lock-protected part of the keyspace it owns.
+///
+/// Ownership: `connections`, `stats` and everything reached from a Connection belong
+/// to this shard's thread. `store` and `watchers` belong to whichever thread holds
+/// `server.locks[index]`, which may be another shard running a command on these keys.
+public final class Shard: @unchecked Sendable, EventHandler {
+    let index: Int
+    unowned let server: Server
+    let inbox = Inbox<ShardMessage>()
+    let wakeFD: Int32
+    let store: ShardStore
+    /// WATCHed keys on this shard -> tokens to dirty when they change (under the shard lock).
+    var watchers: [WatchKey: [WatchToken]] = [:]
+
+    var backend: EventBackend!
+    var connections: [Int: Connection] = [:]
+    var stats: ShardStats
+    let context: CommandContext
+    /// Replies written while CLIENT REPLY is OFF/SKIP go here and are dropped.
+    let discard = IOBuffer(capacity: 1024)
+    private var acceptCursor = 0
+    private var stopping = false
+    private var nextTick: Int64 = 0
+
+    init(index: Int, server: Server, store: ShardStore) {
+        self.index = index
+        self.server = server
+        self.store = store
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        stats = ShardStats(commandCount: server.commands.count)
+        context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
+    }
+
+    /// Sends a message to this shard from any thread.
+    func post(_ message: ShardMessage) {
+        if inbox.push(message) {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    /// The shard thread's body: returns when the server stops.
+    func run(useUring: Bool) {
+        if useUring, let uring = try? UringBackend(wakeFD: wakeFD, handler: self) {
+            backend = uring
+        } else {
+            backend = EpollBackend(wakeFD: wakeFD, handler: self)
+        }
+        if index == 0 { backend.addListener(server.listenFD) }
+        server.shardStarted(self)
+        while !stopping {
+            let now = ShardStore.nowMilliseconds()
+            if now >= nextTick {
+                tick(now: now)
+                nextTick = now + Int64(1000 / max(1, server.config.int("hz")))
+            }
+            backend.poll(timeoutMs: Int(max(1, nextTick - now)))
+            drainInbox()
+        }
+        for conn in Array(connections.values) { backend.close(conn) }
+        // Let close completions arrive so sockets are really closed before exit.
+        for _ in 0..<10 where !connections.isEmpty { backend.poll(timeoutMs: 10) }
+    }
+
+    func woken() { drainInbox() }
+
+    private func drainInbox() {
+        for message in inbox.drain() {
+            switch message {
+            case .adopt(let fd): adopt(fd)
+            case .run(let body): body(self)
+            case .stop: stopping = true
+            }
+        }
+    }
+
+    // MARK: connections
+
+    func accepted(fd: Int32) {
+        let shards = server.shards
+        let target = acceptCursor % shards.count
+        acceptCursor &+= 1
+        if target == index { adopt(fd) } else { shards[target].post(.adopt(fd: fd)) }
+    }
+
+    private func adopt(_ fd: Int32) {
+        stats.connectionsReceived += 1
+        if server.clientCount.load(ordering: .relaxed) >= server.config.maxClients.load(ordering: .relaxed) {
+            stats.rejectedConnections += 1
+            let msg: StaticString = "-ERR max number of clients reached\r\n"
+            _ = send(fd, msg.utf8Start, msg.utf8CodeUnitCount, Int32(MSG_NOSIGNAL))
+            close(fd)
+            return
+        }
+        Sockets.configureClient(fd, keepAliveSeconds: server.config.int("tcp-keepalive"))
+        let now = ShardStore.nowMilliseconds()
+        let conn = Connection(
+            id: server.nextClientID.add(1, ordering: .relaxed).newValue, fd: fd,
+            peer: Sockets.peerName(fd), local: Sockets.localName(fd),
+            authenticated: !server.config.hasPassword.load(ordering: .acquiring),
+            maxBulkLength: server.config.maxBulkLength.load(ordering: .relaxed), now: now)
+        connections[conn.id] = conn
+        server.clientCount.add(1, ordering: .relaxed)
+        backend.register(conn)
+    }
+
+    func received(_ conn: Connection) {
+        stats.netInputBytes += conn.input.readableCount
+        conn.lastInteraction = ShardStore.nowMilliseconds()
+        processInput(conn)
+        backend.flush(conn)
+    }
+
+    func closed(_ conn: Connection) {
+        guard connections.removeValue(forKey: conn.id) != nil else { return }
+        server.clientCount.subtract(1, ordering: .relaxed)
+        unwatchAll(conn)
+    }
+
+    /// Closes a connection as CLIENT KILL or a limit does: no more replies.
+    func kill(_ conn: Connection) {
+        conn.closeAfterFlush = false
+        conn.output.clear()
+        backend.close(conn)
+    }
+
+    /// Runs the periodic work: active expiry and idle-client timeouts.
+    private func tick(now: Int64) {
+        let lock = server.locks[index]
+        lock.lock()
+        for db in store.databases where db.volatileCount > 0 {
+            _ = db.expireDue(now: now, limit: 10_000)
+        }
+        lock.unlock()
+        let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
+        if idle > 0 {
+            for conn in Array(connections.values) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {
+                kill(conn)
+            }
+        }
+    }
+
+    /// Runs `work` on every shard's thread and `finish` on this one with the results in
+    /// shard order, suspending `conn`'s pipeline meanwhile so replies stay in order.
+    func gather<T: Sendable>(_ conn: Connection, work: @escaping @Sendable (Shard) -> T,
+                             finish: @escaping (Shard, Connection, [T]) -> Void) {
+        let collector = Collector<T>(count: server.shards.count)
+        conn.suspended = true
+        let home = self
+        let done: (Shard) -> Void = { shard in
+            conn.suspended = false
+            guard !conn.closing else { return }
+            finish(shard, conn, collector.results.map { $0! })
+            shard.processInput(conn)
+            shard.backend.flush(conn)
+        }
+        let box = UncheckedBox(done)
+        for shard in server.shards {
+            let i = shard.index
+            if shard === self {
+                collector.results[i] = work(self)
+                collector.remaining -= 1
+                continue
+            }
+            shard.post(.run { remote in
+                let r = work(remote)
+                home.post(.run { _ in
+                    collector.results[i] = r
+                    collector.remaining -= 1
+                    if collector.remaining == 0 { box.value(home) }
+                })
+            })
+        }
+        if collector.remaining == 0 { done(self) }
+    }
+}
+
+/// Results of a `gather`, touched only on the home shard's thread.
+final class Collector<T>: @unchecked Sendable {
+    var results: [T?]
+    var remaining: Int
+    init(count: Int) { results = Array(repeating: nil, count: count); remaining = count }
+}
+
+/// Carries a home-thread-only closure through another shard and back.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+struct WatchKey: Hashable {
+    let db: Int
+    let key: Bytes
+}
+
+/// Counters a shard thread keeps for INFO; read by others only through `gather`.
+struct ShardStats: Sendable {
+    var connectionsReceived = 0
+    var rejectedConnections = 0
+    var commandsProcessed = 0
+    var netInputBytes = 0
+    var netOutputBytes = 0
+    var keyspaceHits = 0
+    var keyspaceMisses = 0
+    var errorReplies = 0
+    var calls: [Int]
+    var microseconds: [Int]
+    var failedCalls: [Int]
+    var rejectedCalls: [Int]
+
+    init(commandCount: Int) {
+        calls = Array(repeating: 0, count: commandCount)
+        microseconds = calls
+        failedCalls = calls
+        rejectedCalls = calls
+    }
+}

@@ -1,0 +1,40 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The lock over one shard's part of the keyspace. Held for the span of one command
+/// (or one EXEC) by whichever thread runs it; several are always taken in ascending
+/// shard order (see `ShardLockSet`), so two multi-shard commands can never deadlock.
+final class ShardLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+}
+
+/// A sorted, duplicate-free set of shard indices to lock together.
+struct ShardLockSet {
+    private(set) var shards: [Int] = []
+
+    mutating func insert(_ s: Int) {
+        var lo = 0, hi = shards.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if shards[mid] < s { lo = mid + 1 } else { hi = mid }
+        }
+        if lo == shards.count || shards[lo] != s { shards.insert(s, at: lo) }
+    }
+
+    func lock(_ locks: [ShardLock]) { for s in shards { locks[s].lock() } }
+    func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
+}

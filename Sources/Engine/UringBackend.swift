@@ -1,0 +1,162 @@
+import Uring
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The io_uring event loop: one recv and at most one send in flight per connection, a
+/// multishot accept on the listener, and a read kept armed on the inbox eventfd.
+///
+/// Invariants: a connection's `input` is only resized while no recv is in flight, and
+/// its `sending` buffer is not touched while a send is in flight (new replies go to
+/// `output`, which is swapped in when the send completes). A closing connection's fd is
+/// closed, and its slot reused, only when neither operation is in flight.
+final class UringBackend: EventBackend {
+    let name = "io_uring"
+    private let ring: Ring
+    private let wakeFD: Int32
+    private let wakeBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    private var listenFD: Int32 = -1
+    private var slots: [Connection?] = []
+    private var freeSlots: [Int] = []
+    unowned let handler: EventHandler
+
+    private enum Op: UInt64 { case accept = 1, wake, recv, send }
+
+    init(wakeFD: Int32, handler: EventHandler) throws {
+        ring = try Ring(entries: 4096)
+        self.wakeFD = wakeFD
+        self.handler = handler
+        armWake()
+    }
+
+    deinit { wakeBuffer.deallocate() }
+
+    private func tag(_ op: Op, _ slot: Int = 0) -> UInt64 { UInt64(slot) << 8 | op.rawValue }
+
+    private func armWake() {
+        ring.read(fd: wakeFD, into: wakeBuffer, count: 8, tag: tag(.wake))
+    }
+
+    func addListener(_ fd: Int32) {
+        listenFD = fd
+        ring.multishotAccept(fd: fd, tag: tag(.accept))
+    }
+
+    func register(_ conn: Connection) {
+        if let s = freeSlots.popLast() { conn.slot = s; slots[s] = conn } else { conn.slot = slots.count; slots.append(conn) }
+        armRecv(conn)
+    }
+
+    private func armRecv(_ conn: Connection) {
+        guard !conn.recvInFlight, !conn.closing else { return }
+        conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
+        conn.recvInFlight = true
+        ring.recv(fd: conn.fd, into: conn.input.writePointer, count: conn.input.writableCount, tag: tag(.recv, conn.slot))
+    }
+
+    func flush(_ conn: Connection) {
+        guard !conn.sendInFlight, conn.slot >= 0 else { return }
+        if conn.output.isEmpty {
+            if conn.closeAfterFlush { close(conn) }
+            return
+        }
+        swap(&conn.output, &conn.sending)
+        conn.output.clear()
+        submitSend(conn)
+    }
+
+    private func submitSend(_ conn: Connection) {
+        conn.sendInFlight = true
+        ring.send(fd: conn.fd, from: conn.sending.readPointer, count: conn.sending.readableCount, tag: tag(.send, conn.slot))
+    }
+
+    func close(_ conn: Connection) {
+        guard conn.slot >= 0 else { return }
+        if conn.closeAfterFlush && (conn.sendInFlight || !conn.output.isEmpty) {
+            conn.closing = true
+            flush(conn)
+            return
+        }
+        conn.closing = true
+        if conn.recvInFlight || conn.sendInFlight {
+            // Wakes the pending recv (and fails a pending send); the last completion closes.
+            shutdown(conn.fd, Int32(SHUT_RDWR))
+            return
+        }
+        finish(conn)
+    }
+
+    private func finish(_ conn: Connection) {
+        guard conn.slot >= 0 else { return }
+        Glibc.close(conn.fd)
+        slots[conn.slot] = nil
+        freeSlots.append(conn.slot)
+        conn.slot = -1
+        handler.closed(conn)
+    }
+
+    func poll(timeoutMs: Int) {
+        ring.submitAndWait(timeoutMs: timeoutMs)
+        ring.drainCompletions { c in
+            guard c.tag != UInt64.max, let op = Op(rawValue: c.tag & 0xFF) else { return }
+            switch op {
+            case .wake:
+                armWake()
+                handler.woken()
+            case .accept:
+                if c.result >= 0 { handler.accepted(fd: c.result) }
+                if !c.hasMore && listenFD >= 0 { ring.multishotAccept(fd: listenFD, tag: tag(.accept)) }
+            case .recv:
+                guard let conn = slots[Int(c.tag >> 8)] else { return }
+                conn.recvInFlight = false
+                received(conn, c.result)
+            case .send:
+                guard let conn = slots[Int(c.tag >> 8)] else { return }
+                conn.sendInFlight = false
+                sent(conn, c.result)
+            }
+        }
+        ring.submit()
+    }
+
+    private func received(_ conn: Connection, _ result: Int32) {
+        if conn.closing {
+            if !conn.sendInFlight && !(conn.closeAfterFlush && !conn.output.isEmpty) { finish(conn) }
+            return
+        }
+        if result > 0 {
+            conn.input.writerIndex += Int(result)
+            handler.received(conn)
+            if !conn.closing { armRecv(conn) } else if !conn.sendInFlight && conn.output.isEmpty { finish(conn) }
+        } else if result == -EAGAIN || result == -EINTR || result == -ENOBUFS {
+            armRecv(conn)
+        } else {
+            conn.closeAfterFlush = false
+            close(conn)
+        }
+    }
+
+    private func sent(_ conn: Connection, _ result: Int32) {
+        if result > 0 {
+            conn.sending.consume(Int(result))
+            if !conn.sending.isEmpty {
+                submitSend(conn)
+                return
+            }
+            conn.sending.clear()
+            if !conn.output.isEmpty {
+                flush(conn)
+            } else if conn.closing {
+                if conn.recvInFlight { shutdown(conn.fd, Int32(SHUT_RDWR)) } else { finish(conn) }
+            }
+        } else if result == -EAGAIN || result == -EINTR {
+            submitSend(conn)
+        } else {
+            conn.closeAfterFlush = false
+            conn.output.clear()
+            conn.sending.clear()
+            conn.closing = true
+            if conn.recvInFlight { shutdown(conn.fd, Int32(SHUT_RDWR)) } else { finish(conn) }
+        }
+    }
+}

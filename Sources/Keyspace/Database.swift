@@ -1,0 +1,134 @@
+import HeapModule
+import RESP
+
+/// One numbered database's part on one shard: the key table plus expiry.
+///
+/// Expiry is lazy (a key found past its deadline is deleted on access) and active: a
+/// min-heap of (deadline, key) lets the shard's periodic tick delete exactly the keys
+/// that are due. Heap items are not removed when a TTL changes or a key is deleted;
+/// they are checked against the entry when they come due and dropped if stale, and the
+/// heap is rebuilt when stale items outnumber live TTLs.
+public final class Database {
+    public let table = KeyTable()
+    private var expiries = Heap<ExpiryItem>()
+    /// Keys that carry a TTL.
+    public private(set) var volatileCount = 0
+    /// Called with each key removed by expiry (lazy or active), for statistics and hooks.
+    public var expiredTotal = 0
+
+    public init() {}
+
+    public var count: Int { table.count }
+
+    /// The live entry for `key`, deleting it first if its TTL has passed.
+    @inline(__always)
+    public func lookup(_ key: Bytes, now: Int64) -> Entry? {
+        guard let e = table.find(key) else { return nil }
+        if e.expireAt != 0 && e.expireAt <= now {
+            removeEntry(e)
+            expiredTotal += 1
+            return nil
+        }
+        return e
+    }
+
+    /// Adds a key that is not present (callers look it up first).
+    @discardableResult
+    public func add(_ key: Bytes, _ value: Value) -> Entry {
+        table.insert(key, value: value)
+    }
+
+    /// SET semantics: replaces any value, and the TTL unless `keepTTL`.
+    @discardableResult
+    public func overwrite(_ key: Bytes, _ value: Value, now: Int64, keepTTL: Bool = false) -> Entry {
+        if let e = lookup(key, now: now) {
+            e.value = value
+            if !keepTTL && e.expireAt != 0 { persist(e) }
+            return e
+        }
+        return table.insert(key, value: value)
+    }
+
+    @discardableResult
+    public func delete(_ key: Bytes, now: Int64) -> Bool {
+        guard let e = lookup(key, now: now) else { return false }
+        removeEntry(e)
+        return true
+    }
+
+    public func removeEntry(_ e: Entry) {
+        if e.expireAt != 0 { volatileCount -= 1 }
+        table.remove(e.key)
+    }
+
+    public func setExpire(_ e: Entry, at deadline: Int64) {
+        if e.expireAt == 0 { volatileCount += 1 }
+        e.expireAt = deadline
+        expiries.insert(ExpiryItem(deadline: deadline, key: e.key))
+        if expiries.count > 2 * volatileCount + 1024 { rebuildExpiries() }
+    }
+
+    public func persist(_ e: Entry) {
+        if e.expireAt != 0 {
+            volatileCount -= 1
+            e.expireAt = 0
+        }
+    }
+
+    /// Deletes up to `limit` keys whose deadline is at or before `now`; returns how many.
+    public func expireDue(now: Int64, limit: Int) -> Int {
+        var removed = 0
+        while removed < limit, let top = expiries.min, top.deadline <= now {
+            _ = expiries.popMin()
+            if let e = table.find(top.key), e.expireAt == top.deadline {
+                removeEntry(e)
+                expiredTotal += 1
+                removed += 1
+            }
+        }
+        return removed
+    }
+
+    public func removeAll() {
+        table.removeAll()
+        expiries = Heap()
+        volatileCount = 0
+    }
+
+    private func rebuildExpiries() {
+        var items: [ExpiryItem] = []
+        items.reserveCapacity(volatileCount)
+        table.forEach { e in
+            if e.expireAt != 0 { items.append(ExpiryItem(deadline: e.expireAt, key: e.key)) }
+        }
+        expiries = Heap(items)
+    }
+}
+
+struct ExpiryItem: Comparable {
+    let deadline: Int64
+    let key: Bytes
+    static func < (a: ExpiryItem, b: ExpiryItem) -> Bool { a.deadline < b.deadline }
+    static func == (a: ExpiryItem, b: ExpiryItem) -> Bool { a.deadline == b.deadline && a.key == b.key }
+}
+
+/// Everything one shard owns of the keyspace: its slots in every numbered database.
+/// Whoever touches it must hold the shard's lock (the Engine guarantees that).
+public final class ShardStore: @unchecked Sendable {
+    public var databases: [Database]
+
+    public init(databases: Int) {
+        self.databases = (0..<databases).map { _ in Database() }
+    }
+
+    /// Wall-clock milliseconds, the unit of every deadline in the keyspace.
+    public static func nowMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

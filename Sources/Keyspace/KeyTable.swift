@@ -1,0 +1,146 @@
+import RESP
+
+/// The key -> entry table of one database on one shard: separate chaining over a
+/// power-of-two bucket array, one entry object per key.
+///
+/// Why not `Dictionary`: SCAN needs a cursor that stays valid while the table grows and
+/// shrinks between calls. Walking buckets in reverse-binary order (the scheme Redis uses)
+/// guarantees that every key present for the whole scan is returned at least once,
+/// whatever resizes happen in between; Dictionary exposes no bucket order to build that
+/// on. Chaining also keeps one allocation per key, which the memory budget needs.
+///
+/// Invariant: every entry sits in bucket `entry.hash & mask`; `count` is the number of
+/// entries; the table is resized only inside `insert` and `remove`.
+public final class KeyTable {
+    private var buckets: [Entry?]
+    private var mask: Int
+    public private(set) var count = 0
+    private static let minimumSize = 16
+
+    public init() {
+        buckets = Array(repeating: nil, count: KeyTable.minimumSize)
+        mask = KeyTable.minimumSize - 1
+    }
+
+    @inline(__always)
+    public static func hash(_ key: Bytes) -> Int { key.hashValue }
+
+    public func find(_ key: Bytes) -> Entry? { find(key, hash: KeyTable.hash(key)) }
+
+    public func find(_ key: Bytes, hash: Int) -> Entry? {
+        var e = buckets[hash & mask]
+        while let entry = e {
+            if entry.hash == hash && entry.key == key { return entry }
+            e = entry.next
+        }
+        return nil
+    }
+
+    /// Adds a new entry; the key must not be present.
+    @discardableResult
+    public func insert(_ key: Bytes, value: Value) -> Entry {
+        let h = KeyTable.hash(key)
+        let entry = Entry(key: key, hash: h, value: value)
+        let b = h & mask
+        entry.next = buckets[b]
+        buckets[b] = entry
+        count += 1
+        if count > buckets.count { resize(buckets.count * 2) }
+        return entry
+    }
+
+    @discardableResult
+    public func remove(_ key: Bytes) -> Entry? {
+        let h = KeyTable.hash(key)
+        let b = h & mask
+        var prev: Entry? = nil
+        var e = buckets[b]
+        while let entry = e {
+            if entry.hash == h && entry.key == key {
+                if let p = prev { p.next = entry.next } else { buckets[b] = entry.next }
+                entry.next = nil
+                count -= 1
+                if buckets.count > KeyTable.minimumSize && count < buckets.count / 8 {
+                    resize(max(KeyTable.minimumSize, buckets.count / 4))
+                }
+                return entry
+            }
+            prev = entry
+            e = entry.next
+        }
+        return nil
+    }
+
+    public func removeAll() {
+        buckets = Array(repeating: nil, count: KeyTable.minimumSize)
+        mask = KeyTable.minimumSize - 1
+        count = 0
+    }
+
+    private func resize(_ newSize: Int) {
+        var fresh = [Entry?](repeating: nil, count: newSize)
+        let newMask = newSize - 1
+        for i in 0..<buckets.count {
+            var e = buckets[i]
+            buckets[i] = nil
+            while let entry = e {
+                e = entry.next
+                let b = entry.hash & newMask
+                entry.next = fresh[b]
+                fresh[b] = entry
+            }
+        }
+        buckets = fresh
+        mask = newMask
+    }
+
+    /// Visits one bucket's entries and returns the next cursor (0 when the scan is done).
+    public func scan(cursor: UInt64, _ visit: (Entry) -> Void) -> UInt64 {
+        let m = UInt64(mask)
+        var e = buckets[Int(cursor & m)]
+        while let entry = e {
+            e = entry.next
+            visit(entry)
+        }
+        var v = cursor | ~m
+        v = v.bitReversed
+        v &+= 1
+        return v.bitReversed
+    }
+
+    public func forEach(_ body: (Entry) -> Void) {
+        for head in buckets {
+            var e = head
+            while let entry = e {
+                e = entry.next
+                body(entry)
+            }
+        }
+    }
+
+    public func randomEntry() -> Entry? {
+        guard count > 0 else { return nil }
+        while true {
+            var e = buckets[Int.random(in: 0...mask)]
+            guard e != nil else { continue }
+            var chain: [Entry] = []
+            while let entry = e { chain.append(entry); e = entry.next }
+            return chain.randomElement()
+        }
+    }
+
+    /// Bytes of bucket array, for memory accounting in tests.
+    public var bucketCount: Int { buckets.count }
+}
+
+extension UInt64 {
+    var bitReversed: UInt64 {
+        var v = self
+        v = ((v >> 1) & 0x5555_5555_5555_5555) | ((v & 0x5555_5555_5555_5555) << 1)
+        v = ((v >> 2) & 0x3333_3333_3333_3333) | ((v & 0x3333_3333_3333_3333) << 2)
+        v = ((v >> 4) & 0x0F0F_0F0F_0F0F_0F0F) | ((v & 0x0F0F_0F0F_0F0F_0F0F) << 4)
+        v = ((v >> 8) & 0x00FF_00FF_00FF_00FF) | ((v & 0x00FF_00FF_00FF_00FF) << 8)
+        v = ((v >> 16) & 0x0000_FFFF_0000_FFFF) | ((v & 0x0000_FFFF_0000_FFFF) << 16)
+        return (v >> 32) | (v << 32)
+    }
+}

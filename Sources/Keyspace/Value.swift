@@ -1,0 +1,65 @@
+import DequeModule
+import RESP
+
+/// A value stored under a key. Collections are classes so that commands mutate them in
+/// place through the entry, without copy-on-write copies of large collections.
+public enum Value {
+    case string(Bytes)
+    case list(ListValue)
+    case hash(HashValue)
+    case set(SetValue)
+    case zset(SortedSetValue)
+
+    /// The name TYPE replies with.
+    public var typeName: StaticString {
+        switch self {
+        case .string: return "string"
+        case .list: return "list"
+        case .hash: return "hash"
+        case .set: return "set"
+        case .zset: return "zset"
+        }
+    }
+
+    /// A deep copy (COPY command): the copy shares no mutable storage with the original.
+    public func deepCopy() -> Value {
+        switch self {
+        case .string(let b): return .string(b)
+        case .list(let l): return .list(ListValue(l.items))
+        case .hash(let h): return .hash(HashValue(h.fields))
+        case .set(let s): return .set(SetValue(s.members))
+        case .zset(let z): return .zset(z.copy())
+        }
+    }
+}
+
+public final class ListValue {
+    public var items: Deque<Bytes>
+    public init(_ items: Deque<Bytes> = []) { self.items = items }
+}
+
+public final class HashValue {
+    public var fields: [Bytes: Bytes]
+    public init(_ fields: [Bytes: Bytes] = [:]) { self.fields = fields }
+}
+
+public final class SetValue {
+    public var members: Set<Bytes>
+    public init(_ members: Set<Bytes> = []) { self.members = members }
+}
+
+/// One key of a shard's table. `expireAt` is a Unix time in milliseconds, 0 when the
+/// key does not expire; `hash` caches the key's table hash for lookups and resizing.
+public final class Entry {
+    public let key: Bytes
+    public var value: Value
+    public var expireAt: Int64 = 0
+    let hash: Int
+    var next: Entry?
+
+    init(key: Bytes, hash: Int, value: Value) {
+        self.key = key
+        self.hash = hash
+        self.value = value
+    }
+}

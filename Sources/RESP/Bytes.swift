@@ -1,0 +1,161 @@
+/// A binary-safe byte string: keys, values, arguments.
+///
+/// Up to 15 bytes live inline (two machine words, the length in the last byte), so most
+/// keys and small values cost no allocation; longer ones share an immutable `[UInt8]`.
+/// Inline padding bytes are always zero, which lets equality compare whole words.
+public struct Bytes: Sendable {
+    @usableFromInline
+    enum Storage: Sendable {
+        case small(UInt64, UInt64)
+        case large([UInt8])
+    }
+
+    @usableFromInline var storage: Storage
+
+    public static let inlineCapacity = 15
+
+    @inlinable public init() { storage = .small(0, 0) }
+
+    public init(_ buffer: UnsafeRawBufferPointer) {
+        let n = buffer.count
+        if n <= Bytes.inlineCapacity {
+            var words: (UInt64, UInt64) = (0, 0)
+            withUnsafeMutableBytes(of: &words) { raw in
+                if n > 0 { raw.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: n) }
+                raw[15] = UInt8(n)
+            }
+            storage = .small(words.0, words.1)
+        } else {
+            storage = .large(Array(buffer.bindMemory(to: UInt8.self)))
+        }
+    }
+
+    public init<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+        let array = Array(bytes)
+        if array.count <= Bytes.inlineCapacity {
+            self = array.withUnsafeBytes { Bytes($0) }
+        } else {
+            storage = .large(array)
+        }
+    }
+
+    public init(_ string: String) {
+        var s = string
+        self = s.withUTF8 { Bytes(UnsafeRawBufferPointer($0)) }
+    }
+
+    public init(_ value: Int) { self.init(String(value)) }
+
+    @inlinable public var count: Int {
+        switch storage {
+        case .small(_, let w1): return Int(truncatingIfNeeded: w1 >> 56)
+        case .large(let a): return a.count
+        }
+    }
+
+    @inlinable public var isEmpty: Bool { count == 0 }
+
+    @inlinable
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch storage {
+        case .small(let w0, let w1):
+            var words = (w0, w1)
+            let n = Int(truncatingIfNeeded: w1 >> 56)
+            return try Swift.withUnsafeBytes(of: &words) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        case .large(let a):
+            return try a.withUnsafeBytes(body)
+        }
+    }
+
+    public var array: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// Lossy UTF-8 view, for logs, config values and error messages only.
+    public var string: String { withUnsafeBytes { String(decoding: $0, as: UTF8.self) } }
+
+    public subscript(i: Int) -> UInt8 { withUnsafeBytes { $0[i] } }
+
+    public func slice(_ range: Range<Int>) -> Bytes {
+        withUnsafeBytes { Bytes(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
+
+    public static func + (a: Bytes, b: Bytes) -> Bytes {
+        var out = [UInt8]()
+        out.reserveCapacity(a.count + b.count)
+        a.withUnsafeBytes { out.append(contentsOf: $0) }
+        b.withUnsafeBytes { out.append(contentsOf: $0) }
+        return Bytes(out)
+    }
+
+    /// ASCII-lowercased copy (command and option names).
+    public func lowercased() -> Bytes {
+        withUnsafeBytes { raw in
+            var copy = Array(raw)
+            for i in copy.indices where copy[i] >= 65 && copy[i] <= 90 { copy[i] |= 0x20 }
+            return Bytes(copy)
+        }
+    }
+
+    /// Case-insensitive comparison with an ASCII option name such as "withscores".
+    public func equalsIgnoringCase(_ lowercaseASCII: StaticString) -> Bool {
+        withUnsafeBytes { raw in
+            guard raw.count == lowercaseASCII.utf8CodeUnitCount else { return false }
+            let p = lowercaseASCII.utf8Start
+            for i in 0..<raw.count {
+                var c = raw[i]
+                if c >= 65 && c <= 90 { c |= 0x20 }
+                if c != p[i] { return false }
+            }
+            return true
+        }
+    }
+}
+
+extension Bytes: Hashable {
+    @inlinable
+    public static func == (a: Bytes, b: Bytes) -> Bool {
+        switch (a.storage, b.storage) {
+        case let (.small(a0, a1), .small(b0, b1)): return a0 == b0 && a1 == b1
+        case (.small, .large), (.large, .small): return false
+        case let (.large(x), .large(y)):
+            guard x.count == y.count else { return false }
+            return x.withUnsafeBytes { px in y.withUnsafeBytes { py in memcmpEqual(px, py) } }
+        }
+    }
+
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}
+
+@usableFromInline
+func memcmpEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+}
+
+extension Bytes: Comparable {
+    /// Byte-wise lexicographic order, as Redis compares strings (memcmp, then length).
+    public static func < (a: Bytes, b: Bytes) -> Bool {
+        a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in
+                let n = min(pa.count, pb.count)
+                let c = n == 0 ? 0 : memcmp(pa.baseAddress!, pb.baseAddress!, n)
+                return c != 0 ? c < 0 : pa.count < pb.count
+            }
+        }
+    }
+}
+
+extension Bytes: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self.init(value) }
+}
+
+extension Bytes: CustomStringConvertible {
+    public var description: String { string }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A growable byte buffer with a stable address between mutations, so the kernel may read
+/// from it (send) or write into it (recv) while an operation is in flight.
+///
+/// Invariant: `0 <= readerIndex <= writerIndex <= capacity`; the readable bytes are
+/// `[readerIndex, writerIndex)`. The storage moves only in `reserve`, `compact` and
+/// `clear`, which callers must not invoke while an I/O operation uses the buffer.
+public final class IOBuffer {
+    public private(set) var base: UnsafeMutablePointer<UInt8>
+    public private(set) var capacity: Int
+    public var readerIndex = 0
+    public var writerIndex = 0
+
+    public init(capacity: Int = 16 * 1024) {
+        self.capacity = max(capacity, 64)
+        base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inlinable public var readableCount: Int { writerIndex - readerIndex }
+    @inlinable public var writableCount: Int { capacity - writerIndex }
+    @inlinable public var isEmpty: Bool { writerIndex == readerIndex }
+
+    public var readPointer: UnsafeMutablePointer<UInt8> { base + readerIndex }
+    public var writePointer: UnsafeMutablePointer<UInt8> { base + writerIndex }
+
+    public var readableBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + readerIndex, count: writerIndex - readerIndex)
+    }
+
+    /// Makes room for at least `n` more bytes after `writerIndex`.
+    @inline(__always)
+    public func reserve(_ n: Int) {
+        if capacity - writerIndex < n { grow(n) }
+    }
+
+    private func grow(_ n: Int) {
+        let live = writerIndex - readerIndex
+        // Sliding the live bytes to the front is enough when most of the buffer is consumed.
+        if readerIndex > 0 && capacity - live >= n && live <= capacity / 2 {
+            compact()
+            return
+        }
+        var newCapacity = capacity
+        while newCapacity - live < n { newCapacity *= 2 }
+        let fresh = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        if live > 0 { fresh.update(from: base + readerIndex, count: live) }
+        base.deallocate()
+        base = fresh
+        capacity = newCapacity
+        readerIndex = 0
+        writerIndex = live
+    }
+
+    /// Moves the unread bytes to the front of the storage.
+    public func compact() {
+        let live = writerIndex - readerIndex
+        if readerIndex > 0 {
+            if live > 0 { base.update(from: base + readerIndex, count: live) }
+            readerIndex = 0
+            writerIndex = live
+        }
+    }
+
+    /// Forgets all bytes; shrinks storage that a burst made large.
+    public func clear(shrinkAbove limit: Int = 1 << 20, to small: Int = 16 * 1024) {
+        readerIndex = 0
+        writerIndex = 0
+        if capacity > limit {
+            base.deallocate()
+            capacity = small
+            base = UnsafeMutablePointer<UInt8>.allocate(capacity: small)
+        }
+    }
+
+    @inline(__always)
+    public func consume(_ n: Int) {
+        readerIndex += n
+        if readerIndex == writerIndex { readerIndex = 0; writerIndex = 0 }
+    }
+
+    @inline(__always)
+    public func append(_ byte: UInt8) {
+        reserve(1)
+        base[writerIndex] = byte
+        writerIndex += 1
+    }
+
+    @inline(__always)
+    public func append(_ raw: UnsafeRawBufferPointer) {
+        let n = raw.count
+        guard n > 0 else { return }
+        reserve(n)
+        UnsafeMutableRawPointer(base + writerIndex).copyMemory(from: raw.baseAddress!, byteCount: n)
+        writerIndex += n
+    }
+
+    @inline(__always)
+    public func append(_ s: StaticString) {
+        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    @inline(__always)
+    public func append(_ b: Bytes) {
+        b.withUnsafeBytes { append($0) }
+    }
+
+    public func append(_ s: String) {
+        var s = s
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends the decimal form of `v` without allocating.
+    @inline(__always)
+    public func appendDecimal(_ v: Int) {
+        reserve(20)
+        var n = v.magnitude
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let len: Int = withUnsafeMutableBytes(of: &tmp) { raw in
+            var i = 24
+            repeat {
+                i -= 1
+                raw[i] = UInt8(truncatingIfNeeded: 48 + n % 10)
+                n /= 10
+            } while n > 0
+            if v < 0 { i -= 1; raw[i] = 45 }
+            let len = 24 - i
+            (base + writerIndex).update(from: raw.baseAddress!.advanced(by: i).assumingMemoryBound(to: UInt8.self), count: len)
+            return len
+        }
+        writerIndex += len
+    }
+
+    /// A copy of the readable bytes (tests and diagnostics).
+    public var readableArray: [UInt8] { Array(readableBytes) }
+}

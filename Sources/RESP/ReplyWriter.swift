@@ -1,0 +1,130 @@
+/// Encodes replies for one connection in RESP2 or RESP3 (after HELLO 3).
+///
+/// Shapes that differ between the versions (null, map, set, double, boolean) are written
+/// in the negotiated form here, so command code states what it means, not how it looks.
+public struct ReplyWriter {
+    public let buffer: IOBuffer
+    public var protocolVersion: Int
+
+    public init(buffer: IOBuffer, protocolVersion: Int = 2) {
+        self.buffer = buffer
+        self.protocolVersion = protocolVersion
+    }
+
+    public var isRESP3: Bool { protocolVersion >= 3 }
+
+    @inline(__always) public func ok() { buffer.append("+OK\r\n") }
+    @inline(__always) public func queued() { buffer.append("+QUEUED\r\n") }
+
+    public func simple(_ s: StaticString) {
+        buffer.append(43); buffer.append(s); buffer.append("\r\n")
+    }
+
+    public func simple(_ s: String) {
+        buffer.append(43); buffer.append(s); buffer.append("\r\n")
+    }
+
+    /// `message` is the full error line without the leading '-', e.g. "ERR syntax error".
+    public func error(_ message: String) {
+        buffer.append(45)
+        // An error line must not contain newlines; Redis replaces them with spaces.
+        var m = message
+        if m.contains(where: { $0 == "\r" || $0 == "\n" }) {
+            m = String(m.map { $0 == "\r" || $0 == "\n" ? " " : $0 })
+        }
+        buffer.append(m)
+        buffer.append("\r\n")
+    }
+
+    @inline(__always)
+    public func integer(_ v: Int) {
+        buffer.append(58); buffer.appendDecimal(v); buffer.append("\r\n")
+    }
+
+    @inline(__always)
+    public func bulk(_ b: Bytes) {
+        b.withUnsafeBytes { bulk($0) }
+    }
+
+    @inline(__always)
+    public func bulk(_ raw: UnsafeRawBufferPointer) {
+        buffer.reserve(raw.count + 32)
+        buffer.append(36); buffer.appendDecimal(raw.count); buffer.append("\r\n")
+        buffer.append(raw); buffer.append("\r\n")
+    }
+
+    public func bulk(_ s: String) {
+        var s = s
+        s.withUTF8 { bulk(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A string that RESP3 may show as verbatim text (INFO, CLIENT LIST); RESP2 gets a bulk.
+    public func verbatim(_ s: String) {
+        if isRESP3 {
+            var s = s
+            s.withUTF8 { raw in
+                buffer.append(61); buffer.appendDecimal(raw.count + 4); buffer.append("\r\ntxt:")
+                buffer.append(UnsafeRawBufferPointer(raw)); buffer.append("\r\n")
+            }
+        } else {
+            bulk(s)
+        }
+    }
+
+    /// Null bulk string (RESP2 `$-1`, RESP3 `_`).
+    @inline(__always)
+    public func null() { buffer.append(isRESP3 ? "_\r\n" : "$-1\r\n") }
+
+    /// Null array (RESP2 `*-1`, RESP3 `_`).
+    public func nullArray() { buffer.append(isRESP3 ? "_\r\n" : "*-1\r\n") }
+
+    @inline(__always)
+    public func arrayHeader(_ n: Int) {
+        buffer.append(42); buffer.appendDecimal(n); buffer.append("\r\n")
+    }
+
+    /// A map of `n` pairs: RESP3 `%n`, RESP2 a flat array of 2n elements.
+    public func mapHeader(_ n: Int) {
+        buffer.append(isRESP3 ? 37 : 42); buffer.appendDecimal(isRESP3 ? n : 2 * n); buffer.append("\r\n")
+    }
+
+    /// A set: RESP3 `~n`, RESP2 an array.
+    public func setHeader(_ n: Int) {
+        buffer.append(isRESP3 ? 126 : 42); buffer.appendDecimal(n); buffer.append("\r\n")
+    }
+
+    /// A double: RESP3 `,` type, RESP2 a bulk string in Redis's shortest round-trip form.
+    public func double(_ d: Double) {
+        if isRESP3 {
+            buffer.append(44); buffer.append(formatDouble(d, resp3: true)); buffer.append("\r\n")
+        } else {
+            bulk(formatDouble(d))
+        }
+    }
+
+    public func boolean(_ b: Bool) {
+        if isRESP3 { buffer.append(b ? "#t\r\n" : "#f\r\n") } else { integer(b ? 1 : 0) }
+    }
+
+    public func emptyArray() { buffer.append("*0\r\n") }
+
+    public func bulkArray(_ items: [Bytes]) {
+        arrayHeader(items.count)
+        for item in items { bulk(item) }
+    }
+}
+
+/// Formats a double the way Redis replies with scores and INCRBYFLOAT results:
+/// integers without a fraction, otherwise the shortest representation that round-trips,
+/// and inf/-inf for infinities.
+public func formatDouble(_ d: Double, resp3: Bool = false) -> String {
+    if d.isNaN { return "nan" }
+    if d.isInfinite { return d > 0 ? "inf" : "-inf" }
+    if d == d.rounded() && abs(d) < 1e17 {
+        return String(Int64(d))
+    }
+    var s = "\(d)"
+    // Swift prints 1e-05 as "1e-05" like %.17g does; Redis prints the same forms.
+    if s.hasSuffix(".0") { s.removeLast(2) }
+    return s
+}
