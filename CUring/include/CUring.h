@@ -1,27 +1,64 @@
 #ifndef BERTH_CURING_H
 #define BERTH_CURING_H
-// The C surface Berth uses: liburing itself, plus the few things Swift cannot import
-// from it directly (flag macros, accept4 with null address, CPU affinity, mallinfo2).
-#include <liburing.h>
+// Berth's C surface over liburing, epoll and a few libc facilities.
+//
+// liburing.h is included only by shim.c, never here: it defines _GNU_SOURCE, which
+// changes the layout names of system types (fd_set) and then clashes with Swift's own
+// Glibc module wherever both are imported. This header uses only plain C types.
 #include <stddef.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <stdint.h>
 
-static const unsigned berth_IOSQE_ASYNC = IOSQE_ASYNC;
-static const unsigned berth_IORING_SETUP_SINGLE_ISSUER = IORING_SETUP_SINGLE_ISSUER;
-static const unsigned berth_IORING_SETUP_DEFER_TASKRUN = IORING_SETUP_DEFER_TASKRUN;
-static const unsigned berth_IORING_SETUP_COOP_TASKRUN = IORING_SETUP_COOP_TASKRUN;
-static const unsigned berth_IORING_CQE_F_MORE = IORING_CQE_F_MORE;
+typedef struct berth_ring berth_ring;
 
-/// accept4 without a peer address (Swift refuses nil for the transparent union).
+typedef struct {
+    uint64_t tag;
+    int32_t result;
+    uint32_t flags;
+} berth_completion;
+
+enum {
+    BERTH_CQE_F_MORE = 2,  // IORING_CQE_F_MORE: a multishot request stays armed
+    BERTH_EPOLLIN = 0x001,
+    BERTH_EPOLLOUT = 0x004,
+    BERTH_EPOLLERR = 0x008,
+    BERTH_EPOLLHUP = 0x010,
+    BERTH_EPOLL_ADD = 1,
+    BERTH_EPOLL_DEL = 2,
+    BERTH_EPOLL_MOD = 3,
+};
+
+/// Creates a ring; tries SINGLE_ISSUER|DEFER_TASKRUN first. Returns NULL and sets *error.
+berth_ring *berth_ring_create(unsigned entries, int *deferred, int *error);
+void berth_ring_destroy(berth_ring *ring);
+void berth_ring_recv(berth_ring *ring, int fd, void *buffer, size_t length, uint64_t tag);
+void berth_ring_send(berth_ring *ring, int fd, const void *buffer, size_t length, uint64_t tag);
+void berth_ring_read(berth_ring *ring, int fd, void *buffer, unsigned length, uint64_t tag);
+void berth_ring_accept_multishot(berth_ring *ring, int fd, uint64_t tag);
+/// Submits prepared requests and waits up to timeout_ms for one completion.
+void berth_ring_submit_and_wait(berth_ring *ring, int timeout_ms);
+void berth_ring_submit(berth_ring *ring);
+/// Copies up to max ready completions into out and marks them seen; returns the count.
+unsigned berth_ring_completions(berth_ring *ring, berth_completion *out, unsigned max);
+
+typedef struct {
+    int32_t fd;
+    uint32_t events;
+} berth_epoll_event;
+
+int berth_epoll_create(void);
+int berth_epoll_ctl(int epfd, int op, int fd, uint32_t events);
+int berth_epoll_wait(int epfd, berth_epoll_event *out, int max, int timeout_ms);
+/// A non-blocking, close-on-exec eventfd.
+int berth_eventfd(void);
+
+/// accept4 without a peer address, non-blocking and close-on-exec.
 int berth_accept(int fd);
-/// Pins the calling thread to one CPU; returns 0 or an errno.
-int berth_pin_thread(int cpu);
 /// Bytes the C allocator has handed out and not taken back (all arenas plus mmapped).
 size_t berth_allocated_bytes(void);
 /// Resident set size of this process in bytes, or 0.
 size_t berth_rss_bytes(void);
-/// Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread (and threads it creates later).
+/// Blocks SIGTERM and SIGINT in the calling thread (and threads it creates later) and
+/// ignores SIGPIPE.
 void berth_block_signals(void);
 /// Waits for SIGTERM or SIGINT; returns the signal number.
 int berth_wait_signal(void);

@@ -12,40 +12,41 @@ final class EpollBackend: EventBackend {
     private var listenFD: Int32 = -1
     private var connections: [Int32: Connection] = [:]
     private var writing: Set<Int32> = []
-    private var events = [epoll_event](repeating: epoll_event(), count: 256)
+    private var events = [berth_epoll_event](repeating: berth_epoll_event(), count: 256)
     unowned let handler: EventHandler
 
     init(wakeFD: Int32, handler: EventHandler) {
-        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        epfd = berth_epoll_create()
         self.wakeFD = wakeFD
         self.handler = handler
-        control(EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue)
+        control(add, wakeFD, inMask)
     }
 
     deinit { Glibc.close(epfd) }
 
+    private let add = Int32(BERTH_EPOLL_ADD), modify = Int32(BERTH_EPOLL_MOD), remove = Int32(BERTH_EPOLL_DEL)
+    private let inMask = UInt32(BERTH_EPOLLIN), outMask = UInt32(BERTH_EPOLLOUT)
+    private let errorMask = UInt32(BERTH_EPOLLERR | BERTH_EPOLLHUP)
+
     private func control(_ op: Int32, _ fd: Int32, _ mask: UInt32) {
-        var ev = epoll_event()
-        ev.events = mask
-        ev.data.fd = fd
-        _ = epoll_ctl(epfd, op, fd, &ev)
+        _ = berth_epoll_ctl(epfd, op, fd, mask)
     }
 
     func addListener(_ fd: Int32) {
         listenFD = fd
-        control(EPOLL_CTL_ADD, fd, EPOLLIN.rawValue)
+        control(add, fd, inMask)
     }
 
     func register(_ conn: Connection) {
         connections[conn.fd] = conn
-        control(EPOLL_CTL_ADD, conn.fd, EPOLLIN.rawValue)
+        control(add, conn.fd, inMask)
     }
 
     func poll(timeoutMs: Int) {
-        let n = events.withUnsafeMutableBufferPointer { epoll_wait(epfd, $0.baseAddress, 256, Int32(timeoutMs)) }
+        let n = events.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd, $0.baseAddress, 256, Int32(timeoutMs)) }
         guard n > 0 else { return }
         for i in 0..<Int(n) {
-            let fd = events[i].data.fd
+            let fd = events[i].fd
             let mask = events[i].events
             if fd == wakeFD {
                 var counter: UInt64 = 0
@@ -54,8 +55,8 @@ final class EpollBackend: EventBackend {
             } else if fd == listenFD {
                 acceptAll()
             } else if let conn = connections[fd] {
-                if mask & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { readAll(conn) }
-                if mask & EPOLLOUT.rawValue != 0, !conn.closing || conn.closeAfterFlush { flush(conn) }
+                if mask & (inMask | errorMask) != 0 { readAll(conn) }
+                if mask & outMask != 0, !conn.closing || conn.closeAfterFlush { flush(conn) }
             }
         }
     }
@@ -98,7 +99,7 @@ final class EpollBackend: EventBackend {
             if n > 0 {
                 conn.output.consume(n)
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if writing.insert(conn.fd).inserted { control(EPOLL_CTL_MOD, conn.fd, EPOLLIN.rawValue | EPOLLOUT.rawValue) }
+                if writing.insert(conn.fd).inserted { control(modify, conn.fd, inMask | outMask) }
                 return
             } else if n < 0 && errno == EINTR {
                 continue
@@ -108,7 +109,7 @@ final class EpollBackend: EventBackend {
             }
         }
         conn.output.clear()
-        if writing.remove(conn.fd) != nil { control(EPOLL_CTL_MOD, conn.fd, EPOLLIN.rawValue) }
+        if writing.remove(conn.fd) != nil { control(modify, conn.fd, inMask) }
         if conn.closeAfterFlush { closeNow(conn) }
     }
 
@@ -121,7 +122,7 @@ final class EpollBackend: EventBackend {
     private func closeNow(_ conn: Connection) {
         guard connections[conn.fd] === conn else { return }
         conn.closing = true
-        control(EPOLL_CTL_DEL, conn.fd, 0)
+        control(remove, conn.fd, 0)
         connections.removeValue(forKey: conn.fd)
         writing.remove(conn.fd)
         Glibc.close(conn.fd)

@@ -45,7 +45,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         self.index = index
         self.server = server
         self.store = store
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        wakeFD = berth_eventfd()
         stats = ShardStats(commandCount: server.commands.count)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
     }

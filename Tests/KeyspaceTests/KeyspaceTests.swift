@@ -1,0 +1,127 @@
+import XCTest
+@testable import Keyspace
+@testable import RESP
+
+final class HashSlotTests: XCTestCase {
+    func testKnownSlots() {
+        XCTAssertEqual(Array("123456789".utf8).withUnsafeBytes { HashSlot.crc16($0) }, 0x31C3)
+        XCTAssertEqual(HashSlot.of(Bytes("foo")), 12182)
+        XCTAssertEqual(HashSlot.of(Bytes("somekey")), 11058)
+    }
+
+    func testHashTags() {
+        XCTAssertEqual(HashSlot.of(Bytes("{user1000}.following")), HashSlot.of(Bytes("{user1000}.followers")))
+        XCTAssertEqual(HashSlot.of(Bytes("{user1000}.following")), HashSlot.of(Bytes("user1000")))
+        // An empty tag hashes the whole key.
+        XCTAssertEqual(HashSlot.of(Bytes("foo{}{bar}")), Array("foo{}{bar}".utf8).withUnsafeBytes { Int(HashSlot.crc16($0)) & 16383 })
+        XCTAssertEqual(HashSlot.of(Bytes("foo{{bar}}zap")), HashSlot.of(Bytes("{bar")))
+    }
+}
+
+final class KeyTableTests: XCTestCase {
+    func testInsertFindRemove() {
+        let t = KeyTable()
+        for i in 0..<10_000 { t.insert(Bytes("key:\(i)"), value: .string(Bytes("v\(i)"))) }
+        XCTAssertEqual(t.count, 10_000)
+        for i in stride(from: 0, to: 10_000, by: 2) { XCTAssertNotNil(t.remove(Bytes("key:\(i)"))) }
+        XCTAssertEqual(t.count, 5_000)
+        XCTAssertNil(t.find(Bytes("key:0")))
+        guard case .string(let v)? = t.find(Bytes("key:1"))?.value else { return XCTFail("missing") }
+        XCTAssertEqual(v, Bytes("v1"))
+    }
+
+    /// The SCAN guarantee: keys present for the whole scan are returned at least once,
+    /// even while the table grows and shrinks between calls.
+    func testScanSurvivesResizes() {
+        let t = KeyTable()
+        for i in 0..<1000 { t.insert(Bytes("stable:\(i)"), value: .string(Bytes())) }
+        var seen = Set<Bytes>()
+        var cursor: UInt64 = 0
+        var step = 0
+        repeat {
+            cursor = t.scan(cursor: cursor) { seen.insert($0.key) }
+            step += 1
+            if step % 7 == 0 { for j in 0..<300 { t.insert(Bytes("grow:\(step):\(j)"), value: .string(Bytes())) } }
+            if step % 13 == 0 {
+                for j in 0..<300 { t.remove(Bytes("grow:\(step - 6):\(j)")) }
+            }
+        } while cursor != 0
+        for i in 0..<1000 { XCTAssertTrue(seen.contains(Bytes("stable:\(i)")), "missed stable:\(i)") }
+    }
+}
+
+final class SortedSetTests: XCTestCase {
+    func testAgainstReferenceModel() {
+        let z = SortedSetValue()
+        var model: [Bytes: Double] = [:]
+        for step in 0..<5000 {
+            let m = Bytes("m\(Int.random(in: 0..<300))")
+            if Int.random(in: 0..<4) == 0 {
+                XCTAssertEqual(z.remove(m), model.removeValue(forKey: m) != nil)
+            } else {
+                let s = Double(Int.random(in: -50...50))
+                XCTAssertEqual(z.insert(m, s), model[m] == nil)
+                model[m] = s
+            }
+            if step % 250 == 0 {
+                let sorted = model.sorted { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }
+                let all = z.range(ranks: 0, max(0, z.count - 1), reverse: false)
+                XCTAssertEqual(all.map { $0.0 }, sorted.map { $0.key })
+                for (i, e) in sorted.enumerated() { XCTAssertEqual(z.rank(e.key), i) }
+                let r = ScoreRange(min: -10, max: 10, minExclusive: true)
+                XCTAssertEqual(z.range(scores: r, reverse: false).map { $0.0 },
+                               sorted.filter { $0.value > -10 && $0.value <= 10 }.map { $0.key })
+                XCTAssertEqual(z.count(scores: r), sorted.filter { $0.value > -10 && $0.value <= 10 }.count)
+                XCTAssertEqual(z.range(scores: r, reverse: true).map { $0.0 },
+                               sorted.filter { $0.value > -10 && $0.value <= 10 }.map { $0.key }.reversed())
+            }
+        }
+    }
+
+    func testLexRange() {
+        let z = SortedSetValue()
+        for c in ["a", "b", "c", "d", "e"] { z.insert(Bytes(c), 0) }
+        let r = LexRange(min: .exclusive(Bytes("a")), max: .inclusive(Bytes("c")))
+        XCTAssertEqual(z.range(lex: r, reverse: false).map { $0.0.string }, ["b", "c"])
+        XCTAssertEqual(z.count(lex: LexRange(min: .negativeInfinity, max: .positiveInfinity)), 5)
+    }
+}
+
+final class GlobTests: XCTestCase {
+    func testPatterns() {
+        XCTAssertTrue(Glob.matches(Bytes("h?llo"), Bytes("hello")))
+        XCTAssertTrue(Glob.matches(Bytes("h*llo"), Bytes("heeeello")))
+        XCTAssertTrue(Glob.matches(Bytes("h[ae]llo"), Bytes("hallo")))
+        XCTAssertFalse(Glob.matches(Bytes("h[^e]llo"), Bytes("hello")))
+        XCTAssertTrue(Glob.matches(Bytes("h[a-b]llo"), Bytes("hbllo")))
+        XCTAssertTrue(Glob.matches(Bytes("h\\*"), Bytes("h*")))
+        XCTAssertFalse(Glob.matches(Bytes("h\\*"), Bytes("hx")))
+        XCTAssertTrue(Glob.matchesName("*max-*-entries*", "hash-max-listpack-entries"))
+    }
+}
+
+final class DatabaseExpiryTests: XCTestCase {
+    func testLazyAndActiveExpiry() {
+        let db = Database()
+        let a = db.add(Bytes("a"), .string(Bytes("1")))
+        let b = db.add(Bytes("b"), .string(Bytes("2")))
+        db.add(Bytes("c"), .string(Bytes("3")))
+        db.setExpire(a, at: 100)
+        db.setExpire(b, at: 200)
+        XCTAssertEqual(db.volatileCount, 2)
+        XCTAssertNil(db.lookup(Bytes("a"), now: 150))
+        XCTAssertEqual(db.expireDue(now: 250, limit: 100), 1)
+        XCTAssertEqual(db.count, 1)
+        XCTAssertEqual(db.volatileCount, 0)
+        XCTAssertNotNil(db.lookup(Bytes("c"), now: 10_000))
+    }
+
+    func testStaleHeapItemsAreIgnored() {
+        let db = Database()
+        let e = db.add(Bytes("k"), .string(Bytes()))
+        db.setExpire(e, at: 100)
+        db.persist(e)
+        XCTAssertEqual(db.expireDue(now: 1000, limit: 10), 0)
+        XCTAssertNotNil(db.lookup(Bytes("k"), now: 1000))
+    }
+}

@@ -1,0 +1,141 @@
+import XCTest
+@testable import RESP
+
+final class RESPParserTests: XCTestCase {
+    private func feed(_ chunks: [[UInt8]], maxBulk: Int = 512 * 1024 * 1024) -> ([[Bytes]], String?) {
+        var parser = RESPParser(maxBulkLength: maxBulk)
+        let buffer = IOBuffer(capacity: 64)
+        var commands: [[Bytes]] = []
+        for chunk in chunks {
+            chunk.withUnsafeBytes { buffer.append($0) }
+            loop: while true {
+                switch parser.next(buffer) {
+                case .command(let c): commands.append(c)
+                case .needMore: break loop
+                case .protocolError(let e): return (commands, e)
+                }
+            }
+        }
+        return (commands, nil)
+    }
+
+    private let pipeline = Array("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n*1\r\n$4\r\nPING\r\nECHO \"hi there\" 'x y'\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n".utf8)
+    private let expected: [[Bytes]] = [["SET", "key", "va\r\nl"], ["PING"], ["ECHO", "hi there", "x y"], ["GET", ""]]
+
+    func testWholeBuffer() {
+        let (cmds, err) = feed([pipeline])
+        XCTAssertNil(err)
+        XCTAssertEqual(cmds, expected)
+    }
+
+    func testByteByByte() {
+        let (cmds, err) = feed(pipeline.map { [$0] })
+        XCTAssertNil(err)
+        XCTAssertEqual(cmds, expected)
+    }
+
+    func testRandomSplits() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            var chunks: [[UInt8]] = []
+            var i = 0
+            while i < pipeline.count {
+                let n = Int.random(in: 1...9, using: &rng)
+                chunks.append(Array(pipeline[i..<min(pipeline.count, i + n)]))
+                i += n
+            }
+            let (cmds, err) = feed(chunks)
+            XCTAssertNil(err)
+            XCTAssertEqual(cmds, expected)
+        }
+    }
+
+    func testBinarySafeLargeValue() {
+        let value = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        var raw = Array("*2\r\n$3\r\nSET\r\n$\(value.count)\r\n".utf8)
+        raw += value + [13, 10]
+        let (cmds, err) = feed(stride(from: 0, to: raw.count, by: 4096).map { Array(raw[$0..<min(raw.count, $0 + 4096)]) })
+        XCTAssertNil(err)
+        XCTAssertEqual(cmds.count, 1)
+        XCTAssertEqual(cmds[0][1].array, value)
+    }
+
+    func testProtocolErrorsMatchRedis() {
+        XCTAssertEqual(feed([Array("*abc\r\n".utf8)]).1, "Protocol error: invalid multibulk length")
+        XCTAssertEqual(feed([Array("*1\r\n$-5\r\n".utf8)]).1, "Protocol error: invalid bulk length")
+        XCTAssertEqual(feed([Array("*1\r\n$100\r\n".utf8)], maxBulk: 10).1, "Protocol error: invalid bulk length")
+        XCTAssertEqual(feed([Array("*1\r\n:5\r\n".utf8)]).1, "Protocol error: expected '$', got ':'")
+        XCTAssertEqual(feed([Array("SET \"abc\r\n".utf8)]).1, "Protocol error: unbalanced quotes in request")
+        XCTAssertEqual(feed([Array(repeating: UInt8(ascii: "a"), count: 70_000)]).1, "Protocol error: too big inline request")
+        XCTAssertEqual(feed([Array("*99999999999999999999\r\n".utf8)]).1, "Protocol error: invalid multibulk length")
+    }
+
+    func testEmptyAndZeroLengthArraysAreSkipped() {
+        let (cmds, err) = feed([Array("\r\n*0\r\n*-1\r\nPING\r\n".utf8)])
+        XCTAssertNil(err)
+        XCTAssertEqual(cmds, [["PING"]])
+    }
+
+    func testInlineEscapes() {
+        let (cmds, _) = feed([Array("SET k \"a\\x41\\n\\\"\"\r\n".utf8)])
+        XCTAssertEqual(cmds, [["SET", "k", Bytes([97, 65, 10, 34])]])
+    }
+
+    func testParseDecimal() {
+        func p(_ s: String) -> Int? { Array(s.utf8).withUnsafeBytes { parseDecimal($0) } }
+        XCTAssertEqual(p("123"), 123)
+        XCTAssertEqual(p("-9223372036854775808"), Int.min)
+        XCTAssertNil(p("9223372036854775808"))
+        XCTAssertNil(p("012"))
+        XCTAssertNil(p("1a"))
+        XCTAssertNil(p(""))
+        XCTAssertNil(p("-"))
+    }
+}
+
+final class BytesTests: XCTestCase {
+    func testInlineAndHeapEquality() {
+        let short = Bytes("fifteen-bytes!!")
+        let long = Bytes("sixteen-bytes!!!")
+        XCTAssertEqual(short.count, 15)
+        XCTAssertEqual(long.count, 16)
+        XCTAssertEqual(short, Bytes(Array("fifteen-bytes!!".utf8)))
+        XCTAssertEqual(long, Bytes(Array("sixteen-bytes!!!".utf8)))
+        XCTAssertNotEqual(Bytes("a"), Bytes("a\0"))
+        XCTAssertEqual(Set([Bytes("x"), Bytes("x"), long, Bytes(long.array)]).count, 2)
+    }
+
+    func testOrderingIsMemcmpThenLength() {
+        XCTAssertLessThan(Bytes("a"), Bytes("b"))
+        XCTAssertLessThan(Bytes("a"), Bytes("aa"))
+        XCTAssertLessThan(Bytes([0x7f]), Bytes([0x80]))
+        XCTAssertFalse(Bytes("b") < Bytes("a"))
+    }
+}
+
+final class ReplyWriterTests: XCTestCase {
+    private func text(_ version: Int, _ body: (ReplyWriter) -> Void) -> String {
+        let b = IOBuffer()
+        body(ReplyWriter(buffer: b, protocolVersion: version))
+        return String(decoding: b.readableArray, as: UTF8.self)
+    }
+
+    func testShapesDifferByProtocol() {
+        XCTAssertEqual(text(2) { $0.null() }, "$-1\r\n")
+        XCTAssertEqual(text(3) { $0.null() }, "_\r\n")
+        XCTAssertEqual(text(2) { $0.mapHeader(2) }, "*4\r\n")
+        XCTAssertEqual(text(3) { $0.mapHeader(2) }, "%2\r\n")
+        XCTAssertEqual(text(2) { $0.double(1.5) }, "$3\r\n1.5\r\n")
+        XCTAssertEqual(text(3) { $0.double(1.5) }, ",1.5\r\n")
+        XCTAssertEqual(text(2) { $0.integer(-42) }, ":-42\r\n")
+        XCTAssertEqual(text(2) { $0.error("ERR a\nb") }, "-ERR a b\r\n")
+    }
+
+    func testDoubleFormatting() {
+        XCTAssertEqual(formatDouble(3), "3")
+        XCTAssertEqual(formatDouble(10.5), "10.5")
+        XCTAssertEqual(formatDouble(.infinity), "inf")
+        XCTAssertEqual(formatDouble(-.infinity), "-inf")
+        XCTAssertEqual(formatDouble(0.1 + 0.2), "0.30000000000000004")
+    }
+}
