@@ -8,6 +8,7 @@ import Glibc
 public final class RESPClient {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     private let fd: Int32

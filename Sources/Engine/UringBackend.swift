@@ -57,7 +57,7 @@ final class UringBackend: EventBackend {
     func flush(_ conn: Connection) {
         guard !conn.sendInFlight, conn.slot >= 0 else { return }
         if conn.output.isEmpty {
-            if conn.closeAfterFlush { close(conn) }
+            if conn.closeAfterFlush || conn.closing { close(conn) }
             return
         }
         swap(&conn.output, &conn.sending)
@@ -70,16 +70,17 @@ final class UringBackend: EventBackend {
         ring.send(fd: conn.fd, from: conn.sending.readPointer, count: conn.sending.readableCount, tag: tag(.send, conn.slot))
     }
 
+    /// Idempotent: called again by each completion until nothing is in flight.
     func close(_ conn: Connection) {
         guard conn.slot >= 0 else { return }
-        if conn.closeAfterFlush && (conn.sendInFlight || !conn.output.isEmpty) {
-            conn.closing = true
+        conn.closing = true
+        if conn.sendInFlight { return }
+        if conn.closeAfterFlush && !conn.output.isEmpty {
             flush(conn)
             return
         }
-        conn.closing = true
-        if conn.recvInFlight || conn.sendInFlight {
-            // Wakes the pending recv (and fails a pending send); the last completion closes.
+        if conn.recvInFlight {
+            // Completes the pending recv, whose completion then closes.
             shutdown(conn.fd, Int32(SHUT_RDWR))
             return
         }
@@ -121,17 +122,16 @@ final class UringBackend: EventBackend {
 
     private func received(_ conn: Connection, _ result: Int32) {
         if conn.closing {
-            if !conn.sendInFlight && !(conn.closeAfterFlush && !conn.output.isEmpty) { finish(conn) }
-            return
-        }
-        if result > 0 {
+            close(conn)
+        } else if result > 0 {
             conn.input.writerIndex += Int(result)
             handler.received(conn)
-            if !conn.closing { armRecv(conn) } else if !conn.sendInFlight && conn.output.isEmpty { finish(conn) }
+            if conn.closeAfterFlush || conn.closing { close(conn) } else { armRecv(conn) }
         } else if result == -EAGAIN || result == -EINTR || result == -ENOBUFS {
             armRecv(conn)
         } else {
             conn.closeAfterFlush = false
+            conn.output.clear()
             close(conn)
         }
     }
@@ -144,19 +144,14 @@ final class UringBackend: EventBackend {
                 return
             }
             conn.sending.clear()
-            if !conn.output.isEmpty {
-                flush(conn)
-            } else if conn.closing {
-                if conn.recvInFlight { shutdown(conn.fd, Int32(SHUT_RDWR)) } else { finish(conn) }
-            }
+            flush(conn)
         } else if result == -EAGAIN || result == -EINTR {
             submitSend(conn)
         } else {
             conn.closeAfterFlush = false
             conn.output.clear()
             conn.sending.clear()
-            conn.closing = true
-            if conn.recvInFlight { shutdown(conn.fd, Int32(SHUT_RDWR)) } else { finish(conn) }
+            close(conn)
         }
     }
 }
