@@ -17,6 +17,7 @@ import Glibc
 /// in request order; nothing is sent until the whole batch read has been processed.
 extension Shard {
     func processInput(_ conn: Connection) {
+        conn.parser.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
         while !conn.closing && !conn.suspended && !conn.closeAfterFlush {
             switch conn.parser.next(conn.input) {
             case .needMore:

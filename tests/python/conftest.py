@@ -1,0 +1,86 @@
+"""Fixtures that run the real berth-server binary on a free port."""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("BERTH_SERVER", os.path.join(ROOT, ".build", "debug", "berth-server"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args, config_file=None):
+        self.port = free_port()
+        cmd = [BINARY]
+        if config_file:
+            cmd.append(config_file)
+        cmd += ["--port", str(self.port), "--loglevel", "warning", *map(str, args)]
+        self.log = tempfile.NamedTemporaryFile(prefix="berth-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.output())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("server did not start")
+
+    def output(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def client(self, **kw):
+        return redis.Redis(port=self.port, **kw)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(params=[("uring", 1), ("epoll", 4), ("uring", 4)], ids=["uring-1shard", "epoll-4shards", "uring-4shards"])
+def server(request):
+    io, shards = request.param
+    s = Server("--io", io, "--shards", shards)
+    yield s
+    code = s.stop()
+    assert code == 0, s.output()
+
+
+@pytest.fixture
+def r(server):
+    c = server.client(decode_responses=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def make_server():
+    started = []
+
+    def make(*args, **kw):
+        s = Server(*args, **kw)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()

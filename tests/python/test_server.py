@@ -1,0 +1,303 @@
+"""Connection, server and protocol behaviour over real sockets: redis-py, raw sockets,
+redis-cli and redis-benchmark."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+
+def raw(port, payload, read_until_close=True):
+    """Sends raw bytes and returns everything the server writes until it closes (or 2 s)."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(payload)
+        s.settimeout(2)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out, True
+                out += chunk
+                if not read_until_close:
+                    return out, False
+        except socket.timeout:
+            return out, False
+
+
+def test_protocol_errors_close_only_the_offender(server):
+    r = server.client()
+    cases = {
+        b"*1\r\n$-3\r\n": b"-ERR Protocol error: invalid bulk length\r\n",
+        b"*1\r\n$999999999999\r\n": b"-ERR Protocol error: invalid bulk length\r\n",
+        b"*x\r\n": b"-ERR Protocol error: invalid multibulk length\r\n",
+        b"*1\r\n+PING\r\n": b"-ERR Protocol error: expected '$', got '+'\r\n",
+        b'SET "a\r\n': b"-ERR Protocol error: unbalanced quotes in request\r\n",
+    }
+    for payload, expected in cases.items():
+        out, closed = raw(server.port, payload)
+        assert out == expected and closed, payload
+    assert r.ping() is True
+
+
+def test_inline_and_pipelined_raw(server):
+    out, _ = raw(server.port, b"PING\r\nSET k v\r\nGET k\r\n*1\r\n$4\r\nPING\r\n", read_until_close=False)
+    deadline = time.time() + 2
+    assert out.startswith(b"+PONG\r\n")
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"PING\r\nSET k v\r\nGET k\r\n*1\r\n$4\r\nPING\r\n")
+        data = b""
+        while data.count(b"\r\n") < 5 and time.time() < deadline:
+            data += s.recv(1024)
+    assert data == b"+PONG\r\n+OK\r\n$1\r\nv\r\n+PONG\r\n"
+
+
+def test_unknown_command_and_arity(r):
+    with pytest.raises(redis.ResponseError, match="unknown command 'NOPE', with args beginning with: 'a' 'b' "):
+        r.execute_command("NOPE", "a", "b")
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get' command"):
+        r.execute_command("GET")
+    assert r.echo("hi") == "hi" and r.ping() is True
+
+
+def test_client_vanishing_mid_command_does_not_hurt_others(server):
+    r = server.client()
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\nabc")
+    assert r.set("k", "fine") and r.get("k") == b"fine"
+
+
+def test_hello_and_resp3(server):
+    r3 = server.client(protocol=3, decode_responses=True)
+    assert r3.hgetall("none") == {}
+    r3.hset("h", "a", "1")
+    assert r3.hgetall("h") == {"a": "1"}
+    r3.zadd("z", {"m": 1.5})
+    assert r3.zscore("z", "m") == 1.5
+    hello = r3.execute_command("HELLO", "3")
+    assert hello["proto"] == 3 and hello["server"] == "redis" and hello["mode"] == "standalone"
+    with pytest.raises(redis.ResponseError, match="NOPROTO"):
+        r3.execute_command("HELLO", "4")
+
+
+def test_auth_and_requirepass(make_server):
+    s = make_server("--requirepass", "sekret", "--shards", "2")
+    anon = s.client()
+    with pytest.raises(redis.AuthenticationError):
+        anon.get("x")
+    with pytest.raises(redis.AuthenticationError):
+        s.client(password="wrong").ping()
+    good = s.client(password="sekret", decode_responses=True)
+    assert good.ping() is True and good.set("x", "1")
+    r3 = s.client(password="sekret", protocol=3)
+    assert r3.ping() is True
+    out, _ = raw(s.port, b"GET x\r\n", read_until_close=False)
+    assert out == b"-NOAUTH Authentication required.\r\n"
+
+
+def test_client_commands(server):
+    a = server.client(decode_responses=True)
+    b = server.client(decode_responses=True)
+    a.client_setname("alpha")
+    assert a.client_getname() == "alpha"
+    with pytest.raises(redis.ResponseError, match="Client names cannot contain spaces"):
+        a.execute_command("CLIENT", "SETNAME", "a b")
+    b_id = b.client_id()
+    listed = a.client_list()
+    assert any(c["name"] == "alpha" for c in listed) and any(int(c["id"]) == b_id for c in listed)
+    assert "id=" in a.execute_command("CLIENT", "INFO")
+    assert a.client_kill_filter(_id=b_id) == 1
+    with socket.create_connection(("127.0.0.1", server.port)) as victim:
+        victim.sendall(b"CLIENT ID\r\n")
+        victim_id = int(victim.recv(64).strip()[1:])
+        assert a.client_kill_filter(_id=victim_id) == 1
+        victim.settimeout(2)
+        assert victim.recv(64) == b""
+    assert a.ping() is True
+    a.execute_command("CLIENT", "SETINFO", "LIB-NAME", "mylib")
+    # CLIENT REPLY OFF / ON over a raw socket: nothing comes back while off.
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"CLIENT REPLY OFF\r\nSET q 1\r\nCLIENT REPLY ON\r\nGET q\r\n")
+        s.settimeout(2)
+        data = b""
+        while not data.endswith(b"$1\r\n1\r\n"):
+            data += s.recv(1024)
+    assert data == b"+OK\r\n$1\r\n1\r\n"
+
+
+def test_config_get_set(r):
+    assert r.config_get("maxclients") == {"maxclients": "10000"}
+    assert "hash-max-listpack-entries" in r.config_get("*max-*-entries*")
+    assert r.config_set("hash-max-ziplist-entries", 256) is True
+    assert r.config_get("hash-max-ziplist-entries") == {"hash-max-ziplist-entries": "256"}
+    assert r.config_set("timeout", 0) and r.config_get("save") == {"save": ""}
+    with pytest.raises(redis.ResponseError, match="Unknown option or number of arguments for CONFIG SET - 'no-such-option'"):
+        r.config_set("no-such-option", "1")
+    with pytest.raises(redis.ResponseError, match="can't set immutable config"):
+        r.config_set("databases", "4")
+    with pytest.raises(redis.ResponseError, match="argument couldn't be parsed into an integer"):
+        r.config_set("maxclients", "lots")
+    assert r.config_set("proto-max-bulk-len", "1mb")
+    with pytest.raises(redis.ResponseError, match="Protocol error: invalid bulk length"):
+        r.set("big", "x" * (2 * 1024 * 1024))
+    r.connection_pool.disconnect()
+    assert r.config_resetstat() is True
+
+
+def test_info_fields(r):
+    r.set("a", 1)
+    r.get("a")
+    r.get("missing")
+    info = r.info("all")
+    for field in ["redis_version", "tcp_port", "uptime_in_seconds", "connected_clients", "used_memory",
+                  "used_memory_human", "total_commands_processed", "keyspace_hits", "keyspace_misses",
+                  "multiplexing_api", "shards"]:
+        assert field in info, field
+    assert info["keyspace_hits"] >= 1 and info["keyspace_misses"] >= 1
+    assert info["db0"]["keys"] == 1
+    assert info["cmdstat_get"]["calls"] >= 2
+    assert set(r.info("keyspace").keys()) == {"db0"}
+
+
+def test_command_introspection(r):
+    count = r.command_count()
+    assert count > 130
+    info = r.execute_command("COMMAND", "INFO", "get")
+    assert info["get"]["arity"] == 2 and info["get"]["first_key_pos"] == 1
+    assert "readonly" in info["get"]["flags"]
+    assert r.command_getkeys("MSET", "a", "1", "b", "2") == ["a", "b"]
+    assert "get" in r.execute_command("COMMAND", "DOCS", "get")
+
+
+def test_multi_exec_watch(r, server):
+    other = server.client()
+    with r.pipeline(transaction=True) as p:
+        p.set("{a}x", 1).incr("{b}y").lpush("{c}l", "q").get("{a}x")
+        assert p.execute() == [True, 1, 1, "1"]
+    with pytest.raises(redis.WatchError):
+        with r.pipeline() as p:
+            p.watch("{a}x")
+            other.set("{a}x", 2)
+            p.multi()
+            p.set("{b}y", 100)
+            p.execute()
+    assert r.get("{b}y") == "1"
+    # Inside MULTI a command error at run time does not abort the others.
+    with r.pipeline(transaction=True) as p:
+        p.set("s", "str").lpush("s", "x").set("t", "ok")
+        res = p.execute(raise_on_error=False)
+    assert res[0] is True and isinstance(res[1], redis.ResponseError) and res[2] is True
+    with pytest.raises(redis.ResponseError, match="EXEC without MULTI"):
+        r.execute_command("EXEC")
+    with pytest.raises(redis.ResponseError, match="DISCARD without MULTI"):
+        r.execute_command("DISCARD")
+
+
+def test_cross_shard_atomicity_under_concurrency(make_server):
+    s = make_server("--shards", "4")
+    keys = [f"{{k{i}}}" for i in range(8)]
+    stop = threading.Event()
+    bad = []
+
+    def writer(n):
+        c = s.client()
+        i = 0
+        while not stop.is_set():
+            i += 1
+            c.mset({k: f"{n}:{i}" for k in keys})
+
+    def reader():
+        c = s.client()
+        for _ in range(1500):
+            vals = c.mget(keys)
+            if len(set(vals)) != 1:
+                bad.append(vals)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    s.client().mset({k: "0" for k in keys})
+    for t in writers + readers:
+        t.start()
+    for t in readers:
+        t.join()
+    stop.set()
+    for t in writers:
+        t.join()
+    assert bad == []
+
+
+def test_maxclients(make_server):
+    s = make_server("--maxclients", "2")
+    a, b = s.client(), s.client()
+    a.ping(), b.ping()
+    out, closed = raw(s.port, b"")
+    assert out == b"-ERR max number of clients reached\r\n" and closed
+
+
+def test_config_file_and_bad_config(tmp_path, make_server):
+    good = tmp_path / "berth.conf"
+    good.write_text("# comment\nshards 2\ndatabases 4\nhash-max-ziplist-entries 64\n")
+    s = make_server(config_file=str(good))
+    c = s.client(decode_responses=True)
+    assert c.config_get("databases") == {"databases": "4"}
+    with pytest.raises(redis.ResponseError, match="DB index is out of range"):
+        c.execute_command("SELECT", "5")
+    bad = tmp_path / "bad.conf"
+    bad.write_text("port 1234\nnot-an-option yes\n")
+    from conftest import BINARY
+    res = subprocess.run([BINARY, str(bad)], capture_output=True, text=True, timeout=20)
+    assert res.returncode != 0
+    assert "line 2" in res.stderr and "not-an-option" in res.stderr
+
+
+def test_sigterm_and_shutdown_exit_cleanly(make_server):
+    s = make_server("--shards", "2")
+    c = s.client()
+    c.set("x", 1)
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(10) == 0
+    s2 = make_server()
+    try:
+        s2.client().shutdown()
+    except redis.ConnectionError:
+        pass
+    assert s2.proc.wait(10) == 0
+
+
+def test_redis_cli(server):
+    cli = shutil.which("redis-cli")
+    assert cli, "redis-cli must be installed (redis-tools)"
+    run = lambda *a: subprocess.run([cli, "-p", str(server.port), *a], capture_output=True, text=True, timeout=30).stdout
+    assert run("SET", "greeting", "hello world").strip() == "OK"
+    assert run("GET", "greeting").strip() == "hello world"
+    assert run("RPUSH", "l", "a", "b").strip() == "2"
+    assert run("LRANGE", "l", "0", "-1").split() == ["a", "b"]
+    assert "redis_version" in run("INFO", "server")
+    for i in range(50):
+        run("SET", f"scan:{i}", "v") if i < 3 else None
+    assert sorted(run("--scan", "--pattern", "scan:*").split()) == ["scan:0", "scan:1", "scan:2"]
+    piped = subprocess.run([cli, "-p", str(server.port)], input="SET p 1\nINCR p\nGET p\n",
+                           capture_output=True, text=True, timeout=30).stdout.split()
+    assert piped == ["OK", "2", "2"]
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_redis_benchmark_default_suite(make_server, shards):
+    bench = shutil.which("redis-benchmark")
+    assert bench, "redis-benchmark must be installed (redis-tools)"
+    s = make_server("--shards", shards)
+    res = subprocess.run([bench, "-p", str(s.port), "-q", "-n", "20000"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    lines = [l for l in res.stdout.replace("\r", "\n").split("\n") if "requests per second" in l]
+    names = [l.split(":")[0].strip() for l in lines]
+    for expected in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "LPUSH", "RPUSH", "LPOP", "RPOP", "SADD",
+                     "HSET", "SPOP", "ZADD", "ZPOPMIN", "LRANGE_100 (first 100 elements)", "MSET (10 keys)"]:
+        assert expected in names, (expected, res.stdout[-2000:])
+    assert "ERR" not in res.stdout and "error" not in res.stderr.lower()
+    assert s.client().ping()
