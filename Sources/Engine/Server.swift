@@ -107,9 +107,12 @@ public final class Server: @unchecked Sendable {
             exit(1)
         }
         while !shutdownRequested.load(ordering: .acquiring) { usleep(10_000) }
-        Glibc.close(listenFD)
+        // shutdown() (not just close) ends the multishot accept still armed on shard 0's
+        // ring; otherwise the kernel keeps the port bound until the ring's teardown.
+        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
         for shard in shards { shard.post(.stop) }
         for t in threads { pthread_join(t, nil) }
+        Glibc.close(listenFD)
         log.notice("Berth is now ready to exit, bye bye...")
         return 0
     }

@@ -79,6 +79,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
         for conn in Array(connections.values) { backend.close(conn) }
         // Let close completions arrive so sockets are really closed before exit.
         for _ in 0..<10 where !connections.isEmpty { backend.poll(timeoutMs: 10) }
+        backend.poll(timeoutMs: 0)
+        backend = nil
     }
 
     func woken() { drainInbox() }
@@ -190,7 +192,12 @@ public final class Shard: @unchecked Sendable, EventHandler {
                 })
             })
         }
-        if collector.remaining == 0 { done(self) }
+        if collector.remaining == 0 {
+            // Everything was local (one shard): answer inline; the caller's input loop
+            // goes on by itself, so do not re-enter it.
+            conn.suspended = false
+            finish(self, conn, collector.results.map { $0! })
+        }
     }
 }
 

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Side-by-side throughput and memory: berth-server (1 and 2 shards) against redis-server,
+# started by this script on free ports of this machine, measured in one run with the same
+# redis-benchmark. Prints per-test requests/second and the ratio berth/redis.
+#
+#   Benchmarks/compare.sh [requests]        (default 200000 requests per test)
+#
+# Environment: BERTH=path/to/berth-server (default: a fresh release build),
+#              PIPELINES="1 16", CLIENTS=50, SHARDS="1 2", KEYS_FOR_MEMORY=1000000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+PIPELINES=${PIPELINES:-"1 16"}
+CLIENTS=${CLIENTS:-50}
+SHARDS=${SHARDS:-"1 2"}
+KEYS_FOR_MEMORY=${KEYS_FOR_MEMORY:-1000000}
+TESTS=set,get,incr,lpush,lpop,sadd,hset,zadd,mset
+
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+command -v redis-benchmark >/dev/null || ./scripts/setup
+if [ -z "${BERTH:-}" ]; then
+  swift build -c release --product berth-server >/dev/null
+  BERTH=.build/release/berth-server
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+start_redis() {
+  local port; port=$(free_port)
+  redis-server --port "$port" --save "" --appendonly no --daemonize no --logfile /dev/null >/dev/null &
+  PIDS+=($!); wait_port "$port"; echo "$port"
+}
+start_berth() {
+  local port; port=$(free_port)
+  "$BERTH" --port "$port" --shards "$1" --loglevel warning >/dev/null 2>&1 &
+  PIDS+=($!); wait_port "$port"; echo "$port"
+}
+bench() { # port pipeline -> "TEST,rps" lines
+  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$TESTS" -r 100000 --csv 2>/dev/null \
+    | awk -F'","' 'NR>1 { gsub(/"/,""); print $1 "," $2 }'
+}
+
+REDIS_PORT=$(start_redis)
+declare -A BERTH_PORTS
+for s in $SHARDS; do BERTH_PORTS[$s]=$(start_berth "$s"); done
+
+echo "# redis-benchmark -c $CLIENTS -n $N -r 100000 -t $TESTS, $(nproc) CPUs, $(date -u +%Y-%m-%d)"
+echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), berth $("$BERTH" --version | awk '{print $3}')"
+for p in $PIPELINES; do
+  echo
+  header="| test (-P $p) | redis rps |"
+  sep="|---|---|"
+  for s in $SHARDS; do header+=" berth ${s}sh rps | ratio |"; sep+="---|---|"; done
+  echo "$header"; echo "$sep"
+  redis_out=$(bench "$REDIS_PORT" "$p")
+  declare -A berth_out=()
+  for s in $SHARDS; do berth_out[$s]=$(bench "${BERTH_PORTS[$s]}" "$p"); done
+  while IFS=, read -r test rps; do
+    row="| $test | ${rps%.*} |"
+    for s in $SHARDS; do
+      b=$(echo "${berth_out[$s]}" | awk -F, -v t="$test" '$1==t {print $2}')
+      row+=" ${b%.*} | $(awk -v a="$b" -v r="$rps" 'BEGIN { printf "%.2fx", a / r }') |"
+    done
+    echo "$row"
+  done <<< "$redis_out"
+done
+
+echo
+echo "# memory: $KEYS_FOR_MEMORY keys SET key:N value-N, INFO memory used_memory after loading"
+load() {
+  redis-cli -p "$1" flushall >/dev/null
+  local before; before=$(redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+  python3 -c "
+import sys
+out = sys.stdout.buffer
+for i in range($KEYS_FOR_MEMORY):
+    k = b'key:%d' % i; v = b'value-%d' % i
+    out.write(b'*3\r\n\$3\r\nSET\r\n\$%d\r\n%s\r\n\$%d\r\n%s\r\n' % (len(k), k, len(v), v))
+" | redis-cli -p "$1" --pipe >/dev/null
+  local after; after=$(redis-cli -p "$1" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+  echo $((after - before))
+}
+rm_bytes=$(load "$REDIS_PORT")
+echo "| server | used_memory delta (bytes) | bytes/key | ratio |"
+echo "|---|---|---|---|"
+echo "| redis-server | $rm_bytes | $((rm_bytes / KEYS_FOR_MEMORY)) | 1.00x |"
+for s in $SHARDS; do
+  b=$(load "${BERTH_PORTS[$s]}")
+  echo "| berth ${s} shard(s) | $b | $((b / KEYS_FOR_MEMORY)) | $(awk -v a="$b" -v r="$rm_bytes" 'BEGIN { printf "%.2fx", a / r }') |"
+done
