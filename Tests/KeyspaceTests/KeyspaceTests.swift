@@ -38,15 +38,24 @@ final class KeyTableTests: XCTestCase {
         var seen = Set<Bytes>()
         var cursor: UInt64 = 0
         var step = 0
+        var batches: [Int] = []
         repeat {
             cursor = t.scan(cursor: cursor) { seen.insert($0.key) }
             step += 1
-            if step % 7 == 0 { for j in 0..<300 { t.insert(Bytes("grow:\(step):\(j)"), value: .string(Bytes())) } }
-            if step % 13 == 0 {
-                for j in 0..<300 { t.remove(Bytes("grow:\(step - 6):\(j)")) }
+            // Grow the table well past its size at the start, then shrink it back.
+            if step < 200 && step % 7 == 0 {
+                for j in 0..<300 { t.insert(Bytes("grow:\(step):\(j)"), value: .string(Bytes())) }
+                batches.append(step)
             }
+            if step >= 200 && step % 7 == 0, !batches.isEmpty {
+                let b = batches.removeFirst()
+                for j in 0..<300 { XCTAssertNotNil(t.remove(Bytes("grow:\(b):\(j)"))) }
+            }
+            XCTAssertLessThan(step, 1_000_000, "scan did not terminate")
+            if step >= 1_000_000 { break }
         } while cursor != 0
         for i in 0..<1000 { XCTAssertTrue(seen.contains(Bytes("stable:\(i)")), "missed stable:\(i)") }
+        XCTAssertEqual(t.count, 1000)
     }
 }
 
