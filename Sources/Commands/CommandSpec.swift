@@ -73,7 +73,9 @@ public struct KeySpec: Sendable {
 
 public typealias CommandHandler = @Sendable (CommandContext) throws(CommandError) -> Void
 
-public struct CommandSpec: Sendable {
+/// A class, so that looking a command up per request copies one reference, not the
+/// whole description. Immutable once the table is built.
+public final class CommandSpec: @unchecked Sendable {
     public let name: String
     /// Redis arity: positive is exact, negative is a minimum (both count the name).
     public let arity: Int

@@ -5,20 +5,24 @@ import RESP
 /// from this target; the engine adds its connection and server commands at start-up.
 public struct CommandTable: Sendable {
     public private(set) var specs: [Bytes: CommandSpec] = [:]
+    /// Command names by `CommandSpec.id`.
+    public private(set) var names: [String] = []
 
     public init(extra: [CommandSpec] = []) {
         for group in [StringCommands.specs, KeyCommands.specs, ListCommands.specs, HashCommands.specs,
                       SetCommands.specs, SortedSetCommands.specs, extra] {
             for spec in group { specs[Bytes(spec.name)] = spec }
         }
-        for (i, name) in specs.keys.sorted().enumerated() { specs[name]!.id = i }
+        for (i, name) in specs.keys.sorted().enumerated() {
+            specs[name]!.id = i
+            names.append(specs[name]!.name)
+        }
     }
 
     /// Finds a command by its name as the client sent it, in any letter case.
     @inline(__always)
     public func lookup(_ name: Bytes) -> CommandSpec? {
-        if let s = specs[name] { return s }
-        return specs[name.lowercased()]
+        specs[name.lowercasedASCII()]
     }
 
     public var count: Int { specs.count }

@@ -35,7 +35,8 @@ public final class Connection: @unchecked Sendable {
     var protocolVersion = 2
     var name = ""
     var authenticated: Bool
-    var lastCommand = "NULL"
+    /// `CommandSpec.id` of the last command run, -1 before any (CLIENT LIST's cmd=).
+    var lastCommand = -1
     var transaction: Transaction? = nil
     var watched: [WatchedKey] = []
     let watchToken = WatchToken()
@@ -58,7 +59,8 @@ public final class Connection: @unchecked Sendable {
     var hasPendingOutput: Bool { !output.isEmpty || sendInFlight }
 
     /// The CLIENT LIST / CLIENT INFO line for this connection.
-    func infoLine(now: Int64) -> String {
+    func infoLine(now: Int64, commandNames: [String]) -> String {
+        let lastCommand = self.lastCommand >= 0 ? commandNames[self.lastCommand] : "NULL"
         var flags = ""
         if transaction != nil { flags += "x" }
         if !watched.isEmpty && transaction == nil { flags += "" }

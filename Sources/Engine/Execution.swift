@@ -56,7 +56,7 @@ extension Shard {
             stats.errorReplies += 1
             return
         }
-        conn.lastCommand = spec.name
+        conn.lastCommand = spec.id
         guard spec.arityMatches(args.count) else {
             reply.error(CommandError.wrongArity(spec.name).message)
             conn.transaction?.failed = true

@@ -117,7 +117,7 @@ final class UringBackend: EventBackend {
                 sent(conn, c.result)
             }
         }
-        ring.submit()
+        // New requests are submitted by the next submitAndWait, one syscall per loop.
     }
 
     private func received(_ conn: Connection, _ result: Int32) {

@@ -44,7 +44,42 @@ public struct Bytes: Sendable {
         self = s.withUTF8 { Bytes(UnsafeRawBufferPointer($0)) }
     }
 
-    public init(_ value: Int) { self.init(String(value)) }
+    /// The decimal form of `value` (at most 20 bytes), formatted without a String.
+    public init(_ value: Int) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        self = withUnsafeMutableBytes(of: &digits) { raw in
+            var n = value.magnitude
+            var i = 24
+            repeat {
+                i -= 1
+                raw[i] = UInt8(truncatingIfNeeded: 48 + n % 10)
+                n /= 10
+            } while n > 0
+            if value < 0 { i -= 1; raw[i] = 45 }
+            return Bytes(UnsafeRawBufferPointer(rebasing: raw[i..<24]))
+        }
+    }
+
+    /// ASCII-lowercased copy; inline strings are folded eight bytes at a time.
+    @inline(__always)
+    public func lowercasedASCII() -> Bytes {
+        guard case .small(let w0, let w1) = storage else { return lowercased() }
+        var b = Bytes()
+        b.storage = .small(Bytes.foldWord(w0), Bytes.foldWord(w1))
+        return b
+    }
+
+    /// Sets bit 0x20 in every byte of `w` that is an ASCII capital; other bytes (the
+    /// zero padding and the length byte, which is below 'A') are unchanged.
+    @inline(__always)
+    static func foldWord(_ w: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let low7 = w & (ones &* 0x7F)
+        let atLeastA = low7 &+ ones &* (0x80 - 0x41)
+        let aboveZ = low7 &+ ones &* (0x80 - 0x5B)
+        let upper = atLeastA & ~aboveZ & ~w & (ones &* 0x80)
+        return w | (upper >> 2)
+    }
 
     @inlinable public var count: Int {
         switch storage {

@@ -105,6 +105,18 @@ final class BytesTests: XCTestCase {
         XCTAssertEqual(Set([Bytes("x"), Bytes("x"), long, Bytes(long.array)]).count, 2)
     }
 
+    func testLowercasingAndIntegerFormatting() {
+        XCTAssertEqual(Bytes("GeT").lowercasedASCII(), Bytes("get"))
+        XCTAssertEqual(Bytes("ZRANGEBYSCORE").lowercasedASCII(), Bytes("zrangebyscore"))
+        XCTAssertEqual(Bytes("@[`{AZaz09").lowercasedASCII(), Bytes("@[`{azaz09"))
+        XCTAssertEqual(Bytes("A-VERY-LONG-COMMAND-NAME").lowercasedASCII(), Bytes("a-very-long-command-name"))
+        for c in 0...255 {
+            let b = Bytes([UInt8(c)]).lowercasedASCII()
+            XCTAssertEqual(b[0], c >= 65 && c <= 90 ? UInt8(c + 32) : UInt8(c))
+        }
+        for v in [0, 7, -7, 123456789, Int.max, Int.min] { XCTAssertEqual(Bytes(v), Bytes(String(v))) }
+    }
+
     func testOrderingIsMemcmpThenLength() {
         XCTAssertLessThan(Bytes("a"), Bytes("b"))
         XCTAssertLessThan(Bytes("a"), Bytes("aa"))
