@@ -35,6 +35,9 @@ public final class CommandContext: @unchecked Sendable {
 
     public let stores: [ShardStore]
     public let slots: SlotMap
+    /// Set by the engine while a single-key command runs: the shard of that key, so the
+    /// command does not hash it again.
+    public var keyShard: Int? = nil
 
     public init(stores: [ShardStore], slots: SlotMap, reply: ReplyWriter) {
         self.stores = stores
@@ -46,7 +49,7 @@ public final class CommandContext: @unchecked Sendable {
 
     @inline(__always)
     public func db(_ key: Bytes) -> Database {
-        stores[slots.shard(of: key)].databases[dbIndex]
+        stores[keyShard ?? slots.shard(of: key)].databases[dbIndex]
     }
 
     public func db(_ key: Bytes, index: Int) -> Database {

@@ -17,6 +17,8 @@ import Glibc
 /// in request order; nothing is sent until the whole batch read has been processed.
 extension Shard {
     func processInput(_ conn: Connection) {
+        // One clock reading serves the whole batch read from the socket, as a time snapshot.
+        batchTime = ShardStore.nowMilliseconds()
         conn.parser.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
         while !conn.closing && !conn.suspended && !conn.closeAfterFlush {
             switch conn.parser.next(conn.input) {
@@ -115,7 +117,11 @@ extension Shard {
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
             let s = server.slots.shard(of: args[k.first])
             locks[s].lock()
-            defer { locks[s].unlock() }
+            context.keyShard = s
+            defer {
+                context.keyShard = nil
+                locks[s].unlock()
+            }
             return runData(spec, args, conn, reply)
         }
         var set = ShardLockSet()
@@ -131,7 +137,7 @@ extension Shard {
         ctx.args = args
         ctx.reply = reply
         ctx.dbIndex = conn.db
-        if !ctx.inTransaction { ctx.now = ShardStore.nowMilliseconds() }
+        if !ctx.inTransaction { ctx.now = batchTime }
         ctx.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
         let dirtyBefore = ctx.dirty
         var failed = false
@@ -141,7 +147,9 @@ extension Shard {
             reply.error(error.message)
             failed = true
         }
-        if ctx.dirty != dirtyBefore { touchWatchers(spec, args, db: conn.db) }
+        if ctx.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
+            touchWatchers(spec, args, db: conn.db)
+        }
         return failed
     }
 
@@ -172,6 +180,7 @@ extension Shard {
             if conn.watched.contains(w) { continue }
             server.locks[s].lock()
             server.shards[s].watchers[WatchKey(db: conn.db, key: key), default: []].append(conn.watchToken)
+            server.watchedKeys.add(1, ordering: .relaxed)
             server.locks[s].unlock()
             conn.watched.append(w)
         }
@@ -185,6 +194,7 @@ extension Shard {
             if var tokens = shard.watchers[wk] {
                 tokens.removeAll { $0 === conn.watchToken }
                 shard.watchers[wk] = tokens.isEmpty ? nil : tokens
+                server.watchedKeys.subtract(1, ordering: .relaxed)
             }
             server.locks[w.shard].unlock()
         }

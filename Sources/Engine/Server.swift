@@ -33,6 +33,8 @@ public final class Server: @unchecked Sendable {
     let startTime = ShardStore.nowMilliseconds()
 
     let clientCount = Atomic<Int>(0)
+    /// WATCHed (key, client) pairs in all shards; writers skip the watcher check when zero.
+    let watchedKeys = Atomic<Int>(0)
     let nextClientID = Atomic<Int>(0)
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)

@@ -24,7 +24,9 @@ enum ShardMessage: Sendable {
 /// `server.locks[index]`, which may be another shard running a command on these keys.
 public final class Shard: @unchecked Sendable, EventHandler {
     let index: Int
-    unowned let server: Server
+    /// The server outlives its shards; unowned(unsafe) avoids a reference-count check on
+    /// every access from the hot path.
+    unowned(unsafe) let server: Server
     let inbox = Inbox<ShardMessage>()
     let wakeFD: Int32
     let store: ShardStore
@@ -37,6 +39,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     let context: CommandContext
     /// Replies written while CLIENT REPLY is OFF/SKIP go here and are dropped.
     let discard = IOBuffer(capacity: 1024)
+    /// Milliseconds at the start of the input batch being processed.
+    var batchTime: Int64 = 0
     private var acceptCursor = 0
     private var stopping = false
     private var nextTick: Int64 = 0

@@ -1,4 +1,7 @@
 import RESP
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Redis glob-style matching (KEYS, SCAN MATCH, CONFIG GET): `*`, `?`, `[abc]`, `[^a]`,
 /// `[a-z]` and backslash escapes.
@@ -78,18 +81,23 @@ public enum Numbers {
 
     /// A double as Redis's string2d accepts it: no spaces, no NaN, "inf"/"-inf" allowed.
     public static func double(_ b: Bytes) -> Double? {
-        guard b.count > 0, b.count < 256 else { return nil }
-        let s = b.string
-        if let f = s.utf8.first, f == 32 || f == 9 || f == 10 || f == 13 { return nil }
-        if let l = s.utf8.last, l == 32 || l == 9 || l == 10 || l == 13 { return nil }
-        switch s.lowercased() {
-        case "inf", "+inf", "infinity", "+infinity": return .infinity
-        case "-inf", "-infinity": return -.infinity
-        default: break
+        b.withUnsafeBytes { raw -> Double? in
+            let n = raw.count
+            guard n > 0, n < 256 else { return nil }
+            for c in raw {
+                // Spaces anywhere, "nan" and hexadecimal forms are refused, as Redis does.
+                if c == 32 || c == 9 || c == 10 || c == 13 || c == 11 || c == 12 || c == 0 { return nil }
+                if c == UInt8(ascii: "x") || c == UInt8(ascii: "X") { return nil }
+            }
+            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buf -> Double? in
+                for i in 0..<n { buf[i] = CChar(bitPattern: raw[i]) }
+                buf[n] = 0
+                var end: UnsafeMutablePointer<CChar>? = nil
+                let d = strtod(buf.baseAddress!, &end)
+                guard end == buf.baseAddress! + n, !d.isNaN else { return nil }
+                return d
+            }
         }
-        guard let d = Double(s), !d.isNaN else { return nil }
-        if s.lowercased().contains("nan") || s.lowercased().hasPrefix("0x") { return nil }
-        return d
     }
 }
 

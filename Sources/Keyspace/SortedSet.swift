@@ -179,6 +179,14 @@ final class SkipList {
     var tail: SkipNode?
     var length = 0
     var level = 1
+    // Scratch space for insert/delete, kept to avoid two allocations per update. Safe
+    // because a sorted set is only touched under its shard's lock.
+    private var update: [SkipNode]
+    private var rankScratch = [Int](repeating: 0, count: SkipList.maxLevel)
+
+    init() {
+        update = [SkipNode](repeating: header, count: SkipList.maxLevel)
+    }
 
     deinit {
         // Unlink iteratively so a long list does not release recursively.
@@ -191,9 +199,17 @@ final class SkipList {
         }
     }
 
-    private static func randomLevel() -> Int {
+    /// xorshift64*: level choice needs speed, not secrecy (the system generator costs a
+    /// getrandom syscall per call).
+    private var seed = UInt64.random(in: 1...UInt64.max)
+
+    private func randomLevel() -> Int {
         var level = 1
-        while level < maxLevel && UInt32.random(in: 0..<4) == 0 { level += 1 }
+        while level < SkipList.maxLevel {
+            seed ^= seed >> 12; seed ^= seed << 25; seed ^= seed >> 27
+            if (seed &* 0x2545_F491_4F6C_DD1D) >> 62 != 0 { break }  // continue with p = 1/4
+            level += 1
+        }
         return level
     }
 
@@ -203,21 +219,19 @@ final class SkipList {
     }
 
     func insert(_ score: Double, _ member: Bytes) {
-        var update = [SkipNode](repeating: header, count: SkipList.maxLevel)
-        var rank = [Int](repeating: 0, count: SkipList.maxLevel)
         var x = header
         for i in stride(from: level - 1, through: 0, by: -1) {
-            rank[i] = i == level - 1 ? 0 : rank[i + 1]
+            rankScratch[i] = i == level - 1 ? 0 : rankScratch[i + 1]
             while let f = x.levels[i].forward, SkipList.precedes(f, score, member) {
-                rank[i] += x.levels[i].span
+                rankScratch[i] += x.levels[i].span
                 x = f
             }
             update[i] = x
         }
-        let newLevel = SkipList.randomLevel()
+        let newLevel = randomLevel()
         if newLevel > level {
             for i in level..<newLevel {
-                rank[i] = 0
+                rankScratch[i] = 0
                 update[i] = header
                 update[i].levels[i].span = length
             }
@@ -227,8 +241,8 @@ final class SkipList {
         for i in 0..<newLevel {
             node.levels[i].forward = update[i].levels[i].forward
             update[i].levels[i].forward = node
-            node.levels[i].span = update[i].levels[i].span - (rank[0] - rank[i])
-            update[i].levels[i].span = (rank[0] - rank[i]) + 1
+            node.levels[i].span = update[i].levels[i].span - (rankScratch[0] - rankScratch[i])
+            update[i].levels[i].span = (rankScratch[0] - rankScratch[i]) + 1
         }
         if newLevel < level {
             for i in newLevel..<level { update[i].levels[i].span += 1 }
@@ -240,7 +254,6 @@ final class SkipList {
 
     @discardableResult
     func delete(_ score: Double, _ member: Bytes) -> Bool {
-        var update = [SkipNode](repeating: header, count: SkipList.maxLevel)
         var x = header
         for i in stride(from: level - 1, through: 0, by: -1) {
             while let f = x.levels[i].forward, SkipList.precedes(f, score, member) { x = f }

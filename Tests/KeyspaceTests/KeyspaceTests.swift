@@ -134,3 +134,18 @@ final class DatabaseExpiryTests: XCTestCase {
         XCTAssertNotNil(db.lookup(Bytes("k"), now: 1000))
     }
 }
+
+final class NumbersTests: XCTestCase {
+    func testDoubleParsingFollowsRedis() {
+        XCTAssertEqual(Numbers.double(Bytes("1.5")), 1.5)
+        XCTAssertEqual(Numbers.double(Bytes("1e3")), 1000)
+        XCTAssertEqual(Numbers.double(Bytes("-inf")), -.infinity)
+        XCTAssertEqual(Numbers.double(Bytes("+inf")), .infinity)
+        XCTAssertEqual(Numbers.double(Bytes("inf")), .infinity)
+        for bad in ["", " 1", "1 ", "nan", "NaN", "0x10", "1.5x", "abc"] {
+            XCTAssertNil(Numbers.double(Bytes(bad)), bad)
+        }
+        XCTAssertEqual(Numbers.int(Bytes("-42")), -42)
+        XCTAssertNil(Numbers.int(Bytes("4.2")))
+    }
+}
