@@ -15,8 +15,11 @@ import redis
 def raw(port, payload, read_until_close=True):
     """Sends raw bytes and returns everything the server writes until it closes (or 2 s)."""
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(payload)
         s.settimeout(2)
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            return b"", True
         out = b""
         try:
             while True:
@@ -28,6 +31,8 @@ def raw(port, payload, read_until_close=True):
                     return out, False
         except socket.timeout:
             return out, False
+        except ConnectionResetError:
+            return out, True
 
 
 def test_protocol_errors_close_only_the_offender(server):
@@ -302,3 +307,13 @@ def test_redis_benchmark_default_suite(make_server, shards):
         assert expected in names, (expected, res.stdout[-2000:])
     assert "ERR" not in res.stdout and "error" not in res.stderr.lower()
     assert s.client().ping()
+
+
+def test_idle_timeout_and_query_buffer_limit(make_server):
+    s = make_server("--timeout", "1", "--client-query-buffer-limit", "1mb")
+    with socket.create_connection(("127.0.0.1", s.port)) as idle:
+        idle.settimeout(10)
+        assert idle.recv(16) == b""  # closed by the server after about a second of silence
+    out, closed = raw(s.port, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1500000\r\n" + b"x" * 1_200_000)
+    assert closed and out == b""
+    assert s.client().ping() is True
