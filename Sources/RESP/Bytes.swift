@@ -48,15 +48,8 @@ public struct Bytes: Sendable {
     public init(_ value: Int) {
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
         self = withUnsafeMutableBytes(of: &digits) { raw in
-            var n = value.magnitude
-            var i = 24
-            repeat {
-                i -= 1
-                raw[i] = UInt8(truncatingIfNeeded: 48 + n % 10)
-                n /= 10
-            } while n > 0
-            if value < 0 { i -= 1; raw[i] = 45 }
-            return Bytes(UnsafeRawBufferPointer(rebasing: raw[i..<24]))
+            let start = writeDecimal(value, into: raw)
+            return Bytes(UnsafeRawBufferPointer(rebasing: raw[start..<24]))
         }
     }
 
@@ -143,6 +136,21 @@ public struct Bytes: Sendable {
             return true
         }
     }
+}
+
+/// Writes the decimal form of `value` right-aligned into the 24-byte `raw` and returns
+/// the index of its first byte.
+@inline(__always)
+func writeDecimal(_ value: Int, into raw: UnsafeMutableRawBufferPointer) -> Int {
+    var n = value.magnitude
+    var i = 24
+    repeat {
+        i -= 1
+        raw[i] = UInt8(truncatingIfNeeded: 48 + n % 10)
+        n /= 10
+    } while n > 0
+    if value < 0 { i -= 1; raw[i] = 45 }
+    return i
 }
 
 extension Bytes: Hashable {

@@ -120,16 +120,9 @@ public final class IOBuffer {
     @inline(__always)
     public func appendDecimal(_ v: Int) {
         reserve(20)
-        var n = v.magnitude
         var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
         let len: Int = withUnsafeMutableBytes(of: &tmp) { raw in
-            var i = 24
-            repeat {
-                i -= 1
-                raw[i] = UInt8(truncatingIfNeeded: 48 + n % 10)
-                n /= 10
-            } while n > 0
-            if v < 0 { i -= 1; raw[i] = 45 }
+            let i = writeDecimal(v, into: raw)
             let len = 24 - i
             (base + writerIndex).update(from: raw.baseAddress!.advanced(by: i).assumingMemoryBound(to: UInt8.self), count: len)
             return len
