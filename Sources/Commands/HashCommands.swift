@@ -132,30 +132,3 @@ enum HashCommands {
         }
     }
 }
-
-/// Redis's random-count rule: a positive count gives distinct elements (at most all of
-/// them), a negative count gives |count| elements that may repeat.
-func randomPick<T>(_ items: [T], count: Int) -> [T] {
-    if items.isEmpty || count == 0 { return [] }
-    if count > 0 { return Array(items.shuffled().prefix(count)) }
-    return (0..<count.magnitude).map { _ in items.randomElement()! }
-}
-
-/// HSCAN / SSCAN / ZSCAN: the whole collection is returned in one call with cursor 0,
-/// which SCAN's contract allows (Redis does the same for small encodings). `items` gives
-/// (element, value-or-score) pairs, nil for a missing key.
-func collectionScan(_ ctx: CommandContext, _ items: () throws(CommandError) -> [(Bytes, Bytes?)]?) throws(CommandError) {
-    guard Numbers.int(ctx.args[2]).map({ $0 >= 0 }) ?? (UInt64(ctx.args[2].string) != nil) else {
-        throw CommandError("ERR invalid cursor")
-    }
-    let opts = try ScanOptions.parse(ctx, from: 3, allowType: false)
-    var out: [Bytes] = []
-    for (element, value) in try items() ?? [] {
-        if let p = opts.pattern, !Glob.matches(p, element) { continue }
-        out.append(element)
-        if let value { out.append(value) }
-    }
-    ctx.reply.arrayHeader(2)
-    ctx.reply.bulk("0")
-    ctx.reply.bulkArray(out)
-}

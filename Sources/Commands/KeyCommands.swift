@@ -241,33 +241,3 @@ enum KeyCommands {
         ctx.reply.bulkArray(out)
     }
 }
-
-/// MATCH / COUNT / TYPE options shared by SCAN, HSCAN, SSCAN and ZSCAN.
-struct ScanOptions {
-    var pattern: Bytes? = nil
-    var count = 10
-    var type: StaticString? = nil
-
-    static func parse(_ ctx: CommandContext, from start: Int, allowType: Bool) throws(CommandError) -> ScanOptions {
-        var o = ScanOptions()
-        var i = start
-        while i < ctx.args.count {
-            guard i + 1 < ctx.args.count else { throw .syntax }
-            if ctx.option(i, "match") {
-                o.pattern = ctx.args[i + 1] == Bytes("*") ? nil : ctx.args[i + 1]
-            } else if ctx.option(i, "count") {
-                guard let n = Numbers.int(ctx.args[i + 1]) else { throw .notInteger }
-                guard n >= 1 else { throw .syntax }
-                o.count = n
-            } else if allowType && ctx.option(i, "type") {
-                let t = ctx.args[i + 1]
-                for name: StaticString in ["string", "list", "hash", "set", "zset", "stream"] where t.equalsIgnoringCase(name) {
-                    o.type = name
-                }
-                if o.type == nil { o.type = "unknown-type" }
-            } else { throw .syntax }
-            i += 2
-        }
-        return o
-    }
-}

@@ -255,19 +255,3 @@ enum ListCommands {
         ctx.reply.nullArray()
     }
 }
-
-/// Key positions for commands shaped `CMD [dest] numkeys key [key ...] ...`.
-func numkeysFinder(at index: Int) -> @Sendable ([Bytes]) -> [Int] {
-    { args in
-        guard index < args.count, let n = Numbers.int(args[index]), n > 0, index + n < args.count else { return [] }
-        return Array((index + 1)...(index + n))
-    }
-}
-
-/// Parses `numkeys key...` at `index`; returns the keys and the index after them.
-func numkeys(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Int) {
-    guard let n = Numbers.int(ctx.args[index]) else { throw .notInteger }
-    guard n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
-    guard index + n < ctx.args.count else { throw CommandError("ERR Number of keys can't be greater than number of args") }
-    return (Array(ctx.args[(index + 1)...(index + n)]), index + n + 1)
-}

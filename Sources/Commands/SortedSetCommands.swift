@@ -122,12 +122,11 @@ enum SortedSetCommands {
             scores.append(s)
         }
         let key = ctx.args[1]
-        var z = try ctx.zset(key)
-        if z == nil {
-            if xx { if incr { ctx.reply.null() } else { ctx.reply.integer(0) }; return }
-            z = try ctx.zsetOrCreate(key)
+        if xx, try ctx.zset(key) == nil {
+            if incr { ctx.reply.null() } else { ctx.reply.integer(0) }
+            return
         }
-        guard let z else { return }
+        let z = try ctx.zsetOrCreate(key)
         var added = 0, changed = 0
         var incrResult: Double? = nil
         for (n, j) in stride(from: i, to: ctx.args.count, by: 2).enumerated() {

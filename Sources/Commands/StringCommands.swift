@@ -133,16 +133,25 @@ enum StringCommands {
         }
         let db = ctx.db(key)
         let existing = db.lookup(key, now: ctx.now)
-        if get, let e = existing, case .string = e.value {} else if get, existing != nil { throw .wrongType }
-        let old: Bytes? = { if case .string(let s)? = existing?.value { return s } else { return nil } }()
-        if (nx && existing != nil) || (xx && existing == nil) {
-            if get { if let old { ctx.reply.bulk(old) } else { ctx.reply.null() } } else { ctx.reply.null() }
-            return
+        var old: Bytes? = nil
+        if get, let e = existing {
+            guard case .string(let s) = e.value else { throw .wrongType }
+            old = s
         }
-        let e = db.overwrite(key, .string(ctx.args[2]), now: ctx.now, keepTTL: keepTTL)
-        if let expireAt { db.setExpire(e, at: expireAt) }
-        ctx.dirty += 1
-        if get { if let old { ctx.reply.bulk(old) } else { ctx.reply.null() } } else { ctx.reply.ok() }
+        let applies = !(nx && existing != nil) && !(xx && existing == nil)
+        if applies {
+            let e = db.overwrite(key, .string(ctx.args[2]), now: ctx.now, keepTTL: keepTTL)
+            if let expireAt { db.setExpire(e, at: expireAt) }
+            ctx.dirty += 1
+        }
+        // With GET the reply is the old value whether or not the SET applied.
+        if get {
+            if let old { ctx.reply.bulk(old) } else { ctx.reply.null() }
+        } else if applies {
+            ctx.reply.ok()
+        } else {
+            ctx.reply.null()
+        }
     }
 
     enum ExpireUnit { case seconds, milliseconds, unixSeconds, unixMilliseconds }

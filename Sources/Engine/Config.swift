@@ -108,12 +108,17 @@ public final class ServerConfig: @unchecked Sendable {
 
     /// Validates and stores one option. `startup` allows immutable options.
     public func set(_ rawName: String, _ value: String, startup: Bool = false) throws(SetError) {
+        let (name, normalized) = try validate(rawName, value, startup: startup)
+        values.withLock { $0[name] = normalized }
+        applyMirror(name, normalized)
+    }
+
+    /// Checks an option without storing it; returns its canonical name and value.
+    public func validate(_ rawName: String, _ value: String, startup: Bool = false) throws(SetError) -> (String, String) {
         let name = rawName.lowercased()
         guard let p = ServerConfig.params[name] else { throw .unknown(rawName) }
         if !p.mutable && !startup { throw .immutable(name) }
-        let normalized = try normalize(name, p.kind, value)
-        values.withLock { $0[name] = normalized }
-        applyMirror(name, normalized)
+        return (name, try normalize(name, p.kind, value))
     }
 
     private func normalize(_ name: String, _ kind: Kind, _ value: String) throws(SetError) -> String {

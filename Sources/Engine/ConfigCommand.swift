@@ -19,9 +19,8 @@ enum ConfigCommand {
                 reply.error("ERR wrong number of arguments for 'config|set' command"); return true
             }
             // Validate every pair before applying any, as Redis 7 does.
-            let scratch = ServerConfig()
             for i in stride(from: 2, to: args.count, by: 2) {
-                do { try scratch.set(args[i].string, args[i + 1].string) } catch {
+                do { _ = try config.validate(args[i].string, args[i + 1].string) } catch {
                     reply.error(message(error))
                     return true
                 }

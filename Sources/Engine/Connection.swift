@@ -56,14 +56,11 @@ public final class Connection: @unchecked Sendable {
         parser = RESPParser(maxBulkLength: maxBulkLength)
     }
 
-    var hasPendingOutput: Bool { !output.isEmpty || sendInFlight }
-
     /// The CLIENT LIST / CLIENT INFO line for this connection.
     func infoLine(now: Int64, commandNames: [String]) -> String {
         let lastCommand = self.lastCommand >= 0 ? commandNames[self.lastCommand] : "NULL"
         var flags = ""
         if transaction != nil { flags += "x" }
-        if !watched.isEmpty && transaction == nil { flags += "" }
         if closeAfterFlush { flags += "c" }
         if flags.isEmpty { flags = "N" }
         let age = (now - createdAt) / 1000

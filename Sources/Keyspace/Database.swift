@@ -13,8 +13,8 @@ public final class Database {
     private var expiries = Heap<ExpiryItem>()
     /// Keys that carry a TTL.
     public private(set) var volatileCount = 0
-    /// Called with each key removed by expiry (lazy or active), for statistics and hooks.
-    public var expiredTotal = 0
+    /// Keys removed because their TTL passed, lazily or actively (INFO expired_keys).
+    public private(set) var expiredTotal = 0
 
     public init() {}
 

@@ -129,8 +129,6 @@ public final class KeyTable {
         }
     }
 
-    /// Bytes of bucket array, for memory accounting in tests.
-    public var bucketCount: Int { buckets.count }
 }
 
 extension UInt64 {

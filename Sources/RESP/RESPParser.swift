@@ -27,9 +27,6 @@ public struct RESPParser: Sendable {
     /// room for it in one go; 0 when unknown.
     public var pendingBulkBytes: Int { bulkLength >= 0 ? bulkLength + 2 : 0 }
 
-    /// True while a command has been started but not finished.
-    public var isMidCommand: Bool { expected >= 0 }
-
     public mutating func next(_ buffer: IOBuffer) -> Result {
         while true {
             if expected < 0 {

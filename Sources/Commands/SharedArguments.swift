@@ -1,0 +1,77 @@
+import Keyspace
+import RESP
+
+// Argument shapes and reply rules that several command families share.
+
+/// Key positions for commands shaped `CMD [dest] numkeys key [key ...] ...`.
+func numkeysFinder(at index: Int) -> @Sendable ([Bytes]) -> [Int] {
+    { args in
+        guard index < args.count, let n = Numbers.int(args[index]), n > 0, index + n < args.count else { return [] }
+        return Array((index + 1)...(index + n))
+    }
+}
+
+/// Parses `numkeys key...` at `index`; returns the keys and the index after them.
+func numkeys(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Int) {
+    guard let n = Numbers.int(ctx.args[index]) else { throw .notInteger }
+    guard n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
+    guard index + n < ctx.args.count else { throw CommandError("ERR Number of keys can't be greater than number of args") }
+    return (Array(ctx.args[(index + 1)...(index + n)]), index + n + 1)
+}
+
+/// MATCH / COUNT / TYPE options shared by SCAN, HSCAN, SSCAN and ZSCAN.
+struct ScanOptions {
+    var pattern: Bytes? = nil
+    var count = 10
+    var type: StaticString? = nil
+
+    static func parse(_ ctx: CommandContext, from start: Int, allowType: Bool) throws(CommandError) -> ScanOptions {
+        var o = ScanOptions()
+        var i = start
+        while i < ctx.args.count {
+            guard i + 1 < ctx.args.count else { throw .syntax }
+            if ctx.option(i, "match") {
+                o.pattern = ctx.args[i + 1] == Bytes("*") ? nil : ctx.args[i + 1]
+            } else if ctx.option(i, "count") {
+                guard let n = Numbers.int(ctx.args[i + 1]) else { throw .notInteger }
+                guard n >= 1 else { throw .syntax }
+                o.count = n
+            } else if allowType && ctx.option(i, "type") {
+                let t = ctx.args[i + 1]
+                for name: StaticString in ["string", "list", "hash", "set", "zset", "stream"] where t.equalsIgnoringCase(name) {
+                    o.type = name
+                }
+                if o.type == nil { o.type = "unknown-type" }
+            } else { throw .syntax }
+            i += 2
+        }
+        return o
+    }
+}
+
+/// Redis's random-count rule: a positive count gives distinct elements (at most all of
+/// them), a negative count gives |count| elements that may repeat.
+func randomPick<T>(_ items: [T], count: Int) -> [T] {
+    if items.isEmpty || count == 0 { return [] }
+    if count > 0 { return Array(items.shuffled().prefix(count)) }
+    return (0..<count.magnitude).map { _ in items.randomElement()! }
+}
+
+/// HSCAN / SSCAN / ZSCAN: the whole collection is returned in one call with cursor 0,
+/// which SCAN's contract allows (Redis does the same for small encodings). `items` gives
+/// (element, value-or-score) pairs, nil for a missing key.
+func collectionScan(_ ctx: CommandContext, _ items: () throws(CommandError) -> [(Bytes, Bytes?)]?) throws(CommandError) {
+    guard Numbers.int(ctx.args[2]).map({ $0 >= 0 }) ?? (UInt64(ctx.args[2].string) != nil) else {
+        throw CommandError("ERR invalid cursor")
+    }
+    let opts = try ScanOptions.parse(ctx, from: 3, allowType: false)
+    var out: [Bytes] = []
+    for (element, value) in try items() ?? [] {
+        if let p = opts.pattern, !Glob.matches(p, element) { continue }
+        out.append(element)
+        if let value { out.append(value) }
+    }
+    ctx.reply.arrayHeader(2)
+    ctx.reply.bulk("0")
+    ctx.reply.bulkArray(out)
+}
