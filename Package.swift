@@ -43,6 +43,8 @@ let package = Package(
             dependencies: [
                 "RESP", "Keyspace", "Commands", "Uring", "CUring",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: releaseSettings
         ),

@@ -32,6 +32,8 @@ public final class CommandContext: @unchecked Sendable {
     /// True inside EXEC: blocking commands then behave as their non-blocking forms.
     public var inTransaction = false
     public var maxBulkLength = 512 * 1024 * 1024
+    /// Filed by a blocking command that found nothing to serve it; the engine takes it.
+    public var blockRequest: BlockRequest? = nil
 
     public let stores: [ShardStore]
     public let slots: SlotMap

@@ -164,8 +164,13 @@ enum ListCommands {
     }
 
     static func move(_ ctx: CommandContext, fromLeft: Bool, toLeft: Bool) throws(CommandError) {
-        let src = ctx.args[1], dst = ctx.args[2]
-        guard let from = try ctx.list(src) else { ctx.reply.null(); return }
+        guard try ctx.list(ctx.args[1]) != nil else { ctx.reply.null(); return }
+        try move(ctx, from: ctx.args[1], to: ctx.args[2], fromLeft: fromLeft, toLeft: toLeft)
+    }
+
+    /// Moves one element from the existing list `src` to `dst` and replies it.
+    static func move(_ ctx: CommandContext, from src: Bytes, to dst: Bytes, fromLeft: Bool, toLeft: Bool) throws(CommandError) {
+        let from = try ctx.list(src)!
         let existing = try ctx.list(dst)  // WRONGTYPE before anything is popped
         let v = fromLeft ? from.items.removeFirst() : from.items.removeLast()
         let target: ListValue
@@ -229,7 +234,18 @@ enum ListCommands {
     }
 
     static func lmpop(_ ctx: CommandContext) throws(CommandError) {
-        let (keys, next) = try numkeys(ctx, at: 1)
+        let (keys, left, count) = try parseMultiPop(ctx, at: 1)
+        for key in keys {
+            guard let l = try ctx.list(key), !l.items.isEmpty else { continue }
+            popReply(ctx, key, l, left: left, count: count)
+            return
+        }
+        ctx.reply.nullArray()
+    }
+
+    /// Parses LMPOP's `numkeys key... LEFT|RIGHT [COUNT n]` starting at `index`.
+    static func parseMultiPop(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Bool, Int) {
+        let (keys, next) = try numkeys(ctx, at: index)
         guard next < ctx.args.count else { throw .syntax }
         let left = try side(ctx, next)
         var count = 1
@@ -241,17 +257,17 @@ enum ListCommands {
             count = c; sawCount = true
             i += 2
         }
-        for key in keys {
-            guard let l = try ctx.list(key), !l.items.isEmpty else { continue }
-            let taken = min(count, l.items.count)
-            ctx.reply.arrayHeader(2)
-            ctx.reply.bulk(key)
-            ctx.reply.arrayHeader(taken)
-            for _ in 0..<taken { ctx.reply.bulk(left ? l.items.removeFirst() : l.items.removeLast()) }
-            ctx.deleteIfEmpty(key, l.items.isEmpty)
-            ctx.dirty += taken
-            return
-        }
-        ctx.reply.nullArray()
+        return (keys, left, count)
+    }
+
+    /// Pops up to `count` elements of the non-empty list `l` and replies `[key, [elements]]`.
+    static func popReply(_ ctx: CommandContext, _ key: Bytes, _ l: ListValue, left: Bool, count: Int) {
+        let taken = min(count, l.items.count)
+        ctx.reply.arrayHeader(2)
+        ctx.reply.bulk(key)
+        ctx.reply.arrayHeader(taken)
+        for _ in 0..<taken { ctx.reply.bulk(left ? l.items.removeFirst() : l.items.removeLast()) }
+        ctx.deleteIfEmpty(key, l.items.isEmpty)
+        ctx.dirty += taken
     }
 }

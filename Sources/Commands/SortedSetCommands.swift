@@ -320,7 +320,18 @@ enum SortedSetCommands {
     }
 
     static func zmpop(_ ctx: CommandContext) throws(CommandError) {
-        let (keys, next) = try numkeys(ctx, at: 1)
+        let (keys, max, count) = try parseMultiPop(ctx, at: 1)
+        for key in keys {
+            guard let z = try ctx.zset(key), z.count > 0 else { continue }
+            popReply(ctx, key, z, max: max, count: count)
+            return
+        }
+        ctx.reply.nullArray()
+    }
+
+    /// Parses ZMPOP's `numkeys key... MIN|MAX [COUNT n]` starting at `index`.
+    static func parseMultiPop(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Bool, Int) {
+        let (keys, next) = try numkeys(ctx, at: index)
         guard next < ctx.args.count else { throw .syntax }
         let max: Bool
         if ctx.option(next, "min") { max = false } else if ctx.option(next, "max") { max = true } else { throw .syntax }
@@ -330,18 +341,18 @@ enum SortedSetCommands {
             guard let c = Numbers.int(ctx.args[next + 2]), c > 0 else { throw CommandError("ERR count should be greater than 0") }
             count = c
         }
-        for key in keys {
-            guard let z = try ctx.zset(key), z.count > 0 else { continue }
-            let items = popItems(z, count: count, max: max)
-            ctx.deleteIfEmpty(key, z.count == 0)
-            ctx.dirty += items.count
-            ctx.reply.arrayHeader(2)
-            ctx.reply.bulk(key)
-            ctx.reply.arrayHeader(items.count)
-            for (m, s) in items { ctx.reply.arrayHeader(2); ctx.reply.bulk(m); ctx.reply.double(s) }
-            return
-        }
-        ctx.reply.nullArray()
+        return (keys, max, count)
+    }
+
+    /// Pops up to `count` members of the non-empty `z` and replies `[key, [[member, score]...]]`.
+    static func popReply(_ ctx: CommandContext, _ key: Bytes, _ z: SortedSetValue, max: Bool, count: Int) {
+        let items = popItems(z, count: count, max: max)
+        ctx.deleteIfEmpty(key, z.count == 0)
+        ctx.dirty += items.count
+        ctx.reply.arrayHeader(2)
+        ctx.reply.bulk(key)
+        ctx.reply.arrayHeader(items.count)
+        for (m, s) in items { ctx.reply.arrayHeader(2); ctx.reply.bulk(m); ctx.reply.double(s) }
     }
 
     static func removeRange(_ ctx: CommandContext, _ select: (SortedSetValue) -> [(Bytes, Double)]) throws(CommandError) {

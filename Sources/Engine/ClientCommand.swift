@@ -54,6 +54,27 @@ enum ClientCommand {
             } else {
                 reply.error(CommandError.syntax.message); return true
             }
+        } else if sub.equalsIgnoringCase("unblock") {
+            guard arity(args.count == 3 || args.count == 4) else { return true }
+            return unblock(shard, conn, args, reply)
+        } else if sub.equalsIgnoringCase("pause") {
+            guard arity(args.count == 3 || args.count == 4) else { return true }
+            guard let ms = Numbers.int(args[2]) else { reply.error("ERR timeout is not an integer or out of range"); return true }
+            guard ms >= 0 else { reply.error("ERR timeout is negative"); return true }
+            var all = true
+            if args.count == 4 {
+                if args[3].equalsIgnoringCase("write") { all = false }
+                else if !args[3].equalsIgnoringCase("all") { reply.error(CommandError.syntax.message); return true }
+            }
+            let now = ShardStore.nowMilliseconds()
+            shard.server.pause.pause(until: now + Int64(ms), all: all, now: now)
+            reply.ok()
+        } else if sub.equalsIgnoringCase("unpause") {
+            guard arity(args.count == 2) else { return true }
+            shard.server.pause.unpause()
+            // Wake every shard so parked commands run now, not at the old deadline.
+            for s in shard.server.shards where s !== shard { s.post(.run { _ in }) }
+            reply.ok()
         } else if sub.equalsIgnoringCase("list") {
             return list(shard, conn, args, reply)
         } else if sub.equalsIgnoringCase("kill") {
@@ -61,7 +82,8 @@ enum ClientCommand {
         } else if sub.equalsIgnoringCase("help") {
             reply.bulkArray(["CLIENT <subcommand> [<arg> ...]", "ID", "INFO", "LIST [TYPE <type>] [ID <id> ...]",
                              "KILL <ip:port> | <option> <value> [...]", "GETNAME", "SETNAME <name>",
-                             "SETINFO <LIB-NAME|LIB-VER> <value>", "REPLY ON|OFF|SKIP", "NO-EVICT ON|OFF", "NO-TOUCH ON|OFF"])
+                             "SETINFO <LIB-NAME|LIB-VER> <value>", "REPLY ON|OFF|SKIP", "NO-EVICT ON|OFF", "NO-TOUCH ON|OFF",
+                             "UNBLOCK <clientid> [TIMEOUT|ERROR]", "PAUSE <timeout> [WRITE|ALL]", "UNPAUSE"])
         } else {
             reply.error(CommandError.unknownSubcommand(sub, "client").message)
             return true
@@ -104,6 +126,23 @@ enum ClientCommand {
                 .map { $0.infoLine(now: now, commandNames: s.server.commands.names) }
         }, finish: { s, c, lines in
             s.writer(for: c).verbatim(lines.flatMap { $0 }.map { $0 + "\n" }.joined())
+        })
+        return false
+    }
+
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the target's home shard tries the claim.
+    private static func unblock(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        guard let id = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
+        var withError = false
+        if args.count == 4 {
+            if args[3].equalsIgnoringCase("error") { withError = true }
+            else if !args[3].equalsIgnoringCase("timeout") {
+                reply.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"); return true
+            }
+        }
+        let flag = withError
+        shard.gather(conn, work: { s in s.unblock(clientID: id, withError: flag) }, finish: { s, c, results in
+            s.writer(for: c).integer(results.contains(true) ? 1 : 0)
         })
         return false
     }

@@ -44,6 +44,10 @@ public final class Connection: @unchecked Sendable {
     var repliesOff = false
     /// CLIENT REPLY SKIP: replies still to drop (the SKIP itself and the next command).
     var skipReplies = 0
+    /// Set while the connection waits in a blocking command.
+    var blocked: BlockedClient? = nil
+    /// The command held back by CLIENT PAUSE, run when the pause ends.
+    var parkedCommand: [Bytes]? = nil
 
     init(id: Int, fd: Int32, peer: String, local: String, authenticated: Bool, maxBulkLength: Int, now: Int64) {
         self.id = id
@@ -61,6 +65,7 @@ public final class Connection: @unchecked Sendable {
         let lastCommand = self.lastCommand >= 0 ? commandNames[self.lastCommand] : "NULL"
         var flags = ""
         if transaction != nil { flags += "x" }
+        if blocked != nil { flags += "b" }
         if closeAfterFlush { flags += "c" }
         if flags.isEmpty { flags = "N" }
         let age = (now - createdAt) / 1000

@@ -49,10 +49,15 @@ extension Shard {
     }
 
     func execute(_ conn: Connection, _ args: [Bytes]) {
+        let spec = server.commands.lookup(args[0])
+        if let spec, server.pause.isActive, server.pause.holdsBack(spec, conn), conn.authenticated {
+            park(conn, args)
+            return
+        }
         stats.commandsProcessed += 1
         let reply = writer(for: conn)
         defer { if conn.skipReplies > 0 { conn.skipReplies -= 1 } }
-        guard let spec = server.commands.lookup(args[0]) else {
+        guard let spec else {
             reply.error(unknownCommandMessage(args))
             conn.transaction?.failed = true
             stats.errorReplies += 1
@@ -118,17 +123,21 @@ extension Shard {
             let s = server.slots.shard(of: args[k.first])
             locks[s].lock()
             context.keyShard = s
-            defer {
-                context.keyShard = nil
-                locks[s].unlock()
-            }
-            return runData(spec, args, conn, reply)
+            let failed = runData(spec, args, conn, reply)
+            context.keyShard = nil
+            takeReadyKeys(from: s)
+            locks[s].unlock()
+            if !readyQueue.isEmpty { serveReadyKeys() }
+            return failed
         }
         var set = ShardLockSet()
         lockSet(spec, args, into: &set)
         set.lock(locks)
-        defer { set.unlock(locks) }
-        return runData(spec, args, conn, reply)
+        let failed = runData(spec, args, conn, reply)
+        for s in set.shards { takeReadyKeys(from: s) }
+        set.unlock(locks)
+        if !readyQueue.isEmpty { serveReadyKeys() }
+        return failed
     }
 
     /// Runs a data command whose shard locks the caller holds.
@@ -150,6 +159,10 @@ extension Shard {
         if ctx.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
             touchWatchers(spec, args, db: conn.db)
         }
+        if let request = ctx.blockRequest {
+            ctx.blockRequest = nil
+            block(conn, request)
+        }
         return failed
     }
 
@@ -164,10 +177,15 @@ extension Shard {
             }
             return
         }
-        for p in spec.keys.positions(args) {
-            let shard = server.shards[server.slots.shard(of: args[p])]
+        touchWatchers(of: spec.keys.positions(args).map { args[$0] }, db: db)
+    }
+
+    /// Marks WATCHers of `keys` (caller holds the keys' shard locks).
+    func touchWatchers(of keys: [Bytes], db: Int) {
+        for key in keys {
+            let shard = server.shards[server.slots.shard(of: key)]
             guard !shard.watchers.isEmpty else { continue }
-            for t in shard.watchers[WatchKey(db: db, key: args[p])] ?? [] { t.dirty.store(true, ordering: .relaxed) }
+            for t in shard.watchers[DatabaseKey(db: db, key: key)] ?? [] { t.dirty.store(true, ordering: .relaxed) }
         }
     }
 
@@ -179,7 +197,7 @@ extension Shard {
             let w = WatchedKey(shard: s, db: conn.db, key: key)
             if conn.watched.contains(w) { continue }
             server.locks[s].lock()
-            server.shards[s].watchers[WatchKey(db: conn.db, key: key), default: []].append(conn.watchToken)
+            server.shards[s].watchers[DatabaseKey(db: conn.db, key: key), default: []].append(conn.watchToken)
             server.watchedKeys.add(1, ordering: .relaxed)
             server.locks[s].unlock()
             conn.watched.append(w)
@@ -190,7 +208,7 @@ extension Shard {
         for w in conn.watched {
             server.locks[w.shard].lock()
             let shard = server.shards[w.shard]
-            let wk = WatchKey(db: w.db, key: w.key)
+            let wk = DatabaseKey(db: w.db, key: w.key)
             if var tokens = shard.watchers[wk] {
                 tokens.removeAll { $0 === conn.watchToken }
                 shard.watchers[wk] = tokens.isEmpty ? nil : tokens
@@ -241,8 +259,11 @@ extension Shard {
             if failed { stats.failedCalls[spec.id] += 1 }
         }
         context.inTransaction = false
+        for s in set.shards { takeReadyKeys(from: s) }
         set.unlock(server.locks)
         unwatchAll(conn)
+        // Blocked clients are served only now that the whole transaction is done.
+        if !readyQueue.isEmpty { serveReadyKeys() }
         return false
     }
 }

@@ -16,6 +16,9 @@ enum InfoCommand {
         var keys: [Int]
         var expires: [Int]
         var expired: Int
+        var blockingKeys: Int
+        var timedClients: Int
+        var pausedClients: Int
     }
 
     static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"]
@@ -31,9 +34,11 @@ enum InfoCommand {
             let keys = s.store.databases.map { $0.count }
             let expires = s.store.databases.map { $0.volatileCount }
             let expired = s.store.databases.reduce(0) { $0 + $1.expiredTotal }
+            let blockingKeys = s.waiters.keyCount
             lock.unlock()
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
-                               dirty: s.context.dirty, keys: keys, expires: expires, expired: expired)
+                               dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
+                               blockingKeys: blockingKeys, timedClients: s.timers.live, pausedClients: s.paused.count)
         }, finish: { s, c, reports in
             s.writer(for: c).verbatim(render(s.server, reports, sections))
         })
@@ -61,8 +66,13 @@ enum InfoCommand {
         ])
         section("Clients", [
             ("connected_clients", String(server.clientCount.load(ordering: .relaxed))),
-            ("maxclients", server.config.get("maxclients")), ("blocked_clients", "0"),
-            ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
+            ("maxclients", server.config.get("maxclients")),
+            ("blocked_clients", String(server.blockedClients.load(ordering: .relaxed))),
+            ("tracking_clients", "0"), ("pubsub_clients", "0"),
+            ("clients_in_timeout_table", String(reports.reduce(0) { $0 + $1.timedClients })),
+            ("total_watched_keys", String(server.watchedKeys.load(ordering: .relaxed))),
+            ("total_blocking_keys", String(reports.reduce(0) { $0 + $1.blockingKeys })),
+            ("paused_clients", String(reports.reduce(0) { $0 + $1.pausedClients })),
         ])
         let used = Int(berth_allocated_bytes())
         let rss = Int(berth_rss_bytes())

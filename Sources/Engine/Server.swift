@@ -36,6 +36,9 @@ public final class Server: @unchecked Sendable {
     /// WATCHed (key, client) pairs in all shards; writers skip the watcher check when zero.
     let watchedKeys = Atomic<Int>(0)
     let nextClientID = Atomic<Int>(0)
+    /// Clients blocked right now, on every shard (INFO blocked_clients).
+    let blockedClients = Atomic<Int>(0)
+    let pause = ClientPause()
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)

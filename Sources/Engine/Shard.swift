@@ -1,4 +1,5 @@
 import Commands
+import DequeModule
 import Keyspace
 import RESP
 import CUring
@@ -31,7 +32,9 @@ public final class Shard: @unchecked Sendable, EventHandler {
     let wakeFD: Int32
     let store: ShardStore
     /// WATCHed keys on this shard -> tokens to dirty when they change (under the shard lock).
-    var watchers: [WatchKey: [WatchToken]] = [:]
+    var watchers: [DatabaseKey: [WatchToken]] = [:]
+    /// Blocked clients waiting on keys of this shard (under the shard lock).
+    let waiters: WaiterTable
 
     var backend: EventBackend!
     var connections: [Int: Connection] = [:]
@@ -41,6 +44,14 @@ public final class Shard: @unchecked Sendable, EventHandler {
     let discard = IOBuffer(capacity: 1024)
     /// Milliseconds at the start of the input batch being processed.
     var batchTime: Int64 = 0
+    /// Ready keys (shard, key) collected after a command, to serve once its locks are released.
+    var readyQueue = Deque<(Int, DatabaseKey)>()
+    /// Deadlines of the clients blocked on this shard.
+    var timers = BlockTimers()
+    /// Connections whose block ended; their input resumes at the top of the loop.
+    var resumeQueue: [Connection] = []
+    /// Connections holding a command back while CLIENT PAUSE is in force.
+    var paused: [Connection] = []
     private var acceptCursor = 0
     private var stopping = false
     private var nextTick: Int64 = 0
@@ -49,6 +60,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         self.index = index
         self.server = server
         self.store = store
+        waiters = WaiterTable(store: store)
         wakeFD = berth_eventfd()
         stats = ShardStats(commandCount: server.commands.count)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
@@ -77,7 +89,13 @@ public final class Shard: @unchecked Sendable, EventHandler {
                 tick(now: now)
                 nextTick = now + Int64(1000 / max(1, server.config.int("hz")))
             }
-            backend.poll(timeoutMs: Int(max(1, nextTick - now)))
+            fireTimeouts(now: now)
+            if !paused.isEmpty { resumePaused(now: now) }
+            resumeUnblocked()
+            var wake = nextTick
+            if let d = timers.nextDeadline { wake = min(wake, d) }
+            if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
+            backend.poll(timeoutMs: Int(max(0, wake - now)))
             drainInbox()
         }
         for conn in Array(connections.values) { backend.close(conn) }
@@ -97,6 +115,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             case .stop: stopping = true
             }
         }
+        resumeUnblocked()
     }
 
     // MARK: connections
@@ -134,16 +153,24 @@ public final class Shard: @unchecked Sendable, EventHandler {
         conn.lastInteraction = ShardStore.nowMilliseconds()
         processInput(conn)
         backend.flush(conn)
+        resumeUnblocked()
     }
 
     func closed(_ conn: Connection) {
         guard connections.removeValue(forKey: conn.id) != nil else { return }
         server.clientCount.subtract(1, ordering: .relaxed)
         unwatchAll(conn)
+        _ = abandonBlocked(conn)
+        if conn.parkedCommand != nil { paused.removeAll { $0 === conn } }
     }
 
-    /// Closes a connection as CLIENT KILL or a limit does: no more replies.
+    /// Closes a connection as CLIENT KILL or a limit does: no more replies, except a
+    /// blocked client's reply that is already on its way (its element must not be lost).
     func kill(_ conn: Connection) {
+        guard abandonBlocked(conn) else {
+            conn.closeAfterFlush = true
+            return
+        }
         conn.closeAfterFlush = false
         conn.output.clear()
         backend.close(conn)
@@ -156,7 +183,9 @@ public final class Shard: @unchecked Sendable, EventHandler {
         for db in store.databases where db.volatileCount > 0 {
             _ = db.expireDue(now: now, limit: 10_000)
         }
+        takeReadyKeys(from: index)
         lock.unlock()
+        serveReadyKeys()
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
         if idle > 0 {
             for conn in Array(connections.values) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {
@@ -216,11 +245,6 @@ final class Collector<T>: @unchecked Sendable {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
-}
-
-struct WatchKey: Hashable {
-    let db: Int
-    let key: Bytes
 }
 
 /// Counters a shard thread keeps for INFO; read by others only through `gather`.

@@ -10,13 +10,22 @@ import RESP
 /// heap is rebuilt when stale items outnumber live TTLs.
 public final class Database {
     public let table = KeyTable()
+    /// This database's number, for ready-key signals.
+    public let index: Int
+    private let ready: ReadyKeys
+    /// Keys that blocked clients wait on, with how many wait on each. Kept by the engine's
+    /// waiter table; only its emptiness is checked on the write path.
+    public private(set) var blockedKeys: [Bytes: Int] = [:]
     private var expiries = Heap<ExpiryItem>()
     /// Keys that carry a TTL.
     public private(set) var volatileCount = 0
     /// Keys removed because their TTL passed, lazily or actively (INFO expired_keys).
     public private(set) var expiredTotal = 0
 
-    public init() {}
+    public init(index: Int = 0, ready: ReadyKeys = ReadyKeys()) {
+        self.index = index
+        self.ready = ready
+    }
 
     public var count: Int { table.count }
 
@@ -35,12 +44,14 @@ public final class Database {
     /// Adds a key that is not present (callers look it up first).
     @discardableResult
     public func add(_ key: Bytes, _ value: Value) -> Entry {
-        table.insert(key, value: value)
+        if !blockedKeys.isEmpty { signalReady(key) }
+        return table.insert(key, value: value)
     }
 
     /// SET semantics: replaces any value, and the TTL unless `keepTTL`.
     @discardableResult
     public func overwrite(_ key: Bytes, _ value: Value, now: Int64, keepTTL: Bool = false) -> Entry {
+        if !blockedKeys.isEmpty { signalReady(key) }
         if let e = lookup(key, now: now) {
             e.value = value
             if !keepTTL && e.expireAt != 0 { persist(e) }
@@ -57,6 +68,7 @@ public final class Database {
     }
 
     public func removeEntry(_ e: Entry) {
+        if !blockedKeys.isEmpty { signalReady(e.key) }
         if e.expireAt != 0 { volatileCount -= 1 }
         table.remove(e.key)
     }
@@ -90,9 +102,26 @@ public final class Database {
     }
 
     public func removeAll() {
+        if !blockedKeys.isEmpty { for key in blockedKeys.keys { signalReady(key) } }
         table.removeAll()
         expiries = Heap()
         volatileCount = 0
+    }
+
+    // MARK: blocked keys
+
+    /// Records that `key` may now serve a blocked client (it was created, replaced,
+    /// deleted or, for streams, appended to). Cheap when nobody waits on it.
+    @inline(__always)
+    public func signalReady(_ key: Bytes) {
+        if !blockedKeys.isEmpty && blockedKeys[key] != nil { ready.keys.append(DatabaseKey(db: index, key: key)) }
+    }
+
+    public func addBlocked(_ key: Bytes) { blockedKeys[key, default: 0] += 1 }
+
+    public func removeBlocked(_ key: Bytes) {
+        guard let n = blockedKeys[key] else { return }
+        blockedKeys[key] = n > 1 ? n - 1 : nil
     }
 
     private func rebuildExpiries() {
@@ -116,9 +145,12 @@ struct ExpiryItem: Comparable {
 /// Whoever touches it must hold the shard's lock (the Engine guarantees that).
 public final class ShardStore: @unchecked Sendable {
     public var databases: [Database]
+    /// Blocked-on keys that writes on this shard touched since the engine last looked.
+    public let ready = ReadyKeys()
 
     public init(databases: Int) {
-        self.databases = (0..<databases).map { _ in Database() }
+        let ready = self.ready
+        self.databases = (0..<databases).map { Database(index: $0, ready: ready) }
     }
 
     /// Wall-clock milliseconds, the unit of every deadline in the keyspace.
@@ -127,6 +159,21 @@ public final class ShardStore: @unchecked Sendable {
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
+}
+
+/// A key in a numbered database.
+public struct DatabaseKey: Hashable, Sendable {
+    public let db: Int
+    public let key: Bytes
+    public init(db: Int, key: Bytes) { self.db = db; self.key = key }
+}
+
+/// Keys that became worth a look for blocked clients, shared by one shard's databases.
+/// The engine empties it after each command (under the shard lock) and serves the
+/// waiters of those keys once the command has finished.
+public final class ReadyKeys: @unchecked Sendable {
+    public var keys: [DatabaseKey] = []
+    public init() {}
 }
 
 #if canImport(Glibc)

@@ -1,0 +1,226 @@
+import Keyspace
+import RESP
+
+// Blocking commands, the keyspace half.
+//
+// A blocking command first behaves as its non-blocking form. When nothing can serve it
+// and blocking is allowed (not inside MULTI/EXEC), its handler replies nothing and files
+// a `BlockRequest` in the context instead: the keys to wait on, the deadline, and the
+// `BlockedOperation` to run when one of those keys can serve it. The engine registers
+// the request while it still holds the keys' shard locks, so no write can slip between
+// "found nothing" and "waiting". Later, after a write made a waited key ready, the
+// engine claims the blocked client and calls `serve` here under the key's lock.
+
+/// What a blocked client does once one of its keys can serve it.
+public enum BlockedOperation: Sendable {
+    /// BLPOP/BRPOP (`count == nil`: reply `[key, element]`) and BLMPOP (`[key, [elements]]`).
+    case listPop(left: Bool, count: Int?)
+    /// BLMOVE/BRPOPLPUSH: pop from the waited key, push to `destination`, reply the element.
+    case listMove(destination: Bytes, fromLeft: Bool, toLeft: Bool)
+    /// BZPOPMIN/BZPOPMAX (`count == nil`: `[key, member, score]`) and BZMPOP.
+    case zsetPop(max: Bool, count: Int?)
+    /// WAIT / WAITAOF: no keys; only the deadline or CLIENT UNBLOCK ends it.
+    case wait(aof: Bool)
+
+    /// A second key the operation writes to, whose shard must be locked too.
+    public var destination: Bytes? {
+        if case .listMove(let d, _, _) = self { return d }
+        return nil
+    }
+
+    /// The reply when the deadline passes (or CLIENT UNBLOCK ... TIMEOUT), which is also
+    /// the reply of the command inside MULTI when nothing is there.
+    public func writeTimeoutReply(_ w: ReplyWriter) {
+        switch self {
+        case .listMove: w.null()
+        case .wait(let aof):
+            if aof { w.arrayHeader(2); w.integer(0); w.integer(0) } else { w.integer(0) }
+        default: w.nullArray()
+        }
+    }
+}
+
+/// A blocking command's request to wait, filed by its handler for the engine.
+public struct BlockRequest: Sendable {
+    /// Keys to wait on, without repeats, in the order the command named them.
+    public var keys: [Bytes]
+    /// Wall-clock milliseconds; 0 waits until served or unblocked.
+    public var deadline: Int64
+    public var operation: BlockedOperation
+}
+
+public enum Blocking {
+    /// Parses a blocking timeout into an absolute deadline (0: none), with Redis's errors.
+    public static func deadline(_ arg: Bytes, now: Int64, inSeconds: Bool) throws(CommandError) -> Int64 {
+        var ms: Int64
+        if inSeconds {
+            guard let seconds = Numbers.double(arg), !seconds.isNaN else {
+                throw CommandError("ERR timeout is not a float or out of range")
+            }
+            let scaled = (seconds * 1000).rounded(.up)
+            guard scaled < 9.2e18 else { throw CommandError("ERR timeout is out of range") }
+            ms = Int64(scaled)
+        } else {
+            guard let v = Numbers.int(arg) else { throw CommandError("ERR timeout is not an integer or out of range") }
+            ms = Int64(v)
+        }
+        guard ms >= 0 else { throw CommandError("ERR timeout is negative") }
+        guard ms == 0 || ms <= Int64.max - now else { throw CommandError("ERR timeout is out of range") }
+        return ms == 0 ? 0 : now + ms
+    }
+
+    /// Files the request, or inside MULTI/EXEC answers as the non-blocking form would.
+    static func blockOrGiveUp(_ ctx: CommandContext, keys: [Bytes], deadline: Int64, _ op: BlockedOperation) {
+        if ctx.inTransaction {
+            op.writeTimeoutReply(ctx.reply)
+            return
+        }
+        var distinct: [Bytes] = []
+        for k in keys where !distinct.contains(k) { distinct.append(k) }
+        ctx.blockRequest = BlockRequest(keys: distinct, deadline: deadline, operation: op)
+    }
+
+    /// Whether `key` can serve `op` now. Caller holds the key's shard lock.
+    public static func isReady(_ ctx: CommandContext, key: Bytes, _ op: BlockedOperation) -> Bool {
+        switch op {
+        case .listPop, .listMove:
+            guard case .list(let l)? = ctx.lookup(key)?.value else { return false }
+            return !l.items.isEmpty
+        case .zsetPop:
+            guard case .zset(let z)? = ctx.lookup(key)?.value else { return false }
+            return z.count > 0
+        case .wait:
+            return false
+        }
+    }
+
+    /// Runs `op` for a claimed client on `key`, writing its reply to `ctx.reply`.
+    /// Caller holds the locks of `key` and of `op.destination`, and checked `isReady`.
+    public static func serve(_ ctx: CommandContext, key: Bytes, _ op: BlockedOperation) throws(CommandError) {
+        switch op {
+        case .listPop(let left, let count):
+            let l = try ctx.list(key)!
+            if let count {
+                ListCommands.popReply(ctx, key, l, left: left, count: count)
+            } else {
+                let v = left ? l.items.removeFirst() : l.items.removeLast()
+                ctx.deleteIfEmpty(key, l.items.isEmpty)
+                ctx.dirty += 1
+                ctx.reply.arrayHeader(2)
+                ctx.reply.bulk(key)
+                ctx.reply.bulk(v)
+            }
+        case .listMove(let destination, let fromLeft, let toLeft):
+            try ListCommands.move(ctx, from: key, to: destination, fromLeft: fromLeft, toLeft: toLeft)
+        case .zsetPop(let max, let count):
+            let z = try ctx.zset(key)!
+            if let count {
+                SortedSetCommands.popReply(ctx, key, z, max: max, count: count)
+            } else {
+                let (member, score) = SortedSetCommands.popItems(z, count: 1, max: max)[0]
+                ctx.deleteIfEmpty(key, z.count == 0)
+                ctx.dirty += 1
+                ctx.reply.arrayHeader(3)
+                ctx.reply.bulk(key)
+                ctx.reply.bulk(member)
+                ctx.reply.double(score)
+            }
+        case .wait:
+            break
+        }
+    }
+}
+
+/// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP, WAIT, WAITAOF.
+enum BlockingCommands {
+    static let specs: [CommandSpec] = [
+        CommandSpec("blpop", arity: -3, flags: [.write, .blocking], keys: KeySpec(1, -2, 1)) { ctx throws(CommandError) in
+            try blockingListPop(ctx, left: true)
+        },
+        CommandSpec("brpop", arity: -3, flags: [.write, .blocking], keys: KeySpec(1, -2, 1)) { ctx throws(CommandError) in
+            try blockingListPop(ctx, left: false)
+        },
+        CommandSpec("blmove", arity: 6, flags: [.write, .denyOOM, .blocking], keys: KeySpec(1, 2, 1)) { ctx throws(CommandError) in
+            let from = try ListCommands.side(ctx, 3), to = try ListCommands.side(ctx, 4)
+            try blockingMove(ctx, timeoutAt: 5, fromLeft: from, toLeft: to)
+        },
+        CommandSpec("brpoplpush", arity: 4, flags: [.write, .denyOOM, .blocking], keys: KeySpec(1, 2, 1)) { ctx throws(CommandError) in
+            try blockingMove(ctx, timeoutAt: 3, fromLeft: false, toLeft: true)
+        },
+        CommandSpec("blmpop", arity: -5, flags: [.write, .blocking], keys: KeySpec(finder: numkeysFinder(at: 2))) { ctx throws(CommandError) in
+            let deadline = try Blocking.deadline(ctx.args[1], now: ctx.now, inSeconds: true)
+            let (keys, left, count) = try ListCommands.parseMultiPop(ctx, at: 2)
+            for key in keys {
+                guard let l = try ctx.list(key), !l.items.isEmpty else { continue }
+                ListCommands.popReply(ctx, key, l, left: left, count: count)
+                return
+            }
+            Blocking.blockOrGiveUp(ctx, keys: keys, deadline: deadline, .listPop(left: left, count: count))
+        },
+        CommandSpec("bzpopmin", arity: -3, flags: [.write, .fast, .blocking], keys: KeySpec(1, -2, 1)) { ctx throws(CommandError) in
+            try blockingZsetPop(ctx, max: false)
+        },
+        CommandSpec("bzpopmax", arity: -3, flags: [.write, .fast, .blocking], keys: KeySpec(1, -2, 1)) { ctx throws(CommandError) in
+            try blockingZsetPop(ctx, max: true)
+        },
+        CommandSpec("bzmpop", arity: -5, flags: [.write, .blocking], keys: KeySpec(finder: numkeysFinder(at: 2))) { ctx throws(CommandError) in
+            let deadline = try Blocking.deadline(ctx.args[1], now: ctx.now, inSeconds: true)
+            let (keys, max, count) = try SortedSetCommands.parseMultiPop(ctx, at: 2)
+            for key in keys {
+                guard let z = try ctx.zset(key), z.count > 0 else { continue }
+                SortedSetCommands.popReply(ctx, key, z, max: max, count: count)
+                return
+            }
+            Blocking.blockOrGiveUp(ctx, keys: keys, deadline: deadline, .zsetPop(max: max, count: count))
+        },
+        CommandSpec("wait", arity: 3, flags: [.blocking]) { ctx throws(CommandError) in
+            let replicas = try ctx.int(1)
+            let deadline = try Blocking.deadline(ctx.args[2], now: ctx.now, inSeconds: false)
+            // Berth has no replicas: none can acknowledge, so asking for any waits out the timeout.
+            if replicas <= 0 { ctx.reply.integer(0); return }
+            Blocking.blockOrGiveUp(ctx, keys: [], deadline: deadline, .wait(aof: false))
+        },
+        CommandSpec("waitaof", arity: 4, flags: [.blocking]) { ctx throws(CommandError) in
+            let local = try ctx.int(1), replicas = try ctx.int(2)
+            let deadline = try Blocking.deadline(ctx.args[3], now: ctx.now, inSeconds: false)
+            if local > 0 { throw CommandError("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.") }
+            if replicas <= 0 {
+                ctx.reply.arrayHeader(2); ctx.reply.integer(0); ctx.reply.integer(0)
+                return
+            }
+            Blocking.blockOrGiveUp(ctx, keys: [], deadline: deadline, .wait(aof: true))
+        },
+    ]
+
+    static func blockingListPop(_ ctx: CommandContext, left: Bool) throws(CommandError) {
+        let deadline = try Blocking.deadline(ctx.args[ctx.args.count - 1], now: ctx.now, inSeconds: true)
+        let keys = Array(ctx.args[1..<(ctx.args.count - 1)])
+        for key in keys {
+            guard let l = try ctx.list(key), !l.items.isEmpty else { continue }
+            try Blocking.serve(ctx, key: key, .listPop(left: left, count: nil))
+            return
+        }
+        Blocking.blockOrGiveUp(ctx, keys: keys, deadline: deadline, .listPop(left: left, count: nil))
+    }
+
+    static func blockingMove(_ ctx: CommandContext, timeoutAt i: Int, fromLeft: Bool, toLeft: Bool) throws(CommandError) {
+        let deadline = try Blocking.deadline(ctx.args[i], now: ctx.now, inSeconds: true)
+        let src = ctx.args[1], dst = ctx.args[2]
+        if let l = try ctx.list(src), !l.items.isEmpty {
+            try ListCommands.move(ctx, from: src, to: dst, fromLeft: fromLeft, toLeft: toLeft)
+            return
+        }
+        Blocking.blockOrGiveUp(ctx, keys: [src], deadline: deadline, .listMove(destination: dst, fromLeft: fromLeft, toLeft: toLeft))
+    }
+
+    static func blockingZsetPop(_ ctx: CommandContext, max: Bool) throws(CommandError) {
+        let deadline = try Blocking.deadline(ctx.args[ctx.args.count - 1], now: ctx.now, inSeconds: true)
+        let keys = Array(ctx.args[1..<(ctx.args.count - 1)])
+        for key in keys {
+            guard let z = try ctx.zset(key), z.count > 0 else { continue }
+            try Blocking.serve(ctx, key: key, .zsetPop(max: max, count: nil))
+            return
+        }
+        Blocking.blockOrGiveUp(ctx, keys: keys, deadline: deadline, .zsetPop(max: max, count: nil))
+    }
+}

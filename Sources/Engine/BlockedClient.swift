@@ -1,0 +1,71 @@
+import Commands
+import Keyspace
+import RESP
+import Synchronization
+
+/// A client blocked by BLPOP, BZPOPMIN, XREAD BLOCK, WAIT and friends.
+///
+/// Invariants (the blocking state machine, DESIGN.md "Blocking"):
+/// - `state` starts at `.waiting` and leaves it exactly once, by one compare-and-swap in
+///   `claim`. The thread whose claim wins owns the outcome; every other claimant does
+///   nothing. So a served client is never also timed out, unblocked or disconnected.
+/// - A serving shard claims *before* it pops, while it holds the key's shard lock and
+///   has just seen the key can serve the client; so data is taken only for a winner,
+///   and an element is never popped for a client that already timed out or left.
+/// - Everything but `state` is immutable after creation, so any thread may read it.
+/// - The client sits in the waiter table of every shard owning one of its keys until
+///   its home shard removes it after the outcome (`Shard.finishBlocked`); serving
+///   shards also drop it from the queue they served, and skip it wherever it is stale.
+/// - Only the home shard's thread touches the connection; other shards reach it by
+///   posting the reply to the home shard's inbox.
+final class BlockedClient: Sendable {
+    enum State: UInt8 {
+        case waiting, served, timedOut, unblocked, disconnected, completed
+    }
+
+    let connectionID: Int
+    /// Index of the shard that owns the connection.
+    let home: Int
+    let db: Int
+    /// The keys waited on, each with the shard that owns it.
+    let keys: [(shard: Int, key: DatabaseKey)]
+    let operation: BlockedOperation
+    let protocolVersion: Int
+    /// Wall-clock milliseconds; 0 for none.
+    let deadline: Int64
+    /// CLIENT REPLY OFF/SKIP was in force when the command ran: its reply is dropped.
+    let discardsReply: Bool
+    private let state = Atomic<UInt8>(State.waiting.rawValue)
+
+    init(connectionID: Int, home: Int, db: Int, keys: [(shard: Int, key: DatabaseKey)], operation: BlockedOperation,
+         protocolVersion: Int, deadline: Int64, discardsReply: Bool) {
+        self.connectionID = connectionID
+        self.home = home
+        self.db = db
+        self.keys = keys
+        self.operation = operation
+        self.protocolVersion = protocolVersion
+        self.deadline = deadline
+        self.discardsReply = discardsReply
+    }
+
+    var isWaiting: Bool { state.load(ordering: .acquiring) == State.waiting.rawValue }
+
+    var outcome: State { State(rawValue: state.load(ordering: .acquiring))! }
+
+    /// Moves `.waiting` to `outcome`; true for the one caller that wins.
+    func claim(_ outcome: State) -> Bool {
+        state.compareExchange(expected: State.waiting.rawValue, desired: outcome.rawValue,
+                              successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring).exchanged
+    }
+}
+
+/// How a blocked client's wait ended, as its home shard turns it into a reply.
+enum BlockOutcome: Sendable {
+    /// Served: the reply bytes the serving shard wrote.
+    case reply([UInt8])
+    /// Deadline passed, or CLIENT UNBLOCK ... TIMEOUT: the command's own timeout reply.
+    case timeout
+    /// CLIENT UNBLOCK ... ERROR.
+    case error(String)
+}

@@ -1,0 +1,225 @@
+import Commands
+import DequeModule
+import HeapModule
+import Keyspace
+import RESP
+
+// Blocked clients, the engine half: how a client blocks, how it is woken, and how every
+// other way out of a block (timeout, CLIENT UNBLOCK, disconnect, CLIENT KILL) ends it.
+//
+// Blocking. A blocking command runs like any data command, on its connection's home
+// shard under the locks of the shards owning its keys. When it finds nothing, it files a
+// `BlockRequest`; still under those locks, `block` creates a `BlockedClient` and adds it
+// to the waiter table of every shard owning one of its keys, so no write can come between
+// "found nothing" and "waiting". The connection is suspended: its later input waits.
+//
+// Readiness. A write that creates, replaces or deletes a key somebody waits on (or
+// appends to a waited stream) records the key in its shard's `ReadyKeys`. After the
+// command (after EXEC for a transaction, never in the middle), the shard that ran it
+// collects those keys while it still holds the locks, releases them, and serves each key:
+// `serveWaiters` takes the key's lock (and a move destination's, in ascending order),
+// walks the key's waiters oldest first and, for each that the key can serve now, claims
+// it with one CAS and only then pops for it. The reply bytes travel to the client's home
+// shard (its inbox, or directly when that is this shard). A served client's other keys
+// still list it; whoever meets it there skips it, and its home shard removes it.
+//
+// Every other outcome happens on the home shard, which owns the connection: the timer
+// heap fires deadlines, CLIENT UNBLOCK arrives through `gather`, a closing socket or
+// CLIENT KILL calls `abandonBlocked`. Each tries the same CAS; the loser does nothing.
+// If CLIENT KILL loses to a reply already on its way, the connection closes right after
+// that reply is written, so the element it carries reaches the client.
+//
+// The home shard finishes every outcome in `finishBlocked`: it removes the client from
+// all waiter tables, writes the reply, and queues the connection to resume its input
+// once the shard is back at the top of its loop (never inside another command).
+extension Shard {
+    /// Registers the client filed by the command that just ran. Caller holds its keys' locks.
+    func block(_ conn: Connection, _ request: BlockRequest) {
+        let keys = request.keys.map { (shard: server.slots.shard(of: $0), key: DatabaseKey(db: conn.db, key: $0)) }
+        let client = BlockedClient(
+            connectionID: conn.id, home: index, db: conn.db, keys: keys, operation: request.operation,
+            protocolVersion: conn.protocolVersion, deadline: request.deadline,
+            discardsReply: conn.repliesOff || conn.skipReplies > 0)
+        for (s, key) in keys { server.shards[s].waiters.add(client, on: key) }
+        conn.blocked = client
+        conn.suspended = true
+        server.blockedClients.add(1, ordering: .relaxed)
+        if request.deadline > 0 { timers.add(client) }
+    }
+
+    /// Moves the ready keys shard `s` recorded into this thread's queue. Caller holds `s`'s lock.
+    @inline(__always)
+    func takeReadyKeys(from s: Int) {
+        let ready = server.stores[s].ready
+        guard !ready.keys.isEmpty else { return }
+        for key in ready.keys { readyQueue.append((s, key)) }
+        ready.keys.removeAll(keepingCapacity: true)
+    }
+
+    /// Serves the waiters of every collected ready key. Call with no shard lock held.
+    func serveReadyKeys() {
+        while let (s, key) = readyQueue.popFirst() { serveWaiters(onShard: s, key) }
+    }
+
+    private func serveWaiters(onShard s: Int, _ key: DatabaseKey) {
+        let locks = server.locks
+        var held = ShardLockSet()
+        held.insert(s)
+        held.lock(locks)
+        let table = server.shards[s].waiters
+        var served: [(BlockedClient, [UInt8])] = []
+        let ctx = context
+        ctx.now = ShardStore.nowMilliseconds()
+        ctx.keyShard = nil
+        for client in table.waiters(on: key) where client.isWaiting {
+            if let destination = client.operation.destination {
+                let d = server.slots.shard(of: destination)
+                if !held.shards.contains(d) {
+                    // Locks go in ascending order: let go, take both, look again.
+                    held.unlock(locks)
+                    held.insert(d)
+                    held.lock(locks)
+                    guard client.isWaiting else { continue }
+                }
+            }
+            let out = IOBuffer(capacity: 128)
+            ctx.reply = ReplyWriter(buffer: out, protocolVersion: client.protocolVersion)
+            ctx.dbIndex = client.db
+            guard Blocking.isReady(ctx, key: key.key, client.operation) else { continue }
+            guard client.claim(.served) else { continue }
+            let dirtyBefore = ctx.dirty
+            do {
+                try Blocking.serve(ctx, key: key.key, client.operation)
+            } catch {
+                ctx.reply.error(error.message)
+            }
+            if ctx.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
+                var written = [key.key]
+                if let d = client.operation.destination { written.append(d) }
+                touchWatchers(of: written, db: client.db)
+            }
+            served.append((client, out.readableArray))
+            for h in held.shards { takeReadyKeys(from: h) }
+        }
+        table.removeStale(on: key)
+        held.unlock(locks)
+        for (client, bytes) in served { deliver(client, .reply(bytes)) }
+    }
+
+    /// Hands an outcome to the client's home shard.
+    func deliver(_ client: BlockedClient, _ outcome: BlockOutcome) {
+        if client.home == index {
+            finishBlocked(client, outcome)
+        } else {
+            server.shards[client.home].post(.run { $0.finishBlocked(client, outcome) })
+        }
+    }
+
+    /// Ends a wait whose outcome was claimed: home shard only, no shard lock held.
+    func finishBlocked(_ client: BlockedClient, _ outcome: BlockOutcome) {
+        server.blockedClients.subtract(1, ordering: .relaxed)
+        if client.deadline > 0 { timers.finished() }
+        removeFromWaiterTables(client)
+        guard let conn = connections[client.connectionID], conn.blocked === client else { return }
+        conn.blocked = nil
+        conn.suspended = false
+        if !client.discardsReply {
+            switch outcome {
+            case .reply(let bytes):
+                bytes.withUnsafeBytes { conn.output.append($0) }
+            case .timeout:
+                client.operation.writeTimeoutReply(ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion))
+            case .error(let message):
+                ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion).error(message)
+            }
+        }
+        // Out to the socket now: a CLIENT KILL handled before the input resumes would
+        // otherwise drop the reply, and with it a popped element.
+        backend.flush(conn)
+        resumeQueue.append(conn)
+    }
+
+    private func removeFromWaiterTables(_ client: BlockedClient) {
+        for (s, key) in client.keys {
+            let lock = server.locks[s]
+            lock.lock()
+            server.shards[s].waiters.remove(client, from: key)
+            lock.unlock()
+        }
+    }
+
+    /// Ends `conn`'s wait because the connection is going away. False when the client
+    /// was already served and its reply is on the way.
+    func abandonBlocked(_ conn: Connection) -> Bool {
+        guard let client = conn.blocked else { return true }
+        guard client.claim(.disconnected) else { return false }
+        conn.blocked = nil
+        finishBlocked(client, .timeout)
+        return true
+    }
+
+    /// CLIENT UNBLOCK on this shard: true if `id` is here, blocked, and this claim won.
+    func unblock(clientID id: Int, withError: Bool) -> Bool {
+        guard let client = connections[id]?.blocked, client.claim(.unblocked) else { return false }
+        finishBlocked(client, withError ? .error("UNBLOCKED client unblocked via CLIENT UNBLOCK") : .timeout)
+        return true
+    }
+
+    /// Fires the deadlines that have passed.
+    func fireTimeouts(now: Int64) {
+        while let client = timers.popDue(now: now) {
+            if client.claim(.timedOut) { finishBlocked(client, .timeout) }
+        }
+    }
+
+    /// Lets unblocked connections run the input that waited behind their blocked command.
+    /// Called only at the top of the shard's loop, never inside a command.
+    func resumeUnblocked() {
+        while !resumeQueue.isEmpty {
+            let batch = resumeQueue
+            resumeQueue = []
+            for conn in batch where !conn.closing {
+                processInput(conn)
+                backend.flush(conn)
+            }
+        }
+    }
+}
+
+/// A shard's blocked-client deadlines, soonest first.
+///
+/// Invariants: home shard's thread only. Entries are not removed when a client is served
+/// or unblocked; `popDue` skips them, and the heap is rebuilt when such stale entries
+/// outnumber the live ones, so a stream of served clients with long timeouts cannot grow
+/// it without bound. `live` counts entries whose client has not yet been finished.
+struct BlockTimers {
+    private struct Entry: Comparable {
+        let deadline: Int64
+        let sequence: Int
+        let client: BlockedClient
+        static func < (a: Entry, b: Entry) -> Bool { (a.deadline, a.sequence) < (b.deadline, b.sequence) }
+        static func == (a: Entry, b: Entry) -> Bool { a.sequence == b.sequence }
+    }
+
+    private var heap = Heap<Entry>()
+    private var sequence = 0
+    private(set) var live = 0
+
+    var nextDeadline: Int64? { heap.min?.deadline }
+
+    mutating func add(_ client: BlockedClient) {
+        sequence += 1
+        live += 1
+        heap.insert(Entry(deadline: client.deadline, sequence: sequence, client: client))
+        if heap.count > 2 * live + 1024 { heap = Heap(heap.unordered.filter { $0.client.isWaiting }) }
+    }
+
+    /// A client with a deadline was finished, whatever the outcome.
+    mutating func finished() { live -= 1 }
+
+    /// The next entry due at `now`, whether still waiting or not.
+    mutating func popDue(now: Int64) -> BlockedClient? {
+        guard let top = heap.min, top.deadline <= now else { return nil }
+        return heap.removeMin().client
+    }
+}

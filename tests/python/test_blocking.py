@@ -1,0 +1,429 @@
+"""Blocking commands over real sockets: BLPOP and friends, timeouts, CLIENT UNBLOCK /
+KILL / PAUSE, transactions, and exactly-once delivery, same-shard and cross-shard."""
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.retry import Retry
+
+SHARDS = 4
+
+
+def shard_of(key, shards=SHARDS):
+    return key_slot(key.encode()) * shards // 16384
+
+
+def keys_on(shard, count, prefix="k", shards=SHARDS):
+    """`count` distinct key names owned by `shard`."""
+    out, i = [], 0
+    while len(out) < count:
+        k = f"{prefix}{i}"
+        if shard_of(k, shards) == shard:
+            out.append(k)
+        i += 1
+    return out
+
+
+def pair(cross):
+    """Two keys on different shards (cross) or on one shard (hash tag)."""
+    if cross:
+        return keys_on(0, 1, "a")[0], keys_on(3, 1, "b")[0]
+    return "{t}a", "{t}b"
+
+
+@pytest.fixture
+def srv(make_server):
+    return make_server("--shards", SHARDS)
+
+
+def client(server, **kw):
+    return server.client(decode_responses=True, retry=Retry(NoBackoff(), 0), **kw)
+
+
+def wait_blocked(r, n, timeout=5):
+    """Waits until the server reports `n` blocked clients."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if r.info("clients")["blocked_clients"] == n:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"expected {n} blocked clients, have {r.info('clients')['blocked_clients']}")
+
+
+def norm(reply):
+    """redis-py turns some pop replies into tuples; compare them as lists."""
+    if isinstance(reply, (list, tuple)):
+        return [norm(x) for x in reply]
+    return reply
+
+
+class Background:
+    """Runs blocking commands on their own connections."""
+
+    def __init__(self, server):
+        self.server = server
+        self.pool = ThreadPoolExecutor(max_workers=32)
+        self.clients = []
+
+    def run(self, *args, **kw):
+        c = client(self.server, **kw)
+        self.clients.append(c)
+        return self.pool.submit(lambda: norm(c.execute_command(*args)))
+
+    def close(self):
+        for c in self.clients:
+            c.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@pytest.fixture
+def bg(srv):
+    b = Background(srv)
+    yield b
+    b.close()
+
+
+@pytest.mark.parametrize("cross", [False, True], ids=["same-shard", "cross-shard"])
+def test_blpop_wakes_on_push_to_any_of_its_keys(srv, bg, cross):
+    r = client(srv)
+    k1, k2 = pair(cross)
+    f = bg.run("BLPOP", k1, k2, 0)
+    wait_blocked(r, 1)
+    assert r.rpush(k2, "x", "y") == 2
+    assert f.result(5) == [k2, "x"]
+    assert r.lrange(k2, 0, -1) == ["y"]
+    assert r.info("clients")["blocked_clients"] == 0
+    # Data already there: no blocking, first non-empty key in argument order.
+    r.rpush(k1, "z")
+    assert r.blpop([k1, k2], 0) == (k1, "z")
+    assert r.brpop([k1, k2], 0) == (k2, "y")
+
+
+def test_waiters_are_served_first_come_first_served(srv, bg):
+    r = client(srv)
+    futures = []
+    for i in range(3):
+        futures.append(bg.run("BLPOP", "q", 0))
+        wait_blocked(r, i + 1)
+    r.rpush("q", "a", "b", "c", "d")
+    assert [f.result(5) for f in futures] == [["q", "a"], ["q", "b"], ["q", "c"]]
+    assert r.lrange("q", 0, -1) == ["d"]
+
+
+def test_repeated_keys_in_one_command(srv, bg):
+    r = client(srv)
+    f = bg.run("BLPOP", "rk", "rk", 0)
+    wait_blocked(r, 1)
+    assert r.info("clients")["total_blocking_keys"] == 1
+    r.lpush("rk", "v")
+    assert f.result(5) == ["rk", "v"]
+    assert r.exists("rk") == 0
+
+
+def test_one_client_on_two_shards_is_served_exactly_once(srv, bg):
+    r = client(srv)
+    k1, k2 = pair(True)
+    pusher1, pusher2 = client(srv), client(srv)
+    for round_ in range(30):
+        f = bg.run("BLPOP", k1, k2, 0)
+        wait_blocked(r, 1)
+        barrier = threading.Barrier(2)
+
+        def push(c, k):
+            barrier.wait()
+            c.rpush(k, f"v{round_}")
+
+        t1 = threading.Thread(target=push, args=(pusher1, k1))
+        t2 = threading.Thread(target=push, args=(pusher2, k2))
+        t1.start(); t2.start(); t1.join(); t2.join()
+        key, value = f.result(5)
+        assert value == f"v{round_}"
+        other = k2 if key == k1 else k1
+        assert r.llen(key) == 0 and r.lrange(other, 0, -1) == [f"v{round_}"]
+        r.delete(k1, k2)
+
+
+@pytest.mark.parametrize("cross", [False, True], ids=["same-shard", "cross-shard"])
+def test_blmove_moves_atomically_and_wakes_destination_waiters(srv, bg, cross):
+    r = client(srv)
+    src, dst = pair(cross)
+    mover = bg.run("BLMOVE", src, dst, "LEFT", "RIGHT", 0)
+    wait_blocked(r, 1)
+    popper = bg.run("BLPOP", dst, 0)
+    wait_blocked(r, 2)
+    r.rpush(src, "job")
+    assert mover.result(5) == "job"
+    assert popper.result(5) == [dst, "job"]
+    assert r.exists(src, dst) == 0
+    # BRPOPLPUSH with data present, and with the destination of the wrong type.
+    r.rpush(src, "a", "b")
+    assert r.brpoplpush(src, dst, 0) == "b"
+    assert r.lrange(dst, 0, -1) == ["b"]
+    r.delete(dst)
+    r.set(dst, "string")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.blmove(src, dst, 0, "LEFT", "LEFT")
+    assert r.lrange(src, 0, -1) == ["a"]
+
+
+def test_timeouts_and_their_errors(srv):
+    r = client(srv)
+    start = time.time()
+    assert r.blpop(["nothing"], 0.15) is None
+    assert time.time() - start >= 0.14
+    assert r.execute_command("BLMOVE", "nothing", "d", "LEFT", "LEFT", 0.05) is None
+    assert r.execute_command("BZPOPMIN", "nothing", 0.05) is None
+    assert r.execute_command("BLMPOP", 0.05, 1, "nothing", "LEFT") is None
+    assert r.execute_command("BZMPOP", 0.05, 1, "nothing", "MIN") is None
+    for bad, message in [(-1, "timeout is negative"), ("abc", "timeout is not a float or out of range"),
+                         ("1e300", "timeout is out of range")]:
+        with pytest.raises(redis.ResponseError, match=message):
+            r.execute_command("BLPOP", "k", bad)
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        r.execute_command("BLPOP", "k")
+    with pytest.raises(redis.ResponseError, match="numkeys should be greater than 0"):
+        r.execute_command("BLMPOP", 0, 0, "k", "LEFT")
+    r.set("str", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command("BLPOP", "str", 0)
+    assert r.info("clients")["blocked_clients"] == 0
+
+
+def test_sorted_set_and_multi_pop_reply_shapes(srv, bg):
+    r = client(srv)
+    f = bg.run("BZPOPMAX", "z1", "z2", 0)
+    wait_blocked(r, 1)
+    r.zadd("z2", {"a": 1, "b": 2})
+    assert f.result(5) == ["z2", "b", 2.0]
+    f = bg.run("BZMPOP", 0, 2, "z3", "z2", "MIN", "COUNT", 5)
+    time.sleep(0.05)
+    assert f.result(5) == ["z2", [["a", "1"]]]
+    f = bg.run("BLMPOP", 0, 2, "l1", "l2", "RIGHT", "COUNT", 2)
+    wait_blocked(r, 1)
+    r.rpush("l2", "x", "y", "z")
+    assert f.result(5) == ["l2", ["z", "y"]]
+    f = bg.run("BZPOPMIN", "zz", 0, protocol=3)
+    wait_blocked(r, 1)
+    r.zadd("zz", {"m": 1.5})
+    assert f.result(5) == ["zz", "m", 1.5]
+
+
+def test_blocking_commands_inside_multi_do_not_block(srv):
+    r = client(srv)
+    p = r.pipeline(transaction=True)
+    p.blpop(["empty"], 0).brpoplpush("empty", "d", 0).bzpopmin(["empty"], 0)
+    assert p.execute() == [None, None, None]
+
+
+def test_wakeups_happen_after_exec(srv, bg):
+    r = client(srv)
+    f = bg.run("BLPOP", "tq", 0)
+    wait_blocked(r, 1)
+    # Pushed and deleted in one transaction: nobody is woken.
+    p = r.pipeline(transaction=True)
+    p.lpush("tq", "a").delete("tq")
+    p.execute()
+    # Pushed and popped in one transaction: the transaction's own pop wins.
+    p = r.pipeline(transaction=True)
+    p.lpush("tq", "b").lpop("tq")
+    assert p.execute() == [1, "b"]
+    time.sleep(0.05)
+    assert not f.done()
+    assert r.info("clients")["blocked_clients"] == 1
+    # Two pushes in one transaction: the waiter gets the list as EXEC left it.
+    p = r.pipeline(transaction=True)
+    p.rpush("tq", "c").rpush("tq", "d")
+    p.execute()
+    assert f.result(5) == ["tq", "c"]
+    assert r.lrange("tq", 0, -1) == ["d"]
+
+
+def test_type_change_under_a_waiter(srv, bg):
+    r = client(srv)
+    f = bg.run("BLPOP", "tc", 0)
+    wait_blocked(r, 1)
+    r.set("tc", "not a list")
+    time.sleep(0.05)
+    assert not f.done()
+    r.delete("tc")
+    r.rpush("tc", "v")
+    assert f.result(5) == ["tc", "v"]
+
+
+def test_client_unblock_timeout_and_error(srv, bg):
+    r = client(srv)
+    c = client(srv)
+    cid = c.client_id()
+    f = bg.pool.submit(c.blpop, ["ub"], 0)
+    wait_blocked(r, 1)
+    info = [x for x in r.client_list() if int(x["id"]) == cid][0]
+    assert "b" in info["flags"] and info["cmd"] == "blpop"
+    assert r.client_unblock(cid) == 1
+    assert f.result(5) is None
+    f = bg.pool.submit(c.execute_command, "BLMOVE", "ub", "d", "LEFT", "LEFT", 0)
+    wait_blocked(r, 1)
+    assert r.execute_command("CLIENT", "UNBLOCK", cid, "ERROR") == 1
+    with pytest.raises(redis.ResponseError, match="UNBLOCKED client unblocked via CLIENT UNBLOCK"):
+        f.result(5)
+    assert r.client_unblock(cid) == 0        # not blocked
+    assert r.client_unblock(999999) == 0     # no such client
+    with pytest.raises(redis.ResponseError, match="reason should be TIMEOUT or ERROR"):
+        r.execute_command("CLIENT", "UNBLOCK", cid, "MAYBE")
+    # The unblocked connection is usable, and the key was never touched.
+    assert c.ping() is True
+    r.rpush("ub", "kept")
+    assert r.lrange("ub", 0, -1) == ["kept"]
+
+
+def test_disconnect_and_kill_while_blocked_lose_nothing(srv, bg):
+    r = client(srv)
+    victim = client(srv)
+    vid = victim.client_id()
+    f = bg.pool.submit(victim.blpop, ["dk"], 0)
+    wait_blocked(r, 1)
+    assert r.client_kill_filter(_id=vid) == 1
+    with pytest.raises(redis.ConnectionError):
+        f.result(5)
+    wait_blocked(r, 0)
+    # A client that just goes away while blocked.
+    import socket
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$2\r\ndk\r\n$1\r\n0\r\n")
+    wait_blocked(r, 1)
+    s.close()
+    wait_blocked(r, 0)
+    r.rpush("dk", "survives")
+    assert r.lrange("dk", 0, -1) == ["survives"]
+    assert r.info("clients")["total_blocking_keys"] == 0
+
+
+def test_wait_and_waitaof(srv):
+    r = client(srv)
+    assert r.execute_command("WAIT", 0, 0) == 0
+    start = time.time()
+    assert r.execute_command("WAIT", 1, 100) == 0
+    assert time.time() - start >= 0.09
+    assert r.execute_command("WAITAOF", 0, 0, 0) == [0, 0]
+    assert r.execute_command("WAITAOF", 0, 1, 50) == [0, 0]
+    with pytest.raises(redis.ResponseError, match="appendonly is disabled"):
+        r.execute_command("WAITAOF", 1, 0, 0)
+    with pytest.raises(redis.ResponseError, match="timeout is negative"):
+        r.execute_command("WAIT", 1, -1)
+
+
+def test_client_pause_write_holds_writers_not_readers(srv, bg):
+    r = client(srv)
+    r.set("p", "before")
+    assert r.execute_command("CLIENT", "PAUSE", 5000, "WRITE") == "OK"
+    writer = bg.run("SET", "p", "after")
+    reader = client(srv)
+    assert reader.get("p") == "before"
+    time.sleep(0.1)
+    assert not writer.done()
+    assert r.info("clients")["paused_clients"] == 1
+    assert r.execute_command("CLIENT", "UNPAUSE") == "OK"
+    assert writer.result(5) is True
+    assert r.get("p") == "after"
+    # ALL holds everything until the deadline, which ends it by itself.
+    assert r.execute_command("CLIENT", "PAUSE", 150) == "OK"
+    start = time.time()
+    assert reader.get("p") == "after"
+    assert time.time() - start >= 0.1
+    with pytest.raises(redis.ResponseError, match="timeout is negative"):
+        r.execute_command("CLIENT", "PAUSE", -1)
+
+
+def test_client_reply_and_no_evict(srv):
+    r = client(srv)
+    assert r.execute_command("CLIENT", "NO-EVICT", "on") == "OK"
+    import socket
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"CLIENT REPLY OFF\r\nSET a 1\r\nCLIENT REPLY SKIP\r\nSET b 2\r\nCLIENT REPLY ON\r\nGET a\r\n")
+    s.settimeout(2)
+    data = b""
+    while not data.endswith(b"$1\r\n1\r\n"):
+        data += s.recv(100)
+    assert data == b"+OK\r\n$1\r\n1\r\n"
+    s.close()
+
+
+def test_blocked_clients_stress_exactly_once(srv):
+    """Producers and consumers over keys on every shard, with CLIENT UNBLOCK, CLIENT
+    KILL and short timeouts thrown in: every element is received once or still listed."""
+    rng = random.Random(7)
+    keys = [k for s in range(SHARDS) for k in keys_on(s, 2, "s")]
+    producers, per_producer, consumers = 4, 250, 8
+    received, lock = [], threading.Lock()
+    ids, stop = {}, threading.Event()
+
+    def consume(n):
+        rnd = random.Random(n)
+        while not stop.is_set():
+            c = client(srv)
+            try:
+                with lock:
+                    ids[n] = c.client_id()
+                while not stop.is_set():
+                    try:
+                        got = c.blpop(rnd.sample(keys, 3), rnd.choice([0, 0.01, 0.05, 0.2]))
+                    except redis.ResponseError as e:
+                        assert "UNBLOCKED" in str(e)
+                        continue
+                    if got:
+                        with lock:
+                            received.append(got[1])
+            except redis.ConnectionError:
+                pass
+            finally:
+                c.close()
+
+    def produce(n):
+        c = client(srv)
+        for i in range(per_producer):
+            c.rpush(rng.choice(keys), f"p{n}-{i}")
+            if i % 50 == 0:
+                time.sleep(0.01)
+        c.close()
+
+    threads = [threading.Thread(target=consume, args=(n,)) for n in range(consumers)]
+    for t in threads:
+        t.start()
+    control = client(srv)
+    ptreads = [threading.Thread(target=produce, args=(n,)) for n in range(producers)]
+    for t in ptreads:
+        t.start()
+    while any(t.is_alive() for t in ptreads):
+        with lock:
+            target = ids.get(rng.randrange(consumers))
+        if target is not None:
+            action = rng.random()
+            if action < 0.4:
+                control.client_unblock(target, error=rng.random() < 0.5)
+            elif action < 0.6:
+                control.client_kill_filter(_id=target)
+        time.sleep(0.002)
+    for t in ptreads:
+        t.join()
+    time.sleep(0.3)
+    stop.set()
+    deadline = time.time() + 10
+    while any(t.is_alive() for t in threads) and time.time() < deadline:
+        # redis-py reconnects silently when it finds a killed connection in its pool,
+        # so `ids` may be stale: unblock whoever the server lists as blocked.
+        for c in control.client_list():
+            if "b" in c["flags"]:
+                control.client_unblock(int(c["id"]))
+        time.sleep(0.01)
+    assert not any(t.is_alive() for t in threads)
+    left = [v for k in keys for v in control.lrange(k, 0, -1)]
+    pushed = sorted(f"p{n}-{i}" for n in range(producers) for i in range(per_producer))
+    got = received + left
+    missing = sorted(set(pushed) - set(got))
+    duplicated = sorted({v for v in got if got.count(v) > 1})
+    assert not missing and not duplicated, f"lost {missing}, duplicated {duplicated}"
+    assert len(got) == len(pushed)
