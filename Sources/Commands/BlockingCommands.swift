@@ -19,6 +19,10 @@ public enum BlockedOperation: Sendable {
     case listMove(destination: Bytes, fromLeft: Bool, toLeft: Bool)
     /// BZPOPMIN/BZPOPMAX (`count == nil`: `[key, member, score]`) and BZMPOP.
     case zsetPop(max: Bool, count: Int?)
+    /// XREAD BLOCK: entries after the given ID of the stream that became ready.
+    case streamRead(after: [Bytes: StreamID], count: Int?)
+    /// XREADGROUP BLOCK with `>`: new entries delivered to `consumer` in `group`.
+    case streamGroupRead(group: Bytes, consumer: Bytes, count: Int?, noAck: Bool)
     /// WAIT / WAITAOF: no keys; only the deadline or CLIENT UNBLOCK ends it.
     case wait(aof: Bool)
 
@@ -89,6 +93,10 @@ public enum Blocking {
         case .zsetPop:
             guard case .zset(let z)? = ctx.lookup(key)?.value else { return false }
             return z.count > 0
+        case .streamRead(let after, _):
+            return StreamCommands.hasEntries(ctx, key: key, after: after[key] ?? .zero)
+        case .streamGroupRead(let group, _, _, _):
+            return StreamGroupCommands.groupReadIsReady(ctx, key: key, group: group)
         case .wait:
             return false
         }
@@ -125,6 +133,10 @@ public enum Blocking {
                 ctx.reply.bulk(member)
                 ctx.reply.double(score)
             }
+        case .streamRead(let after, let count):
+            StreamCommands.serveRead(ctx, key: key, after: after[key] ?? .zero, count: count)
+        case .streamGroupRead(let group, let consumer, let count, let noAck):
+            try StreamGroupCommands.serveGroupRead(ctx, key: key, group: group, consumer: consumer, count: count, noAck: noAck)
         case .wait:
             break
         }

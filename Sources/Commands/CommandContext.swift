@@ -108,6 +108,12 @@ public final class CommandContext: @unchecked Sendable {
         return z
     }
 
+    public func stream(_ key: Bytes) throws(CommandError) -> StreamValue? {
+        guard let e = lookup(key) else { return nil }
+        guard case .stream(let s) = e.value else { throw .wrongType }
+        return s
+    }
+
     public func listOrCreate(_ key: Bytes) throws(CommandError) -> ListValue {
         if let l = try list(key) { return l }
         let l = ListValue()

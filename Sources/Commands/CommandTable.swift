@@ -10,7 +10,8 @@ public struct CommandTable: Sendable {
 
     public init(extra: [CommandSpec] = []) {
         for group in [StringCommands.specs, KeyCommands.specs, ListCommands.specs, HashCommands.specs,
-                      SetCommands.specs, SortedSetCommands.specs, BlockingCommands.specs, extra] {
+                      SetCommands.specs, SortedSetCommands.specs, BlockingCommands.specs,
+                      StreamCommands.specs, StreamGroupCommands.specs, [StreamInfoCommand.spec], extra] {
             for spec in group { specs[Bytes(spec.name)] = spec }
         }
         for (i, name) in specs.keys.sorted().enumerated() {

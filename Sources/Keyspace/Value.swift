@@ -9,6 +9,7 @@ public enum Value {
     case hash(HashValue)
     case set(SetValue)
     case zset(SortedSetValue)
+    case stream(StreamValue)
 
     /// The name TYPE replies with.
     public var typeName: StaticString {
@@ -18,6 +19,7 @@ public enum Value {
         case .hash: return "hash"
         case .set: return "set"
         case .zset: return "zset"
+        case .stream: return "stream"
         }
     }
 
@@ -29,6 +31,7 @@ public enum Value {
         case .hash(let h): return .hash(HashValue(h.fields))
         case .set(let s): return .set(SetValue(s.members))
         case .zset(let z): return .zset(z.copy())
+        case .stream(let s): return .stream(s.copy())
         }
     }
 }
