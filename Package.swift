@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "BerthClient", dependencies: ["RESP"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),
         .testTarget(name: "IntegrationTests", dependencies: ["BerthClient", "RESP"]),
     ]
 )

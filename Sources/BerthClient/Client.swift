@@ -55,6 +55,13 @@ public final class RESPClient {
         return replies
     }
 
+    /// Sends one command without waiting for its reply (a blocking command whose reply
+    /// comes later); read it with `readReply`.
+    public func send(_ args: [String]) throws {
+        RESPReplyParser.encode(args.map { Bytes($0) }, into: output)
+        try sendRaw()
+    }
+
     /// Writes raw bytes (protocol tests).
     public func sendRaw(_ bytes: [UInt8]) throws {
         bytes.withUnsafeBytes { output.append($0) }
@@ -63,7 +70,7 @@ public final class RESPClient {
 
     private func sendRaw() throws {
         while !output.isEmpty {
-            let n = send(fd, output.readPointer, output.readableCount, Int32(MSG_NOSIGNAL))
+            let n = Glibc.send(fd, output.readPointer, output.readableCount, Int32(MSG_NOSIGNAL))
             guard n > 0 else { throw Failure(description: "send failed") }
             output.consume(n)
         }

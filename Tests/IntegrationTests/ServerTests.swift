@@ -128,6 +128,35 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try admin.call("PING"), .simple("PONG"))
     }
 
+    /// A client blocked on keys of two shards is woken by a push to either, gets the
+    /// element exactly once, and a timed-out or unblocked client gets its nil reply.
+    func testBlockingPopAcrossShards() throws {
+        let server = try ServerProcess(shards: 4)
+        let consumer = try server.client()
+        let producer = try server.client()
+        // "a" and "b" hash to slots owned by different shards of four.
+        try consumer.send(["BLPOP", "a", "b", "0"])
+        try waitForBlocked(producer, count: 1)
+        XCTAssertEqual(try producer.call("RPUSH", "b", "x", "y"), .integer(2))
+        XCTAssertEqual(try consumer.readReply(), .array([.bulk("b"), .bulk("x")]))
+        XCTAssertEqual(try producer.call("LRANGE", "b", "0", "-1"), .array([.bulk("y")]))
+        XCTAssertEqual(try consumer.call("BLPOP", "none", "0.05"), .null)
+        guard case .integer(let id) = try consumer.call("CLIENT", "ID") else { return XCTFail("no client id") }
+        try consumer.send(["BRPOPLPUSH", "none", "dst", "0"])
+        try waitForBlocked(producer, count: 1)
+        XCTAssertEqual(try producer.call(["CLIENT", "UNBLOCK", String(id)]), .integer(1))
+        XCTAssertEqual(try consumer.readReply(), .null)
+        XCTAssertEqual(try consumer.call("PING"), .simple("PONG"))
+    }
+
+    private func waitForBlocked(_ c: RESPClient, count: Int) throws {
+        for _ in 0..<500 {
+            if let info = try c.call("INFO", "clients").string, info.contains("blocked_clients:\(count)\r\n") { return }
+            usleep(5_000)
+        }
+        XCTFail("no client blocked")
+    }
+
     func testResp3Hello() throws {
         let server = try ServerProcess(shards: 1)
         let c = try server.client()
