@@ -427,3 +427,37 @@ def test_blocked_clients_stress_exactly_once(srv):
     duplicated = sorted({v for v in got if got.count(v) > 1})
     assert not missing and not duplicated, f"lost {missing}, duplicated {duplicated}"
     assert len(got) == len(pushed)
+
+
+def test_many_blocked_clients_all_time_out(srv):
+    """2,000 clients blocked with short timeouts on keys of every shard each get exactly
+    one nil reply, and the server's blocked-client bookkeeping returns to zero."""
+    import selectors
+    import socket
+    r = client(srv)
+    socks = []
+    sel = selectors.DefaultSelector()
+    for i in range(2000):
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.setblocking(False)
+        timeout = b"0.%d" % (1 + i % 3)
+        cmd = b"*3\r\n$5\r\nBLPOP\r\n$%d\r\nmany%d\r\n$%d\r\n%s\r\n" % (len(b"many%d" % i), i, len(timeout), timeout)
+        s.sendall(cmd)
+        sel.register(s, selectors.EVENT_READ, bytearray())
+        socks.append(s)
+    deadline = time.time() + 30
+    done = 0
+    while done < len(socks) and time.time() < deadline:
+        for key, _ in sel.select(timeout=1):
+            chunk = key.fileobj.recv(64)
+            key.data.extend(chunk)
+            if bytes(key.data) == b"*-1\r\n":
+                sel.unregister(key.fileobj)
+                done += 1
+            else:
+                assert b"*-1\r\n".startswith(bytes(key.data)), bytes(key.data)
+    assert done == len(socks)
+    info = r.info("clients")
+    assert info["blocked_clients"] == 0 and info["total_blocking_keys"] == 0
+    for s in socks:
+        s.close()
