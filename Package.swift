@@ -14,10 +14,13 @@ let package = Package(
     products: [
         .executable(name: "berth-server", targets: ["BerthServer"]),
         .library(name: "BerthClient", targets: ["BerthClient"]),
+        .executable(name: "berth-bench", targets: ["BerthBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // liburing from Debian's liburing-dev, linked statically so the binary needs no liburing.so.
@@ -53,6 +56,16 @@ let package = Package(
             dependencies: ["Engine", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "BerthClient", dependencies: ["RESP"]),
+        // Blocking/unblocking latency and queue throughput against any RESP server.
+        .executableTarget(
+            name: "BerthBench",
+            dependencies: [
+                "BerthClient", "RESP", "Keyspace",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/BerthBench"
+        ),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),

@@ -67,8 +67,8 @@ void berth_ring_accept_multishot(berth_ring *r, int fd, uint64_t tag) {
     io_uring_sqe_set_data64(sqe, tag);
 }
 
-void berth_ring_submit_and_wait(berth_ring *r, int timeout_ms) {
-    struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long long)(timeout_ms % 1000) * 1000000 };
+void berth_ring_submit_and_wait(berth_ring *r, long long timeout_us) {
+    struct __kernel_timespec ts = { .tv_sec = timeout_us / 1000000, .tv_nsec = (timeout_us % 1000000) * 1000 };
     struct io_uring_cqe *cqe = NULL;
     io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
 }

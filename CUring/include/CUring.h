@@ -34,8 +34,8 @@ void berth_ring_recv(berth_ring *ring, int fd, void *buffer, size_t length, uint
 void berth_ring_send(berth_ring *ring, int fd, const void *buffer, size_t length, uint64_t tag);
 void berth_ring_read(berth_ring *ring, int fd, void *buffer, unsigned length, uint64_t tag);
 void berth_ring_accept_multishot(berth_ring *ring, int fd, uint64_t tag);
-/// Submits prepared requests and waits up to timeout_ms for one completion.
-void berth_ring_submit_and_wait(berth_ring *ring, int timeout_ms);
+/// Submits prepared requests and waits up to timeout_us microseconds for one completion.
+void berth_ring_submit_and_wait(berth_ring *ring, long long timeout_us);
 void berth_ring_submit(berth_ring *ring);
 /// Copies up to max ready completions into out and marks them seen; returns the count.
 unsigned berth_ring_completions(berth_ring *ring, berth_completion *out, unsigned max);

@@ -61,7 +61,8 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// The CLIENT LIST / CLIENT INFO line for this connection.
-    func infoLine(now: Int64, commandNames: [String]) -> String {
+    /// `shard=` is Berth's own field (the home shard), after Redis's fields.
+    func infoLine(now: Int64, commandNames: [String], shard: Int) -> String {
         let lastCommand = self.lastCommand >= 0 ? commandNames[self.lastCommand] : "NULL"
         var flags = ""
         if transaction != nil { flags += "x" }
@@ -71,7 +72,7 @@ public final class Connection: @unchecked Sendable {
         let age = (now - createdAt) / 1000
         let idle = (now - lastInteraction) / 1000
         let multi = transaction.map { $0.queue.count } ?? -1
-        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=0 psub=0 ssub=0 multi=\(multi) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion)"
+        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=0 psub=0 ssub=0 multi=\(multi) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) shard=\(shard)"
     }
 }
 

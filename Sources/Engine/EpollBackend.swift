@@ -42,8 +42,10 @@ final class EpollBackend: EventBackend {
         control(add, conn.fd, inMask)
     }
 
-    func poll(timeoutMs: Int) {
-        let n = events.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd, $0.baseAddress, 256, Int32(timeoutMs)) }
+    func poll(timeoutMicros: Int) {
+        // epoll_wait counts milliseconds: round up so a deadline is never polled past early.
+        let timeoutMs = Int32((timeoutMicros + 999) / 1000)
+        let n = events.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd, $0.baseAddress, 256, timeoutMs) }
         guard n > 0 else { return }
         for i in 0..<Int(n) {
             let fd = events[i].fd

@@ -10,8 +10,9 @@ protocol EventBackend: AnyObject {
     func flush(_ conn: Connection)
     /// Close the connection once no operation on it is in flight.
     func close(_ conn: Connection)
-    /// Wait up to `timeoutMs` for events and dispatch them to the handler.
-    func poll(timeoutMs: Int)
+    /// Wait up to `timeoutMicros` for events and dispatch them to the handler. The
+    /// microseconds let blocked clients' deadlines fire on time, not a tick late.
+    func poll(timeoutMicros: Int)
 }
 
 /// What a backend reports to its shard.

@@ -95,13 +95,13 @@ public final class Shard: @unchecked Sendable, EventHandler {
             var wake = nextTick
             if let d = timers.nextDeadline { wake = min(wake, d) }
             if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
-            backend.poll(timeoutMs: Int(max(0, wake - now)))
+            backend.poll(timeoutMicros: Int(max(0, wake * 1000 - ShardStore.nowMicroseconds())))
             drainInbox()
         }
         for conn in Array(connections.values) { backend.close(conn) }
         // Let close completions arrive so sockets are really closed before exit.
-        for _ in 0..<10 where !connections.isEmpty { backend.poll(timeoutMs: 10) }
-        backend.poll(timeoutMs: 0)
+        for _ in 0..<10 where !connections.isEmpty { backend.poll(timeoutMicros: 10_000) }
+        backend.poll(timeoutMicros: 0)
         backend = nil
     }
 

@@ -96,8 +96,8 @@ final class UringBackend: EventBackend {
         handler.closed(conn)
     }
 
-    func poll(timeoutMs: Int) {
-        ring.submitAndWait(timeoutMs: timeoutMs)
+    func poll(timeoutMicros: Int) {
+        ring.submitAndWait(timeoutMicros: timeoutMicros)
         ring.drainCompletions { c in
             guard c.tag != UInt64.max, let op = Op(rawValue: c.tag & 0xFF) else { return }
             switch op {

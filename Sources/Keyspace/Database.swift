@@ -153,6 +153,13 @@ public final class ShardStore: @unchecked Sendable {
         self.databases = (0..<databases).map { Database(index: $0, ready: ready) }
     }
 
+    /// Wall-clock microseconds, for sleeping exactly until a millisecond deadline.
+    public static func nowMicroseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
     /// Wall-clock milliseconds, the unit of every deadline in the keyspace.
     public static func nowMilliseconds() -> Int64 {
         var ts = timespec()

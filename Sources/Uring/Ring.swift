@@ -47,8 +47,8 @@ public final class Ring {
 
     public func multishotAccept(fd: Int32, tag: UInt64) { berth_ring_accept_multishot(ring, fd, tag) }
 
-    /// Submits what was prepared and waits up to `timeoutMs` for at least one completion.
-    public func submitAndWait(timeoutMs: Int) { berth_ring_submit_and_wait(ring, Int32(timeoutMs)) }
+    /// Submits what was prepared and waits up to `timeoutMicros` for at least one completion.
+    public func submitAndWait(timeoutMicros: Int) { berth_ring_submit_and_wait(ring, Int64(timeoutMicros)) }
 
     public func submit() { berth_ring_submit(ring) }
 

@@ -1,0 +1,181 @@
+import BerthClient
+import Histogram
+import RESP
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The measurements berth-bench makes. Each returns raw samples (microseconds) or a
+/// throughput; `Runner` repeats them, with and without background load, and reports.
+enum Scenarios {
+    /// How a producer wakes a consumer: the push and the blocking read it satisfies.
+    enum Wake: String, CaseIterable {
+        case blpop = "LPUSH->BLPOP"
+        case brpop = "LPUSH->BRPOP"
+        case bzpopmin = "ZADD->BZPOPMIN"
+        case xread = "XADD->XREAD"
+
+        func blockingCommand(_ key: String) -> [String] {
+            switch self {
+            case .blpop: return ["BLPOP", key, "0"]
+            case .brpop: return ["BRPOP", key, "0"]
+            case .bzpopmin: return ["BZPOPMIN", key, "0"]
+            case .xread: return ["XREAD", "BLOCK", "0", "STREAMS", key, "$"]
+            }
+        }
+
+        func push(_ key: String, _ i: Int) -> [String] {
+            switch self {
+            case .blpop, .brpop: return ["LPUSH", key, "v\(i)"]
+            case .bzpopmin: return ["ZADD", key, String(i), "m\(i)"]
+            case .xread: return ["XADD", key, "MAXLEN", "~", "1000", "*", "i", String(i)]
+            }
+        }
+    }
+
+    /// Time from sending the push to the blocked consumer holding its reply.
+    /// `crossShard`: the consumer's home shard differs from the producer's and the key's
+    /// (on a one-shard server both cases take the same path).
+    static func wakeLatency(_ t: Topology, _ kind: Wake, crossShard: Bool, iterations: Int) throws -> [UInt64] {
+        let consumer = try t.connect()
+        let home = try t.homeShard(of: consumer)
+        let producer = try t.connect(homeOn: home, avoid: crossShard)
+        let producerHome = try t.homeShard(of: producer)
+        let key = t.key("bench:wake:\(kind.rawValue.lowercased())", onShard: crossShard ? producerHome : home)
+        _ = try producer.call("DEL", Bytes(key))
+        var samples: [UInt64] = []
+        samples.reserveCapacity(iterations)
+        for i in 0..<iterations {
+            try consumer.send(kind.blockingCommand(key))
+            spin(micros: 200)
+            let start = nowNanos()
+            try producer.send(kind.push(key, i))
+            let reply = try consumer.readReply()
+            let end = nowNanos()
+            _ = try producer.readReply()
+            if case .error(let e) = reply { throw RESPClient.Failure(description: e) }
+            samples.append((end - start) / 1000)
+        }
+        return samples
+    }
+
+    /// Time from sending CLIENT UNBLOCK (TIMEOUT or ERROR) to the blocked client's reply.
+    static func unblockLatency(_ t: Topology, error: Bool, iterations: Int) throws -> [UInt64] {
+        let blocked = try t.connect()
+        let id = try t.clientID(blocked)
+        let control = try t.connect(homeOn: try t.homeShard(of: blocked), avoid: true)
+        var samples: [UInt64] = []
+        for _ in 0..<iterations {
+            try blocked.send(["BLPOP", "bench:unblock:empty", "0"])
+            spin(micros: 200)
+            let start = nowNanos()
+            try control.send(["CLIENT", "UNBLOCK", String(id), error ? "ERROR" : "TIMEOUT"])
+            _ = try blocked.readReply()
+            let end = nowNanos()
+            guard case .integer(1) = try control.readReply() else {
+                throw RESPClient.Failure(description: "CLIENT UNBLOCK did not find the blocked client")
+            }
+            samples.append((end - start) / 1000)
+        }
+        return samples
+    }
+
+    /// `clients` connections each block on their own empty key with `timeoutMs`; each
+    /// sample is how late its nil reply arrives after the deadline.
+    static func timeoutLateness(_ t: Topology, clients: Int, timeoutMs: Int) throws -> [UInt64] {
+        let pool = try SocketPool(host: t.host, port: t.port, count: clients)
+        defer { pool.closeAll() }
+        let seconds = String(Double(timeoutMs) / 1000)
+        var sentAt = [UInt64](repeating: 0, count: clients)
+        for i in 0..<clients {
+            sentAt[i] = nowNanos()
+            try pool.send(i, ["BLPOP", "bench:timeout:\(i)", seconds])
+        }
+        let arrivals = try pool.awaitReplies(expect: "*-1\r\n", deadlineSeconds: Double(timeoutMs) / 1000 + 60)
+        return (0..<clients).map { i in
+            let due = sentAt[i] + UInt64(timeoutMs) * 1_000_000
+            return arrivals[i] > due ? (arrivals[i] - due) / 1000 : 0
+        }
+    }
+
+    struct Handoff {
+        var messagesPerSecond: Double
+        var lost: Int
+        var duplicated: Int
+    }
+
+    /// P producers LPUSH unique messages onto Q lists; C consumers BRPOP from all of them.
+    /// Every message must arrive exactly once.
+    static func queueHandoff(_ t: Topology, producers: Int, consumers: Int, queues: Int, messages: Int) throws -> Handoff {
+        let queueKeys = (0..<queues).map { t.key("bench:queue:\($0)", onShard: $0 % t.shards) }
+        let setup = try t.connect()
+        _ = try setup.call(["DEL"] + queueKeys)
+        let perProducer = messages / producers
+        let total = perProducer * producers
+        let seen = SeenSet(count: total)
+        let received = Atomic<Int>(0)
+        let failures = Atomic<Int>(0)
+        let consumerClients = try (0..<consumers).map { _ in try t.connect() }
+        let producerClients = try (0..<producers).map { _ in try t.connect() }
+        let start = nowNanos()
+        let lastArrival = Atomic<UInt64>(start)
+        var workers: [Worker] = []
+        for c in consumerClients {
+            workers.append(Worker {
+                let command = [Bytes("BRPOP")] + queueKeys.map { Bytes($0) } + [Bytes("0.2")]
+                // Until everything arrived, or nothing did for 10 s (then `tally` reports the loss).
+                while received.load(ordering: .relaxed) < total
+                        && nowNanos() - lastArrival.load(ordering: .relaxed) < 10_000_000_000 {
+                    guard let reply = try? c.pipeline([command])[0] else { failures.add(1, ordering: .relaxed); return }
+                    guard case .array(let kv) = reply, kv.count == 2, let body = kv[1].string,
+                          let n = Int(body.dropFirst()) else { continue }
+                    seen.mark(n)
+                    received.add(1, ordering: .relaxed)
+                    lastArrival.store(nowNanos(), ordering: .relaxed)
+                }
+            })
+        }
+        for (p, c) in producerClients.enumerated() {
+            workers.append(Worker {
+                for s in 0..<perProducer {
+                    let n = p * perProducer + s
+                    guard (try? c.call(["LPUSH", queueKeys[n % queues], "m\(n)"])) != nil else {
+                        failures.add(1, ordering: .relaxed); return
+                    }
+                }
+            })
+        }
+        for w in workers { w.join() }
+        if failures.load(ordering: .relaxed) > 0 { throw RESPClient.Failure(description: "a connection failed during the hand-off") }
+        let seconds = Double(lastArrival.load(ordering: .relaxed) - start) / 1e9
+        let (lost, duplicated) = seen.tally()
+        return Handoff(messagesPerSecond: Double(total) / max(seconds, 1e-9), lost: lost, duplicated: duplicated)
+    }
+}
+
+/// Which messages of a hand-off arrived, and how often.
+final class SeenSet: @unchecked Sendable {
+    private var counts: [UInt8]
+    private let lock = NSLockLike()
+    init(count: Int) { counts = Array(repeating: 0, count: count) }
+
+    func mark(_ n: Int) {
+        lock.locked { if n >= 0 && n < counts.count { counts[n] &+= 1 } }
+    }
+
+    func tally() -> (lost: Int, duplicated: Int) {
+        lock.locked { (counts.filter { $0 == 0 }.count, counts.filter { $0 > 1 }.count) }
+    }
+}
+
+/// A pthread mutex, so the benchmark needs no Foundation.
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
+}
