@@ -126,7 +126,7 @@ enum Scenarios {
                 let command = [Bytes("BRPOP")] + queueKeys.map { Bytes($0) } + [Bytes("0.2")]
                 // Until everything arrived, or nothing did for 10 s (then `tally` reports the loss).
                 while received.load(ordering: .relaxed) < total
-                        && nowNanos() - lastArrival.load(ordering: .relaxed) < 10_000_000_000 {
+                        && nowNanos() < lastArrival.load(ordering: .relaxed) + 10_000_000_000 {
                     guard let reply = try? c.pipeline([command])[0] else { failures.add(1, ordering: .relaxed); return }
                     guard case .array(let kv) = reply, kv.count == 2, let body = kv[1].string,
                           let n = Int(body.dropFirst()) else { continue }

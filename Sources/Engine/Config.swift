@@ -21,7 +21,7 @@ public final class ServerConfig: @unchecked Sendable {
         var p: [String: Param] = [
             "port": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "6379", effective: true),
             "bind": Param(kind: .string, mutable: false, default: "127.0.0.1", effective: true),
-            "shards": Param(kind: .integer(min: 1, max: 1024), mutable: false, default: "0", effective: true),
+            "shards": Param(kind: .integer(min: 0, max: 1024), mutable: false, default: "0", effective: true),
             "io": Param(kind: .enumeration(["uring", "epoll", "auto"]), mutable: false, default: "auto", effective: true),
             "maxclients": Param(kind: .integer(min: 1, max: 1_000_000), mutable: true, default: "10000", effective: true),
             "requirepass": Param(kind: .string, mutable: true, default: "", effective: true),

@@ -103,6 +103,7 @@ public final class Server: @unchecked Sendable {
         while started.load(ordering: .acquiring) < shards.count { usleep(1000) }
         log.notice("Berth \(Server.version) started: pid=\(getpid()) port=\(port) bind=\(config.get("bind")) shards=\(shards.count) io=\(ioBackendName)")
         log.notice("Ready to accept connections tcp")
+        SystemdNotify.send("READY=1\nSTATUS=\(statusLine())\nMAINPID=\(getpid())")
         _ = spawnThread { [self] in
             let sig = berth_wait_signal()
             log.warning("Received \(sig == SIGINT ? "SIGINT" : "SIGTERM") scheduling shutdown...")
@@ -111,7 +112,16 @@ public final class Server: @unchecked Sendable {
             log.warning("Second signal received: exiting now")
             exit(1)
         }
-        while !shutdownRequested.load(ordering: .acquiring) { usleep(10_000) }
+        var lastStatus = ShardStore.nowMilliseconds()
+        while !shutdownRequested.load(ordering: .acquiring) {
+            usleep(10_000)
+            let now = ShardStore.nowMilliseconds()
+            if now - lastStatus >= 5000 {
+                SystemdNotify.send("STATUS=\(statusLine())")
+                lastStatus = now
+            }
+        }
+        SystemdNotify.send("STOPPING=1\nSTATUS=Shutting down")
         // shutdown() (not just close) ends the multishot accept still armed on shard 0's
         // ring; otherwise the kernel keeps the port bound until the ring's teardown.
         Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
@@ -120,6 +130,11 @@ public final class Server: @unchecked Sendable {
         Glibc.close(listenFD)
         log.notice("Berth is now ready to exit, bye bye...")
         return 0
+    }
+
+    /// systemctl status's one-line summary.
+    private func statusLine() -> String {
+        "Ready: port \(port), \(shards.count) shards, \(ioBackendName), \(clientCount.load(ordering: .relaxed)) clients, \(blockedClients.load(ordering: .relaxed)) blocked"
     }
 
     func shardStarted(_ shard: Shard) { started.add(1, ordering: .releasing) }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Blocking and unblocking latency, timeout precision and queue hand-off throughput:
+# berth-server with 1 and N shards and redis-server (and valkey-server when installed),
+# started by this script side by side on free ports, measured by the same berth-bench
+# in one run. Writes JSON per server, a Markdown comparison and an SVG chart to OUT.
+#
+#   Benchmarks/blocking.sh [out-dir]          (default Benchmarks/results)
+#
+# Environment: SHARDS="1 2" (berth shard counts), ITERATIONS=2000, REPEATS=3, LOAD=8,
+#   TIMEOUT_CLIENTS=1,1000,10000, MESSAGES=20000, BERTH=path/to/berth-server,
+#   BENCH=path/to/berth-bench (default: fresh release builds), REDIS_RUNS=2 (redis-server
+#   is measured this many times: the spread between those runs is berth-bench's own noise).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-Benchmarks/results}
+SHARDS=${SHARDS:-"1 2"}
+ITERATIONS=${ITERATIONS:-2000}
+REPEATS=${REPEATS:-3}
+LOAD=${LOAD:-8}
+TIMEOUT_CLIENTS=${TIMEOUT_CLIENTS:-1,1000,10000}
+MESSAGES=${MESSAGES:-20000}
+REDIS_RUNS=${REDIS_RUNS:-2}
+mkdir -p "$OUT"
+
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+command -v redis-cli >/dev/null || ./scripts/setup
+if [ -z "${BERTH:-}" ]; then swift build -c release --product berth-server >/dev/null; BERTH=.build/release/berth-server; fi
+if [ -z "${BENCH:-}" ]; then swift build -c release --product berth-bench >/dev/null; BENCH=.build/release/berth-bench; fi
+# 10,000 blocked clients need the descriptors on both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+PIDFILE=$(mktemp)
+trap 'xargs -r kill < "$PIDFILE" 2>/dev/null || true; rm -f "$PIDFILE"' EXIT
+
+run_bench() { # label port
+  "$BENCH" run --port "$2" --label "$1" --iterations "$ITERATIONS" --repeats "$REPEATS" --load "$LOAD" \
+    --timeout-clients "$TIMEOUT_CLIENTS" --messages "$MESSAGES" --json "$OUT/$1.json" > "$OUT/$1.txt"
+}
+stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; }
+
+FILES=()
+for i in $(seq "$REDIS_RUNS"); do
+  port=$(free_port)
+  redis-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null >/dev/null 2>&1 &
+  echo $! >> "$PIDFILE"; wait_port "$port"
+  label=redis; [ "$i" -gt 1 ] && label="redis-run$i"
+  run_bench "$label" "$port"; stop "$port"; FILES+=("$OUT/$label.json")
+done
+if command -v valkey-server >/dev/null; then
+  port=$(free_port)
+  valkey-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null >/dev/null 2>&1 &
+  echo $! >> "$PIDFILE"; wait_port "$port"
+  run_bench valkey "$port"; stop "$port"; FILES+=("$OUT/valkey.json")
+fi
+for s in $SHARDS; do
+  port=$(free_port)
+  "$BERTH" --port "$port" --shards "$s" --maxclients 20000 --loglevel warning >/dev/null 2>&1 &
+  echo $! >> "$PIDFILE"; wait_port "$port"
+  run_bench "berth-${s}sh" "$port"; stop "$port"; FILES+=("$OUT/berth-${s}sh.json")
+done
+
+{
+  echo "# berth-bench, $(nproc) CPUs, $(date -u +%Y-%m-%d): iterations=$ITERATIONS repeats=$REPEATS load=$LOAD"
+  echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), berth $("$BERTH" --version | awk '{print $3}')"
+  echo
+} > "$OUT/report.md"
+"$BENCH" report "${FILES[@]}" --baseline redis --svg "$OUT/latency.svg" >> "$OUT/report.md"
+echo >> "$OUT/report.md"
+for f in "${FILES[@]}"; do cat "${f%.json}.txt" >> "$OUT/report.md"; echo >> "$OUT/report.md"; done
+cat "$OUT/report.md"
