@@ -46,9 +46,10 @@ enum Scenarios {
         _ = try producer.call("DEL", Bytes(key))
         var samples: [UInt64] = []
         samples.reserveCapacity(iterations)
+        let consumerID = try t.clientID(consumer)
         for i in 0..<iterations {
             try consumer.send(kind.blockingCommand(key))
-            spin(micros: 200)
+            try t.waitUntilBlocked(consumerID, asking: producer)
             let start = nowNanos()
             try producer.send(kind.push(key, i))
             let reply = try consumer.readReply()
@@ -68,7 +69,7 @@ enum Scenarios {
         var samples: [UInt64] = []
         for _ in 0..<iterations {
             try blocked.send(["BLPOP", "bench:unblock:empty", "0"])
-            spin(micros: 200)
+            try t.waitUntilBlocked(id, asking: control)
             let start = nowNanos()
             try control.send(["CLIENT", "UNBLOCK", String(id), error ? "ERROR" : "TIMEOUT"])
             _ = try blocked.readReply()

@@ -16,13 +16,6 @@ func nowNanos() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// Busy-waits `micros`: long enough for the server to take a just-sent blocking command,
-/// without a sleep whose wake-up jitter would blur the next measurement.
-func spin(micros: UInt64) {
-    let end = nowNanos() + micros * 1000
-    while nowNanos() < end {}
-}
-
 /// Latencies in microseconds.
 func makeHistogram() -> Histogram<UInt64> {
     Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
@@ -95,6 +88,16 @@ struct Topology {
             if shards == 1 || self.shard(of: k) == shard { return k }
             i += 1
         }
+    }
+
+    /// Asks through `other` until client `id` shows flag `b`: a measurement starts only
+    /// once its client really waits in the server, however loaded the machine is.
+    func waitUntilBlocked(_ id: Int, asking other: RESPClient) throws {
+        for _ in 0..<100_000 {
+            let line = try other.call("CLIENT", "LIST", "ID", Bytes(String(id))).string ?? ""
+            if let flags = line.split(separator: " ").first(where: { $0.hasPrefix("flags=") }), flags.contains("b") { return }
+        }
+        throw RESPClient.Failure(description: "client \(id) never blocked")
     }
 
     func clientID(_ c: RESPClient) throws -> Int {

@@ -61,6 +61,9 @@ extension Shard {
         while let (s, key) = readyQueue.popFirst() { serveWaiters(onShard: s, key) }
     }
 
+    /// Serves `key`'s waiters oldest first while the key can serve them. The common
+    /// case (a queue with many idle workers) costs O(1) per push: the scan stops as soon
+    /// as the key is gone, unless an XREADGROUP client must hear that it is.
     private func serveWaiters(onShard s: Int, _ key: DatabaseKey) {
         let locks = server.locks
         var held = ShardLockSet()
@@ -71,22 +74,34 @@ extension Shard {
         let ctx = context
         ctx.now = ShardStore.nowMilliseconds()
         ctx.keyShard = nil
-        for client in table.waiters(on: key) where client.isWaiting {
+        var i = 0
+        while let client = table.waiter(on: key, at: i) {
+            guard client.isWaiting else {
+                table.remove(on: key, at: i)
+                continue
+            }
             if let destination = client.operation.destination {
                 let d = server.slots.shard(of: destination)
                 if !held.shards.contains(d) {
-                    // Locks go in ascending order: let go, take both, look again.
+                    // Locks go in ascending order: let go, take both, and start the scan
+                    // again, since the queue may have changed meanwhile.
                     held.unlock(locks)
                     held.insert(d)
                     held.lock(locks)
-                    guard client.isWaiting else { continue }
+                    i = 0
+                    continue
                 }
             }
             let out = IOBuffer(capacity: 128)
             ctx.reply = ReplyWriter(buffer: out, protocolVersion: client.protocolVersion)
             ctx.dbIndex = client.db
-            guard Blocking.isReady(ctx, key: key.key, client.operation) else { continue }
+            guard Blocking.isReady(ctx, key: key.key, client.operation) else {
+                if ctx.lookup(key.key) == nil && !table.hasGroupReaders(on: key) { break }
+                i += 1
+                continue
+            }
             guard client.claim(.served) else { continue }
+            table.remove(on: key, at: i)
             let dirtyBefore = ctx.dirty
             do {
                 try Blocking.serve(ctx, key: key.key, client.operation)
@@ -101,7 +116,6 @@ extension Shard {
             served.append((client, out.readableArray))
             for h in held.shards { takeReadyKeys(from: h) }
         }
-        table.removeStale(on: key)
         held.unlock(locks)
         for (client, bytes) in served { deliver(client, .reply(bytes)) }
     }

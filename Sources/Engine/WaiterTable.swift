@@ -13,6 +13,8 @@ import RESP
 /// - A client appears at most once per key (`BlockRequest.keys` has no repeats).
 final class WaiterTable {
     private var queues: [DatabaseKey: Deque<BlockedClient>] = [:]
+    /// How many XREADGROUP clients wait on each key.
+    private var groupReaders: [DatabaseKey: Int] = [:]
     private let store: ShardStore
 
     init(store: ShardStore) { self.store = store }
@@ -24,27 +26,31 @@ final class WaiterTable {
     func add(_ client: BlockedClient, on key: DatabaseKey) {
         queues[key, default: []].append(client)
         store.databases[key.db].addBlocked(key.key)
+        if case .streamGroupRead = client.operation { groupReaders[key, default: 0] += 1 }
     }
 
     /// Removes `client` from `key`'s queue if it is there.
     func remove(_ client: BlockedClient, from key: DatabaseKey) {
-        guard var q = queues[key], let i = q.firstIndex(where: { $0 === client }) else { return }
-        q.remove(at: i)
+        guard let q = queues[key], let i = q.firstIndex(where: { $0 === client }) else { return }
+        remove(on: key, at: q.distance(from: q.startIndex, to: i))
+    }
+
+    /// The `i`th client in `key`'s queue, oldest first; nil past the end.
+    func waiter(on key: DatabaseKey, at i: Int) -> BlockedClient? {
+        guard let q = queues[key], i < q.count else { return nil }
+        return q[q.index(q.startIndex, offsetBy: i)]
+    }
+
+    /// Removes the `i`th client of `key`'s queue (a stale one, or one just served).
+    func remove(on key: DatabaseKey, at i: Int) {
+        guard var q = queues[key], i < q.count else { return }
+        let client = q.remove(at: q.index(q.startIndex, offsetBy: i))
         queues[key] = q.isEmpty ? nil : q
         store.databases[key.db].removeBlocked(key.key)
+        if case .streamGroupRead = client.operation { groupReaders[key, default: 1] -= 1; if groupReaders[key] == 0 { groupReaders[key] = nil } }
     }
 
-    /// The clients waiting on `key`, oldest first (a copy: serving drops locks between them).
-    func waiters(on key: DatabaseKey) -> [BlockedClient] {
-        queues[key].map(Array.init) ?? []
-    }
-
-    /// Drops clients whose wait has ended from `key`'s queue.
-    func removeStale(on key: DatabaseKey) {
-        guard let q = queues[key] else { return }
-        let live = q.filter { $0.isWaiting }
-        guard live.count != q.count else { return }
-        for _ in live.count..<q.count { store.databases[key.db].removeBlocked(key.key) }
-        queues[key] = live.isEmpty ? nil : Deque(live)
-    }
+    /// Whether some client waits on `key` in XREADGROUP, which a deleted key also serves
+    /// (with an error), so a scan of the key's waiters cannot stop when the key is gone.
+    func hasGroupReaders(on key: DatabaseKey) -> Bool { groupReaders[key] != nil }
 }

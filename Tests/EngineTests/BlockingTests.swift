@@ -75,15 +75,15 @@ final class BlockingTests: XCTestCase {
                     rounds += 1
                     let key = DatabaseKey(db: 0, key: keys[(rounds + s) % 4])
                     lock.lock()
-                    for c in table.waiters(on: key) where c.isWaiting {
-                        if c.claim(.served) {
-                            elements.add(1, ordering: .relaxed)
-                            served.add(1, ordering: .relaxed)
-                            table.remove(c, from: key)
-                        }
+                    // As `serveWaiters` walks a queue: drop stale clients, claim, then pop.
+                    while let c = table.waiter(on: key, at: 0) {
+                        guard c.isWaiting else { table.remove(on: key, at: 0); continue }
+                        guard c.claim(.served) else { continue }
+                        elements.add(1, ordering: .relaxed)
+                        served.add(1, ordering: .relaxed)
+                        table.remove(on: key, at: 0)
                         if rounds % 3 == 0 { break }
                     }
-                    table.removeStale(on: key)
                     lock.unlock()
                 }
             })

@@ -353,12 +353,13 @@ def test_client_reply_and_no_evict(srv):
 
 
 def test_blocked_clients_stress_exactly_once(srv):
-    """Producers and consumers over keys on every shard, with CLIENT UNBLOCK, CLIENT
-    KILL and short timeouts thrown in: every element is received once or still listed."""
+    """Producers and consumers (BLPOP, and BLMOVE to lists on other shards) over keys on
+    every shard, with CLIENT UNBLOCK, CLIENT KILL and short timeouts thrown in: every
+    element is received once, moved once, or still listed."""
     rng = random.Random(7)
     keys = [k for s in range(SHARDS) for k in keys_on(s, 2, "s")]
-    producers, per_producer, consumers = 4, 250, 8
-    received, lock = [], threading.Lock()
+    producers, per_producer, consumers = 4, 500, 8
+    received, moved, lock = [], [], threading.Lock()
     ids, stop = {}, threading.Event()
 
     def consume(n):
@@ -369,8 +370,16 @@ def test_blocked_clients_stress_exactly_once(srv):
                 with lock:
                     ids[n] = c.client_id()
                 while not stop.is_set():
+                    timeout = rnd.choice([0, 0.01, 0.05, 0.2])
                     try:
-                        got = c.blpop(rnd.sample(keys, 3), rnd.choice([0, 0.01, 0.05, 0.2]))
+                        if n % 2:
+                            # Moves to this consumer's own list, on whatever shard it hashes to.
+                            got = c.blmove(rnd.choice(keys), f"done{n}", timeout, "LEFT", "RIGHT")
+                            if got:
+                                with lock:
+                                    moved.append(got)
+                            continue
+                        got = c.blpop(rnd.sample(keys, 3), timeout)
                     except redis.ResponseError as e:
                         assert "UNBLOCKED" in str(e)
                         continue
@@ -421,8 +430,12 @@ def test_blocked_clients_stress_exactly_once(srv):
         time.sleep(0.01)
     assert not any(t.is_alive() for t in threads)
     left = [v for k in keys for v in control.lrange(k, 0, -1)]
+    done = [v for n in range(consumers) for v in control.lrange(f"done{n}", 0, -1)]
     pushed = sorted(f"p{n}-{i}" for n in range(producers) for i in range(per_producer))
-    got = received + left
+    # What a BLMOVE consumer was told it moved is in a destination list. (A reply can
+    # be lost only with a connection the client itself dropped, which this test never does.)
+    assert sorted(moved) == sorted(done)
+    got = received + left + done
     missing = sorted(set(pushed) - set(got))
     duplicated = sorted({v for v in got if got.count(v) > 1})
     assert not missing and not duplicated, f"lost {missing}, duplicated {duplicated}"
