@@ -153,14 +153,15 @@ enum Render {
         }
         for (n, key) in keys.enumerated() {
             let y0 = Double(n) * panelHeight
-            let curves = runs.map { r in r.measurements.first { $0.key == key }?.curve ?? [] }
+            // Up to p99.99: the single maximum would flatten everything else.
+            let curves = runs.map { r in (r.measurements.first { $0.key == key }?.curve ?? []).filter { $0[0] <= 99.99 } }
             let peak = max(1, curves.flatMap { $0.map { $0[1] } }.max() ?? 1)
             func y(_ v: Double) -> Double { y0 + panelHeight - bottom - v / peak * (panelHeight - top - bottom) }
             out += "<text x=\"\(left)\" y=\"\(y0 + 18)\" font-size=\"13\">\(escape(key)) (microseconds)</text>\n"
             out += "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(width - right)\" y2=\"\(y(0))\" stroke=\"#444\"/>\n"
             out += "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(left)\" y2=\"\(y(peak))\" stroke=\"#444\"/>\n"
-            for p in [0.0, 90, 99, 99.9, 99.99] {
-                out += "<text x=\"\(x(p) - 10)\" y=\"\(y(0) + 15)\">p\(p == 0 ? "0" : format(p))</text>\n"
+            for (p, label) in [(0.0, "p0"), (90, "p90"), (99, "p99"), (99.9, "p99.9"), (99.99, "p99.99")] {
+                out += "<text x=\"\(x(p) - 10)\" y=\"\(y(0) + 15)\">\(label)</text>\n"
             }
             for f in [0.0, 0.5, 1.0] {
                 out += "<text x=\"\(left - 8)\" y=\"\(y(peak * f) + 4)\" text-anchor=\"end\">\(format(peak * f))</text>\n"
