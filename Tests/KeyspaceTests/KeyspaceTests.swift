@@ -77,6 +77,11 @@ final class SortedSetTests: XCTestCase {
                 let all = z.range(ranks: 0, max(0, z.count - 1), reverse: false)
                 XCTAssertEqual(all.map { $0.0 }, sorted.map { $0.key })
                 for (i, e) in sorted.enumerated() { XCTAssertEqual(z.rank(e.key), i) }
+                let reversed = z.range(ranks: 0, max(0, z.count - 1), reverse: true)
+                XCTAssertEqual(reversed.map { $0.0 }, sorted.map { $0.key }.reversed())
+                XCTAssertEqual(z.first?.0, sorted.first?.key)
+                XCTAssertEqual(z.last?.0, sorted.last?.key)
+                XCTAssertEqual(z.copy().range(ranks: 0, max(0, z.count - 1), reverse: false).map { $0.0 }, sorted.map { $0.key })
                 let r = ScoreRange(min: -10, max: 10, minExclusive: true)
                 XCTAssertEqual(z.range(scores: r, reverse: false).map { $0.0 },
                                sorted.filter { $0.value > -10 && $0.value <= 10 }.map { $0.key })
