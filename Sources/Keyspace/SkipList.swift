@@ -23,11 +23,13 @@ final class SkipList {
     }
 
     private var members: [Bytes] = [Bytes()]
-    private var scores: [Double] = [0]
-    private var backward: [Int32] = [SkipList.none]
-    private var base: [Int32] = [0]
     private var height: [UInt8] = [UInt8(SkipList.maxLevel)]
-    private var links = [Link](repeating: Link(), count: SkipList.maxLevel)
+    // The arrays the walks read, as raw storage: reading a Swift array held by a class
+    // retains and releases its buffer on each access, which is what walking must avoid.
+    private var scores = RawColumn<Double>(0)
+    private var backward = RawColumn<Int32>(SkipList.none)
+    private var base = RawColumn<Int32>(0)
+    private var links = RawColumn<Link>(Link(), count: SkipList.maxLevel)
     private var free = [[Int32]](repeating: [], count: SkipList.maxLevel)
     private var tail = SkipList.none
     private(set) var length = 0
@@ -38,6 +40,13 @@ final class SkipList {
     private var rankScratch = [Int](repeating: 0, count: SkipList.maxLevel)
     /// xorshift64*: level choice needs speed, not secrecy.
     private var seed = UInt64.random(in: 1...UInt64.max)
+
+    deinit {
+        scores.deallocate()
+        backward.deallocate()
+        base.deallocate()
+        links.deallocate()
+    }
 
     // MARK: node access
 
@@ -84,7 +93,7 @@ final class SkipList {
         backward.append(SkipList.none)
         base.append(Int32(links.count))
         height.append(UInt8(h))
-        links.append(contentsOf: repeatElement(Link(), count: h))
+        for _ in 0..<h { links.append(Link()) }
         return n
     }
 
@@ -236,4 +245,38 @@ final class SkipList {
         guard x != 0, r.satisfiesMin(members[Int(x)]), r.satisfiesMax(members[Int(x)]) else { return nil }
         return Int(x)
     }
+}
+
+/// A growable array of trivial values in memory the skip list owns and frees itself, so
+/// that reading an element is a plain load.
+struct RawColumn<T> {
+    private var pointer: UnsafeMutablePointer<T>
+    private var capacity: Int
+    private(set) var count: Int
+
+    init(_ first: T, count: Int = 1) {
+        capacity = Swift.max(16, count)
+        pointer = .allocate(capacity: capacity)
+        pointer.initialize(repeating: first, count: count)
+        self.count = count
+    }
+
+    subscript(i: Int) -> T {
+        @inline(__always) get { pointer[i] }
+        @inline(__always) nonmutating set { pointer[i] = newValue }
+    }
+
+    mutating func append(_ v: T) {
+        if count == capacity {
+            let bigger = UnsafeMutablePointer<T>.allocate(capacity: capacity * 2)
+            bigger.moveInitialize(from: pointer, count: count)
+            pointer.deallocate()
+            pointer = bigger
+            capacity *= 2
+        }
+        (pointer + count).initialize(to: v)
+        count += 1
+    }
+
+    func deallocate() { pointer.deallocate() }
 }
