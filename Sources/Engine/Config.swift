@@ -34,6 +34,9 @@ public final class ServerConfig: @unchecked Sendable {
             "databases": Param(kind: .integer(min: 1, max: 1_000_000), mutable: false, default: "16", effective: true),
             "hz": Param(kind: .integer(min: 1, max: 500), mutable: true, default: "10", effective: true),
             "tcp-backlog": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "511", effective: true),
+            // Only the pubsub class acts (Berth has no replicas, and normal clients are unlimited).
+            "client-output-buffer-limit": Param(kind: .string, mutable: true,
+                                                default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", effective: true),
         ]
         // Accepted for compatibility; Berth has no listpacks, persistence or replication yet.
         let stored: [(String, Kind, String)] = [
@@ -57,7 +60,6 @@ public final class ServerConfig: @unchecked Sendable {
             ("notify-keyspace-events", .string, ""), ("slowlog-log-slower-than", .integer(min: -1, max: Int.max), "10000"),
             ("slowlog-max-len", .integer(min: 0, max: Int.max), "128"), ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
             ("lua-time-limit", .integer(min: 0, max: Int.max), "5000"), ("busy-reply-threshold", .integer(min: 0, max: Int.max), "5000"),
-            ("client-output-buffer-limit", .string, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
             ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
             ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
             ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("appendfilename", .string, "appendonly.aof"),
@@ -83,6 +85,10 @@ public final class ServerConfig: @unchecked Sendable {
     let maxClients = Atomic<Int>(10000)
     let idleTimeoutSeconds = Atomic<Int>(0)
     let hasPassword = Atomic<Bool>(false)
+    /// client-output-buffer-limit pubsub: hard bytes, soft bytes, soft seconds (0 = none).
+    let pubsubHardLimit = Atomic<Int>(33_554_432)
+    let pubsubSoftLimit = Atomic<Int>(8_388_608)
+    let pubsubSoftSeconds = Atomic<Int>(60)
 
     public init() {
         var v: [String: String] = [:]
@@ -142,8 +148,40 @@ public final class ServerConfig: @unchecked Sendable {
             guard allowed.contains(value.lowercased()) else { throw .invalid(name, "argument(s) must be one of the following: \(allowed.joined(separator: ", "))") }
             return value.lowercased()
         case .string:
+            if name == "client-output-buffer-limit" { return try normalizeOutputLimits(value) }
             return value
         }
+    }
+
+    /// `class hard soft seconds` groups (normal, replica/slave, pubsub), merged into the
+    /// current value so that setting one class keeps the others, as Redis does.
+    private func normalizeOutputLimits(_ value: String) throws(SetError) -> String {
+        let words = value.split(separator: " ").map(String.init)
+        let name = "client-output-buffer-limit"
+        guard !words.isEmpty, words.count % 4 == 0 else { throw .invalid(name, "Invalid argument") }
+        var classes: [String: [Int]] = [:]
+        let current = get(name).split(separator: " ").map(String.init)
+        var i = 0
+        while i + 3 < current.count {
+            classes[current[i]] = current[(i + 1)...(i + 3)].compactMap { Int($0) }
+            i += 4
+        }
+        i = 0
+        while i < words.count {
+            var cls = words[i].lowercased()
+            if cls == "replica" { cls = "slave" }
+            guard ["normal", "slave", "pubsub"].contains(cls),
+                  let hard = ServerConfig.parseMemory(words[i + 1]), let soft = ServerConfig.parseMemory(words[i + 2]),
+                  let seconds = Int(words[i + 3]), hard >= 0, soft >= 0, seconds >= 0 else {
+                throw .invalid(name, "Invalid argument")
+            }
+            classes[cls] = [hard, soft, seconds]
+            i += 4
+        }
+        return ["normal", "slave", "pubsub"].map { c in
+            let v = classes[c] ?? [0, 0, 0]
+            return "\(c) \(v[0]) \(v[1]) \(v[2])"
+        }.joined(separator: " ")
     }
 
     private func applyMirror(_ name: String, _ v: String) {
@@ -154,6 +192,13 @@ public final class ServerConfig: @unchecked Sendable {
         case "maxclients": maxClients.store(n, ordering: .relaxed)
         case "timeout": idleTimeoutSeconds.store(n, ordering: .relaxed)
         case "requirepass": hasPassword.store(!v.isEmpty, ordering: .releasing)
+        case "client-output-buffer-limit":
+            let words = v.split(separator: " ")
+            if let at = words.firstIndex(of: "pubsub"), at + 3 < words.count {
+                pubsubHardLimit.store(Int(words[at + 1]) ?? 0, ordering: .relaxed)
+                pubsubSoftLimit.store(Int(words[at + 2]) ?? 0, ordering: .relaxed)
+                pubsubSoftSeconds.store(Int(words[at + 3]) ?? 0, ordering: .relaxed)
+            }
         default: break
         }
     }

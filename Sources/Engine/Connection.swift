@@ -48,6 +48,12 @@ public final class Connection: @unchecked Sendable {
     var blocked: BlockedClient? = nil
     /// The command held back by CLIENT PAUSE, run when the pause ends.
     var parkedCommand: [Bytes]? = nil
+    /// Channels, patterns and shard channels subscribed to (`PubSubRegistry.Kind` order).
+    var subscriptions: [Set<Bytes>] = [[], [], []]
+    /// When pending output first exceeded the pubsub soft limit (0: it has not).
+    var softLimitSince: Int64 = 0
+
+    var isSubscribed: Bool { !subscriptions[0].isEmpty || !subscriptions[1].isEmpty || !subscriptions[2].isEmpty }
 
     init(id: Int, fd: Int32, peer: String, local: String, authenticated: Bool, maxBulkLength: Int, now: Int64) {
         self.id = id
@@ -67,12 +73,13 @@ public final class Connection: @unchecked Sendable {
         var flags = ""
         if transaction != nil { flags += "x" }
         if blocked != nil { flags += "b" }
+        if isSubscribed { flags += "P" }
         if closeAfterFlush { flags += "c" }
         if flags.isEmpty { flags = "N" }
         let age = (now - createdAt) / 1000
         let idle = (now - lastInteraction) / 1000
         let multi = transaction.map { $0.queue.count } ?? -1
-        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=0 psub=0 ssub=0 multi=\(multi) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) shard=\(shard)"
+        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=\(subscriptions[0].count) psub=\(subscriptions[1].count) ssub=\(subscriptions[2].count) multi=\(multi) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) shard=\(shard)"
     }
 }
 

@@ -17,8 +17,15 @@ enum EngineCommands {
     }
 
     static let table: [(CommandSpec, EngineHandler)] = [
-        (spec("ping", -1, [.fast, .stale]), { _, _, args, reply in
+        (spec("ping", -1, [.fast, .stale]), { _, conn, args, reply in
             if args.count > 2 { reply.error(CommandError.wrongArity("ping").message); return true }
+            if conn.protocolVersion == 2 && conn.isSubscribed {
+                // Subscribed RESP2 clients get PING's answer in the shape of a message.
+                reply.arrayHeader(2)
+                reply.bulk(Bytes("pong"))
+                reply.bulk(args.count == 2 ? args[1] : Bytes())
+                return false
+            }
             if args.count == 2 { reply.bulk(args[1]) } else { reply.simple("PONG") }
             return false
         }),
@@ -38,6 +45,7 @@ enum EngineCommands {
         (spec("reset", 1, [.noAuth, .fast, .transaction]), { shard, conn, _, _ in
             conn.transaction = nil
             shard.unwatchAll(conn)
+            shard.unsubscribeAll(conn)
             conn.db = 0
             conn.protocolVersion = 2
             conn.name = ""
@@ -90,7 +98,8 @@ enum EngineCommands {
             return false
         }),
         (spec("client", -2, [.noMulti, .loading, .stale],
-              subcommands: ["id", "setname", "getname", "info", "list", "kill", "reply", "setinfo", "no-evict", "no-touch", "help"]),
+              subcommands: ["id", "setname", "getname", "info", "list", "kill", "reply", "setinfo", "no-evict", "no-touch",
+                            "unblock", "pause", "unpause", "help"]),
          ClientCommand.run),
         (spec("config", -2, [.admin, .loading, .stale], subcommands: ["get", "set", "resetstat", "rewrite", "help"]), ConfigCommand.run),
         (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),

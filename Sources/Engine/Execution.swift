@@ -77,6 +77,11 @@ extension Shard {
             stats.rejectedCalls[spec.id] += 1
             return
         }
+        if conn.protocolVersion == 2 && conn.isSubscribed && !Shard.subscribedModeCommands.contains(spec.name) {
+            reply.error("ERR Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+            stats.errorReplies += 1
+            return
+        }
         if conn.transaction != nil && !spec.flags.contains(.transaction) {
             if spec.flags.contains(.noMulti) {
                 reply.error("ERR Command not allowed inside a transaction")

@@ -19,6 +19,7 @@ enum InfoCommand {
         var blockingKeys: Int
         var timedClients: Int
         var pausedClients: Int
+        var pubsubClients: Int
     }
 
     static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"]
@@ -38,7 +39,8 @@ enum InfoCommand {
             lock.unlock()
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
                                dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
-                               blockingKeys: blockingKeys, timedClients: s.timers.live, pausedClients: s.paused.count)
+                               blockingKeys: blockingKeys, timedClients: s.timers.live, pausedClients: s.paused.count,
+                               pubsubClients: s.connections.values.filter { $0.isSubscribed }.count)
         }, finish: { s, c, reports in
             s.writer(for: c).verbatim(render(s.server, reports, sections))
         })
@@ -68,7 +70,7 @@ enum InfoCommand {
             ("connected_clients", String(server.clientCount.load(ordering: .relaxed))),
             ("maxclients", server.config.get("maxclients")),
             ("blocked_clients", String(server.blockedClients.load(ordering: .relaxed))),
-            ("tracking_clients", "0"), ("pubsub_clients", "0"),
+            ("tracking_clients", "0"), ("pubsub_clients", String(reports.reduce(0) { $0 + $1.pubsubClients })),
             ("clients_in_timeout_table", String(reports.reduce(0) { $0 + $1.timedClients })),
             ("total_watched_keys", String(server.watchedKeys.load(ordering: .relaxed))),
             ("total_blocking_keys", String(reports.reduce(0) { $0 + $1.blockingKeys })),
@@ -98,9 +100,11 @@ enum InfoCommand {
             ("total_net_input_bytes", String(sum { $0.stats.netInputBytes })),
             ("total_net_output_bytes", String(sum { $0.stats.netOutputBytes })),
             ("rejected_connections", String(sum { $0.stats.rejectedConnections })),
+            ("pubsub_channels", String(server.pubsub.count(.channel))),
+            ("pubsub_patterns", String(server.pubsub.count(.pattern))),
+            ("pubsubshard_channels", String(server.pubsub.count(.shardChannel))),
             ("expired_keys", String(sum { $0.expired })), ("evicted_keys", "0"),
             ("keyspace_hits", String(sum { $0.hits })), ("keyspace_misses", String(sum { $0.misses })),
-            ("pubsub_channels", "0"), ("pubsub_patterns", "0"),
             ("total_error_replies", String(sum { $0.stats.errorReplies })),
         ])
         section("Replication", [("role", "master"), ("connected_slaves", "0"), ("master_repl_offset", "0")])

@@ -39,6 +39,7 @@ public final class Server: @unchecked Sendable {
     /// Clients blocked right now, on every shard (INFO blocked_clients).
     let blockedClients = Atomic<Int>(0)
     let pause = ClientPause()
+    let pubsub: PubSubRegistry
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)
@@ -54,7 +55,8 @@ public final class Server: @unchecked Sendable {
         slots = SlotMap(shards: shardCount)
         stores = (0..<shardCount).map { _ in ShardStore(databases: config.int("databases")) }
         locks = (0..<shardCount).map { _ in ShardLock() }
-        let engine = EngineCommands.table
+        pubsub = PubSubRegistry(shards: shardCount)
+        let engine = EngineCommands.table + PubSubCommands.table
         commands = CommandTable(extra: engine.map { $0.0 })
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
     }

@@ -52,6 +52,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var resumeQueue: [Connection] = []
     /// Connections holding a command back while CLIENT PAUSE is in force.
     var paused: [Connection] = []
+    /// This shard's subscribed connections by channel, pattern and shard channel.
+    var subscribers: [[Bytes: [Int: Connection]]] = [[:], [:], [:]]
     private var acceptCursor = 0
     private var stopping = false
     private var nextTick: Int64 = 0
@@ -161,6 +163,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         server.clientCount.subtract(1, ordering: .relaxed)
         unwatchAll(conn)
         _ = abandonBlocked(conn)
+        unsubscribeAll(conn)
         if conn.parkedCommand != nil { paused.removeAll { $0 === conn } }
     }
 

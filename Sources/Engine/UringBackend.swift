@@ -74,7 +74,12 @@ final class UringBackend: EventBackend {
     func close(_ conn: Connection) {
         guard conn.slot >= 0 else { return }
         conn.closing = true
-        if conn.sendInFlight { return }
+        if conn.sendInFlight {
+            // A graceful close waits for the send; a kill must not, since a peer that
+            // stopped reading would hold the connection forever: fail the send instead.
+            if !conn.closeAfterFlush { shutdown(conn.fd, Int32(SHUT_RDWR)) }
+            return
+        }
         if conn.closeAfterFlush && !conn.output.isEmpty {
             flush(conn)
             return

@@ -108,6 +108,11 @@ public struct ReplyWriter {
 
     public func emptyArray() { buffer.append("*0\r\n") }
 
+    /// An out-of-band message (Pub/Sub): a RESP3 push, an ordinary array in RESP2.
+    public func pushHeader(_ n: Int) {
+        buffer.append(isRESP3 ? 62 : 42); buffer.appendDecimal(n); buffer.append("\r\n")
+    }
+
     public func bulkArray(_ items: [Bytes]) {
         arrayHeader(items.count)
         for item in items { bulk(item) }

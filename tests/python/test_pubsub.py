@@ -1,0 +1,192 @@
+"""Pub/Sub over real sockets on four shards: fan-out, patterns, sharded channels, RESP2
+subscribed mode, RESP3 push, output-buffer limits, redis-py sync and asyncio, redis-cli."""
+import asyncio
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+
+@pytest.fixture
+def srv(make_server):
+    return make_server("--shards", 4)
+
+
+def wait_for(predicate, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def messages(ps, n, timeout=5):
+    out, deadline = [], time.time() + timeout
+    while len(out) < n and time.time() < deadline:
+        m = ps.get_message(timeout=0.1)
+        if m and m["type"] in ("message", "pmessage", "smessage"):
+            out.append(m)
+    return out
+
+
+def test_fan_out_reaches_every_subscriber_once_in_order(srv):
+    r = srv.client(decode_responses=True)
+    subs = []
+    for _ in range(12):  # connections land on all four shards
+        ps = srv.client(decode_responses=True).pubsub()
+        ps.subscribe("news")
+        assert ps.get_message(timeout=2)["type"] == "subscribe"
+        subs.append(ps)
+    homes = {int(c["shard"]) for c in r.client_list() if int(c["sub"]) > 0}
+    assert homes == {0, 1, 2, 3}
+    for i in range(50):
+        assert r.publish("news", f"m{i}") == 12
+    for ps in subs:
+        got = messages(ps, 50)
+        assert [m["data"] for m in got] == [f"m{i}" for i in range(50)]
+        assert ps.get_message(timeout=0.05) is None  # nothing twice
+    assert r.pubsub_numsub("news", "other") == [("news", 12), ("other", 0)]
+    assert r.info("stats")["pubsub_channels"] == 1
+    assert r.info("clients")["pubsub_clients"] == 12
+
+
+def test_patterns_and_counts(srv):
+    r = srv.client(decode_responses=True)
+    ps = r.pubsub()
+    ps.psubscribe("user:*", "user:1*")
+    ps.subscribe("user:10")
+    for _ in range(3):
+        ps.get_message(timeout=1)
+    # One channel subscriber plus two matching patterns on the same connection.
+    assert r.publish("user:10", "hi") == 3
+    got = messages(ps, 3)
+    assert sorted((m["type"], m["pattern"]) for m in got) == [("message", None), ("pmessage", "user:*"), ("pmessage", "user:1*")]
+    assert r.publish("user:2", "x") == 1
+    assert r.pubsub_numpat() == 2
+    assert sorted(r.pubsub_channels()) == ["user:10"]
+    assert r.pubsub_channels("nomatch*") == []
+
+
+def test_sharded_channels(srv):
+    r = srv.client(decode_responses=True)
+    raw = srv.client(decode_responses=True).pubsub()
+    raw.ssubscribe("orders")
+    assert raw.get_sharded_message(timeout=1)["type"] == "ssubscribe"
+    assert r.spublish("orders", "o1") == 1
+    assert r.publish("orders", "not-sharded") == 0
+    m = raw.get_sharded_message(timeout=2)
+    assert m["type"] == "smessage" and m["data"] == "o1"
+    assert r.execute_command("PUBSUB", "SHARDCHANNELS") == ["orders"]
+    assert r.execute_command("PUBSUB", "SHARDNUMSUB", "orders") == ["orders", 1]
+
+
+def raw_exchange(port, payload, expect_end):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(3)
+        s.sendall(payload)
+        data = b""
+        while not data.endswith(expect_end):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_resp2_subscribed_mode_and_unsubscribe_replies(srv):
+    out = raw_exchange(srv.port, b"SUBSCRIBE a b\r\nGET k\r\nPING\r\nPING hi\r\nUNSUBSCRIBE\r\nUNSUBSCRIBE\r\nGET k\r\n", b"$-1\r\n")
+    assert out.startswith(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n")
+    assert b"-ERR Can't execute 'get'" in out
+    assert b"*2\r\n$4\r\npong\r\n$0\r\n\r\n" in out and b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n" in out
+    assert out.count(b"$11\r\nunsubscribe\r\n") == 3
+    assert b"*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n" in out  # nothing left to unsubscribe
+    assert out.endswith(b"$-1\r\n")  # back to normal mode: GET works
+    out = raw_exchange(srv.port, b"SUBSCRIBE a\r\nRESET\r\nGET k\r\n", b"$-1\r\n")
+    assert b"+RESET\r\n$-1\r\n" in out
+
+
+def test_resp3_push_while_running_commands(srv):
+    out = raw_exchange(srv.port, b"HELLO 3\r\nSUBSCRIBE c\r\nSET k v\r\nPUBLISH c hello\r\nGET k\r\n", b"$1\r\nv\r\n")
+    # A push for the subscription, the SET, then our own message before PUBLISH's count.
+    tail = out[out.index(b">3\r\n$9\r\nsubscribe"):]
+    assert tail == (b">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n+OK\r\n"
+                    b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$5\r\nhello\r\n:1\r\n$1\r\nv\r\n")
+
+
+def test_slow_subscriber_is_disconnected_and_nobody_else_waits(srv):
+    r = srv.client(decode_responses=True)
+    assert r.config_set("client-output-buffer-limit", "pubsub 256kb 128kb 1") is True
+    assert "pubsub 262144 131072 1" in r.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
+    slow = socket.create_connection(("127.0.0.1", srv.port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(b"SUBSCRIBE firehose\r\n")
+    fast = srv.client(decode_responses=True).pubsub()
+    fast.subscribe("firehose")
+    fast.get_message(timeout=1)
+    assert wait_for(lambda: r.pubsub_numsub("firehose")[0][1] == 2)
+    payload = "x" * 32768
+    received = []
+    stop = threading.Event()
+
+    def read_fast():
+        while not stop.is_set():
+            m = fast.get_message(timeout=0.1)
+            if m and m["type"] == "message":
+                received.append(m)
+
+    t = threading.Thread(target=read_fast)
+    t.start()
+    # Publish until the kernel's socket buffers toward the subscriber that never reads
+    # are full and its output piles up in the server past the limit (a few MB at most).
+    published = 0
+    while r.pubsub_numsub("firehose")[0][1] == 2 and published < 4000:
+        r.publish("firehose", payload)
+        published += 1
+    assert wait_for(lambda: r.pubsub_numsub("firehose")[0][1] == 1), "slow subscriber still connected"
+    assert wait_for(lambda: len(received) == published, timeout=20)
+    stop.set()
+    t.join()
+    assert r.ping() is True
+    slow.close()
+
+
+def test_redis_py_asyncio_pubsub(srv):
+    async def main():
+        sub = aioredis.Redis(port=srv.port, decode_responses=True)
+        pub = aioredis.Redis(port=srv.port, decode_responses=True)
+        ps = sub.pubsub()
+        await ps.subscribe("async-ch")
+        await ps.psubscribe("async-*")
+        await asyncio.sleep(0.05)
+        assert await pub.publish("async-ch", "payload") == 2
+        seen = []
+        deadline = time.time() + 5
+        while len(seen) < 2 and time.time() < deadline:
+            m = await ps.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if m:
+                seen.append(m["type"])
+        assert sorted(seen) == ["message", "pmessage"]
+        await ps.aclose()
+        await sub.aclose()
+        await pub.aclose()
+
+    asyncio.run(main())
+
+
+def test_redis_cli_subscribe(srv):
+    proc = subprocess.Popen(["redis-cli", "-p", str(srv.port), "SUBSCRIBE", "cli"], stdout=subprocess.PIPE, text=True)
+    r = srv.client(decode_responses=True)
+    assert wait_for(lambda: r.pubsub_numsub("cli")[0][1] == 1)
+    assert r.publish("cli", "from-test") == 1
+    lines = []
+    deadline = time.time() + 5
+    while "from-test" not in lines and time.time() < deadline:
+        lines.append(proc.stdout.readline().strip())
+    proc.terminate()
+    proc.wait()
+    assert lines[:3] == ["subscribe", "cli", "1"] and "from-test" in lines
