@@ -112,6 +112,7 @@ public enum Blocking {
                 ListCommands.popReply(ctx, key, l, left: left, count: count)
             } else {
                 let v = left ? l.items.removeFirst() : l.items.removeLast()
+                ctx.notify(.list, left ? "lpop" : "rpop", key)
                 ctx.deleteIfEmpty(key, l.items.isEmpty)
                 ctx.dirty += 1
                 ctx.reply.arrayHeader(2)
@@ -126,6 +127,7 @@ public enum Blocking {
                 SortedSetCommands.popReply(ctx, key, z, max: max, count: count)
             } else {
                 let (member, score) = SortedSetCommands.popItems(z, count: 1, max: max)[0]
+                ctx.notify(.zset, max ? "zpopmax" : "zpopmin", key)
                 ctx.deleteIfEmpty(key, z.count == 0)
                 ctx.dirty += 1
                 ctx.reply.arrayHeader(3)

@@ -34,6 +34,10 @@ public final class CommandContext: @unchecked Sendable {
     public var maxBulkLength = 512 * 1024 * 1024
     /// Filed by a blocking command that found nothing to serve it; the engine takes it.
     public var blockRequest: BlockRequest? = nil
+    /// Enabled keyspace-notification classes, set by the engine for each command.
+    public var notifyFlags = NotifyFlags()
+    /// Keyspace events recorded by the command, published by the engine afterwards.
+    public var events: [KeyspaceEvent] = []
 
     public let stores: [ShardStore]
     public let slots: SlotMap
@@ -144,7 +148,10 @@ public final class CommandContext: @unchecked Sendable {
 
     /// Deletes `key` when its collection became empty, as Redis never keeps empty ones.
     public func deleteIfEmpty(_ key: Bytes, _ isEmpty: Bool) {
-        if isEmpty { _ = db(key).delete(key, now: now) }
+        if isEmpty {
+            _ = db(key).delete(key, now: now)
+            notify(.generic, "del", key)
+        }
     }
 
     // MARK: arguments

@@ -105,7 +105,10 @@ enum KeyCommands {
 
     static func del(_ ctx: CommandContext) throws(CommandError) {
         var n = 0
-        for key in ctx.args.dropFirst() where ctx.delete(key) { n += 1 }
+        for key in ctx.args.dropFirst() where ctx.delete(key) {
+            n += 1
+            ctx.notify(.generic, "del", key)
+        }
         ctx.dirty += n
         ctx.reply.integer(n)
     }
@@ -165,6 +168,8 @@ enum KeyCommands {
         let dstDB = ctx.db(dst)
         let moved = dstDB.overwrite(dst, value, now: ctx.now)
         if ttl != 0 { dstDB.setExpire(moved, at: ttl) }
+        ctx.notify(.generic, "rename_from", src)
+        ctx.notify(.generic, "rename_to", dst)
         ctx.dirty += 1
         if onlyIfMissing { ctx.reply.integer(1) } else { ctx.reply.ok() }
     }

@@ -179,6 +179,8 @@ enum ListCommands {
             ctx.db(dst).add(dst, .list(target))
         }
         if toLeft { target.items.prepend(v) } else { target.items.append(v) }
+        ctx.notify(.list, fromLeft ? "lpop" : "rpop", src)
+        ctx.notify(.list, toLeft ? "lpush" : "rpush", dst)
         ctx.deleteIfEmpty(src, from.items.isEmpty)
         ctx.dirty += 1
         ctx.reply.bulk(v)
@@ -267,6 +269,7 @@ enum ListCommands {
         ctx.reply.bulk(key)
         ctx.reply.arrayHeader(taken)
         for _ in 0..<taken { ctx.reply.bulk(left ? l.items.removeFirst() : l.items.removeLast()) }
+        ctx.notify(.list, left ? "lpop" : "rpop", key)
         ctx.deleteIfEmpty(key, l.items.isEmpty)
         ctx.dirty += taken
     }

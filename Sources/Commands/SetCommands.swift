@@ -71,10 +71,12 @@ enum SetCommands {
             guard let from, from.members.contains(m) else { ctx.reply.integer(0); return }
             if src == dst { ctx.reply.integer(1); return }
             from.members.remove(m)
+            ctx.notify(.set, "srem", src)
             ctx.deleteIfEmpty(src, from.members.isEmpty)
             let target: SetValue
             if let to { target = to } else { target = try ctx.setOrCreate(dst) }
             target.members.insert(m)
+            ctx.notify(.set, "sadd", dst)
             ctx.dirty += 1
             ctx.reply.integer(1)
         },

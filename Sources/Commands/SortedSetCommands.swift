@@ -347,6 +347,7 @@ enum SortedSetCommands {
     /// Pops up to `count` members of the non-empty `z` and replies `[key, [[member, score]...]]`.
     static func popReply(_ ctx: CommandContext, _ key: Bytes, _ z: SortedSetValue, max: Bool, count: Int) {
         let items = popItems(z, count: count, max: max)
+        ctx.notify(.zset, max ? "zpopmax" : "zpopmin", key)
         ctx.deleteIfEmpty(key, z.count == 0)
         ctx.dirty += items.count
         ctx.reply.arrayHeader(2)

@@ -95,10 +95,12 @@ enum StreamGroupCommands {
             if isCreate {
                 guard s.groups[name] == nil else { throw CommandError("BUSYGROUP Consumer Group name already exists") }
                 s.groups[name] = ConsumerGroup(name: name, lastDelivered: id, entriesRead: read)
+                ctx.notify(.stream, "xgroup-create", key)
             } else {
                 guard let g = s.groups[name] else { throw CommandError("NOGROUP No such consumer group '\(name.string)' for key name '\(key.string)'") }
                 g.lastDelivered = id
                 g.entriesRead = read
+                ctx.notify(.stream, "xgroup-setid", key)
             }
             ctx.dirty += 1
             ctx.reply.ok()
@@ -108,6 +110,7 @@ enum StreamGroupCommands {
             guard s.groups.removeValue(forKey: name) != nil else { ctx.reply.integer(0); return }
             // Clients blocked in XREADGROUP on this group must hear that it is gone.
             ctx.db(key).signalReady(key)
+            ctx.notify(.stream, "xgroup-destroy", key)
             ctx.dirty += 1
             ctx.reply.integer(1)
             return

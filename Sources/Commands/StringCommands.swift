@@ -46,6 +46,7 @@ enum StringCommands {
             guard ctx.args.count % 2 == 1 else { throw .wrongArity("mset") }
             for i in stride(from: 1, to: ctx.args.count, by: 2) {
                 ctx.db(ctx.args[i]).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+                ctx.notify(.string, "set", ctx.args[i])
             }
             ctx.dirty += (ctx.args.count - 1) / 2
             ctx.reply.ok()
@@ -57,6 +58,7 @@ enum StringCommands {
             }
             for i in stride(from: 1, to: ctx.args.count, by: 2) {
                 ctx.db(ctx.args[i]).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+                ctx.notify(.string, "set", ctx.args[i])
             }
             ctx.dirty += (ctx.args.count - 1) / 2
             ctx.reply.integer(1)

@@ -1,3 +1,4 @@
+import Commands
 import Keyspace
 import Synchronization
 
@@ -34,6 +35,7 @@ public final class ServerConfig: @unchecked Sendable {
             "databases": Param(kind: .integer(min: 1, max: 1_000_000), mutable: false, default: "16", effective: true),
             "hz": Param(kind: .integer(min: 1, max: 500), mutable: true, default: "10", effective: true),
             "tcp-backlog": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "511", effective: true),
+            "notify-keyspace-events": Param(kind: .string, mutable: true, default: "", effective: true),
             // Only the pubsub class acts (Berth has no replicas, and normal clients are unlimited).
             "client-output-buffer-limit": Param(kind: .string, mutable: true,
                                                 default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", effective: true),
@@ -57,7 +59,7 @@ public final class ServerConfig: @unchecked Sendable {
             ("activerehashing", .bool, "yes"), ("activedefrag", .bool, "no"), ("lazyfree-lazy-eviction", .bool, "no"),
             ("lazyfree-lazy-expire", .bool, "no"), ("lazyfree-lazy-server-del", .bool, "no"), ("lazyfree-lazy-user-del", .bool, "no"),
             ("lazyfree-lazy-user-flush", .bool, "no"), ("replica-lazy-flush", .bool, "no"),
-            ("notify-keyspace-events", .string, ""), ("slowlog-log-slower-than", .integer(min: -1, max: Int.max), "10000"),
+("slowlog-log-slower-than", .integer(min: -1, max: Int.max), "10000"),
             ("slowlog-max-len", .integer(min: 0, max: Int.max), "128"), ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
             ("lua-time-limit", .integer(min: 0, max: Int.max), "5000"), ("busy-reply-threshold", .integer(min: 0, max: Int.max), "5000"),
             ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
@@ -89,6 +91,8 @@ public final class ServerConfig: @unchecked Sendable {
     let pubsubHardLimit = Atomic<Int>(33_554_432)
     let pubsubSoftLimit = Atomic<Int>(8_388_608)
     let pubsubSoftSeconds = Atomic<Int>(60)
+    /// notify-keyspace-events, parsed (`NotifyFlags.rawValue`).
+    let notifyFlags = Atomic<UInt16>(0)
 
     public init() {
         var v: [String: String] = [:]
@@ -149,6 +153,9 @@ public final class ServerConfig: @unchecked Sendable {
             return value.lowercased()
         case .string:
             if name == "client-output-buffer-limit" { return try normalizeOutputLimits(value) }
+            if name == "notify-keyspace-events" {
+                guard NotifyFlags.parse(value) != nil else { throw .invalid(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.") }
+            }
             return value
         }
     }
@@ -192,6 +199,9 @@ public final class ServerConfig: @unchecked Sendable {
         case "maxclients": maxClients.store(n, ordering: .relaxed)
         case "timeout": idleTimeoutSeconds.store(n, ordering: .relaxed)
         case "requirepass": hasPassword.store(!v.isEmpty, ordering: .releasing)
+        case "notify-keyspace-events":
+            let f = NotifyFlags.parse(v) ?? NotifyFlags()
+            notifyFlags.store(f.isActive ? f.rawValue : 0, ordering: .relaxed)
         case "client-output-buffer-limit":
             let words = v.split(separator: " ")
             if let at = words.firstIndex(of: "pubsub"), at + 3 < words.count {

@@ -28,6 +28,7 @@ enum ConfigCommand {
             for i in stride(from: 2, to: args.count, by: 2) {
                 try? config.set(args[i].string, args[i + 1].string)
             }
+            shard.server.applyKeyEventTracking()
             reply.ok()
             return false
         }

@@ -133,6 +133,7 @@ extension Shard {
             takeReadyKeys(from: s)
             locks[s].unlock()
             if !readyQueue.isEmpty { serveReadyKeys() }
+            if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
             return failed
         }
         var set = ShardLockSet()
@@ -142,6 +143,7 @@ extension Shard {
         for s in set.shards { takeReadyKeys(from: s) }
         set.unlock(locks)
         if !readyQueue.isEmpty { serveReadyKeys() }
+        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
         return failed
     }
 
@@ -153,6 +155,8 @@ extension Shard {
         ctx.dbIndex = conn.db
         if !ctx.inTransaction { ctx.now = batchTime }
         ctx.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
+        ctx.notifyFlags = NotifyFlags(rawValue: server.config.notifyFlags.load(ordering: .relaxed))
+        let eventsBefore = ctx.events.count
         let dirtyBefore = ctx.dirty
         var failed = false
         do {
@@ -163,6 +167,11 @@ extension Shard {
         }
         if ctx.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
             touchWatchers(spec, args, db: conn.db)
+        }
+        if !ctx.notifyFlags.isEmpty && ctx.dirty != dirtyBefore, let (flag, event) = server.eventsByCommand[spec.id],
+           ctx.notifyFlags.contains(flag) {
+            // Before whatever the command recorded itself (a "del" when it emptied the key).
+            ctx.events.insert(KeyspaceEvent(db: conn.db, key: args[1], event: event), at: eventsBefore)
         }
         if let request = ctx.blockRequest {
             ctx.blockRequest = nil
@@ -269,6 +278,7 @@ extension Shard {
         unwatchAll(conn)
         // Blocked clients are served only now that the whole transaction is done.
         if !readyQueue.isEmpty { serveReadyKeys() }
+        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
         return false
     }
 }

@@ -137,6 +137,27 @@ extension Shard {
         }
     }
 
+    /// Publishes what the last command recorded (and the expirations and new keys the
+    /// keyspace logged) as keyspace notifications. Call with no shard lock held.
+    func publishKeyspaceEvents() {
+        let flags = NotifyFlags(rawValue: server.config.notifyFlags.load(ordering: .relaxed))
+        var events = pendingKeyEvents
+        events += context.events
+        pendingKeyEvents.removeAll(keepingCapacity: true)
+        context.events.removeAll(keepingCapacity: true)
+        guard flags.isActive else { return }
+        for e in events {
+            if flags.contains(.keyspace) {
+                var channel = Array("__keyspace@\(e.db)__:".utf8)
+                e.key.withUnsafeBytes { channel.append(contentsOf: $0) }
+                _ = publish(channel.withUnsafeBytes { Bytes($0) }, Bytes(e.event), sharded: false)
+            }
+            if flags.contains(.keyevent) {
+                _ = publish(Bytes("__keyevent@\(e.db)__:\(e.event)"), e.key, sharded: false)
+            }
+        }
+    }
+
     /// RESP2 clients in subscribed mode may run only these.
     static let subscribedModeCommands: Set<String> = ["subscribe", "unsubscribe", "psubscribe", "punsubscribe",
                                                       "ssubscribe", "sunsubscribe", "ping", "quit", "reset"]

@@ -59,6 +59,7 @@ public final class Server: @unchecked Sendable {
         let engine = EngineCommands.table + PubSubCommands.table
         commands = CommandTable(extra: engine.map { $0.0 })
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
+        eventsByCommand = commands.names.map { KeyspaceEvents.byCommand[$0] }
     }
 
     func peakMemory(_ current: Int) -> Int {
@@ -95,6 +96,7 @@ public final class Server: @unchecked Sendable {
             log.critical("\(error)")
             return 1
         }
+        applyKeyEventTracking()
         let useUring = chooseBackend()
         ioBackendName = useUring ? "io_uring" : "epoll"
         shards = stores.indices.map { Shard(index: $0, server: self, store: stores[$0]) }
@@ -133,6 +135,17 @@ public final class Server: @unchecked Sendable {
         log.notice("Berth is now ready to exit, bye bye...")
         return 0
     }
+
+    /// Tells every shard's keyspace whether to record expirations and new keys, from
+    /// notify-keyspace-events (called at start and after CONFIG SET).
+    func applyKeyEventTracking() {
+        let flags = NotifyFlags(rawValue: config.notifyFlags.load(ordering: .relaxed))
+        let bits: UInt8 = (flags.contains(.expired) ? 1 : 0) | (flags.contains(.new) ? 2 : 0)
+        for store in stores { store.keyEvents.tracking.store(bits, ordering: .relaxed) }
+    }
+
+    /// Keyspace event of each command by `CommandSpec.id`, for commands whose event is their own.
+    let eventsByCommand: [(NotifyFlags, String)?]
 
     /// systemctl status's one-line summary.
     private func statusLine() -> String {

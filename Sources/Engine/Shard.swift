@@ -52,6 +52,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var resumeQueue: [Connection] = []
     /// Connections holding a command back while CLIENT PAUSE is in force.
     var paused: [Connection] = []
+    /// Expirations and new keys taken from the keyspace, to publish as keyspace events.
+    var pendingKeyEvents: [KeyspaceEvent] = []
     /// This shard's subscribed connections by channel, pattern and shard channel.
     var subscribers: [[Bytes: [Int: Connection]]] = [[:], [:], [:]]
     private var acceptCursor = 0
@@ -189,6 +191,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         takeReadyKeys(from: index)
         lock.unlock()
         serveReadyKeys()
+        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
         if idle > 0 {
             for conn in Array(connections.values) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {

@@ -1,3 +1,4 @@
+import Synchronization
 import HeapModule
 import RESP
 
@@ -13,6 +14,7 @@ public final class Database {
     /// This database's number, for ready-key signals.
     public let index: Int
     private let ready: ReadyKeys
+    private let keyEvents: KeyEventLog
     /// Keys that blocked clients wait on, with how many wait on each. Kept by the engine's
     /// waiter table; only its emptiness is checked on the write path.
     public private(set) var blockedKeys: [Bytes: Int] = [:]
@@ -22,9 +24,10 @@ public final class Database {
     /// Keys removed because their TTL passed, lazily or actively (INFO expired_keys).
     public private(set) var expiredTotal = 0
 
-    public init(index: Int = 0, ready: ReadyKeys = ReadyKeys()) {
+    public init(index: Int = 0, ready: ReadyKeys = ReadyKeys(), keyEvents: KeyEventLog = KeyEventLog()) {
         self.index = index
         self.ready = ready
+        self.keyEvents = keyEvents
     }
 
     public var count: Int { table.count }
@@ -36,6 +39,7 @@ public final class Database {
         if e.expireAt != 0 && e.expireAt <= now {
             removeEntry(e)
             expiredTotal += 1
+            if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: key)) }
             return nil
         }
         return e
@@ -45,6 +49,7 @@ public final class Database {
     @discardableResult
     public func add(_ key: Bytes, _ value: Value) -> Entry {
         if !blockedKeys.isEmpty { signalReady(key) }
+        if keyEvents.isTracking { keyEvents.record(.new, DatabaseKey(db: index, key: key)) }
         return table.insert(key, value: value)
     }
 
@@ -95,6 +100,7 @@ public final class Database {
             if let e = table.find(top.key), e.expireAt == top.deadline {
                 removeEntry(e)
                 expiredTotal += 1
+                if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: e.key)) }
                 removed += 1
             }
         }
@@ -147,10 +153,11 @@ public final class ShardStore: @unchecked Sendable {
     public var databases: [Database]
     /// Blocked-on keys that writes on this shard touched since the engine last looked.
     public let ready = ReadyKeys()
+    public let keyEvents = KeyEventLog()
 
     public init(databases: Int) {
-        let ready = self.ready
-        self.databases = (0..<databases).map { Database(index: $0, ready: ready) }
+        let ready = self.ready, keyEvents = self.keyEvents
+        self.databases = (0..<databases).map { Database(index: $0, ready: ready, keyEvents: keyEvents) }
     }
 
     /// Wall-clock microseconds, for sleeping exactly until a millisecond deadline.
@@ -181,6 +188,24 @@ public struct DatabaseKey: Hashable, Sendable {
 public final class ReadyKeys: @unchecked Sendable {
     public var keys: [DatabaseKey] = []
     public init() {}
+}
+
+/// Keys that expired or were created on one shard, for the `x` and `n` keyspace
+/// notifications; recorded only while those are enabled, taken by the engine after each
+/// command under the shard lock.
+public final class KeyEventLog: @unchecked Sendable {
+    public enum Kind: Sendable { case expired, new }
+    /// Bit 0: record expirations; bit 1: record new keys. Set by CONFIG from any thread.
+    public let tracking = Atomic<UInt8>(0)
+    public var entries: [(Kind, DatabaseKey)] = []
+    public init() {}
+
+    @inline(__always) public var isTracking: Bool { tracking.load(ordering: .relaxed) != 0 }
+
+    public func record(_ kind: Kind, _ key: DatabaseKey) {
+        let bits = tracking.load(ordering: .relaxed)
+        if (kind == .expired && bits & 1 != 0) || (kind == .new && bits & 2 != 0) { entries.append((kind, key)) }
+    }
 }
 
 #if canImport(Glibc)

@@ -190,3 +190,46 @@ def test_redis_cli_subscribe(srv):
     proc.terminate()
     proc.wait()
     assert lines[:3] == ["subscribe", "cli", "1"] and "from-test" in lines
+
+
+def test_keyspace_notifications(srv):
+    r = srv.client(decode_responses=True)
+    with pytest.raises(redis.ResponseError, match="Invalid event class"):
+        r.config_set("notify-keyspace-events", "KEQ")
+    assert r.config_set("notify-keyspace-events", "KEA") is True
+    ps = srv.client(decode_responses=True).pubsub()
+    ps.psubscribe("__keyspace@0__:*", "__keyevent@0__:*")
+    for _ in range(2):
+        ps.get_message(timeout=1)
+
+    def events(n):
+        got = messages(ps, n)
+        return [(m["channel"], m["data"]) for m in got]
+
+    r.set("{k}a", "1")
+    assert events(2) == [("__keyspace@0__:{k}a", "set"), ("__keyevent@0__:set", "{k}a")]
+    r.expire("{k}a", 100)
+    assert events(2) == [("__keyspace@0__:{k}a", "expire"), ("__keyevent@0__:expire", "{k}a")]
+    r.rpush("list", "x")
+    r.lpop("list")  # empties it: lpop, then del
+    assert events(6) == [("__keyspace@0__:list", "rpush"), ("__keyevent@0__:rpush", "list"),
+                         ("__keyspace@0__:list", "lpop"), ("__keyevent@0__:lpop", "list"),
+                         ("__keyspace@0__:list", "del"), ("__keyevent@0__:del", "list")]
+    r.delete("{k}a", "missing")  # only the key that existed
+    assert events(2) == [("__keyspace@0__:{k}a", "del"), ("__keyevent@0__:del", "{k}a")]
+    assert ps.get_message(timeout=0.1) is None
+    r.set("short", "v", px=30)
+    events(2)  # set
+    assert events(2) == [("__keyspace@0__:short", "expired"), ("__keyevent@0__:expired", "short")]
+    r.set("{x}1", "v")
+    r.rename("{x}1", "{x}2")
+    assert events(6)[2:] == [("__keyspace@0__:{x}1", "rename_from"), ("__keyevent@0__:rename_from", "{x}1"),
+                             ("__keyspace@0__:{x}2", "rename_to"), ("__keyevent@0__:rename_to", "{x}2")]
+    # Only key-event channels, only list events, plus new keys.
+    r.config_set("notify-keyspace-events", "Eln")
+    r.set("ignored", "1")
+    r.lpush("fresh", "a")
+    assert events(2) == [("__keyevent@0__:new", "fresh"), ("__keyevent@0__:lpush", "fresh")]
+    r.config_set("notify-keyspace-events", "")
+    r.lpush("fresh", "b")
+    assert ps.get_message(timeout=0.2) is None
