@@ -30,7 +30,8 @@ struct Run: ParsableCommand {
     @Option var producers = 4
     @Option var consumers = 4
     @Option var queues = 4
-    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff.") var only = "wake,unblock,timeout,handoff"
+    @Option(help: "Subscribers in the Pub/Sub fan-out test.") var subscribers = 32
+    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub.") var only = "wake,unblock,timeout,handoff,pubsub"
 
     func run() throws {
         let t = try Topology.discover(host: host, port: port)
@@ -67,6 +68,18 @@ struct Run: ParsableCommand {
                                             note: "\(timeoutMs) ms timeout"))
                     log(results.last!)
                 }
+            }
+            if parts.contains("pubsub") {
+                let samples = try repeated { try Scenarios.publishLatency(t, iterations: iterations) }
+                results.append(.latency("pubsub PUBLISH->message", load: loadConnections, repeats: samples))
+                log(results.last!)
+                let rates = try (0..<repeats).map { _ in try Scenarios.fanOut(t, subscribers: subscribers, messages: messages / 10) }
+                var m = Measurement(name: "pubsub fan-out 1 publisher -> \(subscribers) subscribers", load: loadConnections,
+                                    unit: "msg/s", samples: subscribers * messages / 10 * repeats)
+                m.throughput = rates.sorted()[rates.count / 2]
+                m.repeats = rates
+                results.append(m)
+                log(m)
             }
             if parts.contains("handoff") {
                 var rates: [Double] = []

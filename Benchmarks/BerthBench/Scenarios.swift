@@ -100,6 +100,56 @@ enum Scenarios {
         }
     }
 
+    /// Time from PUBLISH to a subscriber (on another shard where there are several)
+    /// holding the message.
+    static func publishLatency(_ t: Topology, iterations: Int) throws -> [UInt64] {
+        let subscriber = try t.connect()
+        let publisher = try t.connect(homeOn: try t.homeShard(of: subscriber), avoid: true)
+        try subscriber.send(["SUBSCRIBE", "bench:pubsub"])
+        _ = try subscriber.readReply()
+        var samples: [UInt64] = []
+        for i in 0..<iterations {
+            let start = nowNanos()
+            try publisher.send(["PUBLISH", "bench:pubsub", String(i)])
+            _ = try subscriber.readReply()
+            let end = nowNanos()
+            guard case .integer(1) = try publisher.readReply() else { throw RESPClient.Failure(description: "PUBLISH reached nobody") }
+            samples.append((end - start) / 1000)
+        }
+        return samples
+    }
+
+    /// One publisher, `subscribers` subscribers on every shard: messages delivered per
+    /// second until each subscriber has all `messages`.
+    static func fanOut(_ t: Topology, subscribers: Int, messages: Int) throws -> Double {
+        let subs = try (0..<subscribers).map { _ in try t.connect() }
+        for s in subs {
+            try s.send(["SUBSCRIBE", "bench:fanout"])
+            _ = try s.readReply()
+        }
+        let publisher = try t.connect()
+        let failures = Atomic<Int>(0)
+        let start = nowNanos()
+        let readers = subs.map { s in
+            Worker {
+                for _ in 0..<messages {
+                    guard (try? s.readReply()) != nil else { failures.add(1, ordering: .relaxed); return }
+                }
+            }
+        }
+        var batch: [[Bytes]] = []
+        for i in 0..<messages {
+            batch.append(["PUBLISH", "bench:fanout", Bytes("m\(i)")])
+            if batch.count == 32 || i == messages - 1 {
+                _ = try publisher.pipeline(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        for r in readers { r.join() }
+        if failures.load(ordering: .relaxed) > 0 { throw RESPClient.Failure(description: "a subscriber failed") }
+        return Double(subscribers * messages) / (Double(nowNanos() - start) / 1e9)
+    }
+
     struct Handoff {
         var messagesPerSecond: Double
         var lost: Int
