@@ -193,9 +193,15 @@ extension Shard {
         }
     }
 
-    /// Lets unblocked connections run the input that waited behind their blocked command.
-    /// Called only at the top of the shard's loop, never inside a command.
-    func resumeUnblocked() {
+    /// Work kept for the top of the shard's loop, never done inside a command: closing
+    /// subscribers past their output limit, and letting unblocked connections run the
+    /// input that waited behind their blocked command.
+    func runDeferredWork() {
+        if !overLimit.isEmpty {
+            let closing = overLimit
+            overLimit = []
+            for conn in closing where !conn.closing { kill(conn) }
+        }
         while !resumeQueue.isEmpty {
             let batch = resumeQueue
             resumeQueue = []

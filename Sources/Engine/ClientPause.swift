@@ -29,7 +29,7 @@ final class ClientPause: Sendable {
             return false
         }
         if allCommands.load(ordering: .relaxed) { return true }
-        if spec.flags.contains(.write) { return true }
+        if spec.flags.contains(.write) || spec.name == "publish" || spec.name == "spublish" { return true }
         if spec.name == "exec", let txn = conn.transaction {
             return txn.queue.contains { $0.0.flags.contains(.write) }
         }

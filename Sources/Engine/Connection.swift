@@ -52,6 +52,8 @@ public final class Connection: @unchecked Sendable {
     var subscriptions: [Set<Bytes>] = [[], [], []]
     /// When pending output first exceeded the pubsub soft limit (0: it has not).
     var softLimitSince: Int64 = 0
+    /// Past its output-buffer limit: gets no more messages and closes at the top of the loop.
+    var overOutputLimit = false
 
     var isSubscribed: Bool { !subscriptions[0].isEmpty || !subscriptions[1].isEmpty || !subscriptions[2].isEmpty }
 

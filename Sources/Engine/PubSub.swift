@@ -79,9 +79,9 @@ extension Shard {
         let (receivers, shards) = server.pubsub.route(channel, sharded: sharded)
         for s in shards {
             if s == index {
-                deliver(channel, message, sharded: sharded)
+                deliverMessage(channel, message, sharded: sharded)
             } else {
-                server.shards[s].post(.run { $0.deliver(channel, message, sharded: sharded) })
+                server.shards[s].post(.run { $0.deliverMessage(channel, message, sharded: sharded) })
             }
         }
         return receivers
@@ -89,10 +89,10 @@ extension Shard {
 
     /// Writes a published message to this shard's subscribers of `channel` (and its
     /// matching patterns).
-    func deliver(_ channel: Bytes, _ message: Bytes, sharded: Bool) {
+    func deliverMessage(_ channel: Bytes, _ message: Bytes, sharded: Bool) {
         let kind: Kind = sharded ? .shardChannel : .channel
         if let conns = subscribers[kind.rawValue][channel] {
-            for conn in conns.values where !conn.closing {
+            for conn in conns.values where !conn.closing && !conn.overOutputLimit {
                 let w = ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
                 w.pushHeader(3)
                 w.bulk(sharded ? Bytes("smessage") : Bytes("message"))
@@ -103,7 +103,7 @@ extension Shard {
         }
         guard !sharded else { return }
         for (pattern, conns) in subscribers[Kind.pattern.rawValue] where Glob.matches(pattern, channel) {
-            for conn in conns.values where !conn.closing {
+            for conn in conns.values where !conn.closing && !conn.overOutputLimit {
                 let w = ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
                 w.pushHeader(4)
                 w.bulk(Bytes("pmessage"))
@@ -132,8 +132,11 @@ extension Shard {
             conn.softLimitSince = 0
         }
         if over {
+            // Closed at the top of the loop: a PUBLISH inside EXEC runs under shard locks,
+            // and closing a client may need them.
             server.log.warning("Client id=\(conn.id) addr=\(conn.peer) closed for overcoming of output buffer limits.")
-            kill(conn)
+            conn.overOutputLimit = true
+            overLimit.append(conn)
         }
     }
 

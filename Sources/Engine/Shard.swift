@@ -54,6 +54,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var paused: [Connection] = []
     /// Expirations and new keys taken from the keyspace, to publish as keyspace events.
     var pendingKeyEvents: [KeyspaceEvent] = []
+    /// Subscribers past their output-buffer limit, to close at the top of the loop.
+    var overLimit: [Connection] = []
     /// This shard's subscribed connections by channel, pattern and shard channel.
     var subscribers: [[Bytes: [Int: Connection]]] = [[:], [:], [:]]
     private var acceptCursor = 0
@@ -95,7 +97,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             }
             fireTimeouts(now: now)
             if !paused.isEmpty { resumePaused(now: now) }
-            resumeUnblocked()
+            runDeferredWork()
             var wake = nextTick
             if let d = timers.nextDeadline { wake = min(wake, d) }
             if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
@@ -119,7 +121,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             case .stop: stopping = true
             }
         }
-        resumeUnblocked()
+        runDeferredWork()
     }
 
     // MARK: connections
@@ -157,7 +159,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         conn.lastInteraction = ShardStore.nowMilliseconds()
         processInput(conn)
         backend.flush(conn)
-        resumeUnblocked()
+        runDeferredWork()
     }
 
     func closed(_ conn: Connection) {

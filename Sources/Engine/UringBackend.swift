@@ -75,9 +75,10 @@ final class UringBackend: EventBackend {
         guard conn.slot >= 0 else { return }
         conn.closing = true
         if conn.sendInFlight {
-            // A graceful close waits for the send; a kill must not, since a peer that
-            // stopped reading would hold the connection forever: fail the send instead.
-            if !conn.closeAfterFlush { shutdown(conn.fd, Int32(SHUT_RDWR)) }
+            // Wait for the send: it may carry a reply the client must still get (a
+            // blocked client's element). Only a subscriber closed for not reading would
+            // hold the connection forever that way: fail its send instead.
+            if conn.overOutputLimit { shutdown(conn.fd, Int32(SHUT_RDWR)) }
             return
         }
         if conn.closeAfterFlush && !conn.output.isEmpty {

@@ -406,7 +406,9 @@ def test_blocked_clients_stress_exactly_once(srv):
     ptreads = [threading.Thread(target=produce, args=(n,)) for n in range(producers)]
     for t in ptreads:
         t.start()
+    give_up = time.time() + 60
     while any(t.is_alive() for t in ptreads):
+        assert time.time() < give_up, "producers stuck: " + str(control.client_list())
         with lock:
             target = ids.get(rng.randrange(consumers))
         if target is not None:

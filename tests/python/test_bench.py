@@ -1,0 +1,43 @@
+"""berth-bench itself: a short run against the real server writes a complete JSON report
+(every scenario, exactly-once hand-off) and `report` turns runs into a table and a chart."""
+import json
+import os
+import subprocess
+import xml.dom.minidom
+
+from conftest import ROOT
+
+BENCH = os.environ.get("BERTH_BENCH", os.path.join(ROOT, ".build", "debug", "berth-bench"))
+
+
+def run_bench(port, label, out):
+    subprocess.run([BENCH, "run", "--port", str(port), "--label", label, "--iterations", "20", "--repeats", "2",
+                    "--load", "2", "--timeout-clients", "1,50", "--timeout-ms", "20", "--messages", "400",
+                    "--subscribers", "4", "--json", out], check=True, capture_output=True, timeout=300)
+    return json.load(open(out))
+
+
+def test_bench_run_and_report(make_server, tmp_path):
+    server = make_server("--shards", 2)
+    report = run_bench(server.port, "berth", str(tmp_path / "berth.json"))
+    assert report["shards"] == 2
+    names = {(m["name"], m["load"]) for m in report["measurements"]}
+    for load in (0, 2):
+        for expected in ["wake LPUSH->BLPOP same-shard", "wake LPUSH->BLPOP cross-shard", "wake XADD->XREAD cross-shard",
+                         "unblock CLIENT UNBLOCK ERROR", "timeout lateness, 50 blocked", "pubsub PUBLISH->message"]:
+            assert (expected, load) in names
+    for m in report["measurements"]:
+        if m["unit"] == "us":
+            assert m["samples"] > 0 and 0 < m["p50"] <= m["p99"] <= m["max"] and len(m["repeats"]) == 2
+        else:
+            assert m["throughput"] > 0
+            if m["name"].startswith("queue hand-off"):
+                assert m["note"] == "exactly once"
+    # A second run stands in for another server; `report` compares them.
+    run_bench(server.port, "again", str(tmp_path / "again.json"))
+    svg = tmp_path / "chart.svg"
+    out = subprocess.run([BENCH, "report", str(tmp_path / "berth.json"), str(tmp_path / "again.json"),
+                          "--baseline", "berth", "--svg", str(svg)], check=True, capture_output=True, text=True)
+    assert "| wake LPUSH->BLPOP same-shard | 0 |" in out.stdout and "again/berth" in out.stdout
+    doc = xml.dom.minidom.parse(str(svg))
+    assert len(doc.getElementsByTagName("polyline")) >= 2
