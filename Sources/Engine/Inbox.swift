@@ -4,11 +4,15 @@ import Synchronization
 /// other threads (other shards, the acceptor, and later module and function threads).
 ///
 /// Invariants:
-/// - `head` is a Treiber stack of retained nodes, newest first. Producers only push
-///   (one CAS each); the consumer only takes the whole stack (one exchange), so there is
-///   no ABA hazard and no node is touched by two consumers.
-/// - A node's `next` is written before the CAS that publishes it (release) and read only
-///   after the exchange that takes it (acquire).
+/// - `head` is a Treiber stack of nodes, newest first, each holding one retain that the
+///   stack owns. Producers only push (one CAS each); the consumer only takes the whole
+///   stack (one exchange), so no node is touched by two consumers.
+/// - A producer never dereferences a node it did not create: `next` is a raw pointer, so
+///   linking a new node to the current head neither retains nor reads that head, which
+///   the consumer may be freeing at that very moment. (Linking with a strong reference
+///   retained a node after the consumer had released it: a use-after-free.)
+/// - A node's `message` and `next` are written before the CAS that publishes it
+///   (release) and read only after the exchange that takes it (acquire).
 /// - `drain` reverses each taken batch, so messages from any one producer come out in
 ///   the order that producer pushed them.
 /// - `push` reports whether the queue was empty before it, and only that push needs to
@@ -17,7 +21,7 @@ import Synchronization
 public final class Inbox<Message: Sendable>: @unchecked Sendable {
     private final class Node {
         let message: Message
-        var next: Node?
+        var next: UnsafeMutableRawPointer?
         init(_ message: Message) { self.message = message }
     }
 
@@ -34,7 +38,7 @@ public final class Inbox<Message: Sendable>: @unchecked Sendable {
         let raw = Unmanaged.passRetained(node).toOpaque()
         var current = head.load(ordering: .relaxed)
         while true {
-            node.next = current.map { Unmanaged<Node>.fromOpaque($0).takeUnretainedValue() }
+            node.next = current
             let (exchanged, original) = head.compareExchange(
                 expected: current, desired: raw, successOrdering: .releasing, failureOrdering: .relaxed)
             if exchanged { return original == nil }
@@ -46,11 +50,11 @@ public final class Inbox<Message: Sendable>: @unchecked Sendable {
     public func drain() -> [Message] {
         guard let top = head.exchange(nil, ordering: .acquiring) else { return [] }
         var out: [Message] = []
-        var node: Node? = Unmanaged<Node>.fromOpaque(top).takeRetainedValue()
-        while let n = node {
+        var cursor: UnsafeMutableRawPointer? = top
+        while let raw = cursor {
+            let n = Unmanaged<Node>.fromOpaque(raw).takeRetainedValue()
             out.append(n.message)
-            node = n.next
-            n.next = nil
+            cursor = n.next
         }
         out.reverse()
         return out

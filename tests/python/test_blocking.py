@@ -403,6 +403,7 @@ def test_blocked_clients_stress_exactly_once(srv):
     for t in threads:
         t.start()
     control = client(srv)
+    control_id = control.client_id()
     ptreads = [threading.Thread(target=produce, args=(n,)) for n in range(producers)]
     for t in ptreads:
         t.start()
@@ -416,7 +417,11 @@ def test_blocked_clients_stress_exactly_once(srv):
             if action < 0.4:
                 control.client_unblock(target, error=rng.random() < 0.5)
             elif action < 0.6:
-                control.client_kill_filter(_id=target)
+                try:
+                    control.client_kill_filter(_id=target)
+                except redis.ConnectionError:
+                    raise AssertionError(f"control {control_id} closed while killing {target}; ids={ids}; "
+                                         f"clients={client(srv).client_list()}")
         time.sleep(0.002)
     for t in ptreads:
         t.join()
