@@ -74,7 +74,12 @@ public final class CommandContext: @unchecked Sendable {
     @inline(__always)
     public func lookupRead(_ key: Bytes) -> Entry? {
         let e = db(key).lookup(key, now: now)
-        if e == nil { keyspaceMisses += 1 } else { keyspaceHits += 1 }
+        if e == nil {
+            keyspaceMisses += 1
+            notify(.keyMiss, "keymiss", key)
+        } else {
+            keyspaceHits += 1
+        }
         return e
     }
 

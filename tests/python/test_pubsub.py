@@ -230,6 +230,13 @@ def test_keyspace_notifications(srv):
     r.set("ignored", "1")
     r.lpush("fresh", "a")
     assert events(2) == [("__keyevent@0__:new", "fresh"), ("__keyevent@0__:lpush", "fresh")]
+    # Key misses (m) and the destination of a *STORE command (s).
+    r.config_set("notify-keyspace-events", "Ems")
+    r.get("absent")
+    r.sadd("{s}a", "1")
+    r.sinterstore("{s}dst", ["{s}a"])
+    assert events(3) == [("__keyevent@0__:keymiss", "absent"), ("__keyevent@0__:sadd", "{s}a"),
+                         ("__keyevent@0__:sinterstore", "{s}dst")]
     r.config_set("notify-keyspace-events", "")
     r.lpush("fresh", "b")
     assert ps.get_message(timeout=0.2) is None
