@@ -93,7 +93,31 @@ def test_exec_start_notifies_ready_status_and_stopping(abstract):
             proc.wait()
 
 
-def test_second_sigterm_exits_at_once_and_blocked_clients_are_closed():
+def test_second_sigterm_exits_at_once():
+    port = free_port()
+    proc = subprocess.Popen(exec_start(BINARY, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        while not accepts(port) and time.time() < deadline:
+            time.sleep(0.05)
+        # A shard busy in DEBUG SLEEP holds the graceful shutdown up.
+        busy = socket.create_connection(("127.0.0.1", port))
+        busy.sendall(b"DEBUG SLEEP 5\r\n")
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert proc.poll() is None, "the first SIGTERM should wait for the busy shard"
+        start = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(3) != 0
+        assert time.time() - start < 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_closes_blocked_clients_and_exits_0():
     port = free_port()
     proc = subprocess.Popen(exec_start(BINARY, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
