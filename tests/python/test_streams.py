@@ -5,7 +5,7 @@ import time
 import pytest
 import redis
 
-from test_blocking import Background, client, pair, wait_blocked
+from test_blocking import bg, client, pair, srv, wait_blocked  # noqa: F401 (bg and srv are fixtures)
 from test_server import raw
 
 
@@ -127,18 +127,6 @@ def test_consumer_groups(r):
     assert r.xgroup_destroy("s", "g") == 1 and r.xgroup_destroy("s", "g") == 0
     full = r.xinfo_stream("s", full=True)
     assert full["length"] == 3 and len(full["entries"]) == 3 and full["groups"] == []
-
-
-@pytest.fixture
-def srv(make_server):
-    return make_server("--shards", 4)
-
-
-@pytest.fixture
-def bg(srv):
-    b = Background(srv)
-    yield b
-    b.close()
 
 
 @pytest.mark.parametrize("cross", [False, True], ids=["same-shard", "cross-shard"])
