@@ -1,3 +1,4 @@
+import BerthClient
 import RESP
 #if canImport(Glibc)
 import Glibc
@@ -13,19 +14,12 @@ final class SocketPool {
     init(host: String, port: Int, count: Int) throws {
         Self.raiseFileLimit(to: count + 256)
         for i in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw Failure(description: "socket() failed after \(i) connections (errno \(errno))") }
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET, host, &addr.sin_addr)
-            let rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            do {
+                fds.append(try RESPClient.connectTCP(host: host, port: port))
+            } catch {
+                closeAll()
+                throw Failure(description: "after \(i) connections: \(error)")
             }
-            guard rc == 0 else { close(fd); throw Failure(description: "connect failed after \(i) connections (errno \(errno))") }
-            var one: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            fds.append(fd)
         }
     }
 

@@ -16,8 +16,13 @@ public final class RESPClient {
     private let output = IOBuffer()
 
     public init(host: String = "127.0.0.1", port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket failed") }
+        fd = try RESPClient.connectTCP(host: host, port: port)
+    }
+
+    /// A connected blocking TCP socket to a numeric IPv4 `host`, with TCP_NODELAY.
+    public static func connectTCP(host: String, port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket failed: \(String(cString: strerror(errno)))") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -26,11 +31,13 @@ public final class RESPClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard rc == 0 else {
+            let reason = String(cString: strerror(errno))
             close(fd)
-            throw Failure(description: "connect to \(host):\(port) failed: \(String(cString: strerror(errno)))")
+            throw Failure(description: "connect to \(host):\(port) failed: \(reason)")
         }
         var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return fd
     }
 
     deinit { close(fd) }
