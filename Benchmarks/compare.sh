@@ -6,7 +6,8 @@
 #   Benchmarks/compare.sh [requests]        (default 200000 requests per test)
 #
 # Environment: BERTH=path/to/berth-server (default: a fresh release build),
-#              PIPELINES="1 16", CLIENTS=50, SHARDS="1 2", KEYS_FOR_MEMORY=1000000.
+#              PIPELINES="1 16", CLIENTS=50, SHARDS="1 2", KEYS_FOR_MEMORY=1000000
+#              (0 skips the memory table), ROUNDS=3 (runs per test and server; medians).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -14,6 +15,7 @@ PIPELINES=${PIPELINES:-"1 16"}
 CLIENTS=${CLIENTS:-50}
 SHARDS=${SHARDS:-"1 2"}
 KEYS_FOR_MEMORY=${KEYS_FOR_MEMORY:-1000000}
+ROUNDS=${ROUNDS:-3}
 TESTS=set,get,incr,lpush,lpop,sadd,hset,zadd,mset
 
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
@@ -38,10 +40,11 @@ start_berth() {
   "$BERTH" --port "$port" --shards "$1" --loglevel warning >/dev/null 2>&1 &
   echo $! >> "$PIDFILE"; wait_port "$port"; echo "$port"
 }
-bench() { # port pipeline -> "TEST,rps" lines
-  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$TESTS" -r 100000 --csv 2>/dev/null \
-    | awk -F, 'NR>1 { gsub(/"/, ""); print $1 "," $2 }'
+bench() { # port pipeline test -> requests per second
+  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$3" -r 100000 --csv 2>/dev/null \
+    | awk -F, 'NR==2 { gsub(/"/, ""); print $2 }'
 }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 REDIS_PORT=$(start_redis)
 declare -A BERTH_PORTS
@@ -55,19 +58,27 @@ for p in $PIPELINES; do
   sep="|---|---|"
   for s in $SHARDS; do header+=" berth ${s}sh rps | ratio |"; sep+="---|---|"; done
   echo "$header"; echo "$sep"
-  redis_out=$(bench "$REDIS_PORT" "$p")
-  declare -A berth_out=()
-  for s in $SHARDS; do berth_out[$s]=$(bench "${BERTH_PORTS[$s]}" "$p"); done
-  while IFS=, read -r test rps; do
-    row="| $test | ${rps%.*} |"
+  # Servers take turns on each test, ROUNDS times, and each reports its median: a noisy
+  # neighbour then slows all of them alike instead of whichever ran during the noise.
+  for test in ${TESTS//,/ }; do
+    declare -A runs=()
+    for _ in $(seq "$ROUNDS"); do
+      runs[redis]+=" $(bench "$REDIS_PORT" "$p" "$test")"
+      for s in $SHARDS; do runs[$s]+=" $(bench "${BERTH_PORTS[$s]}" "$p" "$test")"; done
+    done
+    rps=$(echo "${runs[redis]}" | median)
+    name=$(redis-benchmark -p "$REDIS_PORT" -n 1 -t "$test" --csv 2>/dev/null | awk -F, 'NR==2 { gsub(/"/, ""); print $1 }')
+    row="| $name | ${rps%.*} |"
     for s in $SHARDS; do
-      b=$(echo "${berth_out[$s]}" | awk -F, -v t="$test" '$1==t {print $2}')
+      b=$(echo "${runs[$s]}" | median)
       row+=" ${b%.*} | $(awk -v a="$b" -v r="$rps" 'BEGIN { printf "%.2fx", a / r }') |"
     done
     echo "$row"
-  done <<< "$redis_out"
+    unset runs
+  done
 done
 
+[ "$KEYS_FOR_MEMORY" -gt 0 ] || exit 0
 echo
 echo "# memory: $KEYS_FOR_MEMORY keys SET key:N value-N, INFO memory used_memory after loading"
 load() {

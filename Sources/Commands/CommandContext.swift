@@ -13,7 +13,10 @@ public struct SlotMap: Sendable {
     }
 
     @inline(__always) public func shard(ofSlot slot: Int) -> Int { Int(owner[slot]) }
-    @inline(__always) public func shard(of key: Bytes) -> Int { Int(owner[HashSlot.of(key)]) }
+    /// With one shard every key is local, so the CRC16 is skipped altogether.
+    @inline(__always) public func shard(of key: Bytes) -> Int {
+        shardCount == 1 ? 0 : Int(owner[HashSlot.of(key)])
+    }
 }
 
 /// Everything a data command sees while it runs: its arguments, the reply being written,

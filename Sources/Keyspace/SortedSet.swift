@@ -27,8 +27,7 @@ public final class SortedSetValue {
     public func insert(_ member: Bytes, _ score: Double) -> Bool {
         if let old = scores[member] {
             if old != score {
-                list.delete(old, member)
-                list.insert(score, member)
+                list.updateScore(old, score, member)
                 scores[member] = score
             }
             return false

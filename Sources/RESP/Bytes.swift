@@ -1,30 +1,35 @@
 /// A binary-safe byte string: keys, values, arguments.
 ///
-/// Up to 15 bytes live inline (two machine words, the length in the last byte), so most
-/// keys and small values cost no allocation; longer ones share an immutable `[UInt8]`.
+/// Up to 22 bytes live inline (23 bytes of payload, the length in the last one), so most
+/// keys and small values cost no allocation and a key lookup no extra cache miss; longer
+/// ones share an immutable `[UInt8]`. The inline payload is laid out as
+/// (UInt64, UInt64, UInt32, UInt16, UInt8) so that, with the enum's tag byte, a `Bytes`
+/// is exactly three words, the same stride as a two-word payload plus tag.
 /// Inline padding bytes are always zero, which lets equality compare whole words.
 public struct Bytes: Sendable {
     @usableFromInline
+    typealias Inline = (UInt64, UInt64, UInt32, UInt16, UInt8)
+
+    @usableFromInline
     enum Storage: Sendable {
-        case small(UInt64, UInt64)
+        case small(UInt64, UInt64, UInt32, UInt16, UInt8)
         case large([UInt8])
     }
 
     @usableFromInline var storage: Storage
 
-    public static let inlineCapacity = 15
+    public static let inlineCapacity = 22
 
-    @inlinable public init() { storage = .small(0, 0) }
+    @inlinable public init() { storage = .small(0, 0, 0, 0, 0) }
 
     public init(_ buffer: UnsafeRawBufferPointer) {
         let n = buffer.count
         if n <= Bytes.inlineCapacity {
-            var words: (UInt64, UInt64) = (0, 0)
+            var words: Inline = (0, 0, 0, 0, 0)
             withUnsafeMutableBytes(of: &words) { raw in
                 if n > 0 { raw.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: n) }
-                raw[15] = UInt8(n)
             }
-            storage = .small(words.0, words.1)
+            storage = .small(words.0, words.1, words.2, words.3, UInt8(n))
         } else {
             storage = .large(Array(buffer.bindMemory(to: UInt8.self)))
         }
@@ -56,14 +61,16 @@ public struct Bytes: Sendable {
     /// ASCII-lowercased copy; inline strings are folded eight bytes at a time.
     @inline(__always)
     public func lowercasedASCII() -> Bytes {
-        guard case .small(let w0, let w1) = storage else { return lowercased() }
+        guard case .small(let w0, let w1, let w2, let w3, let n) = storage else { return lowercased() }
         var b = Bytes()
-        b.storage = .small(Bytes.foldWord(w0), Bytes.foldWord(w1))
+        b.storage = .small(Bytes.foldWord(w0), Bytes.foldWord(w1),
+                           UInt32(truncatingIfNeeded: Bytes.foldWord(UInt64(w2))),
+                           UInt16(truncatingIfNeeded: Bytes.foldWord(UInt64(w3))), n)
         return b
     }
 
-    /// Sets bit 0x20 in every byte of `w` that is an ASCII capital; other bytes (the
-    /// zero padding and the length byte, which is below 'A') are unchanged.
+    /// Sets bit 0x20 in every byte of `w` that is an ASCII capital; other bytes, the zero
+    /// padding included, are unchanged.
     @inline(__always)
     static func foldWord(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
@@ -76,7 +83,7 @@ public struct Bytes: Sendable {
 
     @inlinable public var count: Int {
         switch storage {
-        case .small(_, let w1): return Int(truncatingIfNeeded: w1 >> 56)
+        case .small(_, _, _, _, let n): return Int(truncatingIfNeeded: n)
         case .large(let a): return a.count
         }
     }
@@ -86,10 +93,11 @@ public struct Bytes: Sendable {
     @inlinable
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch storage {
-        case .small(let w0, let w1):
-            var words = (w0, w1)
-            let n = Int(truncatingIfNeeded: w1 >> 56)
-            return try Swift.withUnsafeBytes(of: &words) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        case .small(let w0, let w1, let w2, let w3, let n):
+            var words: Inline = (w0, w1, w2, w3, n)
+            return try Swift.withUnsafeBytes(of: &words) {
+                try body(UnsafeRawBufferPointer(rebasing: $0[0..<Int(truncatingIfNeeded: n)]))
+            }
         case .large(let a):
             return try a.withUnsafeBytes(body)
         }
@@ -157,7 +165,8 @@ extension Bytes: Hashable {
     @inlinable
     public static func == (a: Bytes, b: Bytes) -> Bool {
         switch (a.storage, b.storage) {
-        case let (.small(a0, a1), .small(b0, b1)): return a0 == b0 && a1 == b1
+        case let (.small(a0, a1, a2, a3, an), .small(b0, b1, b2, b3, bn)):
+            return a0 == b0 && a1 == b1 && a2 == b2 && a3 == b3 && an == bn
         case (.small, .large), (.large, .small): return false
         case let (.large(x), .large(y)):
             guard x.count == y.count else { return false }

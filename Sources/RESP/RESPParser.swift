@@ -30,7 +30,12 @@ public struct RESPParser: Sendable {
     public mutating func next(_ buffer: IOBuffer) -> Result {
         while true {
             if expected < 0 {
-                guard buffer.readableCount > 0 else { return .needMore }
+                guard buffer.readableCount > 0 else {
+                    // Between commands with nothing buffered: let go of the last command's
+                    // arguments (they may be large) while keeping the array for the next.
+                    args.removeAll(keepingCapacity: true)
+                    return .needMore
+                }
                 if buffer.readPointer[0] != UInt8(ascii: "*") {
                     let r = parseInline(buffer)
                     if case .command(let a) = r, a.isEmpty { continue }
@@ -45,7 +50,9 @@ public struct RESPParser: Sendable {
                     }
                     if n <= 0 { continue }
                     expected = n
-                    args = []
+                    // Once the previous command's array has been dropped by whoever ran
+                    // it, its storage is unique again and is reused without allocating.
+                    args.removeAll(keepingCapacity: true)
                     args.reserveCapacity(min(n, 1024))
                 }
             }
@@ -72,10 +79,8 @@ public struct RESPParser: Sendable {
                 buffer.consume(bulkLength + 2)
                 bulkLength = -1
             }
-            let done = args
-            args = []
             expected = -1
-            return .command(done)
+            return .command(args)
         }
     }
 

@@ -95,12 +95,24 @@ final class RESPParserTests: XCTestCase {
 
 final class BytesTests: XCTestCase {
     func testInlineAndHeapEquality() {
-        let short = Bytes("fifteen-bytes!!")
-        let long = Bytes("sixteen-bytes!!!")
-        XCTAssertEqual(short.count, 15)
-        XCTAssertEqual(long.count, 16)
-        XCTAssertEqual(short, Bytes(Array("fifteen-bytes!!".utf8)))
-        XCTAssertEqual(long, Bytes(Array("sixteen-bytes!!!".utf8)))
+        XCTAssertEqual(Bytes.inlineCapacity, 22)
+        XCTAssertEqual(MemoryLayout<Bytes>.stride, 24, "a Bytes stays three words")
+        // Every length across the inline/heap boundary, built both ways, equal and hashed alike.
+        for n in 0...30 {
+            let raw = (0..<n).map { UInt8(97 + $0 % 26) }
+            let a = Bytes(raw), b = Bytes(String(decoding: raw, as: UTF8.self))
+            XCTAssertEqual(a.count, n)
+            XCTAssertEqual(a, b)
+            XCTAssertEqual(a.hashValue, b.hashValue)
+            XCTAssertEqual(a.array, raw)
+            if n > 0 {
+                var changed = raw
+                changed[n - 1] ^= 1
+                XCTAssertNotEqual(a, Bytes(changed))
+            }
+        }
+        let long = Bytes("twenty-three-bytes-long")
+        XCTAssertEqual(long.count, 23)
         XCTAssertNotEqual(Bytes("a"), Bytes("a\0"))
         XCTAssertEqual(Set([Bytes("x"), Bytes("x"), long, Bytes(long.array)]).count, 2)
     }
@@ -110,6 +122,8 @@ final class BytesTests: XCTestCase {
         XCTAssertEqual(Bytes("ZRANGEBYSCORE").lowercasedASCII(), Bytes("zrangebyscore"))
         XCTAssertEqual(Bytes("@[`{AZaz09").lowercasedASCII(), Bytes("@[`{azaz09"))
         XCTAssertEqual(Bytes("A-VERY-LONG-COMMAND-NAME").lowercasedASCII(), Bytes("a-very-long-command-name"))
+        // 22 bytes: capitals in each inline payload word (8 + 8 + 4 + 2 bytes).
+        XCTAssertEqual(Bytes("ABCDEFGHIJKLMNOPQRSTUV").lowercasedASCII(), Bytes("abcdefghijklmnopqrstuv"))
         for c in 0...255 {
             let b = Bytes([UInt8(c)]).lowercasedASCII()
             XCTAssertEqual(b[0], c >= 65 && c <= 90 ? UInt8(c + 32) : UInt8(c))
