@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // The targets below are the layers of ../shared/DESIGN.md, lowest first:
-// RESP -> Keyspace -> Commands -> Engine -> berth-server, with Uring over CUring beside Engine.
+// RESP -> Keyspace -> Commands -> Engine -> berth-server, with Uring over CUring beside Engine
+// and CModuleHost (the C half of the module API) under Engine's Modules/ folder.
 import PackageDescription
 
 // Release builds drop Swift's dynamic exclusivity checks on class properties: they showed
@@ -29,6 +30,8 @@ let package = Package(
             path: "CUring",
             linkerSettings: [.linkedLibrary(":liburing.a")]
         ),
+        // The C side of the module API: GetApi by name and the variadic calls (Call, Log...).
+        .target(name: "CModuleHost"),
         .target(name: "RESP", swiftSettings: releaseSettings),
         .target(
             name: "Keyspace",
@@ -44,7 +47,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "RESP", "Keyspace", "Commands", "Uring", "CUring",
+                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),

@@ -25,6 +25,15 @@ public enum BlockedOperation: Sendable {
     case streamGroupRead(group: Bytes, consumer: Bytes, count: Int?, noAck: Bool)
     /// WAIT / WAITAOF: no keys; only the deadline or CLIENT UNBLOCK ends it.
     case wait(aof: Bool)
+    /// A wait that something outside the data commands owns and ends (a module's blocked
+    /// client): the engine decides its readiness and writes its replies.
+    case external(any ExternalWait)
+
+    /// The engine's own wait, for `.external`.
+    public var external: (any ExternalWait)? {
+        if case .external(let w) = self { return w }
+        return nil
+    }
 
     /// A second key the operation writes to, whose shard must be locked too.
     public var destination: Bytes? {
@@ -43,6 +52,9 @@ public enum BlockedOperation: Sendable {
         }
     }
 }
+
+/// The engine's handle on a wait it owns itself (`BlockedOperation.external`).
+public protocol ExternalWait: AnyObject, Sendable {}
 
 /// A blocking command's request to wait, filed by its handler for the engine.
 public struct BlockRequest: Sendable {
@@ -97,7 +109,7 @@ public enum Blocking {
             return StreamCommands.hasEntries(ctx, key: key, after: after[key] ?? .zero)
         case .streamGroupRead(let group, _, _, _):
             return StreamGroupCommands.groupReadIsReady(ctx, key: key, group: group)
-        case .wait:
+        case .wait, .external:
             return false
         }
     }
@@ -139,7 +151,7 @@ public enum Blocking {
             StreamCommands.serveRead(ctx, key: key, after: after[key] ?? .zero, count: count)
         case .streamGroupRead(let group, let consumer, let count, let noAck):
             try StreamGroupCommands.serveGroupRead(ctx, key: key, group: group, consumer: consumer, count: count, noAck: noAck)
-        case .wait:
+        case .wait, .external:
             break
         }
     }

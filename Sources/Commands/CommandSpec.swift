@@ -25,6 +25,8 @@ public struct CommandFlags: OptionSet, Sendable {
     public static let stale = CommandFlags(rawValue: 1 << 11)
     /// Must run on its own even inside EXEC bookkeeping (EXEC, DISCARD, MULTI).
     public static let transaction = CommandFlags(rawValue: 1 << 12)
+    /// Registered by a loaded module; the engine runs it through the module host.
+    public static let module = CommandFlags(rawValue: 1 << 13)
 
     /// The names COMMAND INFO reports.
     public var names: [String] {
@@ -86,6 +88,9 @@ public final class CommandSpec: @unchecked Sendable {
     public let subcommands: [String]
     /// Dense index assigned by `CommandTable`, for per-command statistics arrays.
     public internal(set) var id = -1
+
+    /// Gives a command created after the table was built (a module's) its statistics slot.
+    public func assignID(_ id: Int) { self.id = id }
 
     public init(_ name: String, arity: Int, flags: CommandFlags, keys: KeySpec = .none,
                 subcommands: [String] = [], handler: CommandHandler? = nil) {

@@ -87,6 +87,15 @@ extension Shard {
                 table.remove(on: key, at: i)
                 continue
             }
+            if case .external(let wait) = client.operation {
+                // A module decides for itself, on the client's home shard.
+                if let block = wait as? ModuleBlock {
+                    let k = key.key
+                    server.shards[client.home].post(.run { $0.moduleKeyReady(client, block, key: k) })
+                }
+                i += 1
+                continue
+            }
             if let destination = client.operation.destination {
                 let d = server.slots.shard(of: destination)
                 if !held.shards.contains(d) {
@@ -141,6 +150,8 @@ extension Shard {
         server.blockedClients.subtract(1, ordering: .relaxed)
         if client.deadline > 0 { timers.finished() }
         removeFromWaiterTables(client)
+        let block = (client.operation.external as? ModuleBlock)
+        defer { block?.outcomeFinished(on: self) }
         guard let conn = connections[client.connectionID], conn.blocked === client else { return }
         conn.blocked = nil
         conn.suspended = false
@@ -149,7 +160,8 @@ extension Shard {
             case .reply(let bytes):
                 bytes.withUnsafeBytes { conn.output.append($0) }
             case .timeout:
-                client.operation.writeTimeoutReply(ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion))
+                let w = ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
+                if let block { writeModuleTimeoutReply(block, to: w) } else { client.operation.writeTimeoutReply(w) }
             case .error(let message):
                 ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion).error(message)
             }
@@ -175,13 +187,17 @@ extension Shard {
         guard let client = conn.blocked else { return true }
         guard client.claim(.disconnected) else { return false }
         conn.blocked = nil
+        if let block = client.operation.external as? ModuleBlock { moduleClientDisconnected(block) }
         finishBlocked(client, .timeout)
         return true
     }
 
     /// CLIENT UNBLOCK on this shard: true if `id` is here, blocked, and this claim won.
     func unblock(clientID id: Int, withError: Bool) -> Bool {
-        guard let client = connections[id]?.blocked, client.claim(.unblocked) else { return false }
+        guard let client = connections[id]?.blocked else { return false }
+        // A module's client can be unblocked only if the module handles its timeout.
+        if let block = client.operation.external as? ModuleBlock, block.timeoutCallback == nil { return false }
+        guard client.claim(.unblocked) else { return false }
         finishBlocked(client, withError ? .error("UNBLOCKED client unblocked via CLIENT UNBLOCK") : .timeout)
         return true
     }

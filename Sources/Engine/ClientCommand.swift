@@ -27,7 +27,7 @@ enum ClientCommand {
             if conn.name.isEmpty { reply.null() } else { reply.bulk(conn.name) }
         } else if sub.equalsIgnoringCase("info") {
             guard arity(args.count == 2) else { return true }
-            reply.verbatim(conn.infoLine(now: ShardStore.nowMilliseconds(), commandNames: shard.server.commands.names, shard: shard.index) + "\n")
+            reply.verbatim(conn.infoLine(now: ShardStore.nowMilliseconds(), server: shard.server, shard: shard.index) + "\n")
         } else if sub.equalsIgnoringCase("setinfo") {
             guard arity(args.count == 4) else { return true }
             guard args[2].equalsIgnoringCase("lib-name") || args[2].equalsIgnoringCase("lib-ver") else {
@@ -123,7 +123,7 @@ enum ClientCommand {
             let now = ShardStore.nowMilliseconds()
             return s.connections.values.sorted { $0.id < $1.id }
                 .filter { filter?.contains($0.id) ?? true }
-                .map { $0.infoLine(now: now, commandNames: s.server.commands.names, shard: s.index) }
+                .map { $0.infoLine(now: now, server: s.server, shard: s.index) }
         }, finish: { s, c, lines in
             s.writer(for: c).verbatim(lines.flatMap { $0 }.map { $0 + "\n" }.joined())
         })

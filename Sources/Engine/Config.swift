@@ -100,6 +100,9 @@ public final class ServerConfig: @unchecked Sendable {
         values = Mutex(v)
     }
 
+    /// `loadmodule` lines in order: the path, then the module's arguments.
+    public private(set) var moduleLoads: [[String]] = []
+
     public func get(_ name: String) -> String { values.withLock { $0[name] ?? "" } }
 
     public func int(_ name: String) -> Int { Int(get(name)) ?? 0 }
@@ -118,6 +121,14 @@ public final class ServerConfig: @unchecked Sendable {
 
     /// Validates and stores one option. `startup` allows immutable options.
     public func set(_ rawName: String, _ value: String, startup: Bool = false) throws(SetError) {
+        if rawName.lowercased() == "loadmodule" {
+            // Repeatable, and only at start: `loadmodule /path/mod.so [args...]`.
+            guard startup else { throw .immutable("loadmodule") }
+            let words = value.split(separator: " ").map(String.init)
+            guard !words.isEmpty else { throw .invalid("loadmodule", "a module path is required") }
+            values.withLock { _ in moduleLoads.append(words) }
+            return
+        }
         let (name, normalized) = try validate(rawName, value, startup: startup)
         values.withLock { $0[name] = normalized }
         applyMirror(name, normalized)

@@ -36,7 +36,7 @@ enum ConfigCommand {
             guard args.count == 2 else { reply.error("ERR wrong number of arguments for 'config|resetstat' command"); return true }
             for s in shard.server.shards {
                 s.post(.run { target in
-                    target.stats = ShardStats(commandCount: target.server.commands.count)
+                    target.stats = ShardStats(commandCount: target.server.statsSlots)
                     target.context.keyspaceHits = 0
                     target.context.keyspaceMisses = 0
                 })

@@ -70,8 +70,8 @@ public final class Connection: @unchecked Sendable {
 
     /// The CLIENT LIST / CLIENT INFO line for this connection.
     /// `shard=` is Berth's own field (the home shard), after Redis's fields.
-    func infoLine(now: Int64, commandNames: [String], shard: Int) -> String {
-        let lastCommand = self.lastCommand >= 0 ? commandNames[self.lastCommand] : "NULL"
+    func infoLine(now: Int64, server: Server, shard: Int) -> String {
+        let lastCommand = self.lastCommand >= 0 ? server.commandName(self.lastCommand) : "NULL"
         var flags = ""
         if transaction != nil { flags += "x" }
         if blocked != nil { flags += "b" }

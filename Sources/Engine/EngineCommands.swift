@@ -102,6 +102,8 @@ enum EngineCommands {
                             "unblock", "pause", "unpause", "help"]),
          ClientCommand.run),
         (spec("config", -2, [.admin, .loading, .stale], subcommands: ["get", "set", "resetstat", "rewrite", "help"]), ConfigCommand.run),
+        (spec("module", -2, [.admin, .noMulti], subcommands: ["list", "load", "loadex", "unload", "help"]),
+         ModuleAdminCommand.run),
         (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),
         (spec("command", -1, [.loading, .stale], subcommands: ["count", "info", "docs", "list", "getkeys", "help"]), CommandCommand.run),
         (spec("shutdown", -1, [.admin, .noMulti, .loading, .stale]), { shard, conn, args, reply in

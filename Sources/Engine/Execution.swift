@@ -49,7 +49,7 @@ extension Shard {
     }
 
     func execute(_ conn: Connection, _ args: [Bytes]) {
-        let spec = server.commands.lookup(args[0])
+        let spec = server.commands.lookup(args[0]) ?? server.modules.command(named: args[0])?.spec
         if let spec, server.pause.isActive, server.pause.holdsBack(spec, conn), conn.authenticated {
             park(conn, args)
             return
@@ -94,7 +94,9 @@ extension Shard {
         }
         let start = monotonicMicroseconds()
         let failed: Bool
-        if spec.flags.contains(.engine) {
+        if spec.flags.contains(.module) {
+            failed = runModuleCommand(spec, conn, args, reply, locksHeld: false)
+        } else if spec.flags.contains(.engine) {
             failed = server.engineCommands[spec.id]!(self, conn, args, reply)
         } else {
             failed = runLocked(spec, args, conn, reply)
@@ -264,7 +266,9 @@ extension Shard {
         context.now = ShardStore.nowMilliseconds()
         for (spec, args) in txn.queue {
             let failed: Bool
-            if spec.flags.contains(.engine) {
+            if spec.flags.contains(.module) {
+                failed = runModuleCommand(spec, conn, args, reply, locksHeld: true)
+            } else if spec.flags.contains(.engine) {
                 failed = server.engineCommands[spec.id]!(self, conn, args, reply)
             } else {
                 failed = runData(spec, args, conn, reply)

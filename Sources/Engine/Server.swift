@@ -40,6 +40,7 @@ public final class Server: @unchecked Sendable {
     let blockedClients = Atomic<Int>(0)
     let pause = ClientPause()
     let pubsub: PubSubRegistry
+    let modules = ModuleRegistry()
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)
@@ -61,6 +62,14 @@ public final class Server: @unchecked Sendable {
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
         eventsByCommand = commands.names.map { KeyspaceEvents.byCommand[$0] }
     }
+
+    /// The name of the command with statistics id `id`, built in or a module's.
+    func commandName(_ id: Int) -> String {
+        id < commands.names.count ? commands.names[id] : modules.command(id: id)?.spec.name ?? "unknown"
+    }
+
+    /// Statistics slots per shard: the built-in commands, then room for module commands.
+    var statsSlots: Int { commands.count + ModuleRegistry.maxCommands }
 
     func peakMemory(_ current: Int) -> Int {
         var peak = memoryPeak.load(ordering: .relaxed)
@@ -100,6 +109,14 @@ public final class Server: @unchecked Sendable {
         let useUring = chooseBackend()
         ioBackendName = useUring ? "io_uring" : "epoll"
         shards = stores.indices.map { Shard(index: $0, server: self, store: stores[$0]) }
+        for load in config.moduleLoads {
+            do {
+                _ = try ModuleCommands.load(self, path: load[0], arguments: Array(load.dropFirst()))
+            } catch {
+                log.critical("\(error.description)")
+                return 1
+            }
+        }
         var threads: [pthread_t] = []
         for shard in shards {
             threads.append(spawnThread { shard.run(useUring: useUring) })

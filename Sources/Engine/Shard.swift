@@ -68,7 +68,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         self.store = store
         waiters = WaiterTable(store: store)
         wakeFD = berth_eventfd()
-        stats = ShardStats(commandCount: server.commands.count)
+        stats = ShardStats(commandCount: server.statsSlots)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
     }
 

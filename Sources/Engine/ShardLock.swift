@@ -20,6 +20,7 @@ final class ShardLock: @unchecked Sendable {
 
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
 }
 
 /// A sorted, duplicate-free set of shard indices to lock together.
@@ -37,4 +38,19 @@ struct ShardLockSet {
 
     func lock(_ locks: [ShardLock]) { for s in shards { locks[s].lock() } }
     func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
+
+    /// Takes every lock or, if one is busy, none.
+    func tryLock(_ locks: [ShardLock]) -> Bool {
+        for (i, s) in shards.enumerated() where !locks[s].tryLock() {
+            for t in shards[..<i].reversed() { locks[t].unlock() }
+            return false
+        }
+        return true
+    }
+
+    static func all(_ count: Int) -> ShardLockSet {
+        var set = ShardLockSet()
+        set.shards = Array(0..<count)
+        return set
+    }
 }

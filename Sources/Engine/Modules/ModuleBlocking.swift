@@ -1,0 +1,244 @@
+import Commands
+import Keyspace
+import RESP
+import Synchronization
+
+// Module-blocked clients (RedisModule_BlockClient and friends) on Berth's one blocking
+// state machine.
+//
+// A module command that calls BlockClient gets a `ModuleBlock` handle at once; when the
+// command returns, its shard registers an ordinary `BlockedClient` whose operation is
+// `.external(block)` (with the block's keys in the waiter tables for BlockClientOnKeys,
+// and its deadline in the shard's timer heap). From then on the client ends, exactly
+// once, by one CAS on that BlockedClient, and every ending runs on the client's home
+// shard:
+// - UnblockClient / AbortBlock (any thread) posts `moduleUnblocked` to the home shard's
+//   inbox; there the claim `.completed` wins or loses like any other claimant, and a win
+//   runs the reply callback, then delivers replies made on thread-safe contexts.
+// - A key a BlockClientOnKeys client waits on became ready: the serving shard does not
+//   pop anything itself, it posts `moduleKeyReady` home; there the reply callback runs
+//   under every shard lock and, only if it returns OK, the client is claimed `.served`
+//   (nothing else can claim it meanwhile: every other outcome also runs on this thread).
+// - The deadline, CLIENT UNBLOCK (only when the module gave a timeout callback) and a
+//   disconnect go through the engine's usual paths, which call back here for the
+//   timeout callback and the disconnect callback.
+// free_privdata runs exactly once, when both the client's outcome is done and the module
+// has let go of its handle (UnblockClient or AbortBlock; BlockClientOnKeys clients hold
+// no handle, so their privdata is freed with the outcome).
+
+/// `RedisModuleBlockedClient`.
+///
+/// Invariants: `privdata` and `threadReplies` are shared with module threads and only
+/// touched under `shared`; everything else belongs to the home shard's thread. The
+/// module's handle is one retain, dropped when `moduleUnblocked` runs.
+final class ModuleBlock: ExternalWait, @unchecked Sendable {
+    typealias FreeFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
+
+    let module: Module
+    let home: Int
+    let connectionID: Int
+    let db: Int
+    let protocolVersion: Int
+    let replyCallback: ModuleCommand.Function?
+    let timeoutCallback: ModuleCommand.Function?
+    let freePrivdata: FreeFunction?
+    let timeoutMilliseconds: Int
+    let keys: [Bytes]
+    let unblockOnDeleted: Bool
+    /// False for BlockClientOnKeys: no handle for the module to give back.
+    let moduleHoldsHandle: Bool
+
+    private struct Shared: @unchecked Sendable {
+        var privdata: UnsafeMutableRawPointer?
+        var threadReplies: [ModuleReplyBuilder.Reply] = []
+        var disconnectCallback: FreeFunction?
+    }
+    private let shared: Mutex<Shared>
+
+    /// Home thread only.
+    var client: BlockedClient?
+    var aborted = false
+    /// Blocking was refused (MULTI): the client never waits, but the handle stays valid.
+    var refused = false
+    private var outcomeDone = false
+    private var handleReleased = false
+    private var privdataFreed = false
+    var measureStart: Int?
+
+    init(ctx: ModuleContext, home: Int, connectionID: Int, reply: ModuleCommand.Function?, timeout: ModuleCommand.Function?,
+         free: FreeFunction?, timeoutMilliseconds: Int, keys: [Bytes], unblockOnDeleted: Bool, privdata: UnsafeMutableRawPointer?) {
+        module = ctx.module
+        self.home = home
+        self.connectionID = connectionID
+        db = ctx.db
+        protocolVersion = ctx.protocolVersion
+        replyCallback = reply
+        timeoutCallback = timeout
+        freePrivdata = free
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.keys = keys
+        self.unblockOnDeleted = unblockOnDeleted
+        moduleHoldsHandle = keys.isEmpty
+        shared = Mutex(Shared(privdata: privdata))
+        module.liveBlocks.add(1, ordering: .relaxed)
+    }
+
+    var privdata: UnsafeMutableRawPointer? {
+        get { shared.withLock { $0.privdata } }
+        set { shared.withLock { $0.privdata = newValue } }
+    }
+
+    var disconnectCallback: FreeFunction? {
+        get { shared.withLock { $0.disconnectCallback } }
+        set { shared.withLock { $0.disconnectCallback = newValue } }
+    }
+
+    func addThreadReplies(_ replies: [ModuleReplyBuilder.Reply]) {
+        guard !replies.isEmpty else { return }
+        shared.withLock { $0.threadReplies += replies }
+    }
+
+    func takeThreadReplies() -> [ModuleReplyBuilder.Reply] {
+        shared.withLock { s in
+            defer { s.threadReplies = [] }
+            return s.threadReplies
+        }
+    }
+
+    var handle: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    static func from(_ p: UnsafeMutableRawPointer?) -> ModuleBlock {
+        Unmanaged<ModuleBlock>.fromOpaque(p!).takeUnretainedValue()
+    }
+
+    /// The client's wait is over, whatever ended it (home thread).
+    func outcomeFinished(on shard: Shard) {
+        outcomeDone = true
+        freePrivdataIfDone(on: shard)
+    }
+
+    /// The module gave the handle back (home thread).
+    func handleGivenBack(on shard: Shard) {
+        guard !handleReleased else { return }
+        handleReleased = true
+        if client == nil { outcomeDone = true }  // never waited: aborted or refused
+        freePrivdataIfDone(on: shard)
+        if moduleHoldsHandle { Unmanaged.passUnretained(self).release() }
+    }
+
+    private func freePrivdataIfDone(on shard: Shard) {
+        guard outcomeDone, handleReleased || !moduleHoldsHandle, !privdataFreed else { return }
+        privdataFreed = true
+        module.liveBlocks.subtract(1, ordering: .releasing)
+        guard let free = freePrivdata, let p = privdata else { return }
+        let ctx = ModuleContext(kind: .blockedReply, module: module, server: shard.server, shard: shard,
+                                clientID: connectionID, db: db, protocolVersion: protocolVersion, holdsLocks: false)
+        free(ctx.pointer, p)
+        ctx.close()
+    }
+}
+
+extension Shard {
+    /// Registers the blocks a module command filed (caller holds every shard lock).
+    func registerModuleBlocks(_ ctx: ModuleContext, _ conn: Connection) {
+        for block in ctx.newBlocks where block.aborted || block.refused || conn.blocked != nil {
+            // Never waits: a BlockClientOnKeys privdata has nobody else to free it.
+            if !block.moduleHoldsHandle { block.outcomeFinished(on: self) }
+        }
+        for block in ctx.newBlocks where !block.aborted && !block.refused && conn.blocked == nil {
+            let keys = block.keys.map { (shard: server.slots.shard(of: $0), key: DatabaseKey(db: block.db, key: $0)) }
+            let deadline = block.timeoutMilliseconds > 0 ? ShardStore.nowMilliseconds() + Int64(block.timeoutMilliseconds) : 0
+            let client = BlockedClient(
+                connectionID: conn.id, home: index, db: block.db, keys: keys, operation: .external(block),
+                protocolVersion: conn.protocolVersion, deadline: deadline,
+                discardsReply: conn.repliesOff || conn.skipReplies > 0)
+            for (s, key) in keys { server.shards[s].waiters.add(client, on: key) }
+            block.client = client
+            conn.blocked = client
+            conn.suspended = true
+            server.blockedClients.add(1, ordering: .relaxed)
+            if deadline > 0 { timers.add(client) }
+        }
+        ctx.newBlocks = []
+    }
+
+    /// UnblockClient or AbortBlock reached the home shard.
+    func moduleUnblocked(_ block: ModuleBlock, abort: Bool) {
+        if let client = block.client, client.claim(.completed) {
+            let bytes = abort ? [] : runModuleReplyCallback(block, readyKey: nil).bytes
+            finishBlocked(client, .reply(bytes))
+        }
+        block.handleGivenBack(on: self)
+    }
+
+    /// A key `client` waits on may serve it: ask the module (home shard, no lock held).
+    func moduleKeyReady(_ client: BlockedClient, _ block: ModuleBlock, key: Bytes) {
+        guard client.isWaiting, block.replyCallback != nil else { return }
+        let all = ShardLockSet.all(server.shards.count)
+        all.lock(server.locks)
+        context.dbIndex = block.db
+        context.now = ShardStore.nowMilliseconds()
+        let exists = context.lookup(key) != nil
+        var result: (status: Int32, bytes: [UInt8]) = (ModuleAPI.err, [])
+        if exists || block.unblockOnDeleted {
+            result = runModuleReplyCallback(block, readyKey: key)
+        }
+        for s in all.shards { takeReadyKeys(from: s) }
+        all.unlock(server.locks)
+        if result.status == ModuleAPI.ok && client.claim(.served) {
+            finishBlocked(client, .reply(result.bytes))
+        }
+        if !readyQueue.isEmpty { serveReadyKeys() }
+        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+    }
+
+    /// Runs the reply callback and returns its status and reply bytes, followed by the
+    /// replies made on thread-safe contexts; nothing when it returned an error status
+    /// while waiting on keys (the client keeps waiting).
+    private func runModuleReplyCallback(_ block: ModuleBlock, readyKey: Bytes?) -> (status: Int32, bytes: [UInt8]) {
+        let ctx = ModuleContext(kind: .blockedReply, module: block.module, server: server, shard: self,
+                                clientID: block.connectionID, db: block.db, protocolVersion: block.protocolVersion,
+                                holdsLocks: readyKey != nil)
+        ctx.block = block
+        ctx.readyKey = readyKey
+        ctx.denyBlocking = true
+        var status = ModuleAPI.ok
+        if let cb = block.replyCallback {
+            let argv = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
+            status = cb(ctx.pointer, argv, 0)
+            argv.deallocate()
+        }
+        defer { ctx.close() }
+        if readyKey != nil && status != ModuleAPI.ok { return (status, []) }
+        for r in block.takeThreadReplies() { ctx.reply.add(r) }
+        let out = IOBuffer(capacity: 128)
+        ctx.reply.write(to: ReplyWriter(buffer: out, protocolVersion: block.protocolVersion))
+        return (status, out.readableArray)
+    }
+
+    /// The deadline passed or CLIENT UNBLOCK ... TIMEOUT: the timeout callback's reply.
+    func writeModuleTimeoutReply(_ block: ModuleBlock, to w: ReplyWriter) {
+        guard let cb = block.timeoutCallback else { w.null(); return }
+        let ctx = ModuleContext(kind: .blockedTimeout, module: block.module, server: server, shard: self,
+                                clientID: block.connectionID, db: block.db, protocolVersion: block.protocolVersion,
+                                holdsLocks: false)
+        ctx.block = block
+        ctx.denyBlocking = true
+        let argv = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
+        _ = cb(ctx.pointer, argv, 0)
+        argv.deallocate()
+        ctx.reply.write(to: w)
+        ctx.close()
+    }
+
+    /// The client went away while blocked: the disconnect callback, if any.
+    func moduleClientDisconnected(_ block: ModuleBlock) {
+        guard let cb = block.disconnectCallback else { return }
+        let ctx = ModuleContext(kind: .disconnect, module: block.module, server: server, shard: self,
+                                clientID: block.connectionID, db: block.db, protocolVersion: block.protocolVersion,
+                                holdsLocks: false)
+        ctx.block = block
+        cb(ctx.pointer, block.handle)
+        ctx.close()
+    }
+}

@@ -1,0 +1,211 @@
+import Commands
+import Keyspace
+import RESP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `RedisModuleCallReply`: a parsed reply of RedisModule_Call.
+///
+/// Invariants: only top-level replies are handed to the module with a reference of their
+/// own (released by FreeCallReply or auto-memory); elements are owned by their parent,
+/// created on first access, and FreeCallReply on one of them does nothing, as in Redis.
+final class CallReply {
+    let value: RESPValue
+    let isTopLevel: Bool
+    /// FreeCallReply gave back the module's reference (auto-memory then leaves it alone).
+    var released = false
+    private var elements: [Int: CallReply] = [:]
+    private var text: UnsafeMutablePointer<CChar>?
+    private var textCount = 0
+
+    init(_ value: RESPValue, topLevel: Bool) {
+        self.value = value
+        isTopLevel = topLevel
+    }
+
+    deinit { text?.deallocate() }
+
+    static func from(_ p: UnsafeMutableRawPointer?) -> CallReply {
+        Unmanaged<CallReply>.fromOpaque(p!).takeUnretainedValue()
+    }
+
+    var type: Int32 {
+        switch value {
+        case .bulk, .simple: return 0
+        case .error: return 1
+        case .integer: return 2
+        case .array, .push: return 3
+        case .null: return 4
+        case .map: return 5
+        case .set: return 6
+        case .boolean: return 7
+        case .double: return 8
+        case .verbatim: return 10
+        }
+    }
+
+    var length: Int {
+        switch value {
+        case .array(let a), .set(let a), .push(let a): return a.count
+        case .map(let m): return m.count
+        case .bulk(let b): return b.count
+        case .simple(let s), .error(let s), .verbatim(let s): return s.utf8.count
+        default: return 0
+        }
+    }
+
+    /// Child `i` of an array or set; for maps, `2i` is a key and `2i + 1` its value.
+    func element(_ i: Int) -> CallReply? {
+        if let e = elements[i] { return e }
+        let v: RESPValue
+        switch value {
+        case .array(let a) where i < a.count: v = a[i]
+        case .set(let a) where i < a.count: v = a[i]
+        case .push(let a) where i < a.count: v = a[i]
+        case .map(let m) where i / 2 < m.count: v = i % 2 == 0 ? m[i / 2].0 : m[i / 2].1
+        default: return nil
+        }
+        let e = CallReply(v, topLevel: false)
+        elements[i] = e
+        return e
+    }
+
+    /// The bytes of a string or error reply, NUL-terminated, valid while this reply lives.
+    func stringPointer(_ len: UnsafeMutablePointer<Int>?) -> UnsafePointer<CChar>? {
+        if text == nil {
+            let bytes: Bytes
+            switch value {
+            case .bulk(let b): bytes = b
+            case .simple(let s), .error(let s), .verbatim(let s): bytes = Bytes(s)
+            default: len?.pointee = 0; return nil
+            }
+            let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            bytes.withUnsafeBytes { raw in
+                if raw.count > 0 { UnsafeMutableRawPointer(p).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+            }
+            p[bytes.count] = 0
+            text = p
+            textCount = bytes.count
+        }
+        len?.pointee = textCount
+        return UnsafePointer(text)
+    }
+}
+
+/// RedisModule_Call: runs a command inside the module's atomic section.
+enum ModuleCall {
+    static func call(_ ctx: ModuleContext, command: UnsafePointer<CChar>, flags: UnsafePointer<CChar>,
+                     argv: UnsafePointer<UnsafePointer<CChar>?>, lengths: UnsafePointer<Int>, count: Int) -> UnsafeMutableRawPointer? {
+        let flagSet = Set(String(cString: flags))
+        var args = [Bytes(String(cString: command))]
+        for i in 0..<count { args.append(Bytes(UnsafeRawBufferPointer(start: argv[i], count: lengths[i]))) }
+        let resp3 = flagSet.contains("3") || (flagSet.contains("0") && ctx.protocolVersion == 3)
+        let returnErrors = flagSet.contains("E")
+        let server = ctx.server
+
+        func refuse(_ code: Int32, _ message: String) -> UnsafeMutableRawPointer? {
+            errno = code
+            return returnErrors ? hand(ctx, .error(message)) : nil
+        }
+        guard let spec = server.commands.lookup(args[0]) else {
+            return refuse(ENOENT, "ERR Unknown Redis command '\(args[0].string)'.")
+        }
+        guard spec.arityMatches(args.count) else {
+            return refuse(EINVAL, CommandError.wrongArity(spec.name).message)
+        }
+        if flagSet.contains("W") && spec.flags.contains(.write) {
+            return refuse(ENOSPC, "ERR Write command '\(spec.name)' was called while write is not allowed.")
+        }
+        guard spec.handler != nil else {
+            return refuse(ENOTSUP, "ERR command '\(spec.name)' is not available to modules in Berth")
+        }
+        let out = IOBuffer(capacity: 256)
+        let writer = ReplyWriter(buffer: out, protocolVersion: resp3 ? 3 : 2)
+        ModuleKey.withLocks(ctx) { cc in
+            let saved = (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard)
+            cc.args = args
+            cc.reply = writer
+            cc.dbIndex = ctx.db
+            cc.inTransaction = true  // blocking commands answer at once, as in MULTI
+            cc.keyShard = nil
+            cc.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
+            cc.notifyFlags = NotifyFlags(rawValue: server.config.notifyFlags.load(ordering: .relaxed))
+            let dirtyBefore = cc.dirty
+            do throws(CommandError) {
+                try spec.handler!(cc)
+            } catch {
+                writer.error(error.message)
+            }
+            cc.blockRequest = nil
+            if cc.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
+                server.shards[0].touchWatchers(of: spec.keys.positions(args).map { args[$0] }, db: ctx.db)
+            }
+            (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard) = saved
+        }
+        guard let value = RESPReplyParser.parse(out) else { return refuse(EINVAL, "ERR unreadable reply") }
+        return hand(ctx, value)
+    }
+
+    /// A new top-level reply for the module: one reference, or auto-memory's.
+    static func hand(_ ctx: ModuleContext, _ value: RESPValue) -> UnsafeMutableRawPointer {
+        let reply = CallReply(value, topLevel: true)
+        if ctx.autoMemory { ctx.autoCallReplies.append(reply) }
+        return Unmanaged.passRetained(reply).toOpaque()
+    }
+}
+
+extension ModuleAPI {
+    static func registerCall() {
+        register("CallReplyType", { r in r == nil ? -1 : CallReply.from(r).type } as @convention(c) (RawPointer) -> Int32)
+        register("CallReplyLength", { r in r == nil ? 0 : CallReply.from(r).length } as @convention(c) (RawPointer) -> Int)
+        register("CallReplyArrayElement", { r, i in
+            guard let r, let e = CallReply.from(r).element(i) else { return nil }
+            return Unmanaged.passUnretained(e).toOpaque()
+        } as @convention(c) (RawPointer, Int) -> RawPointer)
+        register("CallReplySetElement", { r, i in
+            guard let r, let e = CallReply.from(r).element(i) else { return nil }
+            return Unmanaged.passUnretained(e).toOpaque()
+        } as @convention(c) (RawPointer, Int) -> RawPointer)
+        register("CallReplyMapElement", { r, i, k, v in
+            guard let r, case .map = CallReply.from(r).value, let key = CallReply.from(r).element(2 * i),
+                  let val = CallReply.from(r).element(2 * i + 1) else { return ModuleAPI.err }
+            k?.pointee = Unmanaged.passUnretained(key).toOpaque()
+            v?.pointee = Unmanaged.passUnretained(val).toOpaque()
+            return ModuleAPI.ok
+        } as @convention(c) (RawPointer, Int, UnsafeMutablePointer<RawPointer>?, UnsafeMutablePointer<RawPointer>?) -> Int32)
+        register("CallReplyInteger", { r in
+            guard let r, case .integer(let v) = CallReply.from(r).value else { return Int64.min }
+            return Int64(v)
+        } as @convention(c) (RawPointer) -> Int64)
+        register("CallReplyDouble", { r in
+            guard let r, case .double(let d) = CallReply.from(r).value else { return 0 }
+            return d
+        } as @convention(c) (RawPointer) -> Double)
+        register("CallReplyBool", { r in
+            guard let r, case .boolean(let b) = CallReply.from(r).value else { return 0 }
+            return b ? 1 : 0
+        } as @convention(c) (RawPointer) -> Int32)
+        register("CallReplyStringPtr", { r, len in
+            guard let r else { len?.pointee = 0; return nil }
+            return CallReply.from(r).stringPointer(len)
+        } as @convention(c) (RawPointer, UnsafeMutablePointer<Int>?) -> UnsafePointer<CChar>?)
+        register("CreateStringFromCallReply", { r in
+            guard let r else { return nil }
+            let reply = CallReply.from(r)
+            switch reply.value {
+            case .bulk(let b): return ModuleString.create(b, in: nil)
+            case .simple(let s), .error(let s), .verbatim(let s): return ModuleString.create(Bytes(s), in: nil)
+            case .integer(let v): return ModuleString.create(Bytes(v), in: nil)
+            default: return nil
+            }
+        } as @convention(c) (RawPointer) -> RawPointer)
+        register("FreeCallReply", { r in
+            guard let r else { return }
+            let reply = CallReply.from(r)
+            guard reply.isTopLevel, !reply.released else { return }
+            reply.released = true
+            Unmanaged<CallReply>.fromOpaque(r).release()
+        } as @convention(c) (RawPointer) -> Void)
+    }
+}

@@ -1,0 +1,103 @@
+import Commands
+import Keyspace
+import RESP
+
+/// Thread-safe contexts: what a module's own threads use to reply to a blocked client
+/// and to touch the keyspace.
+///
+/// ThreadSafeContextLock is Redis's global lock made of Berth's parts: every shard lock,
+/// taken in ascending order like any atomic section, so the module thread sees the
+/// keyspace as if alone and no shard can deadlock against it. Replies made on a context
+/// of a blocked client collect in the block and reach the client after its reply
+/// callback's own reply; on a detached context they go nowhere.
+extension ModuleAPI {
+    /// The module of contexts made without one (GetThreadSafeContext(NULL)).
+    static let anonymousModule = Module(path: "", handle: UnsafeMutableRawPointer(bitPattern: 1)!, arguments: [])
+
+    static func threadSafeContext(_ server: Server, module: Module, block: ModuleBlock?) -> RawPointer {
+        let ctx = ModuleContext(kind: .threadSafe, module: module, server: server, shard: nil,
+                                clientID: block?.connectionID ?? 0, db: block?.db ?? 0,
+                                protocolVersion: block?.protocolVersion ?? 2, holdsLocks: false)
+        ctx.block = block
+        ctx.denyBlocking = true
+        _ = Unmanaged.passRetained(ctx)
+        return ctx.pointer
+    }
+
+    static func registerThreads() {
+        register("GetThreadSafeContext", { bc in
+            guard let server = ModuleAPI.server else { return nil }
+            let block = bc.map(ModuleBlock.from)
+            return ModuleAPI.threadSafeContext(server, module: block?.module ?? ModuleAPI.anonymousModule, block: block)
+        } as @convention(c) (RawPointer) -> RawPointer)
+        register("GetDetachedThreadSafeContext", { c in
+            let ctx = ModuleContext.from(c)
+            return ModuleAPI.threadSafeContext(ctx.server, module: ctx.module, block: nil)
+        } as @convention(c) (RawPointer) -> RawPointer)
+        register("FreeThreadSafeContext", { c in
+            let ctx = ModuleContext.from(c)
+            if ctx.holdsLocks { ModuleAPI.unlockAll(ctx) }
+            ModuleAPI.flushThreadReplies(ctx)
+            ctx.close()
+            Unmanaged.passUnretained(ctx).release()
+        } as @convention(c) (RawPointer) -> Void)
+        register("ThreadSafeContextLock", { c in
+            let ctx = ModuleContext.from(c)
+            guard !ctx.holdsLocks else { return }
+            ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks)
+            ctx.holdsLocks = true
+        } as @convention(c) (RawPointer) -> Void)
+        register("ThreadSafeContextTryLock", { c in
+            let ctx = ModuleContext.from(c)
+            guard !ctx.holdsLocks else { return ModuleAPI.ok }
+            guard ShardLockSet.all(ctx.server.shards.count).tryLock(ctx.server.locks) else { return ModuleAPI.err }
+            ctx.holdsLocks = true
+            return ModuleAPI.ok
+        } as @convention(c) (RawPointer) -> Int32)
+        register("ThreadSafeContextUnlock", { c in
+            let ctx = ModuleContext.from(c)
+            if ctx.holdsLocks { ModuleAPI.unlockAll(ctx) }
+            ModuleAPI.flushThreadReplies(ctx)
+        } as @convention(c) (RawPointer) -> Void)
+    }
+
+    /// Moves the replies made so far to the blocked client they are for.
+    static func flushThreadReplies(_ ctx: ModuleContext) {
+        guard ctx.kind == .threadSafe else { return }
+        let complete = ctx.reply.takeComplete()
+        ctx.block?.addThreadReplies(complete)
+    }
+
+    /// Leaves the atomic section of a module thread, handing what its writes made ready
+    /// (keys blocked clients wait on, keyspace events) to the shards that serve them.
+    static func unlockAll(_ ctx: ModuleContext) {
+        let server = ctx.server
+        let all = ShardLockSet.all(server.shards.count)
+        var handOff: [(Int, [DatabaseKey])] = []
+        for s in all.shards {
+            let ready = server.stores[s].ready
+            if !ready.keys.isEmpty {
+                handOff.append((s, ready.keys))
+                ready.keys.removeAll(keepingCapacity: true)
+            }
+        }
+        all.unlock(server.locks)
+        ctx.holdsLocks = false
+        for (s, keys) in handOff {
+            server.shards[s].post(.run { shard in
+                for k in keys { shard.readyQueue.append((s, k)) }
+                shard.serveReadyKeys()
+            })
+        }
+        if ctx.shard == nil {
+            let events = ctx.commandContext.events
+            ctx.commandContext.events.removeAll()
+            if !events.isEmpty {
+                server.shards[0].post(.run { shard in
+                    shard.context.events += events
+                    shard.publishKeyspaceEvents()
+                })
+            }
+        }
+    }
+}

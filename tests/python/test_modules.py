@@ -1,0 +1,300 @@
+"""Modules: the example C module (modules/examples/blockdemo.c, built against the
+project's berthmodule.h) loaded into berth-server over real sockets, and the same module
+loaded into redis-server to prove the header ABI-compatible."""
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import ROOT, Server, free_port
+
+MODULE = os.path.join(ROOT, "modules", "build", "blockdemo.so")
+LOAD_ERROR = "Error loading the extension. Please check the server logs."
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_modules():
+    subprocess.run(["make", "-C", os.path.join(ROOT, "modules"), "-s"], check=True)
+
+
+@pytest.fixture
+def srv():
+    s = Server("--shards", 4, "--loadmodule", MODULE, "first-arg")
+    yield s
+    assert s.stop() == 0, s.output()
+
+
+def stats(r):
+    return dict(zip(["frees", "disconnects", "timeouts"], r.execute_command("blockdemo.stats")))
+
+
+def wait_for(predicate, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def client_id_blocked_in(r, command):
+    for c in r.client_list():
+        if c["cmd"] == command and "b" in c["flags"]:
+            return int(c["id"])
+    return None
+
+
+def test_loadmodule_and_module_list(srv):
+    r = srv.client(decode_responses=True)
+    [info] = r.execute_command("MODULE", "LIST")
+    info = dict(zip(info[::2], info[1::2])) if isinstance(info, list) else info
+    assert info["name"] == "blockdemo" and info["ver"] == 1
+    assert info["path"] == MODULE and info["args"] == ["first-arg"]
+
+
+def test_module_load_errors_and_unload(make_server):
+    s = make_server("--shards", 2)
+    r = s.client(decode_responses=True)
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        r.execute_command("blockdemo.stats")
+    with pytest.raises(redis.ResponseError, match=LOAD_ERROR):
+        r.execute_command("MODULE", "LOAD", "/nonexistent/mod.so")
+    # OnLoad fails: nothing of the module stays behind.
+    with pytest.raises(redis.ResponseError, match=LOAD_ERROR):
+        r.execute_command("MODULE", "LOAD", MODULE, "fail")
+    assert r.execute_command("MODULE", "LIST") == []
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        r.execute_command("blockdemo.stats")
+    assert r.execute_command("MODULE", "LOAD", MODULE) == "OK"
+    assert r.execute_command("blockdemo.stats") == [0, 0, 0]
+    # The same module twice: its Init finds the name busy.
+    with pytest.raises(redis.ResponseError, match=LOAD_ERROR):
+        r.execute_command("MODULE", "LOAD", MODULE)
+    assert "busy" in s.output() or "failed" in s.output()
+    assert r.execute_command("MODULE", "UNLOAD", "blockdemo") == "OK"
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        r.execute_command("blockdemo.stats")
+    with pytest.raises(redis.ResponseError, match="no such module"):
+        r.execute_command("MODULE", "UNLOAD", "blockdemo")
+    assert r.execute_command("MODULE", "LOADEX", MODULE, "ARGS", "x", "y") == "OK"
+    [info] = r.execute_command("MODULE", "LIST")
+    assert info[info.index("args") + 1] == ["x", "y"]
+
+
+def test_thread_answers_while_the_shard_serves_others(srv):
+    r = srv.client()
+    other = srv.client()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("v", r.execute_command("blockdemo.random", 400)))
+    t.start()
+    assert wait_for(lambda: client_id_blocked_in(other, "blockdemo.random") is not None)
+    # The client is blocked, not its shard: every other client keeps being served.
+    for i in range(50):
+        assert other.set(f"k{i}", i) and other.ping()
+    assert "v" not in result
+    t.join()
+    assert isinstance(result["v"], int) and result["v"] > 0
+    assert wait_for(lambda: stats(other)["frees"] == 1)
+
+
+def test_timeout_callback_then_privdata_freed_once(srv):
+    r = srv.client(decode_responses=True)
+    assert r.execute_command("blockdemo.random", 600, 50) == "Request timedout"
+    s = stats(r)
+    assert s["timeouts"] == 1 and s["frees"] == 0  # the thread still holds the handle
+    assert wait_for(lambda: stats(r)["frees"] == 1)
+    time.sleep(0.3)
+    assert stats(r)["frees"] == 1
+
+
+def test_client_unblock_needs_a_timeout_callback(srv):
+    r = srv.client(decode_responses=True)
+    blocked = srv.client(decode_responses=True)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", blocked.execute_command("blockdemo.random", 3000)))
+    t.start()
+    assert wait_for(lambda: client_id_blocked_in(r, "blockdemo.random") is not None)
+    cid = client_id_blocked_in(r, "blockdemo.random")
+    assert r.client_unblock(cid) is True  # TIMEOUT: the module's timeout callback answers
+    t.join()
+    assert out["v"] == "Request timedout"
+
+    def run(cmd, *args):
+        try:
+            out[cmd] = blocked.execute_command(cmd, *args)
+        except redis.ResponseError as e:
+            out[cmd] = e
+    t = threading.Thread(target=run, args=("blockdemo.random", 3000))
+    t.start()
+    assert wait_for(lambda: client_id_blocked_in(r, "blockdemo.random") is not None)
+    assert r.client_unblock(client_id_blocked_in(r, "blockdemo.random"), error=True) is True
+    t.join()
+    assert str(out["blockdemo.random"]) == "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+    # No timeout callback: CLIENT UNBLOCK answers 0 and the thread's reply still comes.
+    t = threading.Thread(target=run, args=("blockdemo.slow", 300))
+    t.start()
+    assert wait_for(lambda: client_id_blocked_in(r, "blockdemo.slow") is not None)
+    assert r.client_unblock(client_id_blocked_in(r, "blockdemo.slow")) is False
+    t.join()
+    assert isinstance(out["blockdemo.slow"], int)
+    assert wait_for(lambda: stats(r)["frees"] == 3)
+
+
+def test_disconnect_while_thread_works(srv):
+    r = srv.client()
+    before = stats(r)
+    sock = socket.create_connection(("127.0.0.1", srv.port))
+    sock.sendall(b"blockdemo.random 300\r\n")
+    assert wait_for(lambda: client_id_blocked_in(r, "blockdemo.random") is not None)
+    sock.close()
+    assert wait_for(lambda: stats(r)["disconnects"] == before["disconnects"] + 1)
+    # No reply callback for a client that left, and privdata freed exactly once.
+    assert wait_for(lambda: stats(r)["frees"] == before["frees"] + 1)
+    time.sleep(0.3)
+    assert stats(r)["frees"] == before["frees"] + 1
+    assert r.ping()
+
+
+def test_abort_block_after_failed_thread_start(srv):
+    r = srv.client()
+    with pytest.raises(redis.ResponseError, match="Can't start thread"):
+        r.execute_command("blockdemo.abort")
+    assert r.ping() and r.set("after", 1)
+    assert client_id_blocked_in(r, "blockdemo.abort") is None
+
+
+def test_block_on_keys_across_shards(srv):
+    r = srv.client(decode_responses=True)
+    results = {}
+
+    def pop(i):
+        c = srv.client(decode_responses=True)
+        results[i] = c.execute_command("blockdemo.pop", f"queue{i}", 0)
+    threads = [threading.Thread(target=pop, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: sum(1 for c in r.client_list() if c["cmd"] == "blockdemo.pop") == 8)
+    for i in range(8):
+        r.rpush(f"queue{i}", f"job{i}")
+    for t in threads:
+        t.join(10)
+    assert results == {i: f"job{i}" for i in range(8)}
+    assert all(not r.exists(f"queue{i}") for i in range(8))
+    # Already there: no blocking. Timeout: the timeout callback. Wrong type: the error.
+    r.rpush("ready", "now")
+    assert r.execute_command("blockdemo.pop", "ready", 0) == "now"
+    assert r.execute_command("blockdemo.pop", "empty", 50) == "Request timedout"
+    r.set("str", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command("blockdemo.pop", "str", 0)
+    # On-keys privdata is freed with each outcome: 8 served, one timed out.
+    assert wait_for(lambda: stats(r)["frees"] == 9)
+
+
+def test_hundreds_of_blocked_module_clients(srv):
+    r = srv.client()
+    before = stats(r)["frees"]
+    replies = []
+    lock = threading.Lock()
+
+    def worker(i):
+        c = redis.Redis(port=srv.port)
+        v = c.execute_command("blockdemo.random", 50 + i % 150)
+        with lock:
+            replies.append(v)
+        c.close()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(300)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(replies) == 300 and all(isinstance(v, int) and v > 0 for v in replies)
+    assert wait_for(lambda: stats(r)["frees"] == before + 300)
+    assert r.info("clients")["blocked_clients"] == 0
+
+
+def test_scan_from_a_thread_under_the_lock(srv):
+    r = srv.client()
+    r.mset({f"key:{i}": i for i in range(777)})
+    assert r.execute_command("blockdemo.scan") == 777
+
+
+def test_call_and_key_api(srv):
+    r = srv.client(decode_responses=True)
+    assert r.execute_command("blockdemo.call", "set", "a", "1") == "OK"
+    assert r.execute_command("blockdemo.call", "incrby", "a", "41") == 42
+    assert r.execute_command("blockdemo.call", "lrange", "nolist", "0", "-1") == []
+    with pytest.raises(redis.ResponseError, match="Unknown Redis command 'nosuch'"):
+        r.execute_command("blockdemo.call", "nosuch")
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get'"):
+        r.execute_command("blockdemo.call", "get")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.execute_command("blockdemo.call", "lpush", "a", "x")
+    # A blocking command called from a module answers at once, as in MULTI.
+    assert r.execute_command("blockdemo.call", "blpop", "nolist", "0") is None
+    r.rpush("l", 1, 2, 3)
+    r.pexpire("l", 100000)
+    kind, length, ttl = r.execute_command("blockdemo.keyinfo", "l")
+    assert (kind, length) == (2, 3) and 0 < ttl <= 100000
+    assert r.execute_command("blockdemo.keyinfo", "missing") == [0, 0, -1]
+
+
+def test_blocking_inside_multi_is_refused(srv):
+    r = srv.client()
+    before = stats(r)["frees"]
+    p = r.pipeline(transaction=True)
+    p.execute_command("blockdemo.random", 10)
+    p.ping()
+    out = p.execute(raise_on_error=False)
+    assert isinstance(out[0], redis.ResponseError)
+    assert "Blocking module command called from transaction" in str(out[0])
+    assert out[1] is True
+    # The thread still unblocks its (never blocked) handle, which frees its privdata.
+    assert wait_for(lambda: stats(r)["frees"] == before + 1)
+
+
+def test_resp3_replies_from_a_module(srv):
+    r = srv.client(protocol=3)
+    assert r.execute_command("blockdemo.call", "hset", "h", "f", "v") == 1
+    assert r.execute_command("blockdemo.call", "hgetall", "h") == {b"f": b"v"}
+
+
+def test_same_module_binary_runs_in_redis_server():
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--loadmodule", MODULE, "first-arg"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        r = redis.Redis(port=port, decode_responses=True)
+        assert wait_for(lambda: _pings(r))
+        berth = Server("--shards", 2, "--loadmodule", MODULE, "first-arg")
+        b = berth.client(decode_responses=True)
+        for c in (r, b):
+            assert isinstance(c.execute_command("blockdemo.random", 20), int)
+            assert c.execute_command("blockdemo.random", 500, 30) == "Request timedout"
+            c.rpush("q", "x")
+            assert c.execute_command("blockdemo.pop", "q", 0) == "x"
+            assert c.execute_command("blockdemo.pop", "q", 30) == "Request timedout"
+            c.mset({f"s{i}": i for i in range(50)})
+            assert c.execute_command("blockdemo.scan") == 50
+            assert c.execute_command("blockdemo.call", "incrby", "n", "5") == 5
+            assert c.execute_command("blockdemo.keyinfo", "n") == [1, 1, -1]
+            with pytest.raises(redis.ResponseError, match="Can't start thread"):
+                c.execute_command("blockdemo.abort")
+            # Freed: the random reply, the timed-out random (once its thread ends), the
+            # timed-out pop; the pop served at once never allocated its privdata.
+            assert wait_for(lambda: c.execute_command("blockdemo.stats")[0] == 3)
+        assert berth.stop() == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pings(r):
+    try:
+        return r.ping()
+    except redis.ConnectionError:
+        return False
