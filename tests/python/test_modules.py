@@ -298,3 +298,72 @@ def _pings(r):
         return r.ping()
     except redis.ConnectionError:
         return False
+
+
+def test_stress_every_module_block_ends_once(srv):
+    """Threads answering, timeouts, CLIENT UNBLOCK and disconnects race on 200 blocked
+    module clients: each live client gets exactly one reply and every privdata is freed
+    exactly once."""
+    import random
+    r = srv.client(decode_responses=True)
+    before = stats(r)
+    n = 200
+    outcomes = [None] * n
+    closed = set()
+    rng = random.Random(7)
+    plans = [(rng.randint(0, 120), rng.choice([0, rng.randint(1, 120)]), rng.random() < 0.15) for _ in range(n)]
+
+    def worker(i):
+        delay, timeout, vanish = plans[i]
+        sock = socket.create_connection(("127.0.0.1", srv.port))
+        cmd = f"blockdemo.random {delay} {timeout}\r\n".encode()
+        sock.sendall(cmd)
+        if vanish:
+            time.sleep(rng.random() * 0.05)
+            sock.close()
+            closed.add(i)
+            return
+        sock.settimeout(20)
+        data = b""
+        while not data.endswith(b"\r\n"):
+            data += sock.recv(100)
+        sock.settimeout(0.3)
+        try:
+            extra = sock.recv(100)  # nothing more may come: one outcome only
+        except socket.timeout:
+            extra = b""
+        outcomes[i] = (data, extra)
+        sock.close()
+
+    stop = threading.Event()
+
+    def unblocker():
+        c = srv.client(decode_responses=True)
+        while not stop.is_set():
+            ids = [int(x["id"]) for x in c.client_list() if x["cmd"] == "blockdemo.random" and "b" in x["flags"]]
+            for cid in rng.sample(ids, min(len(ids), 3)):
+                c.client_unblock(cid, error=rng.random() < 0.5)
+            time.sleep(0.01)
+
+    u = threading.Thread(target=unblocker)
+    u.start()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    stop.set()
+    u.join()
+    for i in range(n):
+        if i in closed:
+            continue
+        data, extra = outcomes[i]
+        assert extra == b"", (i, data, extra)
+        assert data.startswith(b":") or data == b"+Request timedout\r\n" \
+            or data == b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n", data
+    assert wait_for(lambda: stats(r)["frees"] == before["frees"] + n, timeout=20), stats(r)
+    time.sleep(0.3)
+    after = stats(r)
+    assert after["frees"] == before["frees"] + n
+    assert after["disconnects"] - before["disconnects"] <= len(closed)
+    assert r.info("clients")["blocked_clients"] == 0
