@@ -10,7 +10,10 @@
 #                                   (the config in /etc/berth is kept unless --purge)
 #
 # Environment: PREFIX=/usr/local, CONFDIR=/etc/berth, UNITDIR=/etc/systemd/system,
-#              BUILD_DIR=.build-static, BINARY=path (install this binary, do not build).
+#              BUILD_DIR=.build-static, BINARY=path (install this binary, do not build),
+#              STATIC_GLIBC=0 to link glibc dynamically (the binary then depends on the C
+#              library only): needed to load modules, since a fully static executable
+#              cannot host a module's shared C library safely.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=${PREFIX:-/usr/local}
@@ -26,9 +29,12 @@ build() {
   fi
   # --static-swift-stdlib links the Swift runtime and Foundation in; -static-executable
   # links glibc statically too. Berth never resolves host names, so glibc's NSS (which
-  # a static binary cannot load) is not needed.
+  # a static binary cannot load) is not needed. BERTH_STATIC_EXECUTABLE makes MODULE
+  # LOAD refuse clearly instead of running a module against a second C library.
+  local static=(-Xswiftc -static-executable -Xswiftc -DBERTH_STATIC_EXECUTABLE)
+  [ "${STATIC_GLIBC:-1}" = 0 ] && static=()
   swift build -c release --product berth-server --scratch-path "$BUILD_DIR" \
-    --static-swift-stdlib -Xswiftc -static-executable >&2
+    --static-swift-stdlib "${static[@]}" >&2
   local bin="$BUILD_DIR/release/berth-server"
   strip "$bin" 2>/dev/null || true
   echo "$bin"

@@ -164,7 +164,10 @@ def test_static_binary_needs_no_shared_libraries_and_serves():
     version = subprocess.run([binary, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("Berth server v=")
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--shards", "2", "--loglevel", "warning"])
+    subprocess.run(["make", "-C", os.path.join(ROOT, "modules"), "-s"], check=True)
+    module = os.path.join(ROOT, "modules", "build", "blockdemo.so")
+    proc = subprocess.Popen([binary, "--port", str(port), "--shards", "2", "--loglevel", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 20
         while not accepts(port) and time.time() < deadline:
@@ -172,11 +175,15 @@ def test_static_binary_needs_no_shared_libraries_and_serves():
         assert accepts(port)
         out = subprocess.run(["redis-cli", "-p", str(port), "RPUSH", "q", "job"], capture_output=True, text=True)
         assert out.stdout.strip() == "1"
+        # A fully static executable refuses modules with a clear error instead of crashing.
+        out = subprocess.run(["redis-cli", "-p", str(port), "MODULE", "LOAD", module], capture_output=True, text=True)
+        assert "Error loading the extension" in out.stdout
         out = subprocess.run(["redis-cli", "-p", str(port), "BLPOP", "q", "1"], capture_output=True, text=True)
         assert out.stdout.split() == ["q", "job"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+    assert "fully static executable" in proc.stdout.read()
 
 
 def test_unit_under_systemd_where_it_runs():

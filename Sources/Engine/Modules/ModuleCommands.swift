@@ -41,6 +41,9 @@ enum ModuleCommands {
 
     /// dlopens `path` and runs its OnLoad with `arguments`. Caller: start-up or MODULE LOAD.
     static func load(_ server: Server, path: String, arguments: [String]) throws(LoadError) -> Module {
+        #if BERTH_STATIC_EXECUTABLE
+        throw .message("Module \(path) not loaded: this berth-server is a fully static executable, which cannot host a module's shared libraries (build with STATIC_GLIBC=0 deploy/install.sh, or use a plain swift build)")
+        #else
         ModuleAPI.install(for: server)
         return try server.modules.whileLoading { () throws(LoadError) -> Module in
             guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
@@ -75,6 +78,7 @@ enum ModuleCommands {
             server.log.notice("Module '\(module.name)' loaded from \(path)")
             return module
         }
+        #endif
     }
 }
 
