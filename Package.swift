@@ -54,9 +54,11 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
+        // Modules written in Swift against Engine's public module API, built in.
+        .target(name: "SwiftModuleExamples", dependencies: ["Engine", "RESP"], swiftSettings: releaseSettings),
         .executableTarget(
             name: "BerthServer",
-            dependencies: ["Engine", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Engine", "SwiftModuleExamples", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "BerthClient", dependencies: ["RESP"]),
         // Blocking/unblocking latency and queue throughput against any RESP server.

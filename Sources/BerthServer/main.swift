@@ -1,5 +1,6 @@
 import Engine
 import Logging
+import SwiftModuleExamples
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,6 +42,9 @@ if args.first == "--check-config" {
     checkOnly = true
     args.removeFirst()
 }
+
+// Swift modules built into this executable, loadable as `swift:<name>`.
+SwiftModules.register(SwiftDemoModule.self)
 
 let config = ServerConfig()
 var configFile: String? = nil

@@ -367,3 +367,58 @@ def test_stress_every_module_block_ends_once(srv):
     assert after["frees"] == before["frees"] + n
     assert after["disconnects"] - before["disconnects"] <= len(closed)
     assert r.info("clients")["blocked_clients"] == 0
+
+
+@pytest.fixture
+def swift_srv():
+    s = Server("--shards", 4, "--loadmodule", "swift:swiftdemo")
+    yield s
+    assert s.stop() == 0, s.output()
+
+
+def test_swift_module_blocks_times_out_and_frees_once(swift_srv):
+    r = swift_srv.client(decode_responses=True)
+    assert isinstance(r.execute_command("swiftdemo.delay", 30), int)
+    assert r.execute_command("swiftdemo.delay", 400, 30) == "Request timedout"
+    assert r.execute_command("swiftdemo.stats") in ([1, 1], [0, 1])
+    assert wait_for(lambda: r.execute_command("swiftdemo.stats") == [2, 1])
+    # CLIENT UNBLOCK uses the timeout closure; a vanished client frees once too.
+    out = {}
+    blocked = swift_srv.client(decode_responses=True)
+    t = threading.Thread(target=lambda: out.setdefault("v", blocked.execute_command("swiftdemo.delay", 3000)))
+    t.start()
+    assert wait_for(lambda: client_id_blocked_in(r, "swiftdemo.delay") is not None)
+    assert r.client_unblock(client_id_blocked_in(r, "swiftdemo.delay")) is True
+    t.join()
+    assert out["v"] == "Request timedout"
+    sock = socket.create_connection(("127.0.0.1", swift_srv.port))
+    sock.sendall(b"swiftdemo.delay 200\r\n")
+    assert wait_for(lambda: client_id_blocked_in(r, "swiftdemo.delay") is not None)
+    sock.close()
+    assert wait_for(lambda: r.execute_command("swiftdemo.stats")[0] == 4, timeout=10)
+    time.sleep(0.3)
+    assert r.execute_command("swiftdemo.stats")[0] == 4
+
+
+def test_swift_module_pop_on_keys_and_count_under_lock(swift_srv):
+    r = swift_srv.client(decode_responses=True)
+    results = {}
+
+    def pop(i):
+        results[i] = swift_srv.client(decode_responses=True).execute_command("swiftdemo.pop", f"sq{i}", 0)
+    threads = [threading.Thread(target=pop, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: sum(1 for c in r.client_list() if c["cmd"] == "swiftdemo.pop") == 6)
+    for i in range(6):
+        r.lpush(f"sq{i}", f"v{i}")
+    for t in threads:
+        t.join(10)
+    assert results == {i: f"v{i}" for i in range(6)}
+    assert r.execute_command("swiftdemo.pop", "none", 30) == "Request timedout"
+    r.mset({f"c{i}": i for i in range(123)})
+    assert r.execute_command("swiftdemo.count") == 123
+    with pytest.raises(redis.ResponseError, match=LOAD_ERROR):
+        r.execute_command("MODULE", "LOAD", "swift:nosuch")
+    with pytest.raises(redis.ResponseError, match=LOAD_ERROR):
+        r.execute_command("MODULE", "LOAD", "swift:swiftdemo")

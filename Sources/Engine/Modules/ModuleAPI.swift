@@ -81,7 +81,7 @@ enum ModuleAPI {
             (ModuleAPI.server?.modules.isNameBusy(String(cString: name!)) ?? false) ? 1 : 0
         } as @convention(c) (UnsafePointer<CChar>?) -> Int32)
         register("CreateCommand", { c, name, fn, flags, first, last, step in
-            ModuleCommands.create(ModuleContext.from(c), name: String(cString: name!), function: fn,
+            ModuleCommands.create(ModuleContext.from(c), name: String(cString: name!), function: fn.map { .c($0) },
                                   flags: flags.map { String(cString: $0) } ?? "", keys: (Int(first), Int(last), Int(step)))
         } as @convention(c) (RawPointer, UnsafePointer<CChar>?, ModuleCommand.Function?, UnsafePointer<CChar>?, Int32, Int32, Int32) -> Int32)
         register("GetCommand", { c, name in

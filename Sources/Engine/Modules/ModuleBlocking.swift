@@ -34,14 +34,20 @@ import Synchronization
 final class ModuleBlock: ExternalWait, @unchecked Sendable {
     typealias FreeFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
 
+    /// free_privdata of a C module, or a Swift module's closure over its privdata value.
+    enum PrivdataRelease {
+        case c(FreeFunction)
+        case swift((Any?) -> Void)
+    }
+
     let module: Module
     let home: Int
     let connectionID: Int
     let db: Int
     let protocolVersion: Int
-    let replyCallback: ModuleCommand.Function?
-    let timeoutCallback: ModuleCommand.Function?
-    let freePrivdata: FreeFunction?
+    let replyCallback: ModuleCallback?
+    let timeoutCallback: ModuleCallback?
+    let freePrivdata: PrivdataRelease?
     let timeoutMilliseconds: Int
     let keys: [Bytes]
     let unblockOnDeleted: Bool
@@ -50,6 +56,7 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
 
     private struct Shared: @unchecked Sendable {
         var privdata: UnsafeMutableRawPointer?
+        var value: Any?
         var threadReplies: [ModuleReplyBuilder.Reply] = []
         var disconnectCallback: FreeFunction?
     }
@@ -65,8 +72,8 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
     private var privdataFreed = false
     var measureStart: Int?
 
-    init(ctx: ModuleContext, home: Int, connectionID: Int, reply: ModuleCommand.Function?, timeout: ModuleCommand.Function?,
-         free: FreeFunction?, timeoutMilliseconds: Int, keys: [Bytes], unblockOnDeleted: Bool, privdata: UnsafeMutableRawPointer?) {
+    init(ctx: ModuleContext, home: Int, connectionID: Int, reply: ModuleCallback?, timeout: ModuleCallback?,
+         free: PrivdataRelease?, timeoutMilliseconds: Int, keys: [Bytes], unblockOnDeleted: Bool, privdata: UnsafeMutableRawPointer?) {
         module = ctx.module
         self.home = home
         self.connectionID = connectionID
@@ -86,6 +93,12 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
     var privdata: UnsafeMutableRawPointer? {
         get { shared.withLock { $0.privdata } }
         set { shared.withLock { $0.privdata = newValue } }
+    }
+
+    /// A Swift module's privdata.
+    var value: Any? {
+        get { shared.withLock { $0.value } }
+        set { shared.withLock { $0.value = newValue } }
     }
 
     var disconnectCallback: FreeFunction? {
@@ -130,11 +143,18 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
         guard outcomeDone, handleReleased || !moduleHoldsHandle, !privdataFreed else { return }
         privdataFreed = true
         module.liveBlocks.subtract(1, ordering: .releasing)
-        guard let free = freePrivdata, let p = privdata else { return }
-        let ctx = ModuleContext(kind: .blockedReply, module: module, server: shard.server, shard: shard,
-                                clientID: connectionID, db: db, protocolVersion: protocolVersion, holdsLocks: false)
-        free(ctx.pointer, p)
-        ctx.close()
+        switch freePrivdata {
+        case .c(let free)?:
+            guard let p = privdata else { return }
+            let ctx = ModuleContext(kind: .blockedReply, module: module, server: shard.server, shard: shard,
+                                    clientID: connectionID, db: db, protocolVersion: protocolVersion, holdsLocks: false)
+            free(ctx.pointer, p)
+            ctx.close()
+        case .swift(let release)?:
+            release(value)
+        case nil:
+            break
+        }
     }
 }
 
@@ -203,11 +223,7 @@ extension Shard {
         ctx.readyKey = readyKey
         ctx.denyBlocking = true
         var status = ModuleAPI.ok
-        if let cb = block.replyCallback {
-            let argv = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
-            status = cb(ctx.pointer, argv, 0)
-            argv.deallocate()
-        }
+        if let cb = block.replyCallback { status = cb.run(ctx, arguments: []) }
         defer { ctx.close() }
         if readyKey != nil && status != ModuleAPI.ok { return (status, []) }
         for r in block.takeThreadReplies() { ctx.reply.add(r) }
@@ -224,9 +240,7 @@ extension Shard {
                                 holdsLocks: false)
         ctx.block = block
         ctx.denyBlocking = true
-        let argv = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
-        _ = cb(ctx.pointer, argv, 0)
-        argv.deallocate()
+        _ = cb.run(ctx, arguments: [])
         ctx.reply.write(to: w)
         ctx.close()
     }

@@ -2,6 +2,27 @@ import Commands
 import RESP
 
 /// The BlockClient family of the module API (the mechanism: ModuleBlocking.swift).
+extension ModuleContext {
+    /// Files a block for the client this command callback runs for; the engine registers
+    /// it when the callback returns. Nil outside a command callback. A block the module
+    /// holds a handle to carries one reference for that handle (see ModuleBlock).
+    func fileBlock(reply: ModuleCallback?, timeout: ModuleCallback?, free: ModuleBlock.PrivdataRelease?,
+                   timeoutMilliseconds: Int, keys: [Bytes], unblockOnDeleted: Bool) -> ModuleBlock? {
+        guard kind == .command, let shard, let connection else { return nil }
+        let block = ModuleBlock(ctx: self, home: shard.index, connectionID: connection.id, reply: reply, timeout: timeout,
+                                free: free, timeoutMilliseconds: max(0, timeoutMilliseconds), keys: keys,
+                                unblockOnDeleted: unblockOnDeleted, privdata: nil)
+        if denyBlocking {
+            // As Redis: the handle is valid, the client does not block and hears why.
+            block.refused = true
+            self.reply.add(.error("ERR Blocking module command called from transaction"))
+        }
+        newBlocks.append(block)
+        if block.moduleHoldsHandle { _ = Unmanaged.passRetained(block) }
+        return block
+    }
+}
+
 extension ModuleAPI {
     typealias Callback = ModuleCommand.Function
     typealias FreeFunction = ModuleBlock.FreeFunction
@@ -9,20 +30,11 @@ extension ModuleAPI {
     /// BlockClient / BlockClientOnKeys[WithFlags]: only from a command callback.
     static func blockClient(_ c: RawPointer, reply: Callback?, timeout: Callback?, free: FreeFunction?, timeoutMS: Int64,
                             keys: [Bytes], privdata: RawPointer, flags: Int32) -> RawPointer {
-        let ctx = ModuleContext.from(c)
-        guard ctx.kind == .command, let shard = ctx.shard, let conn = ctx.connection else { return nil }
-        let block = ModuleBlock(ctx: ctx, home: shard.index, connectionID: conn.id, reply: reply, timeout: timeout, free: free,
-                                timeoutMilliseconds: Int(max(0, timeoutMS)), keys: keys,
-                                unblockOnDeleted: flags & 1 != 0, privdata: privdata)
-        if ctx.denyBlocking {
-            // As Redis: the handle is valid, the client does not block and hears why.
-            block.refused = true
-            ctx.reply.add(.error("ERR Blocking module command called from transaction"))
-        }
-        ctx.newBlocks.append(block)
-        // The module's handle is one reference of its own, given back by UnblockClient or
-        // AbortBlock; a BlockClientOnKeys client's handle is the engine's record.
-        return block.moduleHoldsHandle ? Unmanaged.passRetained(block).toOpaque() : block.handle
+        let block = ModuleContext.from(c).fileBlock(reply: reply.map { .c($0) }, timeout: timeout.map { .c($0) },
+                                                    free: free.map { .c($0) }, timeoutMilliseconds: Int(timeoutMS),
+                                                    keys: keys, unblockOnDeleted: flags & 1 != 0)
+        block?.privdata = privdata
+        return block?.handle
     }
 
     static func keys(_ argv: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ n: Int32) -> [Bytes] {

@@ -95,30 +95,41 @@ final class CallReply {
 
 /// RedisModule_Call: runs a command inside the module's atomic section.
 enum ModuleCall {
+    /// Why a command was not run: errno for the C API, and the error reply the `E` flag asks for.
+    struct Refusal: Error {
+        let code: Int32
+        let message: String
+    }
+
     static func call(_ ctx: ModuleContext, command: UnsafePointer<CChar>, flags: UnsafePointer<CChar>,
                      argv: UnsafePointer<UnsafePointer<CChar>?>, lengths: UnsafePointer<Int>, count: Int) -> UnsafeMutableRawPointer? {
         let flagSet = Set(String(cString: flags))
         var args = [Bytes(String(cString: command))]
         for i in 0..<count { args.append(Bytes(UnsafeRawBufferPointer(start: argv[i], count: lengths[i]))) }
-        let resp3 = flagSet.contains("3") || (flagSet.contains("0") && ctx.protocolVersion == 3)
-        let returnErrors = flagSet.contains("E")
-        let server = ctx.server
-
-        func refuse(_ code: Int32, _ message: String) -> UnsafeMutableRawPointer? {
-            errno = code
-            return returnErrors ? hand(ctx, .error(message)) : nil
+        switch run(ctx, args, flags: flagSet) {
+        case .success(let value):
+            return hand(ctx, value)
+        case .failure(let refusal):
+            errno = refusal.code
+            return flagSet.contains("E") ? hand(ctx, .error(refusal.message)) : nil
         }
+    }
+
+    /// Runs `args` (command name first) with RedisModule_Call's flags (`3`, `0`, `W`).
+    static func run(_ ctx: ModuleContext, _ args: [Bytes], flags: Set<Character>) -> Result<RESPValue, Refusal> {
+        let resp3 = flags.contains("3") || (flags.contains("0") && ctx.protocolVersion == 3)
+        let server = ctx.server
         guard let spec = server.commands.lookup(args[0]) else {
-            return refuse(ENOENT, "ERR Unknown Redis command '\(args[0].string)'.")
+            return .failure(Refusal(code: ENOENT, message: "ERR Unknown Redis command '\(args[0].string)'."))
         }
         guard spec.arityMatches(args.count) else {
-            return refuse(EINVAL, CommandError.wrongArity(spec.name).message)
+            return .failure(Refusal(code: EINVAL, message: CommandError.wrongArity(spec.name).message))
         }
-        if flagSet.contains("W") && spec.flags.contains(.write) {
-            return refuse(ENOSPC, "ERR Write command '\(spec.name)' was called while write is not allowed.")
+        if flags.contains("W") && spec.flags.contains(.write) {
+            return .failure(Refusal(code: ENOSPC, message: "ERR Write command '\(spec.name)' was called while write is not allowed."))
         }
         guard spec.handler != nil else {
-            return refuse(ENOTSUP, "ERR command '\(spec.name)' is not available to modules in Berth")
+            return .failure(Refusal(code: ENOTSUP, message: "ERR command '\(spec.name)' is not available to modules in Berth"))
         }
         let out = IOBuffer(capacity: 256)
         let writer = ReplyWriter(buffer: out, protocolVersion: resp3 ? 3 : 2)
@@ -143,8 +154,10 @@ enum ModuleCall {
             }
             (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard) = saved
         }
-        guard let value = RESPReplyParser.parse(out) else { return refuse(EINVAL, "ERR unreadable reply") }
-        return hand(ctx, value)
+        guard let value = RESPReplyParser.parse(out) else {
+            return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))
+        }
+        return .success(value)
     }
 
     /// A new top-level reply for the module: one reference, or auto-memory's.

@@ -15,7 +15,7 @@ enum ModuleCommands {
         "getkeys-api": [], "no-cluster": [], "no-mandatory-keys": [], "allow-busy": [], "no-commandstats": [],
     ]
 
-    static func create(_ ctx: ModuleContext, name: String, function: ModuleCommand.Function?, flags: String,
+    static func create(_ ctx: ModuleContext, name: String, function: ModuleCallback?, flags: String,
                        keys: (first: Int, last: Int, step: Int)) -> Int32 {
         guard ctx.kind == .load, let function, !name.isEmpty, !name.contains(" ") else { return ModuleAPI.err }
         var mapped: CommandFlags = [.engine, .module, .allShards]
@@ -45,6 +45,7 @@ enum ModuleCommands {
         throw .message("Module \(path) not loaded: this berth-server is a fully static executable, which cannot host a module's shared libraries (build with STATIC_GLIBC=0 deploy/install.sh, or use a plain swift build)")
         #else
         ModuleAPI.install(for: server)
+        if path.hasPrefix("swift:") { return try loadSwift(server, name: String(path.dropFirst(6)), arguments: arguments) }
         return try server.modules.whileLoading { () throws(LoadError) -> Module in
             guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
                 throw .message("Module \(path) failed to load: \(String(cString: dlerror()))")
@@ -82,6 +83,31 @@ enum ModuleCommands {
     }
 }
 
+extension ModuleCommands {
+    /// Loads a Swift module the executable was built with (`swift:<name>`).
+    static func loadSwift(_ server: Server, name: String, arguments: [String]) throws(LoadError) -> Module {
+        guard let type = SwiftModules.named(name) else { throw .message("No Swift module named '\(name)' in this berth-server") }
+        return try server.modules.whileLoading { () throws(LoadError) -> Module in
+            guard !server.modules.isNameBusy(type.name) else { throw .message("Module swift:\(name): module name is busy") }
+            let module = Module(path: "swift:\(name)", handle: nil, arguments: arguments)
+            module.name = type.name
+            module.version = type.version
+            let ctx = ModuleContext(kind: .load, module: module, server: server, shard: nil, clientID: 0, db: 0,
+                                    protocolVersion: 2, holdsLocks: false)
+            defer { ctx.close() }
+            do {
+                try type.onLoad(SwiftModuleLoader(ctx: ctx), arguments: arguments)
+            } catch {
+                server.modules.discardCommands(of: module)
+                throw .message("Module swift:\(name) initialization failed: \(error)")
+            }
+            server.modules.add(module)
+            server.log.notice("Module '\(module.name)' loaded from swift:\(name)")
+            return module
+        }
+    }
+}
+
 extension Shard {
     /// Runs a module's command as an atomic section over every shard, unless the caller
     /// (EXEC) already holds them all.
@@ -98,11 +124,7 @@ extension Shard {
         ctx.commandName = spec.name
         ctx.connection = conn
         ctx.denyBlocking = conn.transaction != nil || context.inTransaction
-        let argv = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: args.count)
-        for (i, a) in args.enumerated() { argv[i] = Unmanaged.passRetained(ModuleString.make(a)).toOpaque() }
-        _ = command.function(ctx.pointer, argv, Int32(args.count))
-        for i in 0..<args.count { Unmanaged<ModuleString>.fromOpaque(argv[i]!).release() }
-        argv.deallocate()
+        _ = command.body.run(ctx, arguments: args)
         conn.db = ctx.db
         registerModuleBlocks(ctx, conn)
         if !locksHeld {
@@ -168,7 +190,7 @@ enum ModuleAdminCommand {
             all.lock(server.locks)
             server.modules.remove(module)
             all.unlock(server.locks)
-            dlclose(module.handle)
+            if let handle = module.handle { dlclose(handle) }
             server.log.notice("Module \(name) unloaded")
             reply.ok()
             return false

@@ -45,6 +45,8 @@ final class ModuleContext {
     var connection: Connection?
     /// The command being run, for WrongArity.
     var commandName = ""
+    /// The arguments of a Swift module's callback (C callbacks get argv instead).
+    var arguments: [Bytes] = []
     private var commandContextStorage: CommandContext?
 
     init(kind: Kind, module: Module, server: Server, shard: Shard?, clientID: Int, db: Int,

@@ -29,7 +29,8 @@ import Glibc
 /// One loaded module.
 final class Module: @unchecked Sendable {
     let path: String
-    let handle: UnsafeMutableRawPointer
+    /// The dlopen handle; nil for a Swift module built into the executable.
+    let handle: UnsafeMutableRawPointer?
     var name = ""
     var version = 0
     var commands: [Bytes] = []
@@ -37,23 +38,45 @@ final class Module: @unchecked Sendable {
     /// Blocked-client handles not yet finished (MODULE UNLOAD refuses while any remain).
     let liveBlocks = Atomic<Int>(0)
 
-    init(path: String, handle: UnsafeMutableRawPointer, arguments: [String]) {
+    init(path: String, handle: UnsafeMutableRawPointer?, arguments: [String]) {
         self.path = path
         self.handle = handle
         self.arguments = arguments
     }
 }
 
-/// A command a module registered: the C function and the module that owns it.
+/// A module's code the engine calls back: a C function `(ctx, argv, argc) -> status`, or
+/// a Swift closure of a Swift module (it reads its arguments from the context).
+enum ModuleCallback {
+    case c(ModuleCommand.Function)
+    case swift((ModuleContext) -> Int32)
+
+    func run(_ ctx: ModuleContext, arguments: [Bytes]) -> Int32 {
+        switch self {
+        case .c(let function):
+            let argv = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: max(1, arguments.count))
+            for (i, a) in arguments.enumerated() { argv[i] = Unmanaged.passRetained(ModuleString.make(a)).toOpaque() }
+            let status = function(ctx.pointer, argv, Int32(arguments.count))
+            for i in 0..<arguments.count { Unmanaged<ModuleString>.fromOpaque(argv[i]!).release() }
+            argv.deallocate()
+            return status
+        case .swift(let body):
+            ctx.arguments = arguments
+            return body(ctx)
+        }
+    }
+}
+
+/// A command a module registered: its code and the module that owns it.
 final class ModuleCommand: @unchecked Sendable {
     typealias Function = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int32) -> Int32
     let spec: CommandSpec
-    let function: Function
+    let body: ModuleCallback
     unowned let module: Module
 
-    init(spec: CommandSpec, function: Function, module: Module) {
+    init(spec: CommandSpec, body: ModuleCallback, module: Module) {
         self.spec = spec
-        self.function = function
+        self.body = body
         self.module = module
     }
 }
@@ -94,14 +117,14 @@ final class ModuleRegistry: @unchecked Sendable {
     func isNameBusy(_ name: String) -> Bool { state.withLock { s in s.modules.contains { $0.name == name } } }
 
     /// Adds a command during its module's OnLoad; false when the name is taken.
-    func addCommand(_ name: String, module: Module, builtinCount: Int, make: (Int) -> (CommandSpec, ModuleCommand.Function)) -> Bool {
+    func addCommand(_ name: String, module: Module, builtinCount: Int, make: (Int) -> (CommandSpec, ModuleCallback)) -> Bool {
         let key = Bytes(name.lowercased())
         return state.withLock { s in
             guard s.commands[key] == nil, s.nextSlot < ModuleRegistry.maxCommands else { return false }
             let id = builtinCount + s.nextSlot
             s.nextSlot += 1
             let (spec, fn) = make(id)
-            let command = ModuleCommand(spec: spec, function: fn, module: module)
+            let command = ModuleCommand(spec: spec, body: fn, module: module)
             s.commands[key] = command
             s.byID[id] = command
             module.commands.append(key)

@@ -12,7 +12,7 @@ import RESP
 /// callback's own reply; on a detached context they go nowhere.
 extension ModuleAPI {
     /// The module of contexts made without one (GetThreadSafeContext(NULL)).
-    static let anonymousModule = Module(path: "", handle: UnsafeMutableRawPointer(bitPattern: 1)!, arguments: [])
+    static let anonymousModule = Module(path: "", handle: nil, arguments: [])
 
     static func threadSafeContext(_ server: Server, module: Module, block: ModuleBlock?) -> RawPointer {
         let ctx = ModuleContext(kind: .threadSafe, module: module, server: server, shard: nil,
