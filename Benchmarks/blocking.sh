@@ -25,6 +25,7 @@ mkdir -p "$OUT"
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 command -v redis-cli >/dev/null || ./scripts/setup
 if [ -z "${BERTH:-}" ]; then swift build -c release --product berth-server >/dev/null; BERTH=.build/release/berth-server; fi
+make -C modules -s  # blockdemo.so: the module-thread completion latency test loads it into every server
 if [ -z "${BENCH:-}" ]; then swift build -c release --product berth-bench >/dev/null; BENCH=.build/release/berth-bench; fi
 # 10,000 blocked clients need the descriptors on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -43,20 +44,23 @@ stop() { redis-cli -p "$1" shutdown nosave >/dev/null 2>&1 || true; }
 FILES=()
 for i in $(seq "$REDIS_RUNS"); do
   port=$(free_port)
-  redis-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null >/dev/null 2>&1 &
+  redis-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null \
+    --loadmodule "$PWD/modules/build/blockdemo.so" >/dev/null 2>&1 &
   echo $! >> "$PIDFILE"; wait_port "$port"
   label=redis; [ "$i" -gt 1 ] && label="redis-run$i"
   run_bench "$label" "$port"; stop "$port"; FILES+=("$OUT/$label.json")
 done
 if command -v valkey-server >/dev/null; then
   port=$(free_port)
-  valkey-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null >/dev/null 2>&1 &
+  valkey-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null \
+    --loadmodule "$PWD/modules/build/blockdemo.so" >/dev/null 2>&1 &
   echo $! >> "$PIDFILE"; wait_port "$port"
   run_bench valkey "$port"; stop "$port"; FILES+=("$OUT/valkey.json")
 fi
 for s in $SHARDS; do
   port=$(free_port)
-  "$BERTH" --port "$port" --shards "$s" --maxclients 20000 --loglevel warning >/dev/null 2>&1 &
+  "$BERTH" --port "$port" --shards "$s" --maxclients 20000 --loglevel warning \
+    --loadmodule "$PWD/modules/build/blockdemo.so" >/dev/null 2>&1 &
   echo $! >> "$PIDFILE"; wait_port "$port"
   run_bench "berth-${s}sh" "$port"; stop "$port"; FILES+=("$OUT/berth-${s}sh.json")
 done

@@ -31,7 +31,8 @@ struct Run: ParsableCommand {
     @Option var consumers = 4
     @Option var queues = 4
     @Option(help: "Subscribers in the Pub/Sub fan-out test.") var subscribers = 32
-    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub.") var only = "wake,unblock,timeout,handoff,pubsub"
+    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub,module (module: the server must have modules/build/blockdemo.so loaded).")
+    var only = "wake,unblock,timeout,handoff,pubsub,module"
 
     func run() throws {
         let t = try Topology.discover(host: host, port: port)
@@ -56,6 +57,16 @@ struct Run: ParsableCommand {
                     let samples = try repeated { try Scenarios.unblockLatency(t, error: error, iterations: iterations / 2) }
                     results.append(.latency("unblock CLIENT UNBLOCK \(error ? "ERROR" : "TIMEOUT")", load: loadConnections, repeats: samples))
                     log(results.last!)
+                }
+            }
+            if parts.contains("module") {
+                if Scenarios.hasBlockdemo(t) {
+                    let samples = try repeated { try Scenarios.moduleCompletion(t, iterations: iterations) }
+                    results.append(.latency("module UnblockClient->reply", load: loadConnections, repeats: samples,
+                                            note: "blockdemo.stamp"))
+                    log(results.last!)
+                } else {
+                    FileHandle.standardError.write("\(label): no blockdemo module loaded, module latency skipped\n".data(using: .utf8)!)
                 }
             }
             if parts.contains("timeout") {

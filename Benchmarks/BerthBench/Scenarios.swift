@@ -61,6 +61,29 @@ enum Scenarios {
         return samples
     }
 
+    /// Time from a module thread's UnblockClient to the client holding the reply: the
+    /// example module's `blockdemo.stamp` replies with the CLOCK_MONOTONIC time at which
+    /// its thread called UnblockClient (same machine, same clock).
+    static func moduleCompletion(_ t: Topology, iterations: Int) throws -> [UInt64] {
+        let client = try t.connect()
+        var samples: [UInt64] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            guard case .integer(let stamp) = try client.call("blockdemo.stamp") else {
+                throw RESPClient.Failure(description: "blockdemo.stamp did not answer an integer")
+            }
+            let end = nowNanos()
+            samples.append((end - UInt64(stamp)) / 1000)
+        }
+        return samples
+    }
+
+    /// Whether the server has the example module loaded (MODULE LIST names blockdemo).
+    static func hasBlockdemo(_ t: Topology) -> Bool {
+        guard let c = try? t.connect(), let list = try? c.call("MODULE", "LIST") else { return false }
+        return "\(list)".contains("blockdemo")
+    }
+
     /// Time from sending CLIENT UNBLOCK (TIMEOUT or ERROR) to the blocked client's reply.
     static func unblockLatency(_ t: Topology, error: Bool, iterations: Int) throws -> [UInt64] {
         let blocked = try t.connect()

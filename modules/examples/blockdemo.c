@@ -8,6 +8,8 @@
  *   blockdemo.pop <key> <timeout_ms>          pops the list at key, waiting for a push
  *   blockdemo.scan                            a thread counts keys with SCAN under the lock
  *   blockdemo.abort                           a thread "fails to start": AbortBlock + error
+ *   blockdemo.stamp                           a thread unblocks at once with its CLOCK_MONOTONIC
+ *                                             time in ns (berth-bench's module completion latency)
  *   blockdemo.call <command> [args...]        RedisModule_Call in the client's protocol, reply passed through
  *   blockdemo.keyinfo <key>                   type and length through the key API
  *   blockdemo.stats                           [privdata frees, disconnect callbacks, timeouts]
@@ -89,6 +91,30 @@ static int random_command(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
     if (pthread_create(&tid, NULL, random_thread, job) != 0) {
         RedisModule_AbortBlock(bc);
         RedisModule_Free(job);
+        return RedisModule_ReplyWithError(ctx, "ERR Can't start thread");
+    }
+    pthread_detach(tid);
+    return REDISMODULE_OK;
+}
+
+/* ---- blockdemo.stamp: UnblockClient -> reply latency, for berth-bench ---- */
+
+static void *stamp_thread(void *arg) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long *stamp = RedisModule_Alloc(sizeof(long long));
+    *stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    RedisModule_UnblockClient(arg, stamp);
+    return NULL;
+}
+
+static int stamp_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    REDISMODULE_NOT_USED(argv);
+    if (argc != 1) return RedisModule_WrongArity(ctx);
+    RedisModuleBlockedClient *bc = RedisModule_BlockClient(ctx, random_reply, timeout_reply, free_privdata, 0);
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, stamp_thread, bc) != 0) {
+        RedisModule_AbortBlock(bc);
         return RedisModule_ReplyWithError(ctx, "ERR Can't start thread");
     }
     pthread_detach(tid);
@@ -232,6 +258,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         {"blockdemo.random", random_command, "", 0, 0, 0},
         {"blockdemo.slow", random_command, "", 0, 0, 0},
         {"blockdemo.abort", abort_command, "", 0, 0, 0},
+        {"blockdemo.stamp", stamp_command, "", 0, 0, 0},
         {"blockdemo.pop", pop_command, "write", 1, 1, 1},
         {"blockdemo.scan", scan_command, "readonly", 0, 0, 0},
         {"blockdemo.call", call_command, "write", 0, 0, 0},

@@ -12,13 +12,18 @@ import redis
 
 from conftest import ROOT, Server, free_port
 
-MODULE = os.path.join(ROOT, "modules", "build", "blockdemo.so")
+# The module berth-server loads: the plain build, or (BERTH_TEST_MODULE) the AddressSanitizer
+# build that scripts/test loads into an ASan berth-server. redis-server always gets the plain one.
+PLAIN_MODULE = os.path.join(ROOT, "modules", "build", "blockdemo.so")
+MODULE = os.environ.get("BERTH_TEST_MODULE", PLAIN_MODULE)
 LOAD_ERROR = "Error loading the extension. Please check the server logs."
 
 
 @pytest.fixture(scope="module", autouse=True)
 def built_modules():
     subprocess.run(["make", "-C", os.path.join(ROOT, "modules"), "-s"], check=True)
+    if MODULE != PLAIN_MODULE:
+        subprocess.run(["make", "-C", os.path.join(ROOT, "modules"), "-s", "asan"], check=True)
 
 
 @pytest.fixture
@@ -266,7 +271,7 @@ def test_resp3_replies_from_a_module(srv):
 def test_same_module_binary_runs_in_redis_server():
     port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--loadmodule", MODULE, "first-arg"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                             "--loadmodule", PLAIN_MODULE, "first-arg"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         r = redis.Redis(port=port, decode_responses=True)
         assert wait_for(lambda: _pings(r))

@@ -62,7 +62,7 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
     }
     private let shared: Mutex<Shared>
 
-    /// Home thread only.
+    /// Home thread only; set while the client waits, nil before and after.
     var client: BlockedClient?
     var aborted = false
     /// Blocking was refused (MULTI): the client never waits, but the handle stays valid.
@@ -127,6 +127,7 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
     /// The client's wait is over, whatever ended it (home thread).
     func outcomeFinished(on shard: Shard) {
         outcomeDone = true
+        client = nil  // the client's operation holds this block: break the cycle
         freePrivdataIfDone(on: shard)
     }
 
