@@ -195,7 +195,9 @@ enum KeyCommands {
         if db.lookup(dst, now: ctx.now) != nil {
             guard replace else { ctx.reply.integer(0); return }
         }
-        let copied = db.overwrite(dst, e.value.deepCopy(), now: ctx.now)
+        // Redis's answer for a module type without a copy callback (Berth has none yet).
+        guard let copy = e.value.deepCopy() else { throw CommandError("ERR not supported for this module type") }
+        let copied = db.overwrite(dst, copy, now: ctx.now)
         if e.expireAt != 0 { db.setExpire(copied, at: e.expireAt) }
         ctx.dirty += 1
         ctx.reply.integer(1)

@@ -10,9 +10,11 @@ public enum Value {
     case set(SetValue)
     case zset(SortedSetValue)
     case stream(StreamValue)
+    /// A value of a data type a module defined.
+    case module(ModuleValue)
 
     /// The name TYPE replies with.
-    public var typeName: StaticString {
+    public var typeName: String {
         switch self {
         case .string: return "string"
         case .list: return "list"
@@ -20,11 +22,13 @@ public enum Value {
         case .set: return "set"
         case .zset: return "zset"
         case .stream: return "stream"
+        case .module(let m): return m.type.name
         }
     }
 
     /// A deep copy (COPY command): the copy shares no mutable storage with the original.
-    public func deepCopy() -> Value {
+    /// Nil for a module value, whose bytes only its module could copy.
+    public func deepCopy() -> Value? {
         switch self {
         case .string(let b): return .string(b)
         case .list(let l): return .list(ListValue(l.items))
@@ -32,8 +36,31 @@ public enum Value {
         case .set(let s): return .set(SetValue(s.members))
         case .zset(let z): return .zset(z.copy())
         case .stream(let s): return .stream(s.copy())
+        case .module: return nil
         }
     }
+}
+
+/// A module-defined data type, as the keyspace sees it: a name (TYPE's reply) and how to
+/// free a value.
+public protocol ModuleValueType: AnyObject, Sendable {
+    var name: String { get }
+    func free(_ value: UnsafeMutableRawPointer?)
+}
+
+/// A module type's value. The module owns the memory behind `pointer`; the type's free
+/// callback runs when the last reference goes, that is when the key is deleted,
+/// overwritten, expired or flushed.
+public final class ModuleValue: @unchecked Sendable {
+    public let type: any ModuleValueType
+    public let pointer: UnsafeMutableRawPointer?
+
+    public init(type: any ModuleValueType, pointer: UnsafeMutableRawPointer?) {
+        self.type = type
+        self.pointer = pointer
+    }
+
+    deinit { type.free(pointer) }
 }
 
 public final class ListValue {

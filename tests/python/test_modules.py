@@ -427,3 +427,55 @@ def test_swift_module_pop_on_keys_and_count_under_lock(swift_srv):
         r.execute_command("MODULE", "LOAD", "swift:nosuch")
     with pytest.raises(redis.ResponseError, match=LOAD_ERROR):
         r.execute_command("MODULE", "LOAD", "swift:swiftdemo")
+
+
+TYPE_MODULE = os.path.join(os.path.dirname(MODULE), "typedemo.so")
+
+
+def check_module_type(c):
+    assert c.execute_command("typedemo.incr", "n{t}", 5) == 5
+    assert c.execute_command("typedemo.incr", "n{t}") == 6
+    assert c.execute_command("typedemo.get", "n{t}") == 6
+    assert c.execute_command("typedemo.get", "missing") is None
+    assert c.type("n{t}") == "tdcounter"
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        c.get("n{t}")
+    c.set("s{t}", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        c.execute_command("typedemo.incr", "s{t}")
+    # The server frees a value when its key is deleted, overwritten or flushed.
+    frees = c.execute_command("typedemo.frees")
+    assert c.delete("n{t}") == 1
+    assert c.execute_command("typedemo.frees") == frees + 1
+    c.execute_command("typedemo.incr", "m{t}")
+    c.set("m{t}", "plain")
+    assert c.execute_command("typedemo.frees") == frees + 2
+    for i in range(10):
+        c.execute_command("typedemo.incr", f"k{i}")
+    c.flushall()
+    assert wait_for(lambda: c.execute_command("typedemo.frees") == frees + 12)
+
+
+def test_module_data_type_lives_in_the_keyspace(make_server):
+    s = make_server("--shards", 4, "--loadmodule", TYPE_MODULE)
+    r = s.client(decode_responses=True)
+    check_module_type(r)
+    r.execute_command("typedemo.incr", "c")
+    with pytest.raises(redis.ResponseError, match="not supported for this module type"):
+        r.copy("c", "c2")
+    with pytest.raises(redis.ResponseError, match="data types"):
+        r.execute_command("MODULE", "UNLOAD", "typedemo")
+
+
+def test_module_data_type_same_in_redis_server():
+    port = free_port()
+    plain = os.path.join(os.path.dirname(PLAIN_MODULE), "typedemo.so")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--loadmodule", plain], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        r = redis.Redis(port=port, decode_responses=True)
+        assert wait_for(lambda: _pings(r))
+        check_module_type(r)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -42,6 +42,7 @@ enum ModuleAPI {
         registerKeys()
         registerBlocking()
         registerThreads()
+        registerTypes()
     }
 
     static func register<F>(_ name: StaticString, _ fn: F) {

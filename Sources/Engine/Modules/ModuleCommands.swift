@@ -181,6 +181,10 @@ enum ModuleAdminCommand {
                 reply.error("ERR Error unloading module: no such module with that name")
                 return true
             }
+            guard module.typeNames.isEmpty else {
+                reply.error("ERR Error unloading module: the module exports one or more module-side data types, can't unload")
+                return true
+            }
             guard module.liveBlocks.load(ordering: .acquiring) == 0 else {
                 reply.error("ERR Error unloading module: the module has blocked clients")
                 return true

@@ -123,6 +123,7 @@ extension ModuleAPI {
                 case .set?: return 4
                 case .zset?: return 5
                 case .stream?: return 7
+                case .module?: return 6
                 }
             }
         } as @convention(c) (RawPointer) -> Int32)
@@ -137,6 +138,7 @@ extension ModuleAPI {
                 case .set(let s)?: return s.members.count
                 case .zset(let z)?: return z.count
                 case .stream(let s)?: return s.count
+                case .module?: return 0
                 }
             }
         } as @convention(c) (RawPointer) -> Int)

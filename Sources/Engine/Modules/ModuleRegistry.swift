@@ -35,6 +35,8 @@ final class Module: @unchecked Sendable {
     var version = 0
     var commands: [Bytes] = []
     let arguments: [String]
+    /// Data types it created (MODULE UNLOAD refuses such a module, as Redis does).
+    var typeNames: [String] = []
     /// Blocked-client handles not yet finished (MODULE UNLOAD refuses while any remain).
     let liveBlocks = Atomic<Int>(0)
 

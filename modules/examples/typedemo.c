@@ -1,0 +1,75 @@
+/*
+ * typedemo: Berth's example of a module data type. A "tdcounter" value is a 64-bit
+ * counter the module allocates; the server frees it through the type's free callback.
+ *
+ *   typedemo.incr <key> [by]   creates or increments the counter, replies its value
+ *   typedemo.get <key>         the counter's value, or nil
+ *   typedemo.frees             how many values the server has freed so far
+ */
+#include "berthmodule.h"
+
+#include <stdatomic.h>
+
+static RedisModuleType *CounterType;
+static atomic_long frees;
+
+static void counter_free(void *value) {
+    RedisModule_Free(value);
+    atomic_fetch_add(&frees, 1);
+}
+
+static int incr_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 2 && argc != 3) return RedisModule_WrongArity(ctx);
+    long long by = 1;
+    if (argc == 3 && RedisModule_StringToLongLong(argv[2], &by) != REDISMODULE_OK)
+        return RedisModule_ReplyWithError(ctx, "ERR value is not an integer or out of range");
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ | REDISMODULE_WRITE);
+    int type = RedisModule_KeyType(key);
+    long long *counter;
+    if (type == REDISMODULE_KEYTYPE_EMPTY) {
+        counter = RedisModule_Alloc(sizeof(*counter));
+        *counter = 0;
+        RedisModule_ModuleTypeSetValue(key, CounterType, counter);
+    } else if (RedisModule_ModuleTypeGetType(key) == CounterType) {
+        counter = RedisModule_ModuleTypeGetValue(key);
+    } else {
+        RedisModule_CloseKey(key);
+        return RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
+    }
+    *counter += by;
+    RedisModule_CloseKey(key);
+    return RedisModule_ReplyWithLongLong(ctx, *counter);
+}
+
+static int get_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 2) return RedisModule_WrongArity(ctx);
+    RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ);
+    if (!key) return RedisModule_ReplyWithNull(ctx);
+    if (RedisModule_ModuleTypeGetType(key) != CounterType) {
+        RedisModule_CloseKey(key);
+        return RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
+    }
+    long long *counter = RedisModule_ModuleTypeGetValue(key);
+    RedisModule_CloseKey(key);
+    return RedisModule_ReplyWithLongLong(ctx, *counter);
+}
+
+static int frees_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    REDISMODULE_NOT_USED(argv);
+    if (argc != 1) return RedisModule_WrongArity(ctx);
+    return RedisModule_ReplyWithLongLong(ctx, atomic_load(&frees));
+}
+
+int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    REDISMODULE_NOT_USED(argv);
+    REDISMODULE_NOT_USED(argc);
+    if (RedisModule_Init(ctx, "typedemo", 1, REDISMODULE_APIVER_1) == REDISMODULE_ERR) return REDISMODULE_ERR;
+    RedisModuleTypeMethods methods = {.version = REDISMODULE_TYPE_METHOD_VERSION, .free = counter_free};
+    CounterType = RedisModule_CreateDataType(ctx, "tdcounter", 0, &methods);
+    if (CounterType == NULL) return REDISMODULE_ERR;
+    if (RedisModule_CreateCommand(ctx, "typedemo.incr", incr_command, "write deny-oom", 1, 1, 1) == REDISMODULE_ERR ||
+        RedisModule_CreateCommand(ctx, "typedemo.get", get_command, "readonly", 1, 1, 1) == REDISMODULE_ERR ||
+        RedisModule_CreateCommand(ctx, "typedemo.frees", frees_command, "readonly", 0, 0, 0) == REDISMODULE_ERR)
+        return REDISMODULE_ERR;
+    return REDISMODULE_OK;
+}
