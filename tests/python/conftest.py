@@ -12,6 +12,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("BERTH_SERVER", os.path.join(ROOT, ".build", "debug", "berth-server"))
 
 
+def wait_for(predicate, timeout=10):
+    """Polls `predicate` until it holds or `timeout` seconds pass; returns whether it held."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

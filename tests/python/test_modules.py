@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from conftest import ROOT, Server, free_port
+from conftest import ROOT, Server, free_port, wait_for
 
 # The module berth-server loads: the plain build, or (BERTH_TEST_MODULE) the AddressSanitizer
 # build that scripts/test loads into an ASan berth-server. redis-server always gets the plain one.
@@ -37,20 +37,29 @@ def stats(r):
     return dict(zip(["frees", "disconnects", "timeouts"], r.execute_command("blockdemo.stats")))
 
 
-def wait_for(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
 
 def client_id_blocked_in(r, command):
     for c in r.client_list():
         if c["cmd"] == command and "b" in c["flags"]:
             return int(c["id"])
     return None
+
+
+def blocked_pops_are_served(server, r, command, prefix, n):
+    """n clients block in `command <prefix>i 0`; one push to each key serves each one."""
+    results = {}
+
+    def pop(i):
+        results[i] = server.client(decode_responses=True).execute_command(command, f"{prefix}{i}", 0)
+    threads = [threading.Thread(target=pop, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: sum(1 for c in r.client_list() if c["cmd"] == command) == n)
+    for i in range(n):
+        r.rpush(f"{prefix}{i}", f"job{i}")
+    for t in threads:
+        t.join(10)
+    assert results == {i: f"job{i}" for i in range(n)}
 
 
 def test_loadmodule_and_module_list(srv):
@@ -174,20 +183,7 @@ def test_abort_block_after_failed_thread_start(srv):
 
 def test_block_on_keys_across_shards(srv):
     r = srv.client(decode_responses=True)
-    results = {}
-
-    def pop(i):
-        c = srv.client(decode_responses=True)
-        results[i] = c.execute_command("blockdemo.pop", f"queue{i}", 0)
-    threads = [threading.Thread(target=pop, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    assert wait_for(lambda: sum(1 for c in r.client_list() if c["cmd"] == "blockdemo.pop") == 8)
-    for i in range(8):
-        r.rpush(f"queue{i}", f"job{i}")
-    for t in threads:
-        t.join(10)
-    assert results == {i: f"job{i}" for i in range(8)}
+    blocked_pops_are_served(srv, r, "blockdemo.pop", "queue", 8)
     assert all(not r.exists(f"queue{i}") for i in range(8))
     # Already there: no blocking. Timeout: the timeout callback. Wrong type: the error.
     r.rpush("ready", "now")
@@ -407,19 +403,7 @@ def test_swift_module_blocks_times_out_and_frees_once(swift_srv):
 
 def test_swift_module_pop_on_keys_and_count_under_lock(swift_srv):
     r = swift_srv.client(decode_responses=True)
-    results = {}
-
-    def pop(i):
-        results[i] = swift_srv.client(decode_responses=True).execute_command("swiftdemo.pop", f"sq{i}", 0)
-    threads = [threading.Thread(target=pop, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    assert wait_for(lambda: sum(1 for c in r.client_list() if c["cmd"] == "swiftdemo.pop") == 6)
-    for i in range(6):
-        r.lpush(f"sq{i}", f"v{i}")
-    for t in threads:
-        t.join(10)
-    assert results == {i: f"v{i}" for i in range(6)}
+    blocked_pops_are_served(swift_srv, r, "swiftdemo.pop", "sq", 6)
     assert r.execute_command("swiftdemo.pop", "none", 30) == "Request timedout"
     r.mset({f"c{i}": i for i in range(123)})
     assert r.execute_command("swiftdemo.count") == 123

@@ -10,19 +10,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from conftest import wait_for
+
 
 @pytest.fixture
 def srv(make_server):
     return make_server("--shards", 4)
-
-
-def wait_for(predicate, timeout=5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def messages(ps, n, timeout=5):

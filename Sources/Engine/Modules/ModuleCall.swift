@@ -80,12 +80,7 @@ final class CallReply {
             case .simple(let s), .error(let s), .verbatim(let s): bytes = Bytes(s)
             default: len?.pointee = 0; return nil
             }
-            let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-            bytes.withUnsafeBytes { raw in
-                if raw.count > 0 { UnsafeMutableRawPointer(p).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
-            }
-            p[bytes.count] = 0
-            text = p
+            text = cStringCopy(bytes)
             textCount = bytes.count
         }
         len?.pointee = textCount

@@ -66,12 +66,7 @@ final class ModuleKey {
                 return e == nil ? Bytes() : nil
             }
             guard let bytes else { return nil }
-            let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-            bytes.withUnsafeBytes { raw in
-                if raw.count > 0 { UnsafeMutableRawPointer(p).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
-            }
-            p[bytes.count] = 0
-            dma = p
+            dma = cStringCopy(bytes)
             dmaCount = bytes.count
         }
         len?.pointee = dmaCount

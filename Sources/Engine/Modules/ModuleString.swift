@@ -46,6 +46,16 @@ final class ModuleString {
 
 typealias RawPointer = UnsafeMutableRawPointer?
 
+/// A NUL-terminated heap copy of `bytes` for a module to read; the caller deallocates it.
+func cStringCopy(_ bytes: Bytes) -> UnsafeMutablePointer<CChar> {
+    let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+    bytes.withUnsafeBytes { raw in
+        if raw.count > 0 { UnsafeMutableRawPointer(p).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+    }
+    p[bytes.count] = 0
+    return p
+}
+
 extension ModuleAPI {
     static func registerStrings() {
         register("CreateString", { (c: RawPointer, p: UnsafePointer<CChar>?, n: Int) -> RawPointer in
