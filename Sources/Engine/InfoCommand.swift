@@ -115,7 +115,8 @@ enum InfoCommand {
         ])
         if sections.contains("commandstats") {
             var fields: [(String, String)] = []
-            for (name, spec) in server.commands.specs.sorted(by: { $0.value.name < $1.value.name }) {
+            let specs = server.commands.specs.map { ($0.key, $0.value) } + server.modules.commandSpecs.map { (Bytes($0.name), $0) }
+            for (name, spec) in specs.sorted(by: { $0.1.name < $1.1.name }) {
                 let calls = sum { $0.stats.calls[spec.id] }
                 let rejected = sum { $0.stats.rejectedCalls[spec.id] }
                 guard calls > 0 || rejected > 0 else { continue }

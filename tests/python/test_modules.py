@@ -113,6 +113,9 @@ def test_thread_answers_while_the_shard_serves_others(srv):
     t.join()
     assert isinstance(result["v"], int) and result["v"] > 0
     assert wait_for(lambda: stats(other)["frees"] == 1)
+    # The thread's measured time (BlockedClientMeasureTimeStart/End) is in commandstats.
+    cmdstat = other.info("commandstats")["cmdstat_blockdemo.random"]
+    assert cmdstat["calls"] == 1 and cmdstat["usec"] >= 400_000
 
 
 def test_timeout_callback_then_privdata_freed_once(srv):

@@ -29,7 +29,8 @@ import Synchronization
 /// `RedisModuleBlockedClient`.
 ///
 /// Invariants: `privdata` and `threadReplies` are shared with module threads and only
-/// touched under `shared`; everything else belongs to the home shard's thread. The
+/// touched under `shared`; the time measures are atomics any thread may add to;
+/// everything else belongs to the home shard's thread. The
 /// module's handle is one retain, dropped when `moduleUnblocked` runs.
 final class ModuleBlock: ExternalWait, @unchecked Sendable {
     typealias FreeFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
@@ -70,7 +71,12 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
     private var outcomeDone = false
     private var handleReleased = false
     private var privdataFreed = false
-    var measureStart: Int?
+    /// BlockedClientMeasureTimeStart/End (any thread): the time a module's thread spent,
+    /// added to the command's INFO commandstats when the wait ends, as Redis does.
+    let measureStart = Atomic<Int>(-1)
+    let measuredMicroseconds = Atomic<Int>(0)
+    /// The statistics id of the command that blocked.
+    let commandID: Int
 
     init(ctx: ModuleContext, home: Int, connectionID: Int, reply: ModuleCallback?, timeout: ModuleCallback?,
          free: PrivdataRelease?, timeoutMilliseconds: Int, keys: [Bytes], unblockOnDeleted: Bool, privdata: UnsafeMutableRawPointer?) {
@@ -86,6 +92,7 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
         self.keys = keys
         self.unblockOnDeleted = unblockOnDeleted
         moduleHoldsHandle = keys.isEmpty
+        commandID = ctx.commandID
         shared = Mutex(Shared(privdata: privdata))
         module.liveBlocks.add(1, ordering: .relaxed)
     }
@@ -126,6 +133,7 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
 
     /// The client's wait is over, whatever ended it (home thread).
     func outcomeFinished(on shard: Shard) {
+        if commandID >= 0 { shard.stats.microseconds[commandID] += measuredMicroseconds.load(ordering: .acquiring) }
         outcomeDone = true
         client = nil  // the client's operation holds this block: break the cycle
         freePrivdataIfDone(on: shard)

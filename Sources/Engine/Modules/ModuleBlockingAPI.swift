@@ -106,11 +106,15 @@ extension ModuleAPI {
             ModuleBlock.from(bc).privdata
         } as @convention(c) (RawPointer) -> RawPointer)
         register("BlockedClientMeasureTimeStart", { bc in
-            ModuleBlock.from(bc).measureStart = monotonicMicroseconds()
+            ModuleBlock.from(bc).measureStart.store(monotonicMicroseconds(), ordering: .releasing)
             return ModuleAPI.ok
         } as @convention(c) (RawPointer) -> Int32)
         register("BlockedClientMeasureTimeEnd", { bc in
-            ModuleBlock.from(bc).measureStart == nil ? ModuleAPI.err : ModuleAPI.ok
+            let block = ModuleBlock.from(bc)
+            let start = block.measureStart.exchange(-1, ordering: .acquiringAndReleasing)
+            guard start >= 0 else { return ModuleAPI.err }
+            block.measuredMicroseconds.add(monotonicMicroseconds() - start, ordering: .releasing)
+            return ModuleAPI.ok
         } as @convention(c) (RawPointer) -> Int32)
     }
 }

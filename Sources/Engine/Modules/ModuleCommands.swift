@@ -122,6 +122,7 @@ extension Shard {
         let ctx = ModuleContext(kind: .command, module: command.module, server: server, shard: self, clientID: conn.id,
                                 db: conn.db, protocolVersion: conn.protocolVersion, holdsLocks: true)
         ctx.commandName = spec.name
+        ctx.commandID = spec.id
         ctx.connection = conn
         ctx.denyBlocking = conn.transaction != nil || context.inTransaction
         _ = command.body.run(ctx, arguments: args)

@@ -43,8 +43,9 @@ final class ModuleContext {
     var denyBlocking = false
     /// The client a command callback runs for (BlockClient blocks it).
     var connection: Connection?
-    /// The command being run, for WrongArity.
+    /// The command being run, for WrongArity, and its statistics id (-1 outside commands).
     var commandName = ""
+    var commandID = -1
     /// The arguments of a Swift module's callback (C callbacks get argv instead).
     var arguments: [Bytes] = []
     private var commandContextStorage: CommandContext?

@@ -116,6 +116,9 @@ final class ModuleRegistry: @unchecked Sendable {
 
     var modules: [Module] { state.withLock { $0.modules } }
 
+    /// Every loaded module command (INFO commandstats lists them beside the built-in ones).
+    var commandSpecs: [CommandSpec] { state.withLock { $0.commands.values.map(\.spec) } }
+
     func isNameBusy(_ name: String) -> Bool { state.withLock { s in s.modules.contains { $0.name == name } } }
 
     /// Adds a command during its module's OnLoad; false when the name is taken.
