@@ -32,6 +32,9 @@ let package = Package(
         ),
         // The C side of the module API: GetApi by name and the variadic calls (Call, Log...).
         .target(name: "CModuleHost"),
+        // Lua 5.1 from Debian's liblua5.1-0-dev, linked statically, with the EVAL script
+        // environment built in C (Lua's errors longjmp, which must not cross Swift frames).
+        .target(name: "CLua", linkerSettings: [.linkedLibrary(":liblua5.1.a"), .linkedLibrary("m")]),
         .target(name: "RESP", swiftSettings: releaseSettings),
         .target(
             name: "Keyspace",
@@ -47,7 +50,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost",
+                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost", "CLua",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),

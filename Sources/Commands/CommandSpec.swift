@@ -27,6 +27,8 @@ public struct CommandFlags: OptionSet, Sendable {
     public static let transaction = CommandFlags(rawValue: 1 << 12)
     /// Registered by a loaded module; the engine runs it through the module host.
     public static let module = CommandFlags(rawValue: 1 << 13)
+    /// EVAL and friends; the engine runs them through its Lua host.
+    public static let script = CommandFlags(rawValue: 1 << 14)
 
     /// The names COMMAND INFO reports.
     public var names: [String] {

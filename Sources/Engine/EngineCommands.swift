@@ -102,6 +102,8 @@ enum EngineCommands {
                             "unblock", "pause", "unpause", "help"]),
          ClientCommand.run),
         (spec("config", -2, [.admin, .loading, .stale], subcommands: ["get", "set", "resetstat", "rewrite", "help"]), ConfigCommand.run),
+        (spec("script", -2, [.stale], subcommands: ["load", "exists", "flush", "kill", "help"]),
+         ScriptCommands.script),
         (spec("module", -2, [.admin, .noMulti], subcommands: ["list", "load", "loadex", "unload", "help"]),
          ModuleAdminCommand.run),
         (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),

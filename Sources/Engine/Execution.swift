@@ -96,6 +96,8 @@ extension Shard {
         let failed: Bool
         if spec.flags.contains(.module) {
             failed = runModuleCommand(spec, conn, args, reply, locksHeld: false)
+        } else if spec.flags.contains(.script) {
+            failed = runScript(spec, conn, args, reply, locksHeld: false)
         } else if spec.flags.contains(.engine) {
             failed = server.engineCommands[spec.id]!(self, conn, args, reply)
         } else {
@@ -268,6 +270,8 @@ extension Shard {
             let failed: Bool
             if spec.flags.contains(.module) {
                 failed = runModuleCommand(spec, conn, args, reply, locksHeld: true)
+            } else if spec.flags.contains(.script) {
+                failed = runScript(spec, conn, args, reply, locksHeld: true)
             } else if spec.flags.contains(.engine) {
                 failed = server.engineCommands[spec.id]!(self, conn, args, reply)
             } else {

@@ -58,6 +58,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var overLimit: [Connection] = []
     /// This shard's subscribed connections by channel, pattern and shard channel.
     var subscribers: [[Bytes: [Int: Connection]]] = [[:], [:], [:]]
+    /// This thread's Lua interpreter, made on the first script.
+    var scriptHostStorage: ScriptHost?
     private var acceptCursor = 0
     private var stopping = false
     private var nextTick: Int64 = 0

@@ -126,28 +126,8 @@ enum ModuleCall {
         guard spec.handler != nil else {
             return .failure(Refusal(code: ENOTSUP, message: "ERR command '\(spec.name)' is not available to modules in Berth"))
         }
-        let out = IOBuffer(capacity: 256)
-        let writer = ReplyWriter(buffer: out, protocolVersion: resp3 ? 3 : 2)
-        ModuleKey.withLocks(ctx) { cc in
-            let saved = (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard)
-            cc.args = args
-            cc.reply = writer
-            cc.dbIndex = ctx.db
-            cc.inTransaction = true  // blocking commands answer at once, as in MULTI
-            cc.keyShard = nil
-            cc.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
-            cc.notifyFlags = NotifyFlags(rawValue: server.config.notifyFlags.load(ordering: .relaxed))
-            let dirtyBefore = cc.dirty
-            do throws(CommandError) {
-                try spec.handler!(cc)
-            } catch {
-                writer.error(error.message)
-            }
-            cc.blockRequest = nil
-            if cc.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
-                server.shards[0].touchWatchers(of: spec.keys.positions(args).map { args[$0] }, db: ctx.db)
-            }
-            (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard) = saved
+        let out = ModuleKey.withLocks(ctx) { cc in
+            server.runNested(spec, args, in: cc, db: ctx.db, protocolVersion: resp3 ? 3 : 2)
         }
         guard let value = RESPReplyParser.parse(out) else {
             return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))

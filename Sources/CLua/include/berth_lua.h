@@ -1,0 +1,46 @@
+/*
+ * Berth's Lua 5.1 host for EVAL scripts: one interpreter per shard thread, with Redis's
+ * script environment (the `redis` table, KEYS/ARGV, protected globals, a deterministic
+ * math.random) built in C, because Lua reports errors by longjmp, which must never cross
+ * Swift frames. Swift sees only plain functions: load a script, run it, and answer
+ * redis.call through one callback that runs a command and returns its RESP2 reply bytes.
+ */
+#ifndef BERTH_LUA_H
+#define BERTH_LUA_H
+
+#include <stddef.h>
+
+typedef struct BerthLua BerthLua;
+
+/* Runs `argv` (command name first) for redis.call/pcall; writes the RESP2 reply into
+ * `out` (a buffer the host owns, grown with berth_lua_reply_append). Returns 0, or -1 when
+ * the command was refused before running, with the error text as a RESP error in `out`. */
+typedef int (*BerthLuaCommand)(void *context, const char *const *argv, const size_t *lengths, int argc, void *out);
+
+/* redis.log(level, message): level 0 debug, 1 verbose, 2 notice, 3 warning. */
+typedef void (*BerthLuaLog)(void *context, int level, const char *message, size_t length);
+
+BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log);
+void berth_lua_free(BerthLua *lua);
+
+/* Compiles `body` as the function of script `sha` (40 hex chars) unless it is already
+ * there. 0 on success; -1 with the RESP error in berth_lua_result. */
+int berth_lua_load(BerthLua *lua, const char *sha, const char *body, size_t length);
+int berth_lua_has(BerthLua *lua, const char *sha);
+
+/* Runs script `sha` with KEYS and ARGV; the reply (RESP2 or RESP3 per `resp`) is in
+ * berth_lua_result afterwards. Returns 0, or -1 when the reply is an error. */
+int berth_lua_run(BerthLua *lua, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
+                  const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context);
+
+const char *berth_lua_result(BerthLua *lua, size_t *length);
+
+/* Drops every compiled script (SCRIPT FLUSH). */
+void berth_lua_flush(BerthLua *lua);
+
+void berth_lua_reply_append(void *out, const char *bytes, size_t length);
+
+/* SHA1 of `data` as 40 lowercase hex characters plus NUL into `hex`. */
+void berth_sha1_hex(const char *data, size_t length, char hex[41]);
+
+#endif

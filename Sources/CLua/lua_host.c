@@ -1,0 +1,530 @@
+// Berth's Lua host: the script environment Redis gives EVAL scripts, built on Lua 5.1.
+#include "berth_lua.h"
+
+#include <lua5.1/lauxlib.h>
+#include <lua5.1/lua.h>
+#include <lua5.1/lualib.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} Buf;
+
+struct BerthLua {
+    lua_State *L;
+    BerthLuaCommand command;
+    BerthLuaLog log;
+    void *context;      // the Swift side's, during a run
+    Buf result;         // the last load or run's reply
+    Buf call;           // redis.call's reply bytes
+    int resp;           // redis.setresp
+    int line;           // the script line of the last error
+    uint64_t random;    // math.random's state, reset for every run
+};
+
+static const char *REGISTRY_HOST = "berth.host";
+static const char *REGISTRY_SCRIPTS = "berth.scripts";
+
+// ---- buffers ----
+
+static void buf_append(Buf *b, const char *s, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n) cap *= 2;
+        b->p = realloc(b->p, cap);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void buf_str(Buf *b, const char *s) { buf_append(b, s, strlen(s)); }
+
+static void buf_fmt(Buf *b, const char *prefix, long long v) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%s%lld\r\n", prefix, v);
+    buf_append(b, tmp, (size_t)n);
+}
+
+void berth_lua_reply_append(void *out, const char *bytes, size_t length) { buf_append(out, bytes, length); }
+
+// An error reply: newlines would break the protocol, so they become spaces.
+static void buf_error(Buf *b, const char *msg, size_t n) {
+    buf_append(b, "-", 1);
+    size_t start = b->n;
+    buf_append(b, msg, n);
+    for (size_t i = start; i < b->n; i++)
+        if (b->p[i] == '\r' || b->p[i] == '\n') b->p[i] = ' ';
+    buf_append(b, "\r\n", 2);
+}
+
+static BerthLua *host(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_HOST);
+    BerthLua *h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return h;
+}
+
+// ---- RESP2 reply -> Lua value ----
+
+static const char *parse_reply(lua_State *L, const char *p, const char *end);
+
+static const char *line_end(const char *p, const char *end) {
+    while (p + 1 < end && !(p[0] == '\r' && p[1] == '\n')) p++;
+    return p;
+}
+
+static const char *push_status_table(lua_State *L, const char *field, const char *p, const char *end) {
+    const char *e = line_end(p, end);
+    lua_createtable(L, 0, 1);
+    lua_pushlstring(L, p, (size_t)(e - p));
+    lua_setfield(L, -2, field);
+    return e + 2;
+}
+
+static const char *parse_reply(lua_State *L, const char *p, const char *end) {
+    if (p >= end) {
+        lua_pushboolean(L, 0);
+        return end;
+    }
+    luaL_checkstack(L, 4, "reply nested too deeply");
+    char type = *p++;
+    switch (type) {
+    case '+': return push_status_table(L, "ok", p, end);
+    case '-': return push_status_table(L, "err", p, end);
+    case ':': {
+        const char *e = line_end(p, end);
+        lua_pushnumber(L, (lua_Number)strtoll(p, NULL, 10));
+        return e + 2;
+    }
+    case '$': {
+        const char *e = line_end(p, end);
+        long long n = strtoll(p, NULL, 10);
+        p = e + 2;
+        if (n < 0) {
+            lua_pushboolean(L, 0);
+            return p;
+        }
+        lua_pushlstring(L, p, (size_t)n);
+        return p + n + 2;
+    }
+    case '*': {
+        const char *e = line_end(p, end);
+        long long n = strtoll(p, NULL, 10);
+        p = e + 2;
+        if (n < 0) {
+            lua_pushboolean(L, 0);
+            return p;
+        }
+        lua_createtable(L, (int)n, 0);
+        for (long long i = 1; i <= n; i++) {
+            p = parse_reply(L, p, end);
+            lua_rawseti(L, -2, (int)i);
+        }
+        return p;
+    }
+    default:
+        lua_pushboolean(L, 0);
+        return end;
+    }
+}
+
+// ---- Lua value -> reply ----
+
+static void write_value(lua_State *L, Buf *b, int resp, int depth) {
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        buf_fmt(b, "$", (long long)n);
+        buf_append(b, s, n);
+        buf_append(b, "\r\n", 2);
+        break;
+    }
+    case LUA_TNUMBER: buf_fmt(b, ":", (long long)lua_tonumber(L, -1)); break;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, -1)) buf_str(b, ":1\r\n");
+        else buf_str(b, resp == 3 ? "_\r\n" : "$-1\r\n");
+        break;
+    case LUA_TTABLE: {
+        lua_getfield(L, -1, "err");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            size_t n;
+            const char *s = lua_tolstring(L, -1, &n);
+            buf_error(b, s, n);
+            lua_pop(L, 1);
+            break;
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "ok");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            size_t n;
+            const char *s = lua_tolstring(L, -1, &n);
+            buf_append(b, "+", 1);
+            buf_append(b, s, n);
+            buf_append(b, "\r\n", 2);
+            lua_pop(L, 1);
+            break;
+        }
+        lua_pop(L, 1);
+        if (depth > 1000 || !lua_checkstack(L, 2)) {
+            buf_str(b, "-ERR reached lua stack limit\r\n");
+            break;
+        }
+        int n = 0;
+        for (;; n++) {  // the array part, up to the first nil, as Redis converts it
+            lua_rawgeti(L, -1, n + 1);
+            int nil = lua_isnil(L, -1);
+            lua_pop(L, 1);
+            if (nil) break;
+        }
+        buf_fmt(b, "*", n);
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            write_value(L, b, resp, depth + 1);
+            lua_pop(L, 1);
+        }
+        break;
+    }
+    default: buf_str(b, resp == 3 ? "_\r\n" : "$-1\r\n");
+    }
+}
+
+// ---- the redis table ----
+
+static int redis_command(lua_State *L, int raise) {
+    BerthLua *h = host(L);
+    int argc = lua_gettop(L);
+    if (argc == 0) {
+        lua_createtable(L, 0, 1);
+        lua_pushstring(L, "ERR Please specify at least one argument for this redis lib call");
+        lua_setfield(L, -2, "err");
+        if (raise) return lua_error(L);
+        return 1;
+    }
+    const char **argv = malloc(sizeof(char *) * (size_t)argc);
+    size_t *lens = malloc(sizeof(size_t) * (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        int t = lua_type(L, i + 1);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+            free(argv);
+            free(lens);
+            lua_createtable(L, 0, 1);
+            lua_pushstring(L, "ERR Lua redis lib command arguments must be strings or integers");
+            lua_setfield(L, -2, "err");
+            if (raise) return lua_error(L);
+            return 1;
+        }
+        argv[i] = lua_tolstring(L, i + 1, &lens[i]);  // numbers become strings in place
+    }
+    h->call.n = 0;
+    h->command(h->context, argv, lens, argc, &h->call);
+    free(argv);
+    free(lens);
+    parse_reply(L, h->call.p, h->call.p + h->call.n);
+    if (raise && h->call.n > 0 && h->call.p[0] == '-') return lua_error(L);
+    return 1;
+}
+
+static int redis_call(lua_State *L) { return redis_command(L, 1); }
+static int redis_pcall(lua_State *L) { return redis_command(L, 0); }
+
+static int redis_reply_table(lua_State *L, const char *field) {
+    const char *s = luaL_checkstring(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, s);
+    lua_setfield(L, -2, field);
+    return 1;
+}
+
+static int redis_error_reply(lua_State *L) { return redis_reply_table(L, "err"); }
+static int redis_status_reply(lua_State *L) { return redis_reply_table(L, "ok"); }
+
+static int redis_sha1hex(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    char hex[41];
+    berth_sha1_hex(s, n, hex);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+static int redis_log(lua_State *L) {
+    int level = (int)luaL_checkinteger(L, 1);
+    if (level < 0 || level > 3) return luaL_error(L, "Invalid debug level.");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 2; i <= lua_gettop(L); i++) {
+        if (i > 2) luaL_addchar(&b, ' ');
+        size_t n;
+        const char *s = lua_tolstring(L, i, &n);
+        if (s) luaL_addlstring(&b, s, n);
+    }
+    luaL_pushresult(&b);
+    size_t n;
+    const char *msg = lua_tolstring(L, -1, &n);
+    BerthLua *h = host(L);
+    h->log(h->context, level, msg, n);
+    return 0;
+}
+
+static int redis_setresp(lua_State *L) {
+    int v = (int)luaL_checkinteger(L, 1);
+    if (v != 2 && v != 3) return luaL_error(L, "RESP version must be 2 or 3.");
+    host(L)->resp = v;
+    return 0;
+}
+
+static int redis_noop(lua_State *L) { (void)L; return 0; }
+static int redis_true(lua_State *L) { lua_pushboolean(L, 1); return 1; }
+
+// ---- math.random: deterministic within a script, as Redis makes it ----
+
+static int math_random(lua_State *L) {
+    BerthLua *h = host(L);
+    h->random = h->random * 6364136223846793005ULL + 1442695040888963407ULL;
+    double r = (double)(h->random >> 11) / (double)(1ULL << 53);
+    switch (lua_gettop(L)) {
+    case 0: lua_pushnumber(L, r); break;
+    case 1: {
+        int u = (int)luaL_checkinteger(L, 1);
+        luaL_argcheck(L, 1 <= u, 1, "interval is empty");
+        lua_pushnumber(L, (lua_Number)((int)(r * u) + 1));
+        break;
+    }
+    case 2: {
+        int l = (int)luaL_checkinteger(L, 1), u = (int)luaL_checkinteger(L, 2);
+        luaL_argcheck(L, l <= u, 2, "interval is empty");
+        lua_pushnumber(L, (lua_Number)((int)(r * (u - l + 1)) + l));
+        break;
+    }
+    default: return luaL_error(L, "wrong number of arguments");
+    }
+    return 1;
+}
+
+static int math_randomseed(lua_State *L) {
+    host(L)->random = (uint64_t)luaL_checkinteger(L, 1);
+    return 0;
+}
+
+// ---- pcall as Redis 7 gives it to scripts ----
+
+// Like Lua's pcall, except that an error raised by redis.call (a table with `err`) reaches
+// the script as its message string, as in Redis 7.
+static int script_pcall(lua_State *L) {
+    luaL_checkany(L, 1);
+    if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            if (lua_isstring(L, -1)) lua_replace(L, -2);
+            else lua_pop(L, 1);
+        }
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+// ---- protected globals ----
+
+static int globals_newindex(lua_State *L) { return luaL_error(L, "Attempt to modify a readonly table"); }
+
+static int globals_index(lua_State *L) {
+    const char *name = lua_tostring(L, 2);
+    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'", name ? name : "?");
+}
+
+// Records the script line where an error was raised, for the error's trailer.
+static int error_handler(lua_State *L) {
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sl", &ar);
+        if (ar.currentline > 0 && strcmp(ar.source, "@user_script") == 0) {
+            host(L)->line = ar.currentline;
+            break;
+        }
+    }
+    return 1;
+}
+
+static void set_function(lua_State *L, const char *name, lua_CFunction f) {
+    lua_pushcfunction(L, f);
+    lua_setfield(L, -2, name);
+}
+
+static void set_number(lua_State *L, const char *name, int v) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, name);
+}
+
+BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log) {
+    BerthLua *h = calloc(1, sizeof *h);
+    h->command = command;
+    h->log = log;
+    h->resp = 2;
+    lua_State *L = luaL_newstate();
+    h->L = L;
+    lua_pushcfunction(L, luaopen_base); lua_call(L, 0, 0);
+    lua_pushcfunction(L, luaopen_table); lua_call(L, 0, 0);
+    lua_pushcfunction(L, luaopen_string); lua_call(L, 0, 0);
+    lua_pushcfunction(L, luaopen_math); lua_call(L, 0, 0);
+    lua_pushlightuserdata(L, h);
+    lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_HOST);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
+    // No file or module loading from scripts.
+    const char *removed[] = {"loadfile", "dofile", "load", "require", "module", "print", "gcinfo", NULL};
+    for (int i = 0; removed[i]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, removed[i]);
+    }
+    lua_pushcfunction(L, script_pcall);
+    lua_setglobal(L, "pcall");
+    lua_getglobal(L, "math");
+    set_function(L, "random", math_random);
+    set_function(L, "randomseed", math_randomseed);
+    lua_pop(L, 1);
+    lua_newtable(L);
+    set_function(L, "call", redis_call);
+    set_function(L, "pcall", redis_pcall);
+    set_function(L, "error_reply", redis_error_reply);
+    set_function(L, "status_reply", redis_status_reply);
+    set_function(L, "sha1hex", redis_sha1hex);
+    set_function(L, "log", redis_log);
+    set_function(L, "setresp", redis_setresp);
+    set_function(L, "set_repl", redis_noop);
+    set_function(L, "replicate_commands", redis_true);
+    set_number(L, "LOG_DEBUG", 0);
+    set_number(L, "LOG_VERBOSE", 1);
+    set_number(L, "LOG_NOTICE", 2);
+    set_number(L, "LOG_WARNING", 3);
+    set_number(L, "REPL_NONE", 0);
+    set_number(L, "REPL_AOF", 1);
+    set_number(L, "REPL_SLAVE", 2);
+    set_number(L, "REPL_REPLICA", 2);
+    set_number(L, "REPL_ALL", 3);
+    lua_setglobal(L, "redis");
+    // From here on, globals are read-only and unknown ones are errors.
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    lua_newtable(L);
+    set_function(L, "__newindex", globals_newindex);
+    set_function(L, "__index", globals_index);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+    return h;
+}
+
+void berth_lua_free(BerthLua *h) {
+    lua_close(h->L);
+    free(h->result.p);
+    free(h->call.p);
+    free(h);
+}
+
+int berth_lua_has(BerthLua *h, const char *sha) {
+    lua_getfield(h->L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
+    lua_getfield(h->L, -1, sha);
+    int found = !lua_isnil(h->L, -1);
+    lua_pop(h->L, 2);
+    return found;
+}
+
+int berth_lua_load(BerthLua *h, const char *sha, const char *body, size_t length) {
+    lua_State *L = h->L;
+    h->result.n = 0;
+    if (berth_lua_has(h, sha)) return 0;
+    if (luaL_loadbuffer(L, body, length, "@user_script") != 0) {
+        size_t n;
+        const char *msg = lua_tolstring(L, -1, &n);
+        Buf tmp = {0};
+        buf_str(&tmp, "ERR Error compiling script (new function): ");
+        buf_append(&tmp, msg, n);
+        buf_error(&h->result, tmp.p, tmp.n);
+        free(tmp.p);
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, sha);
+    lua_pop(L, 2);
+    return 0;
+}
+
+static void set_array(lua_State *L, const char *name, const char *const *items, const size_t *lens, int n) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushlstring(L, items[i], lens[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushstring(L, name);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_GLOBALSINDEX);  // past the read-only guard
+}
+
+int berth_lua_run(BerthLua *h, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
+                  const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context) {
+    lua_State *L = h->L;
+    Buf *b = &h->result;
+    b->n = 0;
+    h->context = context;
+    h->resp = 2;
+    h->line = 0;
+    h->random = 0;
+    set_array(L, "KEYS", keys, key_lengths, nkeys);
+    set_array(L, "ARGV", args, arg_lengths, nargs);
+    lua_pushcfunction(L, error_handler);
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
+    lua_getfield(L, -1, sha);
+    lua_remove(L, -2);
+    int status = lua_pcall(L, 0, 1, -2);
+    int failed = 0;
+    if (status == 0) {
+        write_value(L, b, resp, 0);
+        failed = b->n > 0 && b->p[0] == '-';
+    } else {
+        // Uncaught: a redis.call error table or a Lua error string, with Redis's trailer.
+        Buf msg = {0};
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            size_t n;
+            const char *s = lua_tolstring(L, -1, &n);
+            if (s) buf_append(&msg, s, n);
+            lua_pop(L, 1);
+        } else {
+            size_t n;
+            const char *s = lua_tolstring(L, -1, &n);
+            buf_str(&msg, "ERR ");
+            if (s) buf_append(&msg, s, n);
+        }
+        char trailer[128];
+        int t = snprintf(trailer, sizeof trailer, " script: %s, on @user_script:%d.", sha, h->line);
+        buf_append(&msg, trailer, (size_t)t);
+        buf_error(b, msg.p, msg.n);
+        free(msg.p);
+        failed = 1;
+    }
+    lua_pop(L, 2);  // the result (or error) and the handler
+    h->context = NULL;
+    lua_gc(L, LUA_GCSTEP, 1);
+    return failed ? -1 : 0;
+}
+
+const char *berth_lua_result(BerthLua *h, size_t *length) {
+    *length = h->result.n;
+    return h->result.p;
+}
+
+void berth_lua_flush(BerthLua *h) {
+    lua_newtable(h->L);
+    lua_setfield(h->L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
+    lua_gc(h->L, LUA_GCCOLLECT, 0);
+}

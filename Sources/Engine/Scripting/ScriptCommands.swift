@@ -1,0 +1,138 @@
+import Commands
+import Keyspace
+import RESP
+
+/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
+enum ScriptCommands {
+    /// Key positions: `numkeys` keys after it (nothing when numkeys is not a number).
+    private static let keys = KeySpec(finder: { args in
+        guard args.count >= 3, let n = Numbers.int(args[2]), n > 0, n <= args.count - 3 else { return [] }
+        return Array(3..<(3 + n))
+    })
+
+    /// Run by `Shard.runScript`, under every shard lock (CommandFlags.script).
+    static let specs: [CommandSpec] = ["eval", "evalsha", "eval_ro", "evalsha_ro"].map { name in
+        var flags: CommandFlags = [.script, .engine, .allShards, .stale]
+        if name.hasSuffix("_ro") { flags.insert(.readonly) }
+        return CommandSpec(name, arity: -3, flags: flags, keys: keys)
+    }
+
+    /// `#!lua [flags=a,b]` on the first line: the flags, and the body with that line turned
+    /// into a comment (so line numbers stay). Nil flags without a shebang.
+    static func shebang(_ body: Bytes) throws(CommandError) -> (noWrites: Bool, source: Bytes) {
+        var raw = body.array
+        guard raw.starts(with: [35, 33]) else { return (false, body) }  // "#!"
+        let end = raw.firstIndex(of: 10) ?? raw.count
+        let line = String(decoding: raw[2..<end], as: UTF8.self).split(separator: " ").map(String.init)
+        guard let engine = line.first, engine == "lua" else {
+            throw CommandError("ERR Could not find engine '\(line.first ?? "")'")
+        }
+        var noWrites = false
+        for part in line.dropFirst() {
+            guard part.hasPrefix("flags=") else { throw CommandError("ERR Unknown lua shebang option: \(part)") }
+            for flag in part.dropFirst(6).split(separator: ",") {
+                switch flag {
+                case "no-writes": noWrites = true
+                case "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys": break
+                default: throw CommandError("ERR Unexpected flag in script shebang: \(flag)")
+                }
+            }
+        }
+        raw[0] = 45  // "--" comments the line out
+        raw[1] = 45
+        return (noWrites, Bytes(raw))
+    }
+
+    /// SCRIPT LOAD / EXISTS / FLUSH / KILL / HELP.
+    static func script(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        let cache = shard.server.scripts
+        switch args[1].string.lowercased() {
+        case "load" where args.count == 3:
+            let source: Bytes
+            do { source = try shebang(args[2]).source } catch { reply.error(error.message); return true }
+            let sha = ScriptCache.sha1(args[2])
+            let host = shard.scriptHost
+            host.sync(with: cache)
+            if let error = host.load(sha: sha, source: source) {
+                error.withUnsafeBytes { reply.buffer.append($0) }
+                return true
+            }
+            cache.add(args[2])
+            reply.bulk(sha)
+        case "exists" where args.count >= 3:
+            reply.arrayHeader(args.count - 2)
+            for a in args.dropFirst(2) { reply.integer(cache.body(a.string) == nil ? 0 : 1) }
+        case "flush" where args.count <= 3:
+            if args.count == 3 && !args[2].equalsIgnoringCase("async") && !args[2].equalsIgnoringCase("sync") {
+                reply.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+                return true
+            }
+            cache.flush()
+            reply.ok()
+        case "kill" where args.count == 2:
+            // Scripts run inside an atomic section on their client's shard and are never
+            // stopped half way yet (busy-reply-threshold is not implemented).
+            reply.error("NOTBUSY No scripts in execution right now.")
+            return true
+        case "help" where args.count == 2:
+            let lines = ["SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                         "EXISTS <sha1> [<sha1> ...]", "    Return information about the existence of the scripts in the script cache.",
+                         "FLUSH [ASYNC|SYNC]", "    Flush the Lua scripts cache.",
+                         "KILL", "    Kill the currently executing Lua script.",
+                         "LOAD <script>", "    Load a script into the scripts cache without executing it.",
+                         "HELP", "    Print this help."]
+            reply.arrayHeader(lines.count)
+            for l in lines { reply.simple(l) }
+        default:
+            reply.error("ERR unknown subcommand or wrong number of arguments for '\(args[1].string)'. Try SCRIPT HELP.")
+            return true
+        }
+        return false
+    }
+}
+
+extension Shard {
+    var scriptHost: ScriptHost {
+        if let h = scriptHostStorage { return h }
+        let h = ScriptHost()
+        scriptHostStorage = h
+        return h
+    }
+
+    /// EVAL and friends: an atomic section over every shard, unless EXEC already holds it.
+    func runScript(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter, locksHeld: Bool) -> Bool {
+        guard let numkeys = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
+        guard numkeys >= 0 else { reply.error("ERR Number of keys can't be negative"); return true }
+        guard numkeys <= args.count - 3 else { reply.error("ERR Number of keys can't be greater than number of args"); return true }
+        let cache = server.scripts
+        let byBody = spec.name == "eval" || spec.name == "eval_ro"
+        let sha = byBody ? ScriptCache.sha1(args[1]) : args[1].string.lowercased()
+        guard let body = byBody ? args[1] : cache.body(sha) else {
+            reply.error("NOSCRIPT No matching script. Please use EVAL.")
+            return true
+        }
+        let noWrites: Bool, source: Bytes
+        do { (noWrites, source) = try ScriptCommands.shebang(body) } catch { reply.error(error.message); return true }
+        let host = scriptHost
+        host.sync(with: cache)
+        if let error = host.load(sha: sha, source: source) {
+            error.withUnsafeBytes { reply.buffer.append($0) }
+            return true
+        }
+        if byBody { cache.add(body) }
+        let all = ShardLockSet.all(server.shards.count)
+        if !locksHeld { all.lock(server.locks) }
+        if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
+        let run = ScriptRun(shard: self, db: conn.db, readOnly: noWrites || spec.flags.contains(.readonly))
+        let ok = host.run(sha: sha, keys: args[3..<(3 + numkeys)], args: args[(3 + numkeys)...],
+                          resp: conn.protocolVersion, context: run)
+        if !locksHeld {
+            for s in all.shards { takeReadyKeys(from: s) }
+            all.unlock(server.locks)
+            if !readyQueue.isEmpty { serveReadyKeys() }
+            if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        }
+        host.result.withUnsafeBytes { reply.buffer.append($0) }
+        return !ok
+    }
+}

@@ -1,0 +1,130 @@
+import CLua
+import Commands
+import Keyspace
+import RESP
+
+/// One shard thread's Lua interpreter (see ScriptCache.swift for the mechanism).
+///
+/// Invariants: used only by its shard's thread; `generation` is the cache generation its
+/// compiled scripts belong to.
+final class ScriptHost {
+    let lua: OpaquePointer
+    private var generation = 0
+
+    init() {
+        lua = berth_lua_new(ScriptHost.command, ScriptHost.log)
+    }
+
+    deinit { berth_lua_free(lua) }
+
+    /// Drops compiled scripts when SCRIPT FLUSH happened since they were compiled.
+    func sync(with cache: ScriptCache) {
+        let g = cache.generation.load(ordering: .acquiring)
+        if g != generation {
+            berth_lua_flush(lua)
+            generation = g
+        }
+    }
+
+    /// Compiles `source` as script `sha` unless already there; the error reply bytes when
+    /// it does not compile.
+    func load(sha: String, source: Bytes) -> [UInt8]? {
+        let status = source.withUnsafeBytes { raw in
+            berth_lua_load(lua, sha, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        return status == 0 ? nil : result
+    }
+
+    var result: [UInt8] {
+        var n = 0
+        guard let p = berth_lua_result(lua, &n), n > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    /// Runs script `sha` with `keys` and `args`; false when its reply is an error.
+    func run(sha: String, keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>, resp: Int, context: ScriptRun) -> Bool {
+        // One buffer for every argument, so that all the C pointers stay valid for the call.
+        var bytes: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        for a in keys + args {
+            let start = bytes.count
+            a.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            ranges.append(start..<bytes.count)
+        }
+        let ctx = Unmanaged.passUnretained(context).toOpaque()
+        let status = bytes.withUnsafeBufferPointer { buf -> Int32 in
+            let base = UnsafeRawPointer(buf.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+            let pointers: [UnsafePointer<CChar>?] = ranges.map { base + $0.lowerBound }
+            let lengths = ranges.map(\.count)
+            return pointers.withUnsafeBufferPointer { p in
+                lengths.withUnsafeBufferPointer { l in
+                    berth_lua_run(lua, sha, p.baseAddress, l.baseAddress, Int32(keys.count),
+                                  p.baseAddress.map { $0 + keys.count }, l.baseAddress.map { $0 + keys.count },
+                                  Int32(args.count), Int32(resp), ctx)
+                }
+            }
+        }
+        return status == 0
+    }
+
+    /// redis.call / redis.pcall: run one command for the script that is running.
+    private static let command: BerthLuaCommand = { ctx, argv, lengths, argc, out in
+        let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
+        var args: [Bytes] = []
+        for i in 0..<Int(argc) { args.append(Bytes(UnsafeRawBufferPointer(start: argv![i], count: lengths![i]))) }
+        let reply = run.call(args)
+        reply.withUnsafeBytes { berth_lua_reply_append(out, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        return 0
+    }
+
+    private static let log: BerthLuaLog = { ctx, level, message, length in
+        let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
+        let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
+        let log = run.shard.server.log
+        switch level {
+        case 0: log.debug("<script> \(text)")
+        case 1: log.info("<script> \(text)")
+        case 3: log.warning("<script> \(text)")
+        default: log.notice("<script> \(text)")
+        }
+    }
+}
+
+/// The script being run: where redis.call's commands go and what they may do.
+final class ScriptRun {
+    unowned let shard: Shard
+    let db: Int
+    let readOnly: Bool
+
+    init(shard: Shard, db: Int, readOnly: Bool) {
+        self.shard = shard
+        self.db = db
+        self.readOnly = readOnly
+    }
+
+    /// The RESP2 reply of `args` run under the script's locks, or Redis's refusal.
+    func call(_ args: [Bytes]) -> [UInt8] {
+        let server = shard.server
+        func refuse(_ message: String) -> [UInt8] { Array("-\(message)\r\n".utf8) }
+        guard let spec = server.commands.lookup(args[0]) else { return refuse("ERR Unknown Redis command called from script") }
+        guard spec.arityMatches(args.count) else { return refuse("ERR Wrong number of args calling Redis command from script") }
+        guard spec.handler != nil else {
+            // The connection-free engine commands scripts commonly use.
+            let out = IOBuffer(capacity: 64)
+            let w = ReplyWriter(buffer: out, protocolVersion: 2)
+            switch spec.name {
+            case "ping": if args.count > 1 { w.bulk(args[1]) } else { w.simple("PONG") }
+            case "echo": w.bulk(args[1])
+            case "time":
+                let us = Int(ShardStore.nowMilliseconds()) * 1000
+                w.bulkArray([Bytes(us / 1_000_000), Bytes(us % 1_000_000)])
+            default: return refuse("ERR This Redis command is not allowed from script")
+            }
+            return out.readableArray
+        }
+        if readOnly && spec.flags.contains(.write) {
+            return refuse("ERR Write commands are not allowed from read-only scripts.")
+        }
+        return server.runNested(spec, args, in: shard.context, db: db, protocolVersion: 2).readableArray
+    }
+}

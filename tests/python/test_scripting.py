@@ -1,0 +1,250 @@
+"""Lua scripting (EVAL, EVALSHA, EVAL_RO, SCRIPT) over real sockets on four shards, and
+the same scripts against redis-server for the exact replies and error texts."""
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import free_port, wait_for
+
+# Replies and errors that must match redis-server byte for byte (math.random aside).
+PARITY = [
+    "return redis.call('nosuch')",
+    "return redis.call('get')",
+    "return redis.call('incr','s')",
+    "x = 5",
+    "return y",
+    "return os",
+    "return {1,2,{3,'x'},nil,4}",
+    "return redis.pcall('incr','s')",
+    "return {err='My Error'}",
+    "return redis.error_reply('FOO bar')",
+    "return redis.status_reply('FINE')",
+    "return 3.99",
+    "return true",
+    "return false",
+    "return nil",
+    "error('boom')",
+    "local a = 1\nlocal b = 2\nerror('on line three')",
+    "foo(",
+    "return KEYS[1]..ARGV[1]",
+    "return #KEYS + #ARGV",
+    "return redis.sha1hex('')",
+    "return redis.sha1hex('hello world')",
+    "error({err='X custom'})",
+    "return redis.pcall('nosuch')",
+    "return redis.call('set', KEYS[1], 'v')",
+    "return {redis.call('get', KEYS[1]), type(redis.call('get','nope'))}",
+    "return redis.call('hgetall', 'nohash')",
+    "return {pcall(redis.call, 'nosuch')}",
+    "return redis.call('lrange', KEYS[1], 0, -1)",
+    "return redis.call('incrbyfloat', 'f', '1.5')",
+    "return redis.call('ping')",
+]
+
+
+def raw(r, *args):
+    try:
+        return ("ok", r.execute_command(*args))
+    except redis.ResponseError as e:
+        return ("error", str(e))
+
+
+@pytest.fixture
+def srv(make_server):
+    return make_server("--shards", 4)
+
+
+@pytest.fixture
+def redis_server():
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    r = redis.Redis(port=port, decode_responses=True)
+
+    def up():
+        try:
+            return r.ping()
+        except redis.ConnectionError:
+            return False
+    assert wait_for(up)
+    yield r
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_replies_and_errors_match_redis_server(srv, redis_server):
+    b = srv.client(decode_responses=True)
+    differences = []
+    for c in (b, redis_server):
+        c.set("s", "abc")
+    for script in PARITY:
+        ours, theirs = raw(b, "EVAL", script, 1, "key", "arg"), raw(redis_server, "EVAL", script, 1, "key", "arg")
+        if ours != theirs:
+            differences.append((script, ours, theirs))
+    assert differences == []
+
+
+def test_evalsha_script_load_exists_flush(srv):
+    r = srv.client(decode_responses=True)
+    sha = r.script_load("return ARGV[1] .. '!'")
+    assert sha == "a1b0b3a1c4f9b6fd3fd3ac43f32af06b6ec9cb4b" or len(sha) == 40
+    assert r.evalsha(sha, 0, "hi") == "hi!"
+    assert r.evalsha(sha.upper(), 0, "x") == "x!"
+    assert r.script_exists(sha, "0" * 40) == [True, False]
+    with pytest.raises(redis.exceptions.NoScriptError, match="No matching script"):
+        r.evalsha("0" * 40, 0)
+    # EVAL caches what it runs, as Redis does.
+    r.eval("return 42", 0)
+    assert r.script_exists("1fa00e76656cc152ad327c13fe365858fd7be306") == [True]
+    assert r.script_flush() is True
+    assert r.script_exists(sha) == [False]
+    with pytest.raises(redis.exceptions.NoScriptError):
+        r.evalsha(sha, 0, "hi")
+    with pytest.raises(redis.ResponseError, match="Error compiling script"):
+        r.script_load("return (")
+    with pytest.raises(redis.ResponseError, match="Number of keys can't be negative"):
+        r.eval("return 1", -1)
+    with pytest.raises(redis.ResponseError, match="greater than number of args"):
+        r.eval("return 1", 3, "a")
+
+
+def test_read_only_scripts_and_shebang_flags(srv):
+    r = srv.client(decode_responses=True)
+    r.set("k", "v")
+    assert r.eval_ro("return redis.call('get', KEYS[1])", 1, "k") == "v"
+    with pytest.raises(redis.ResponseError, match="Write commands are not allowed from read-only scripts"):
+        r.eval_ro("return redis.call('set', KEYS[1], 'x')", 1, "k")
+    with pytest.raises(redis.ResponseError, match="Write commands are not allowed from read-only scripts"):
+        r.eval("#!lua flags=no-writes\nreturn redis.call('del', KEYS[1])", 1, "k")
+    assert r.eval("#!lua flags=allow-oom\nreturn redis.call('get', KEYS[1])", 1, "k") == "v"
+    with pytest.raises(redis.ResponseError, match="Unexpected flag in script shebang"):
+        r.eval("#!lua flags=bogus\nreturn 1", 0)
+    assert r.get("k") == "v"
+
+
+def test_redis_py_lock_across_clients(srv):
+    a, b = srv.client(), srv.client()
+    lock_a = a.lock("resource", timeout=5)
+    lock_b = b.lock("resource", timeout=5, blocking=False)
+    assert lock_a.acquire(blocking=False)
+    assert not lock_b.acquire()
+    assert lock_a.extend(5) and 5000 < a.pttl("resource") <= 10000  # EVALSHA checking the token
+    lock_a.release()
+    assert lock_b.acquire()
+    lock_b.release()
+    assert a.exists("resource") == 0
+    # A lock that expired and was taken by another client cannot be released or extended
+    # by its first owner: the scripts compare tokens.
+    short = a.lock("resource", timeout=0.1)
+    assert short.acquire(blocking=False)
+    time.sleep(0.25)
+    other = b.lock("resource", timeout=5)
+    assert other.acquire(blocking=False)
+    with pytest.raises(redis.exceptions.LockNotOwnedError):
+        short.extend(1)
+    with pytest.raises(redis.exceptions.LockNotOwnedError):
+        short.release()
+    assert other.owned()
+    other.release()
+
+
+TOKEN_BUCKET = """
+local tokens = tonumber(redis.call('hget', KEYS[1], 'tokens') or ARGV[1])
+local stamp = tonumber(redis.call('hget', KEYS[1], 'stamp') or ARGV[3])
+local now, capacity, rate = tonumber(ARGV[3]), tonumber(ARGV[1]), tonumber(ARGV[2])
+tokens = math.min(capacity, tokens + (now - stamp) * rate)
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('hset', KEYS[1], 'tokens', tokens, 'stamp', now)
+return allowed
+"""
+
+
+def test_token_bucket_rate_limiter(srv):
+    r = srv.client()
+    limiter = r.register_script(TOKEN_BUCKET)
+    allowed = sum(limiter(keys=["bucket:user1"], args=[10, 1, 1000]) for _ in range(25))
+    assert allowed == 10  # capacity, no time passed
+    assert limiter(keys=["bucket:user1"], args=[10, 1, 1003]) == 1  # three tokens refilled
+    assert sum(limiter(keys=["bucket:user1"], args=[10, 1, 1003]) for _ in range(5)) == 2
+
+
+def test_script_moving_values_across_shards_is_atomic(srv):
+    r = srv.client()
+    keys = ["{a}account", "{b}account", "{c}account", "{d}account"]
+    r.mset({k: 100 for k in keys})
+    move = r.register_script("""
+        local v = tonumber(redis.call('get', KEYS[1]))
+        redis.call('set', KEYS[1], v - 1)
+        redis.call('incrby', KEYS[2], 1)
+        return v""")
+    stop = threading.Event()
+    seen = []
+
+    def reader():
+        c = srv.client()
+        while not stop.is_set():
+            seen.append(sum(int(v) for v in c.mget(keys)))
+
+    def mover(i):
+        c = srv.client()
+        m = c.register_script(move.script)
+        for j in range(300):
+            m(keys=[keys[(i + j) % 4], keys[(i + j + 1) % 4]])
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    movers = [threading.Thread(target=mover, args=(i,)) for i in range(4)]
+    for t in readers + movers:
+        t.start()
+    for t in movers:
+        t.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert seen and set(seen) == {400}
+    assert sum(int(v) for v in r.mget(keys)) == 400
+
+
+def test_writes_wake_blocked_clients_after_the_script(srv):
+    r = srv.client(decode_responses=True)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("v", srv.client(decode_responses=True).blpop(["jobs"], 10)))
+    t.start()
+    assert wait_for(lambda: any(c["cmd"] == "blpop" for c in r.client_list()))
+    # The script pushes two and pops one: the waiter gets what is left, never the first.
+    got = r.eval("redis.call('rpush', KEYS[1], 'a'); redis.call('rpush', KEYS[1], 'b'); "
+                 "return redis.call('lpop', KEYS[1])", 1, "jobs")
+    t.join()
+    assert got == "a" and out["v"] == ("jobs", "b") or out["v"] == ["jobs", "b"]
+    # A blocking command inside a script answers at once, as its non-blocking form.
+    assert r.eval("return redis.call('blpop', KEYS[1], 0)", 1, "empty") is None
+
+
+def test_sandbox(srv):
+    r = srv.client(decode_responses=True)
+    for script, message in [("x = 1", "Attempt to modify a readonly table"),
+                            ("return os.time()", "nonexistent global variable 'os'"),
+                            ("return io.open('/etc/passwd')", "nonexistent global variable 'io'"),
+                            ("return loadfile('/etc/passwd')", "nonexistent global variable 'loadfile'"),
+                            ("return dofile('/etc/passwd')", "nonexistent global variable 'dofile'")]:
+        with pytest.raises(redis.ResponseError, match=message):
+            r.eval(script, 0)
+    # math.random is the same sequence in every run, as Redis makes it.
+    seq = "return {math.random(1000), math.random(1000), math.random(1000)}"
+    assert r.eval(seq, 0) == r.eval(seq, 0)
+    # Deep recursion fails cleanly; the server keeps serving.
+    with pytest.raises(redis.ResponseError, match="stack overflow"):
+        r.eval("local function f(n) return f(n + 1) + 1 end return f(1)", 0)
+    assert r.eval("local t = {} for i = 1, 100000 do t[i] = i end return t", 0)[-1] == 100000
+    assert r.ping()
+
+
+def test_eval_inside_multi(srv):
+    r = srv.client(decode_responses=True)
+    p = r.pipeline(transaction=True)
+    p.set("m", 1)
+    p.eval("return redis.call('incr', KEYS[1])", 1, "m")
+    p.get("m")
+    assert p.execute() == [True, 2, "2"]
