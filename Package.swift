@@ -32,9 +32,13 @@ let package = Package(
         ),
         // The C side of the module API: GetApi by name and the variadic calls (Call, Log...).
         .target(name: "CModuleHost"),
-        // Lua 5.1 from Debian's liblua5.1-0-dev, linked statically, with the EVAL script
+        // Lua 5.1 from Debian's liblua5.1-0-dev (with lua-cjson-dev and lua-bitop-dev),
+        // linked statically, with the EVAL script
         // environment built in C (Lua's errors longjmp, which must not cross Swift frames).
-        .target(name: "CLua", linkerSettings: [.linkedLibrary(":liblua5.1.a"), .linkedLibrary("m")]),
+        .target(name: "CLua", linkerSettings: [
+            .linkedLibrary(":liblua5.1-cjson.a"), .linkedLibrary(":liblua5.1-bitop.a"),
+            .linkedLibrary(":liblua5.1.a"), .linkedLibrary("m"),
+        ]),
         .target(name: "RESP", swiftSettings: releaseSettings),
         .target(
             name: "Keyspace",

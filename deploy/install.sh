@@ -24,8 +24,12 @@ MODE=${1:-install}
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; }
 
 build() {
-  if ! dpkg -s liburing-dev >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq liburing-dev >/dev/null
+  local need=()
+  for pkg in liburing-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
   fi
   # --static-swift-stdlib links the Swift runtime and Foundation in; -static-executable
   # links glibc statically too. Berth never resolves host names, so glibc's NSS (which

@@ -4,6 +4,11 @@
 #include <lua5.1/lauxlib.h>
 #include <lua5.1/lua.h>
 #include <lua5.1/lualib.h>
+
+// Debian's lua-cjson-dev and lua-bitop-dev, linked statically: the `cjson` and `bit`
+// libraries Redis gives scripts.
+extern int luaopen_cjson(lua_State *L);
+extern int luaopen_bit(lua_State *L);
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,6 +391,12 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log) {
         lua_pushnil(L);
         lua_setglobal(L, removed[i]);
     }
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "cjson");
+    lua_pushcfunction(L, luaopen_bit);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "bit");
     lua_pushcfunction(L, script_pcall);
     lua_setglobal(L, "pcall");
     lua_getglobal(L, "math");

@@ -42,6 +42,10 @@ PARITY = [
     "return redis.call('lrange', KEYS[1], 0, -1)",
     "return redis.call('incrbyfloat', 'f', '1.5')",
     "return redis.call('ping')",
+    "return cjson.encode({1, 2, 'three'})",
+    "return cjson.decode('{\"a\":[1,2,3]}').a[3]",
+    "return bit.band(0xff, 0x0f) + bit.lshift(1, 4)",
+    "return bit.tohex(65535)",
 ]
 
 
