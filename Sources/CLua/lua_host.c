@@ -28,11 +28,14 @@ struct BerthLua {
     Buf call;           // redis.call's reply bytes
     int resp;           // redis.setresp
     int line;           // the script line of the last error
+    const char *chunk;  // "user_script" or "user_function": where errors point
     uint64_t random;    // math.random's state, reset for every run
 };
 
 static const char *REGISTRY_HOST = "berth.host";
 static const char *REGISTRY_SCRIPTS = "berth.scripts";
+static const char *REGISTRY_FUNCTIONS = "berth.functions";
+static const char *REGISTRY_PENDING = "berth.pending";
 
 // ---- buffers ----
 
@@ -273,7 +276,7 @@ static int redis_log(lua_State *L) {
     size_t n;
     const char *msg = lua_tolstring(L, -1, &n);
     BerthLua *h = host(L);
-    h->log(h->context, level, msg, n);
+    if (h->context) h->log(h->context, level, msg, n);  // no client to attribute it to while loading
     return 0;
 }
 
@@ -352,7 +355,7 @@ static int error_handler(lua_State *L) {
     lua_Debug ar;
     for (int level = 0; lua_getstack(L, level, &ar); level++) {
         lua_getinfo(L, "Sl", &ar);
-        if (ar.currentline > 0 && strcmp(ar.source, "@user_script") == 0) {
+        if (ar.currentline > 0 && (strcmp(ar.source, "@user_script") == 0 || strcmp(ar.source, "@user_function") == 0)) {
             host(L)->line = ar.currentline;
             break;
         }
@@ -385,6 +388,8 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log) {
     lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_HOST);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_FUNCTIONS);
     // No file or module loading from scripts.
     const char *removed[] = {"loadfile", "dofile", "load", "require", "module", "print", "gcinfo", NULL};
     for (int i = 0; removed[i]; i++) {
@@ -481,22 +486,12 @@ static void set_array(lua_State *L, const char *name, const char *const *items, 
     lua_rawset(L, LUA_GLOBALSINDEX);  // past the read-only guard
 }
 
-int berth_lua_run(BerthLua *h, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
-                  const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context) {
+// Calls the function under the arguments on the stack (handler, function, nargs values)
+// and turns its result or error into the reply; `name` goes into an error's trailer.
+static int finish_call(BerthLua *h, int nargs, int resp, const char *name) {
     lua_State *L = h->L;
     Buf *b = &h->result;
-    b->n = 0;
-    h->context = context;
-    h->resp = 2;
-    h->line = 0;
-    h->random = 0;
-    set_array(L, "KEYS", keys, key_lengths, nkeys);
-    set_array(L, "ARGV", args, arg_lengths, nargs);
-    lua_pushcfunction(L, error_handler);
-    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
-    lua_getfield(L, -1, sha);
-    lua_remove(L, -2);
-    int status = lua_pcall(L, 0, 1, -2);
+    int status = lua_pcall(L, nargs, 1, -(nargs + 2));
     int failed = 0;
     if (status == 0) {
         write_value(L, b, resp, 0);
@@ -516,8 +511,8 @@ int berth_lua_run(BerthLua *h, const char *sha, const char *const *keys, const s
             buf_str(&msg, "ERR ");
             if (s) buf_append(&msg, s, n);
         }
-        char trailer[128];
-        int t = snprintf(trailer, sizeof trailer, " script: %s, on @user_script:%d.", sha, h->line);
+        char trailer[160];
+        int t = snprintf(trailer, sizeof trailer, " script: %s, on @%s:%d.", name, h->chunk, h->line);
         buf_append(&msg, trailer, (size_t)t);
         buf_error(b, msg.p, msg.n);
         free(msg.p);
@@ -527,6 +522,225 @@ int berth_lua_run(BerthLua *h, const char *sha, const char *const *keys, const s
     h->context = NULL;
     lua_gc(L, LUA_GCSTEP, 1);
     return failed ? -1 : 0;
+}
+
+static void begin_call(BerthLua *h, void *context, const char *chunk) {
+    h->result.n = 0;
+    h->context = context;
+    h->resp = 2;
+    h->line = 0;
+    h->random = 0;
+    h->chunk = chunk;
+}
+
+static void push_array(lua_State *L, const char *const *items, const size_t *lens, int n) {
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushlstring(L, items[i], lens[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+int berth_lua_run(BerthLua *h, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
+                  const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context) {
+    lua_State *L = h->L;
+    begin_call(h, context, "user_script");
+    set_array(L, "KEYS", keys, key_lengths, nkeys);
+    set_array(L, "ARGV", args, arg_lengths, nargs);
+    lua_pushcfunction(L, error_handler);
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_SCRIPTS);
+    lua_getfield(L, -1, sha);
+    lua_remove(L, -2);
+    return finish_call(h, 0, resp, sha);
+}
+
+int berth_lua_fcall(BerthLua *h, const char *name, const char *const *keys, const size_t *key_lengths, int nkeys,
+                    const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context) {
+    lua_State *L = h->L;
+    begin_call(h, context, "user_function");
+    lua_pushcfunction(L, error_handler);
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_FUNCTIONS);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 2);
+        buf_str(&h->result, "-ERR Function not found\r\n");
+        h->context = NULL;
+        return -1;
+    }
+    push_array(L, keys, key_lengths, nkeys);
+    push_array(L, args, arg_lengths, nargs);
+    return finish_call(h, 2, resp, name);
+}
+
+// ---- function libraries ----
+
+static int name_is_valid(const char *s, size_t n) {
+    if (n == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return 0;
+    }
+    return 1;
+}
+
+static const char *FLAG_NAMES[] = {"no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys", NULL};
+
+// redis.register_function(name, callback) or redis.register_function{function_name=,
+// callback=, flags={...}, description=}, during FUNCTION LOAD only.
+static int loader_register(lua_State *L) {
+    int flags = 0;
+    const char *description = "";
+    if (lua_istable(L, 1)) {
+        lua_getfield(L, 1, "function_name");
+        lua_getfield(L, 1, "callback");
+        lua_getfield(L, 1, "flags");
+        lua_getfield(L, 1, "description");
+        if (lua_isstring(L, -1)) description = lua_tostring(L, -1);
+        if (lua_istable(L, -2)) {
+            for (int i = 1;; i++) {
+                lua_rawgeti(L, -2, i);
+                if (lua_isnil(L, -1)) { lua_pop(L, 1); break; }
+                const char *f = lua_tostring(L, -1);
+                int bit = -1;
+                for (int k = 0; f && FLAG_NAMES[k]; k++)
+                    if (strcmp(f, FLAG_NAMES[k]) == 0) bit = k;
+                lua_pop(L, 1);
+                if (bit < 0) return luaL_error(L, "unknown flag given");
+                flags |= 1 << bit;
+            }
+        }
+        lua_pop(L, 2);  // flags, description: name and callback stay at -2, -1
+    } else {
+        lua_settop(L, 2);
+    }
+    size_t n;
+    const char *name = lua_tolstring(L, -2, &n);
+    if (!name || !name_is_valid(name, n))
+        return luaL_error(L, "Function names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    if (!lua_isfunction(L, -1)) return luaL_error(L, "callback must be a function");
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_PENDING);
+    lua_getfield(L, -1, name);
+    if (!lua_isnil(L, -1)) return luaL_error(L, "Function already exists in the library");
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "callback");
+    lua_pushnumber(L, flags);
+    lua_setfield(L, -2, "flags");
+    lua_pushstring(L, description);
+    lua_setfield(L, -2, "description");
+    lua_setfield(L, -2, name);
+    return 0;
+}
+
+static int loader_missing(lua_State *L) {
+    const char *name = lua_tostring(L, 2);
+    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'", name ? name : "?");
+}
+
+int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int install) {
+    lua_State *L = h->L;
+    Buf *b = &h->result;
+    b->n = 0;
+    h->context = NULL;
+    h->chunk = "user_function";
+    if (luaL_loadbuffer(L, code, length, "@user_function") != 0) {
+        Buf tmp = {0};
+        buf_str(&tmp, "ERR Error compiling function: ");
+        buf_str(&tmp, lua_tostring(L, -1));
+        buf_error(b, tmp.p, tmp.n);
+        free(tmp.p);
+        lua_pop(L, 1);
+        return -1;
+    }
+    // The library's environment: read-only, falling back to the globals; `redis` holds only
+    // what a library may use while it loads.
+    lua_newtable(L);  // env
+    lua_newtable(L);  // load-time redis
+    set_function(L, "register_function", loader_register);
+    set_function(L, "log", redis_log);
+    set_number(L, "LOG_DEBUG", 0);
+    set_number(L, "LOG_VERBOSE", 1);
+    set_number(L, "LOG_NOTICE", 2);
+    set_number(L, "LOG_WARNING", 3);
+    lua_newtable(L);
+    set_function(L, "__index", loader_missing);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "redis");
+    lua_newtable(L);  // env's metatable
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    lua_setfield(L, -2, "__index");
+    set_function(L, "__newindex", globals_newindex);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfenv(L, -3);  // chunk's environment; env stays below for the switch after loading
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, REGISTRY_PENDING);
+    lua_pushcfunction(L, error_handler);
+    lua_pushvalue(L, -3);  // the chunk
+    int status = lua_pcall(L, 0, 0, -2);
+    if (status != 0) {
+        Buf tmp = {0};
+        buf_str(&tmp, "ERR Error registering functions: ");
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            buf_str(&tmp, lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+            lua_pop(L, 1);
+        } else {
+            buf_str(&tmp, "ERR ");
+            buf_str(&tmp, lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        }
+        buf_error(b, tmp.p, tmp.n);
+        free(tmp.p);
+        lua_settop(L, 0);
+        return -1;
+    }
+    lua_pop(L, 1);  // the handler; env and chunk remain
+    // At run time the library's functions see the whole redis API.
+    lua_getglobal(L, "redis");
+    lua_setfield(L, -2, "redis");  // the key exists, so the read-only guard is not consulted
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_PENDING);
+    int count = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, REGISTRY_FUNCTIONS);
+    lua_pushnil(L);
+    while (lua_next(L, -3) != 0) {  // pending: key at -2, entry at -1
+        size_t n;
+        const char *name = lua_tolstring(L, -2, &n);
+        lua_getfield(L, -1, "flags");
+        int flags = (int)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "description");
+        const char *description = lua_tostring(L, -1);
+        char tmp[32];
+        buf_append(b, name, n);
+        buf_append(b, "\0", 1);
+        int t = snprintf(tmp, sizeof tmp, "%d", flags);
+        buf_append(b, tmp, (size_t)t);
+        buf_append(b, "\0", 1);
+        buf_str(b, description ? description : "");
+        buf_append(b, "\0", 1);
+        lua_pop(L, 1);
+        if (install) {
+            lua_getfield(L, -1, "callback");
+            lua_setfield(L, -4, name);  // functions[name] = callback
+        }
+        lua_pop(L, 1);
+        count++;
+    }
+    lua_settop(L, 0);
+    if (count == 0) {
+        b->n = 0;
+        buf_str(b, "-ERR No functions registered\r\n");
+        return -1;
+    }
+    return 0;
+}
+
+void berth_lua_flush_functions(BerthLua *h) {
+    lua_newtable(h->L);
+    lua_setfield(h->L, LUA_REGISTRYINDEX, REGISTRY_FUNCTIONS);
+    lua_gc(h->L, LUA_GCCOLLECT, 0);
 }
 
 const char *berth_lua_result(BerthLua *h, size_t *length) {

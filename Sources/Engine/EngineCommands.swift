@@ -104,6 +104,8 @@ enum EngineCommands {
         (spec("config", -2, [.admin, .loading, .stale], subcommands: ["get", "set", "resetstat", "rewrite", "help"]), ConfigCommand.run),
         (spec("script", -2, [.stale], subcommands: ["load", "exists", "flush", "kill", "help"]),
          ScriptCommands.script),
+        (spec("function", -2, [.stale], subcommands: ["load", "delete", "list", "flush", "dump", "restore", "stats", "kill", "help"]),
+         ScriptFunctions.function),
         (spec("module", -2, [.admin, .noMulti], subcommands: ["list", "load", "loadex", "unload", "help"]),
          ModuleAdminCommand.run),
         (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),

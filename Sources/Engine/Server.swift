@@ -42,6 +42,7 @@ public final class Server: @unchecked Sendable {
     let pubsub: PubSubRegistry
     let modules = ModuleRegistry()
     let scripts = ScriptCache()
+    let functions = FunctionLibraries()
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)
@@ -59,7 +60,7 @@ public final class Server: @unchecked Sendable {
         locks = (0..<shardCount).map { _ in ShardLock() }
         pubsub = PubSubRegistry(shards: shardCount)
         let engine = EngineCommands.table + PubSubCommands.table
-        commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs)
+        commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs + ScriptFunctions.specs)
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
         eventsByCommand = commands.names.map { KeyspaceEvents.byCommand[$0] }
     }

@@ -252,3 +252,76 @@ def test_eval_inside_multi(srv):
     p.eval("return redis.call('incr', KEYS[1])", 1, "m")
     p.get("m")
     assert p.execute() == [True, 2, "2"]
+
+
+LIBRARY = """#!lua name=bank
+local function transfer(keys, args)
+    local amount = tonumber(args[1])
+    local from = tonumber(redis.call('get', keys[1]) or '0')
+    if from < amount then return redis.error_reply('ERR insufficient funds') end
+    redis.call('decrby', keys[1], amount)
+    return redis.call('incrby', keys[2], amount)
+end
+redis.register_function('transfer', transfer)
+redis.register_function{function_name='balance', callback=function(keys) return tonumber(redis.call('get', keys[1]) or '0') end,
+                        flags={'no-writes'}, description='read a balance'}
+"""
+
+FUNCTION_PARITY = [
+    ("FUNCTION", "LOAD", "return 1"),
+    ("FUNCTION", "LOAD", "#!lua name=bad\nfoo("),
+    ("FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"),
+    ("FUNCTION", "LOAD", "#!lua name=callload\nredis.call('ping')"),
+    ("FUNCTION", "LOAD", "#!js name=x\n"),
+    ("FUNCTION", "LOAD", "#!lua name=b-d\n"),
+    ("FUNCTION", "LOAD", "#!lua name=g\nx = 1\nredis.register_function('gg', function() return 1 end)"),
+    ("FUNCTION", "LOAD", "#!lua name=err\nredis.register_function('e', function() error('boom') end)"),
+    ("FCALL", "e", 0),
+    ("FUNCTION", "LOAD", "#!lua name=dupe\nredis.register_function('e', function() return 1 end)"),
+    ("FCALL", "nosuch", 0),
+    ("FCALL_RO", "e", 0),
+    ("FUNCTION", "DELETE", "nolib"),
+    ("FUNCTION", "STATS"),
+]
+
+
+def test_function_replies_and_errors_match_redis_server(srv, redis_server):
+    b = srv.client(decode_responses=True)
+    differences = [(cmd, raw(b, *cmd), raw(redis_server, *cmd)) for cmd in FUNCTION_PARITY]
+    differences = [d for d in differences if d[1] != d[2]]
+    assert differences == []
+
+
+def test_fcall_libraries_on_every_shard(srv):
+    r = srv.client(decode_responses=True)
+    assert r.function_load(LIBRARY) == "bank"
+    clients = [srv.client(decode_responses=True) for _ in range(8)]  # homed on all four shards
+    r.mset({"{a}alice": 100, "{b}bob": 0})
+    for c in clients:
+        assert c.fcall("transfer", 2, "{a}alice", "{b}bob", 5) > 0
+    assert r.fcall_ro("balance", 1, "{a}alice") == 60 and r.fcall("balance", 1, "{b}bob") == 40
+    with pytest.raises(redis.ResponseError, match="insufficient funds"):
+        r.fcall("transfer", 2, "{b}bob", "{a}alice", 1000)
+    with pytest.raises(redis.ResponseError, match="Can not execute a script with write flag"):
+        r.fcall_ro("transfer", 2, "{a}alice", "{b}bob", 1)
+    # REPLACE reaches every shard's interpreter; DELETE too.
+    r.function_load(LIBRARY.replace("return tonumber(redis.call('get', keys[1]) or '0')", "return -1"), replace=True)
+    assert all(c.fcall("balance", 1, "{a}alice") == -1 for c in clients)
+    [lib] = r.function_list(library="ba*", withcode=True)
+    lib = dict(zip(lib[::2], lib[1::2]))  # RESP2 maps are flat arrays
+    assert lib["library_name"] == "bank" and lib["library_code"].startswith("#!lua name=bank")
+    functions = [dict(zip(f[::2], f[1::2])) for f in lib["functions"]]
+    assert sorted(f["name"] for f in functions) == ["balance", "transfer"]
+    assert [f["flags"] for f in functions if f["name"] == "balance"] == [["no-writes"]]
+    payload = srv.client().function_dump()
+    assert r.function_delete("bank") is True
+    for c in clients:
+        with pytest.raises(redis.ResponseError, match="Function not found"):
+            c.fcall("balance", 1, "{a}alice")
+    assert srv.client().function_restore(payload) is True
+    assert clients[3].fcall("balance", 1, "{a}alice") == -1
+    with pytest.raises(redis.ResponseError, match="already exists"):
+        srv.client().function_restore(payload)
+    assert srv.client().function_restore(payload, "REPLACE") is True
+    assert r.function_flush() is True
+    assert r.function_list() == []

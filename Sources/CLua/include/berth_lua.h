@@ -33,6 +33,21 @@ int berth_lua_has(BerthLua *lua, const char *sha);
 int berth_lua_run(BerthLua *lua, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
                   const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context);
 
+/* Calls library function `name` with the KEYS and ARGV tables as its two arguments, as
+ * FCALL does; the reply is in berth_lua_result. -1 when it is an error. */
+int berth_lua_fcall(BerthLua *lua, const char *name, const char *const *keys, const size_t *key_lengths, int nkeys,
+                    const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context);
+
+/* Runs a function library's code (its `#!lua` line already commented out) so that it
+ * registers its functions; with `install` they become callable by berth_lua_fcall. On
+ * success berth_lua_result holds, per function, "name\0flags\0description\0" (flags: bit
+ * 0 no-writes, 1 allow-oom, 2 allow-stale, 3 no-cluster, 4 allow-cross-slot-keys); on
+ * failure the RESP error. */
+int berth_lua_load_library(BerthLua *lua, const char *code, size_t length, int install);
+
+/* Drops every installed library function. */
+void berth_lua_flush_functions(BerthLua *lua);
+
 const char *berth_lua_result(BerthLua *lua, size_t *length);
 
 /* Drops every compiled script (SCRIPT FLUSH). */

@@ -5,7 +5,7 @@ import RESP
 /// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
 enum ScriptCommands {
     /// Key positions: `numkeys` keys after it (nothing when numkeys is not a number).
-    private static let keys = KeySpec(finder: { args in
+    static let keySpec = KeySpec(finder: { args in
         guard args.count >= 3, let n = Numbers.int(args[2]), n > 0, n <= args.count - 3 else { return [] }
         return Array(3..<(3 + n))
     })
@@ -14,7 +14,7 @@ enum ScriptCommands {
     static let specs: [CommandSpec] = ["eval", "evalsha", "eval_ro", "evalsha_ro"].map { name in
         var flags: CommandFlags = [.script, .engine, .allShards, .stale]
         if name.hasSuffix("_ro") { flags.insert(.readonly) }
-        return CommandSpec(name, arity: -3, flags: flags, keys: keys)
+        return CommandSpec(name, arity: -3, flags: flags, keys: keySpec)
     }
 
     /// `#!lua [flags=a,b]` on the first line: the flags, and the body with that line turned
@@ -101,6 +101,7 @@ extension Shard {
 
     /// EVAL and friends: an atomic section over every shard, unless EXEC already holds it.
     func runScript(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter, locksHeld: Bool) -> Bool {
+        if spec.name.hasPrefix("fcall") { return runFunction(spec, conn, args, reply, locksHeld: locksHeld) }
         guard let numkeys = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
         guard numkeys >= 0 else { reply.error("ERR Number of keys can't be negative"); return true }
         guard numkeys <= args.count - 3 else { reply.error("ERR Number of keys can't be greater than number of args"); return true }
@@ -120,17 +121,9 @@ extension Shard {
             return true
         }
         if byBody { cache.add(body) }
-        let all = ShardLockSet.all(server.shards.count)
-        if !locksHeld { all.lock(server.locks) }
-        if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         let run = ScriptRun(shard: self, db: conn.db, readOnly: noWrites || spec.flags.contains(.readonly))
-        let ok = host.run(sha: sha, keys: args[3..<(3 + numkeys)], args: args[(3 + numkeys)...],
-                          resp: conn.protocolVersion, context: run)
-        if !locksHeld {
-            for s in all.shards { takeReadyKeys(from: s) }
-            all.unlock(server.locks)
-            if !readyQueue.isEmpty { serveReadyKeys() }
-            if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        let ok = inScriptSection(locksHeld: locksHeld) {
+            host.run(sha: sha, keys: args[3..<(3 + numkeys)], args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }
         host.result.withUnsafeBytes { reply.buffer.append($0) }
         return !ok

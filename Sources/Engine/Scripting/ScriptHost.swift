@@ -10,6 +10,8 @@ import RESP
 final class ScriptHost {
     let lua: OpaquePointer
     private var generation = 0
+    /// The FunctionLibraries generation whose libraries are installed here.
+    var functionGeneration = -1
 
     init() {
         lua = berth_lua_new(ScriptHost.command, ScriptHost.log)
@@ -43,7 +45,17 @@ final class ScriptHost {
 
     /// Runs script `sha` with `keys` and `args`; false when its reply is an error.
     func run(sha: String, keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>, resp: Int, context: ScriptRun) -> Bool {
-        // One buffer for every argument, so that all the C pointers stay valid for the call.
+        withArguments(keys: keys, args: args) { keyPointers, keyLengths, argPointers, argLengths in
+            berth_lua_run(lua, sha, keyPointers, keyLengths, Int32(keys.count), argPointers, argLengths, Int32(args.count),
+                          Int32(resp), Unmanaged.passUnretained(context).toOpaque()) == 0
+        }
+    }
+
+    /// Calls `body` with C pointer and length arrays for `keys` and `args`, all pointing
+    /// into one buffer that stays valid for the call.
+    func withArguments<T>(keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>,
+                          _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?,
+                                   UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> T) -> T {
         var bytes: [UInt8] = []
         var ranges: [Range<Int>] = []
         for a in keys + args {
@@ -51,20 +63,16 @@ final class ScriptHost {
             a.withUnsafeBytes { bytes.append(contentsOf: $0) }
             ranges.append(start..<bytes.count)
         }
-        let ctx = Unmanaged.passUnretained(context).toOpaque()
-        let status = bytes.withUnsafeBufferPointer { buf -> Int32 in
+        return bytes.withUnsafeBufferPointer { buf in
             let base = UnsafeRawPointer(buf.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
             let pointers: [UnsafePointer<CChar>?] = ranges.map { base + $0.lowerBound }
             let lengths = ranges.map(\.count)
             return pointers.withUnsafeBufferPointer { p in
                 lengths.withUnsafeBufferPointer { l in
-                    berth_lua_run(lua, sha, p.baseAddress, l.baseAddress, Int32(keys.count),
-                                  p.baseAddress.map { $0 + keys.count }, l.baseAddress.map { $0 + keys.count },
-                                  Int32(args.count), Int32(resp), ctx)
+                    body(p.baseAddress, l.baseAddress, p.baseAddress.map { $0 + keys.count }, l.baseAddress.map { $0 + keys.count })
                 }
             }
         }
-        return status == 0
     }
 
     /// redis.call / redis.pcall: run one command for the script that is running.
