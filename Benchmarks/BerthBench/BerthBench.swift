@@ -31,8 +31,8 @@ struct Run: ParsableCommand {
     @Option var consumers = 4
     @Option var queues = 4
     @Option(help: "Subscribers in the Pub/Sub fan-out test.") var subscribers = 32
-    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub,module (module: the server must have modules/build/blockdemo.so loaded).")
-    var only = "wake,unblock,timeout,handoff,pubsub,module"
+    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub,module,script (module: the server must have modules/build/blockdemo.so loaded).")
+    var only = "wake,unblock,timeout,handoff,pubsub,module,script"
 
     func run() throws {
         let t = try Topology.discover(host: host, port: port)
@@ -67,6 +67,14 @@ struct Run: ParsableCommand {
                     log(results.last!)
                 } else {
                     FileHandle.standardError.write("\(label): no blockdemo module loaded, module latency skipped\n".data(using: .utf8)!)
+                }
+            }
+            if parts.contains("script") {
+                for function in [false, true] {
+                    let samples = try repeated { try Scenarios.scriptRoundTrip(t, function: function, iterations: iterations) }
+                    results.append(.latency(function ? "script FCALL round trip" : "script EVALSHA round trip",
+                                            load: loadConnections, repeats: samples))
+                    log(results.last!)
                 }
             }
             if parts.contains("timeout") {

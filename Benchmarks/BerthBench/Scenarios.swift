@@ -123,6 +123,33 @@ enum Scenarios {
         }
     }
 
+    /// Round trip of a script that increments its key: EVALSHA, or FCALL of the same code
+    /// loaded as a function library (the server's atomic-section cost for scripts).
+    static func scriptRoundTrip(_ t: Topology, function: Bool, iterations: Int) throws -> [UInt64] {
+        let c = try t.connect()
+        let body = "return redis.call('incr', KEYS[1])"
+        let sha: String
+        if function {
+            _ = try c.call(["FUNCTION", "LOAD", "REPLACE",
+                            "#!lua name=berthbench\nredis.register_function('bench_incr', function(keys) return redis.call('incr', keys[1]) end)"])
+            sha = ""
+        } else {
+            guard case .bulk(let s) = try c.call(["SCRIPT", "LOAD", body]) else {
+                throw RESPClient.Failure(description: "SCRIPT LOAD failed")
+            }
+            sha = s.string
+        }
+        let command = function ? ["FCALL", "bench_incr", "1", "bench:script"] : ["EVALSHA", sha, "1", "bench:script"]
+        var samples: [UInt64] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            let start = nowNanos()
+            guard case .integer = try c.call(command) else { throw RESPClient.Failure(description: "\(command[0]) failed") }
+            samples.append((nowNanos() - start) / 1000)
+        }
+        return samples
+    }
+
     /// Time from PUBLISH to a subscriber (on another shard where there are several)
     /// holding the message.
     static func publishLatency(_ t: Topology, iterations: Int) throws -> [UInt64] {

@@ -20,8 +20,8 @@ enum ScriptCommands {
     /// `#!lua [flags=a,b]` on the first line: the flags, and the body with that line turned
     /// into a comment (so line numbers stay). Nil flags without a shebang.
     static func shebang(_ body: Bytes) throws(CommandError) -> (noWrites: Bool, source: Bytes) {
+        guard body.count >= 2, body[0] == 35, body[1] == 33 else { return (false, body) }  // "#!"
         var raw = body.array
-        guard raw.starts(with: [35, 33]) else { return (false, body) }  // "#!"
         let end = raw.firstIndex(of: 10) ?? raw.count
         let line = String(decoding: raw[2..<end], as: UTF8.self).split(separator: " ").map(String.init)
         guard let engine = line.first, engine == "lua" else {
