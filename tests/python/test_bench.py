@@ -24,7 +24,8 @@ def test_bench_run_and_report(make_server, tmp_path):
     names = {(m["name"], m["load"]) for m in report["measurements"]}
     for load in (0, 2):
         for expected in ["wake LPUSH->BLPOP same-shard", "wake LPUSH->BLPOP cross-shard", "wake XADD->XREAD cross-shard",
-                         "unblock CLIENT UNBLOCK ERROR", "timeout lateness, 50 blocked", "pubsub PUBLISH->message"]:
+                         "unblock CLIENT UNBLOCK ERROR", "timeout lateness, 50 blocked", "pubsub PUBLISH->message",
+                         "script EVALSHA round trip", "script FCALL round trip"]:
             assert (expected, load) in names
     for m in report["measurements"]:
         if m["unit"] == "us":
