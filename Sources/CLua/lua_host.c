@@ -23,6 +23,7 @@ struct BerthLua {
     lua_State *L;
     BerthLuaCommand command;
     BerthLuaLog log;
+    BerthLuaBusy busy;
     void *context;      // the Swift side's, during a run
     Buf result;         // the last load or run's reply
     Buf call;           // redis.call's reply bytes
@@ -329,6 +330,12 @@ static int script_pcall(lua_State *L) {
     if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
         if (lua_istable(L, -1)) {
             lua_getfield(L, -1, "err");
+            const char *e = lua_tostring(L, -1);
+            // A kill is not the script's to catch: pass it on.
+            if (e && strncmp(e, "ERR Script killed by user", 25) == 0) {
+                lua_pop(L, 1);
+                return lua_error(L);
+            }
             if (lua_isstring(L, -1)) lua_replace(L, -2);
             else lua_pop(L, 1);
         }
@@ -373,10 +380,26 @@ static void set_number(lua_State *L, const char *name, int v) {
     lua_setfield(L, -2, name);
 }
 
-BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log) {
+// Lets the server stop a script that runs too long (SCRIPT KILL / FUNCTION KILL). The
+// error is raised again at every later check, so a script's own pcall cannot swallow it.
+static void count_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    BerthLua *h = host(L);
+    if (!h->context) return;
+    int verdict = h->busy(h->context);
+    if (verdict == 0) return;
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, verdict == 2 ? "ERR Script killed by user with FUNCTION KILL..."
+                                   : "ERR Script killed by user with SCRIPT KILL...");
+    lua_setfield(L, -2, "err");
+    lua_error(L);
+}
+
+BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy) {
     BerthLua *h = calloc(1, sizeof *h);
     h->command = command;
     h->log = log;
+    h->busy = busy;
     h->resp = 2;
     lua_State *L = luaL_newstate();
     h->L = L;
@@ -404,6 +427,7 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log) {
     lua_setglobal(L, "bit");
     lua_pushcfunction(L, script_pcall);
     lua_setglobal(L, "pcall");
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 100000);
     lua_getglobal(L, "math");
     set_function(L, "random", math_random);
     set_function(L, "randomseed", math_randomseed);

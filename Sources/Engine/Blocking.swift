@@ -65,17 +65,23 @@ extension Shard {
 
     /// Serves the waiters of every collected ready key. Call with no shard lock held.
     func serveReadyKeys() {
-        while let (s, key) = readyQueue.popFirst() { serveWaiters(onShard: s, key) }
+        while let (s, key) = readyQueue.popFirst() {
+            guard serveWaiters(onShard: s, key) else {
+                // A busy script holds the locks: keep the key for the next tick.
+                readyQueue.prepend((s, key))
+                return
+            }
+        }
     }
 
     /// Serves `key`'s waiters oldest first while the key can serve them. The common
     /// case (a queue with many idle workers) costs O(1) per push: the scan stops as soon
     /// as the key is gone, unless an XREADGROUP client must hear that it is.
-    private func serveWaiters(onShard s: Int, _ key: DatabaseKey) {
+    private func serveWaiters(onShard s: Int, _ key: DatabaseKey) -> Bool {
         let locks = server.locks
         var held = ShardLockSet()
         held.insert(s)
-        held.lock(locks)
+        guard held.lock(locks, unless: scriptIsBusy) else { return false }
         let table = server.shards[s].waiters
         var served: [(BlockedClient, [UInt8])] = []
         let ctx = context
@@ -103,7 +109,10 @@ extension Shard {
                     // again, since the queue may have changed meanwhile.
                     held.unlock(locks)
                     held.insert(d)
-                    held.lock(locks)
+                    guard held.lock(locks, unless: scriptIsBusy) else {
+                        for (client, bytes) in served { deliver(client, .reply(bytes)) }
+                        return false
+                    }
                     i = 0
                     continue
                 }
@@ -134,6 +143,7 @@ extension Shard {
         }
         held.unlock(locks)
         for (client, bytes) in served { deliver(client, .reply(bytes)) }
+        return true
     }
 
     /// Hands an outcome to the client's home shard.
@@ -174,8 +184,10 @@ extension Shard {
 
     private func removeFromWaiterTables(_ client: BlockedClient) {
         for (s, key) in client.keys {
+            // Behind a busy script the entry is left: a finished client is a stale waiter,
+            // skipped and dropped whenever its key is served.
             let lock = server.locks[s]
-            lock.lock()
+            guard lock.lock(unless: scriptIsBusy) else { continue }
             server.shards[s].waiters.remove(client, from: key)
             lock.unlock()
         }

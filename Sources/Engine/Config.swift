@@ -36,6 +36,10 @@ public final class ServerConfig: @unchecked Sendable {
             "hz": Param(kind: .integer(min: 1, max: 500), mutable: true, default: "10", effective: true),
             "tcp-backlog": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "511", effective: true),
             "notify-keyspace-events": Param(kind: .string, mutable: true, default: "", effective: true),
+            // Milliseconds a script may run before other clients get -BUSY and SCRIPT KILL
+            // / FUNCTION KILL may stop it; lua-time-limit is its old name, kept in step.
+            "busy-reply-threshold": Param(kind: .integer(min: 0, max: Int.max), mutable: true, default: "5000", effective: true),
+            "lua-time-limit": Param(kind: .integer(min: 0, max: Int.max), mutable: true, default: "5000", effective: true),
             // Only the pubsub class acts (Berth has no replicas, and normal clients are unlimited).
             "client-output-buffer-limit": Param(kind: .string, mutable: true,
                                                 default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", effective: true),
@@ -61,7 +65,6 @@ public final class ServerConfig: @unchecked Sendable {
             ("lazyfree-lazy-user-flush", .bool, "no"), ("replica-lazy-flush", .bool, "no"),
 ("slowlog-log-slower-than", .integer(min: -1, max: Int.max), "10000"),
             ("slowlog-max-len", .integer(min: 0, max: Int.max), "128"), ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
-            ("lua-time-limit", .integer(min: 0, max: Int.max), "5000"), ("busy-reply-threshold", .integer(min: 0, max: Int.max), "5000"),
             ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
             ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
             ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("appendfilename", .string, "appendonly.aof"),
@@ -93,6 +96,8 @@ public final class ServerConfig: @unchecked Sendable {
     let pubsubSoftSeconds = Atomic<Int>(60)
     /// notify-keyspace-events, parsed (`NotifyFlags.rawValue`).
     let notifyFlags = Atomic<UInt16>(0)
+    /// busy-reply-threshold in milliseconds.
+    let busyReplyThreshold = Atomic<Int>(5000)
 
     public init() {
         var v: [String: String] = [:]
@@ -130,7 +135,11 @@ public final class ServerConfig: @unchecked Sendable {
             return
         }
         let (name, normalized) = try validate(rawName, value, startup: startup)
-        values.withLock { $0[name] = normalized }
+        values.withLock { v in
+            v[name] = normalized
+            if name == "busy-reply-threshold" { v["lua-time-limit"] = normalized }
+            if name == "lua-time-limit" { v["busy-reply-threshold"] = normalized }
+        }
         applyMirror(name, normalized)
     }
 
@@ -209,6 +218,7 @@ public final class ServerConfig: @unchecked Sendable {
         case "client-query-buffer-limit": queryBufferLimit.store(n, ordering: .relaxed)
         case "maxclients": maxClients.store(n, ordering: .relaxed)
         case "timeout": idleTimeoutSeconds.store(n, ordering: .relaxed)
+        case "busy-reply-threshold", "lua-time-limit": busyReplyThreshold.store(n, ordering: .relaxed)
         case "requirepass": hasPassword.store(!v.isEmpty, ordering: .releasing)
         case "notify-keyspace-events":
             let f = NotifyFlags.parse(v) ?? NotifyFlags()

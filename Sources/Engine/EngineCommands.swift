@@ -120,6 +120,11 @@ enum EngineCommands {
                 reply.error("ERR No shutdown in progress.")
                 return true
             }
+            if shard.server.scriptBusy.running.load(ordering: .acquiring) != 0 {
+                // A script that wrote holds every shard: the only way out is to stop hard.
+                shard.server.log.warning("SHUTDOWN NOSAVE during a busy script: exiting without waiting for it")
+                _exit(0)
+            }
             shard.server.log.warning("User requested shutdown...")
             shard.server.requestShutdown()
             conn.closeAfterFlush = true

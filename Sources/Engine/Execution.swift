@@ -77,6 +77,11 @@ extension Shard {
             stats.rejectedCalls[spec.id] += 1
             return
         }
+        if let busy = server.scriptBusy.refusal(spec, args) {
+            reply.error(busy)
+            stats.errorReplies += 1
+            return
+        }
         if conn.protocolVersion == 2 && conn.isSubscribed && !Shard.subscribedModeCommands.contains(spec.name) {
             reply.error("ERR Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
             stats.errorReplies += 1
@@ -123,6 +128,19 @@ extension Shard {
         for p in spec.keys.positions(args) { set.insert(server.slots.shard(of: args[p])) }
     }
 
+    /// True while a script past busy-reply-threshold holds the shard locks.
+    var scriptIsBusy: () -> Bool {
+        let busy = server.scriptBusy
+        return { busy.running.load(ordering: .acquiring) != 0 }
+    }
+
+    /// The -BUSY reply of a command that waited for locks a busy script holds.
+    func replyBusy(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        reply.error(server.scriptBusy.refusal(spec, args)
+                    ?? "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+        return true
+    }
+
     /// Runs one data command under its shards' locks; returns true when it replied an error.
     func runLocked(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter) -> Bool {
         let locks = server.locks
@@ -130,7 +148,7 @@ extension Shard {
         let k = spec.keys
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
             let s = server.slots.shard(of: args[k.first])
-            locks[s].lock()
+            guard locks[s].lock(unless: scriptIsBusy) else { return replyBusy(spec, args, reply) }
             context.keyShard = s
             let failed = runData(spec, args, conn, reply)
             context.keyShard = nil
@@ -142,7 +160,7 @@ extension Shard {
         }
         var set = ShardLockSet()
         lockSet(spec, args, into: &set)
-        set.lock(locks)
+        guard set.lock(locks, unless: scriptIsBusy) else { return replyBusy(spec, args, reply) }
         let failed = runData(spec, args, conn, reply)
         for s in set.shards { takeReadyKeys(from: s) }
         set.unlock(locks)
@@ -256,7 +274,10 @@ extension Shard {
             lockSet(spec, args, into: &set)
         }
         for w in conn.watched { set.insert(w.shard) }
-        set.lock(server.locks)
+        guard set.lock(server.locks, unless: scriptIsBusy) else {
+            unwatchAll(conn)
+            return replyBusy(txn.queue.first?.0 ?? server.commands.lookup(Bytes("exec"))!, [], reply)
+        }
         if conn.watchToken.dirty.load(ordering: .relaxed) {
             set.unlock(server.locks)
             unwatchAll(conn)

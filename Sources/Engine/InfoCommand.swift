@@ -31,12 +31,13 @@ enum InfoCommand {
         let sections = wanted
         shard.gather(conn, work: { s -> ShardReport in
             let lock = s.server.locks[s.index]
-            lock.lock()
-            let keys = s.store.databases.map { $0.count }
-            let expires = s.store.databases.map { $0.volatileCount }
-            let expired = s.store.databases.reduce(0) { $0 + $1.expiredTotal }
-            let blockingKeys = s.waiters.keyCount
-            lock.unlock()
+            // Behind a busy script the keyspace counts are left out (zeros).
+            let locked = lock.lock(unless: s.scriptIsBusy)
+            let keys = locked ? s.store.databases.map { $0.count } : Array(repeating: 0, count: s.store.databases.count)
+            let expires = locked ? s.store.databases.map { $0.volatileCount } : keys
+            let expired = locked ? s.store.databases.reduce(0) { $0 + $1.expiredTotal } : 0
+            let blockingKeys = locked ? s.waiters.keyCount : 0
+            if locked { lock.unlock() }
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
                                dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
                                blockingKeys: blockingKeys, timedClients: s.timers.live, pausedClients: s.paused.count,

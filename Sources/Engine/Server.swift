@@ -43,6 +43,7 @@ public final class Server: @unchecked Sendable {
     let modules = ModuleRegistry()
     let scripts = ScriptCache()
     let functions = FunctionLibraries()
+    let scriptBusy = ScriptBusy()
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)

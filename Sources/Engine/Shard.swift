@@ -188,12 +188,14 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Runs the periodic work: active expiry and idle-client timeouts.
     private func tick(now: Int64) {
         let lock = server.locks[index]
-        lock.lock()
-        for db in store.databases where db.volatileCount > 0 {
-            _ = db.expireDue(now: now, limit: 10_000)
+        // Behind a busy script, expiry waits for a later tick: the shard stays responsive.
+        if lock.lock(unless: scriptIsBusy) {
+            for db in store.databases where db.volatileCount > 0 {
+                _ = db.expireDue(now: now, limit: 10_000)
+            }
+            takeReadyKeys(from: index)
+            lock.unlock()
         }
-        takeReadyKeys(from: index)
-        lock.unlock()
         serveReadyKeys()
         if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)

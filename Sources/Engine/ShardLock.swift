@@ -21,6 +21,25 @@ final class ShardLock: @unchecked Sendable {
     @inline(__always) func lock() { pthread_mutex_lock(mutex) }
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
     func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
+
+    /// Takes the lock, unless `busy` becomes true while waiting (a script past
+    /// busy-reply-threshold holds it): then false, without the lock. Waits in slices of a
+    /// few milliseconds so that a command queued behind a runaway script can still answer
+    /// -BUSY, as Redis's event loop does.
+    func lock(unless busy: () -> Bool) -> Bool {
+        if pthread_mutex_trylock(mutex) == 0 { return true }
+        while true {
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            deadline.tv_nsec += 5_000_000
+            if deadline.tv_nsec >= 1_000_000_000 {
+                deadline.tv_sec += 1
+                deadline.tv_nsec -= 1_000_000_000
+            }
+            if pthread_mutex_timedlock(mutex, &deadline) == 0 { return true }
+            if busy() { return false }
+        }
+    }
 }
 
 /// A sorted, duplicate-free set of shard indices to lock together.
@@ -38,6 +57,15 @@ struct ShardLockSet {
 
     func lock(_ locks: [ShardLock]) { for s in shards { locks[s].lock() } }
     func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
+
+    /// Takes every lock in order, or none when `busy` turns true while waiting.
+    func lock(_ locks: [ShardLock], unless busy: () -> Bool) -> Bool {
+        for (i, s) in shards.enumerated() where !locks[s].lock(unless: busy) {
+            for t in shards[..<i].reversed() { locks[t].unlock() }
+            return false
+        }
+        return true
+    }
 
     /// Takes every lock or, if one is busy, none.
     func tryLock(_ locks: [ShardLock]) -> Bool {

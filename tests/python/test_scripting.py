@@ -325,3 +325,97 @@ def test_fcall_libraries_on_every_shard(srv):
     assert srv.client().function_restore(payload, "REPLACE") is True
     assert r.function_flush() is True
     assert r.function_list() == []
+
+
+def client_on_other_shard(server, shard):
+    """A connection homed on a shard other than `shard` (connections go round robin)."""
+    for _ in range(16):
+        c = server.client(decode_responses=True)
+        if home_shard(c) != shard:
+            return c
+    raise AssertionError("no connection on another shard")
+
+
+def home_shard(c):
+    info = c.execute_command("CLIENT", "INFO")
+    return int(info.split("shard=")[1].split()[0])
+
+
+def test_busy_script_and_script_kill(srv):
+    r = srv.client(decode_responses=True)
+    assert r.config_set("busy-reply-threshold", 100) is True
+    assert r.config_get("lua-time-limit") == {"lua-time-limit": "100"}
+    runner = srv.client(decode_responses=True)
+    other = client_on_other_shard(srv, home_shard(runner))
+    out = {}
+
+    def run(script):
+        try:
+            out["reply"] = runner.eval(script, 0)
+        except redis.ResponseError as e:
+            out["reply"] = e
+    # A read-only spin: other clients get -BUSY, then SCRIPT KILL stops it.
+    t = threading.Thread(target=run, args=("local i = 0 while true do i = i + 1 end",))
+    t.start()
+    assert wait_for(lambda: "BUSY" in str(raw(other, "GET", "x")[1]))
+    assert raw(other, "GET", "x") == ("error", "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+    assert raw(other, "FUNCTION", "KILL")[0] == "error"
+    assert other.script_kill() is True
+    t.join(10)
+    assert str(out["reply"]).startswith("Script killed by user with SCRIPT KILL... script:")
+    assert other.get("x") is None and raw(other, "SCRIPT", "KILL") == ("error", "NOTBUSY No scripts in execution right now.")
+    # A script's own pcall cannot catch the kill.
+    out.clear()
+    t = threading.Thread(target=run, args=("while true do pcall(function() local i = 0 while true do i = i + 1 end end) end",))
+    t.start()
+    assert wait_for(lambda: "BUSY" in str(raw(other, "PING")[1]))
+    assert other.script_kill() is True
+    t.join(10)
+    assert "Script killed by user" in str(out["reply"])
+    # A script that wrote cannot be killed; it runs to its end.
+    out.clear()
+    t = threading.Thread(target=run, args=("redis.call('set', 'w', 1) local i = 0 while i < 3e8 do i = i + 1 end return 'done'",))
+    t.start()
+    assert wait_for(lambda: "BUSY" in str(raw(other, "PING")[1]))
+    assert raw(other, "SCRIPT", "KILL")[1].startswith("UNKILLABLE Sorry the script already executed write commands")
+    t.join(120)
+    assert out["reply"] == "done" and other.get("w") == "1"
+
+
+def test_busy_function_and_function_kill(srv):
+    r = srv.client(decode_responses=True)
+    r.config_set("busy-reply-threshold", 100)
+    r.function_load("#!lua name=spin\nredis.register_function{function_name='spin', "
+                    "callback=function() local i = 0 while true do i = i + 1 end end, flags={'no-writes'}}")
+    runner = srv.client(decode_responses=True)
+    other = client_on_other_shard(srv, home_shard(runner))
+    out = {}
+
+    def run():
+        try:
+            out["reply"] = runner.fcall("spin", 0)
+        except redis.ResponseError as e:
+            out["reply"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    assert wait_for(lambda: "BUSY" in str(raw(other, "GET", "x")[1]))
+    assert raw(other, "GET", "x")[1] == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    assert raw(other, "SCRIPT", "KILL")[0] == "error"
+    assert other.function_kill() == "OK"
+    t.join(10)
+    assert str(out["reply"]).startswith("Script killed by user with FUNCTION KILL...")
+
+
+def test_shutdown_nosave_stops_a_script_that_wrote(make_server):
+    s = make_server("--shards", 2, "--busy-reply-threshold", 100)
+    runner = s.client(decode_responses=True)
+    other = client_on_other_shard(s, home_shard(runner))
+    def spin():
+        with pytest.raises(redis.ConnectionError):  # the server goes away under it
+            runner.eval("redis.call('set','w',1) while true do end", 0)
+    t = threading.Thread(target=spin)
+    t.start()
+    assert wait_for(lambda: "BUSY" in str(raw(other, "PING")[1]))
+    other.shutdown(nosave=True)  # redis-py treats the closed connection as success
+    assert s.proc.wait(10) == 0
+    t.join(10)

@@ -20,7 +20,11 @@ typedef int (*BerthLuaCommand)(void *context, const char *const *argv, const siz
 /* redis.log(level, message): level 0 debug, 1 verbose, 2 notice, 3 warning. */
 typedef void (*BerthLuaLog)(void *context, int level, const char *message, size_t length);
 
-BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log);
+/* Asked every 100,000 Lua instructions while a script runs: 0 to go on, 1 to stop it as
+ * SCRIPT KILL does, 2 as FUNCTION KILL does. */
+typedef int (*BerthLuaBusy)(void *context);
+
+BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy);
 void berth_lua_free(BerthLua *lua);
 
 /* Compiles `body` as the function of script `sha` (40 hex chars) unless it is already

@@ -137,8 +137,7 @@ enum ScriptFunctions {
             reply.bulk("libraries_count"); reply.integer(libs.count)
             reply.bulk("functions_count"); reply.integer(libs.reduce(0) { $0 + $1.functions.count })
         case "kill" where args.count == 2:
-            reply.error("NOTBUSY No scripts in execution right now.")
-            return true
+            return ScriptCommands.kill(shard.server.scriptBusy, function: true, reply)
         case "help" where args.count == 2:
             let lines = ["FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                          "LOAD [REPLACE] <FUNCTION CODE>", "DELETE <LIBRARY NAME>", "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
@@ -171,19 +170,20 @@ extension Shard {
         }
         let host = scriptHost
         host.syncFunctions(with: server.functions)
-        let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites)
-        let ok = inScriptSection(locksHeld: locksHeld) {
+        let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites, isFunction: true)
+        guard let ok = inScriptSection(locksHeld: locksHeld, {
             host.fcall(name, keys: args[3..<(3 + numkeys)], args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
-        }
+        }) else { return replyBusy(spec, args, reply) }
+        run.finish()
         host.result.withUnsafeBytes { reply.buffer.append($0) }
         return !ok
     }
 
     /// Runs `body` with every shard locked (unless EXEC holds them), then hands over what
     /// its writes made ready and publishes its keyspace events.
-    func inScriptSection<T>(locksHeld: Bool, _ body: () -> T) -> T {
+    func inScriptSection<T>(locksHeld: Bool, _ body: () -> T) -> T? {
         let all = ShardLockSet.all(server.shards.count)
-        if !locksHeld { all.lock(server.locks) }
+        if !locksHeld && !all.lock(server.locks, unless: scriptIsBusy) { return nil }
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         let result = body()
         if !locksHeld {

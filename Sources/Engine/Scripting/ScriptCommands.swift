@@ -43,6 +43,21 @@ enum ScriptCommands {
         return (noWrites, Bytes(raw))
     }
 
+    /// SCRIPT KILL / FUNCTION KILL: stops the busy script of that kind unless it wrote.
+    static func kill(_ busy: ScriptBusy, function: Bool, _ reply: ReplyWriter) -> Bool {
+        guard busy.running.load(ordering: .acquiring) == (function ? 2 : 1) else {
+            reply.error("NOTBUSY No scripts in execution right now.")
+            return true
+        }
+        if busy.wrote.load(ordering: .acquiring) {
+            reply.error("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+            return true
+        }
+        busy.kill.store(true, ordering: .releasing)
+        reply.ok()
+        return false
+    }
+
     /// SCRIPT LOAD / EXISTS / FLUSH / KILL / HELP.
     static func script(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         let cache = shard.server.scripts
@@ -70,10 +85,7 @@ enum ScriptCommands {
             cache.flush()
             reply.ok()
         case "kill" where args.count == 2:
-            // Scripts run inside an atomic section on their client's shard and are never
-            // stopped half way yet (busy-reply-threshold is not implemented).
-            reply.error("NOTBUSY No scripts in execution right now.")
-            return true
+            return kill(shard.server.scriptBusy, function: false, reply)
         case "help" where args.count == 2:
             let lines = ["SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                          "EXISTS <sha1> [<sha1> ...]", "    Return information about the existence of the scripts in the script cache.",
@@ -122,9 +134,10 @@ extension Shard {
         }
         if byBody { cache.add(body) }
         let run = ScriptRun(shard: self, db: conn.db, readOnly: noWrites || spec.flags.contains(.readonly))
-        let ok = inScriptSection(locksHeld: locksHeld) {
+        guard let ok = inScriptSection(locksHeld: locksHeld, {
             host.run(sha: sha, keys: args[3..<(3 + numkeys)], args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
-        }
+        }) else { return replyBusy(spec, args, reply) }
+        run.finish()
         host.result.withUnsafeBytes { reply.buffer.append($0) }
         return !ok
     }

@@ -14,7 +14,7 @@ final class ScriptHost {
     var functionGeneration = -1
 
     init() {
-        lua = berth_lua_new(ScriptHost.command, ScriptHost.log)
+        lua = berth_lua_new(ScriptHost.command, ScriptHost.log, ScriptHost.busy)
     }
 
     deinit { berth_lua_free(lua) }
@@ -85,6 +85,23 @@ final class ScriptHost {
         return 0
     }
 
+    /// The 100,000-instruction check: announce a script past busy-reply-threshold, and
+    /// stop it when SCRIPT KILL / FUNCTION KILL asked.
+    private static let busy: BerthLuaBusy = { ctx in
+        let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
+        let server = run.shard.server
+        if !run.announced {
+            guard monotonicMicroseconds() / 1000 - run.startedAt >= server.config.busyReplyThreshold.load(ordering: .relaxed) else {
+                return 0
+            }
+            run.announced = true
+            server.scriptBusy.wrote.store(run.wrote, ordering: .relaxed)
+            server.scriptBusy.running.store(run.isFunction ? 2 : 1, ordering: .releasing)
+            server.log.warning("Slow script detected: still in execution after \(server.config.busyReplyThreshold.load(ordering: .relaxed)) milliseconds. You can try killing the script using the \(run.isFunction ? "FUNCTION" : "SCRIPT") KILL command.")
+        }
+        return server.scriptBusy.kill.load(ordering: .acquiring) ? (run.isFunction ? 2 : 1) : 0
+    }
+
     private static let log: BerthLuaLog = { ctx, level, message, length in
         let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
         let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
@@ -103,11 +120,24 @@ final class ScriptRun {
     unowned let shard: Shard
     let db: Int
     let readOnly: Bool
+    let isFunction: Bool
+    /// Monotonic milliseconds at the start, for busy-reply-threshold.
+    let startedAt = monotonicMicroseconds() / 1000
+    /// A write command ran: SCRIPT KILL can no longer stop it.
+    var wrote = false
+    /// Past busy-reply-threshold and announced in `server.scriptBusy`.
+    var announced = false
 
-    init(shard: Shard, db: Int, readOnly: Bool) {
+    init(shard: Shard, db: Int, readOnly: Bool, isFunction: Bool = false) {
         self.shard = shard
         self.db = db
         self.readOnly = readOnly
+        self.isFunction = isFunction
+    }
+
+    /// The script ended: others may run again.
+    func finish() {
+        if announced { shard.server.scriptBusy.clear() }
     }
 
     /// The RESP2 reply of `args` run under the script's locks, or Redis's refusal.
@@ -132,6 +162,10 @@ final class ScriptRun {
         }
         if readOnly && spec.flags.contains(.write) {
             return refuse("ERR Write commands are not allowed from read-only scripts.")
+        }
+        if spec.flags.contains(.write) && !wrote {
+            wrote = true
+            if announced { server.scriptBusy.wrote.store(true, ordering: .relaxed) }
         }
         return server.runNested(spec, args, in: shard.context, db: db, protocolVersion: 2).readableArray
     }
