@@ -81,7 +81,7 @@ extension Shard {
         let locks = server.locks
         var held = ShardLockSet()
         held.insert(s)
-        guard held.lock(locks, unless: scriptIsBusy) else { return false }
+        guard held.lock(locks, unless: server.scriptBusy) else { return false }
         let table = server.shards[s].waiters
         var served: [(BlockedClient, [UInt8])] = []
         let ctx = context
@@ -109,7 +109,7 @@ extension Shard {
                     // again, since the queue may have changed meanwhile.
                     held.unlock(locks)
                     held.insert(d)
-                    guard held.lock(locks, unless: scriptIsBusy) else {
+                    guard held.lock(locks, unless: server.scriptBusy) else {
                         for (client, bytes) in served { deliver(client, .reply(bytes)) }
                         return false
                     }
@@ -187,7 +187,7 @@ extension Shard {
             // Behind a busy script the entry is left: a finished client is a stale waiter,
             // skipped and dropped whenever its key is served.
             let lock = server.locks[s]
-            guard lock.lock(unless: scriptIsBusy) else { continue }
+            guard lock.lock(unless: server.scriptBusy) else { continue }
             server.shards[s].waiters.remove(client, from: key)
             lock.unlock()
         }

@@ -128,12 +128,6 @@ extension Shard {
         for p in spec.keys.positions(args) { set.insert(server.slots.shard(of: args[p])) }
     }
 
-    /// True while a script past busy-reply-threshold holds the shard locks.
-    var scriptIsBusy: () -> Bool {
-        let busy = server.scriptBusy
-        return { busy.running.load(ordering: .acquiring) != 0 }
-    }
-
     /// The -BUSY reply of a command that waited for locks a busy script holds.
     func replyBusy(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         reply.error(server.scriptBusy.refusal(spec, args)
@@ -148,7 +142,7 @@ extension Shard {
         let k = spec.keys
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
             let s = server.slots.shard(of: args[k.first])
-            guard locks[s].lock(unless: scriptIsBusy) else { return replyBusy(spec, args, reply) }
+            guard locks[s].lock(unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
             context.keyShard = s
             let failed = runData(spec, args, conn, reply)
             context.keyShard = nil
@@ -160,7 +154,7 @@ extension Shard {
         }
         var set = ShardLockSet()
         lockSet(spec, args, into: &set)
-        guard set.lock(locks, unless: scriptIsBusy) else { return replyBusy(spec, args, reply) }
+        guard set.lock(locks, unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
         let failed = runData(spec, args, conn, reply)
         for s in set.shards { takeReadyKeys(from: s) }
         set.unlock(locks)
@@ -274,7 +268,7 @@ extension Shard {
             lockSet(spec, args, into: &set)
         }
         for w in conn.watched { set.insert(w.shard) }
-        guard set.lock(server.locks, unless: scriptIsBusy) else {
+        guard set.lock(server.locks, unless: server.scriptBusy) else {
             unwatchAll(conn)
             return replyBusy(txn.queue.first?.0 ?? server.commands.lookup(Bytes("exec"))!, [], reply)
         }

@@ -32,7 +32,7 @@ enum InfoCommand {
         shard.gather(conn, work: { s -> ShardReport in
             let lock = s.server.locks[s.index]
             // Behind a busy script the keyspace counts are left out (zeros).
-            let locked = lock.lock(unless: s.scriptIsBusy)
+            let locked = lock.lock(unless: s.server.scriptBusy)
             let keys = locked ? s.store.databases.map { $0.count } : Array(repeating: 0, count: s.store.databases.count)
             let expires = locked ? s.store.databases.map { $0.volatileCount } : keys
             let expired = locked ? s.store.databases.reduce(0) { $0 + $1.expiredTotal } : 0

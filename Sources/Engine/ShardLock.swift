@@ -22,11 +22,11 @@ final class ShardLock: @unchecked Sendable {
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
     func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
 
-    /// Takes the lock, unless `busy` becomes true while waiting (a script past
+    /// Takes the lock, unless `busy` announces a script while waiting (one past
     /// busy-reply-threshold holds it): then false, without the lock. Waits in slices of a
     /// few milliseconds so that a command queued behind a runaway script can still answer
     /// -BUSY, as Redis's event loop does.
-    func lock(unless busy: () -> Bool) -> Bool {
+    func lock(unless busy: ScriptBusy) -> Bool {
         if pthread_mutex_trylock(mutex) == 0 { return true }
         while true {
             var deadline = timespec()
@@ -37,7 +37,7 @@ final class ShardLock: @unchecked Sendable {
                 deadline.tv_nsec -= 1_000_000_000
             }
             if pthread_mutex_timedlock(mutex, &deadline) == 0 { return true }
-            if busy() { return false }
+            if busy.running.load(ordering: .acquiring) != 0 { return false }
         }
     }
 }
@@ -58,8 +58,8 @@ struct ShardLockSet {
     func lock(_ locks: [ShardLock]) { for s in shards { locks[s].lock() } }
     func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
 
-    /// Takes every lock in order, or none when `busy` turns true while waiting.
-    func lock(_ locks: [ShardLock], unless busy: () -> Bool) -> Bool {
+    /// Takes every lock in order, or none when a script turns busy while waiting.
+    func lock(_ locks: [ShardLock], unless busy: ScriptBusy) -> Bool {
         for (i, s) in shards.enumerated() where !locks[s].lock(unless: busy) {
             for t in shards[..<i].reversed() { locks[t].unlock() }
             return false

@@ -117,7 +117,7 @@ extension Shard {
             return true
         }
         let all = ShardLockSet.all(server.shards.count)
-        if !locksHeld && !all.lock(server.locks, unless: scriptIsBusy) { return replyBusy(spec, args, reply) }
+        if !locksHeld && !all.lock(server.locks, unless: server.scriptBusy) { return replyBusy(spec, args, reply) }
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         let ctx = ModuleContext(kind: .command, module: command.module, server: server, shard: self, clientID: conn.id,
                                 db: conn.db, protocolVersion: conn.protocolVersion, holdsLocks: true)

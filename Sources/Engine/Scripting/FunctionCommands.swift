@@ -183,7 +183,7 @@ extension Shard {
     /// its writes made ready and publishes its keyspace events.
     func inScriptSection<T>(locksHeld: Bool, _ body: () -> T) -> T? {
         let all = ShardLockSet.all(server.shards.count)
-        if !locksHeld && !all.lock(server.locks, unless: scriptIsBusy) { return nil }
+        if !locksHeld && !all.lock(server.locks, unless: server.scriptBusy) { return nil }
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         let result = body()
         if !locksHeld {
