@@ -77,7 +77,7 @@ extension Shard {
             stats.rejectedCalls[spec.id] += 1
             return
         }
-        if let busy = server.scriptBusy.refusal(spec, args) {
+        if server.scriptBusy.running.load(ordering: .relaxed) != 0, let busy = server.scriptBusy.refusal(spec, args) {
             reply.error(busy)
             stats.errorReplies += 1
             return

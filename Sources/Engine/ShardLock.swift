@@ -26,8 +26,13 @@ final class ShardLock: @unchecked Sendable {
     /// busy-reply-threshold holds it): then false, without the lock. Waits in slices of a
     /// few milliseconds so that a command queued behind a runaway script can still answer
     /// -BUSY, as Redis's event loop does.
+    @inline(__always)
     func lock(unless busy: ScriptBusy) -> Bool {
         if pthread_mutex_trylock(mutex) == 0 { return true }
+        return waitForLock(unless: busy)
+    }
+
+    private func waitForLock(unless busy: ScriptBusy) -> Bool {
         while true {
             var deadline = timespec()
             clock_gettime(CLOCK_REALTIME, &deadline)
