@@ -110,7 +110,9 @@ static const char *parse_reply(lua_State *L, const char *p, const char *end) {
         lua_pushnumber(L, (lua_Number)strtoll(p, NULL, 10));
         return e + 2;
     }
-    case '$': {
+    case '$':
+    case '*': {
+        // A length line; a null bulk or null array becomes false, as Redis converts it.
         const char *e = line_end(p, end);
         long long n = strtoll(p, NULL, 10);
         p = e + 2;
@@ -118,16 +120,9 @@ static const char *parse_reply(lua_State *L, const char *p, const char *end) {
             lua_pushboolean(L, 0);
             return p;
         }
-        lua_pushlstring(L, p, (size_t)n);
-        return p + n + 2;
-    }
-    case '*': {
-        const char *e = line_end(p, end);
-        long long n = strtoll(p, NULL, 10);
-        p = e + 2;
-        if (n < 0) {
-            lua_pushboolean(L, 0);
-            return p;
+        if (type == '$') {
+            lua_pushlstring(L, p, (size_t)n);
+            return p + n + 2;
         }
         lua_createtable(L, (int)n, 0);
         for (long long i = 1; i <= n; i++) {
