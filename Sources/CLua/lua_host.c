@@ -390,6 +390,14 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
     lua_error(L);
 }
 
+// redis.LOG_* on the table at the top of the stack (the run-time and load-time redis tables).
+static void set_log_levels(lua_State *L) {
+    set_number(L, "LOG_DEBUG", 0);
+    set_number(L, "LOG_VERBOSE", 1);
+    set_number(L, "LOG_NOTICE", 2);
+    set_number(L, "LOG_WARNING", 3);
+}
+
 BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy) {
     BerthLua *h = calloc(1, sizeof *h);
     h->command = command;
@@ -437,10 +445,7 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy b
     set_function(L, "setresp", redis_setresp);
     set_function(L, "set_repl", redis_noop);
     set_function(L, "replicate_commands", redis_true);
-    set_number(L, "LOG_DEBUG", 0);
-    set_number(L, "LOG_VERBOSE", 1);
-    set_number(L, "LOG_NOTICE", 2);
-    set_number(L, "LOG_WARNING", 3);
+    set_log_levels(L);
     set_number(L, "REPL_NONE", 0);
     set_number(L, "REPL_AOF", 1);
     set_number(L, "REPL_SLAVE", 2);
@@ -679,10 +684,7 @@ int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int ins
     lua_newtable(L);  // load-time redis
     set_function(L, "register_function", loader_register);
     set_function(L, "log", redis_log);
-    set_number(L, "LOG_DEBUG", 0);
-    set_number(L, "LOG_VERBOSE", 1);
-    set_number(L, "LOG_NOTICE", 2);
-    set_number(L, "LOG_WARNING", 3);
+    set_log_levels(L);
     lua_newtable(L);
     set_function(L, "__index", loader_missing);
     lua_setmetatable(L, -2);
