@@ -9,6 +9,10 @@
 // libraries Redis gives scripts.
 extern int luaopen_cjson(lua_State *L);
 extern int luaopen_bit(lua_State *L);
+// Berth's own `cmsgpack` and `struct` (msgpack.c, struct.c): Debian packages neither.
+extern int berth_luaopen_cmsgpack(lua_State *L);
+extern int berth_luaopen_struct(lua_State *L);
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,25 +99,86 @@ static const char *push_status_table(lua_State *L, const char *field, const char
     return e + 2;
 }
 
+// A one-field table {field = value}, with the value on top of the stack.
+static void wrap_in_table(lua_State *L, const char *field) {
+    lua_createtable(L, 0, 1);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, field);
+}
+
+// Parses `n` map pairs (or set members, whose values become true) into a table, wrapped
+// as {map = ...} or {set = ...} the way Redis hands RESP3 aggregates to scripts.
+static const char *parse_pairs(lua_State *L, const char *p, const char *end, long long n, int set) {
+    lua_createtable(L, 0, n > 0 && n < 1 << 20 ? (int)n : 0);
+    for (long long i = 0; i < n; i++) {
+        p = parse_reply(L, p, end);
+        if (set) lua_pushboolean(L, 1);
+        else p = parse_reply(L, p, end);
+        if (lua_isnil(L, -2)) lua_pop(L, 2);  // a null key cannot index a table
+        else lua_settable(L, -3);
+    }
+    wrap_in_table(L, set ? "set" : "map");
+    return p;
+}
+
 static const char *parse_reply(lua_State *L, const char *p, const char *end) {
     if (p >= end) {
         lua_pushboolean(L, 0);
         return end;
     }
-    luaL_checkstack(L, 4, "reply nested too deeply");
+    luaL_checkstack(L, 6, "reply nested too deeply");
     char type = *p++;
+    const char *e = line_end(p, end);
     switch (type) {
     case '+': return push_status_table(L, "ok", p, end);
     case '-': return push_status_table(L, "err", p, end);
-    case ':': {
-        const char *e = line_end(p, end);
+    case ':':
         lua_pushnumber(L, (lua_Number)strtoll(p, NULL, 10));
         return e + 2;
+    // RESP3, after redis.setresp(3).
+    case '_':
+        lua_pushnil(L);
+        return e + 2;
+    case '#':
+        lua_pushboolean(L, *p == 't');
+        return e + 2;
+    case ',': {
+        char tmp[64];
+        size_t n = (size_t)(e - p) < sizeof tmp - 1 ? (size_t)(e - p) : sizeof tmp - 1;
+        memcpy(tmp, p, n);
+        tmp[n] = 0;
+        lua_pushnumber(L, strtod(tmp, NULL));  // also reads inf, -inf and nan
+        wrap_in_table(L, "double");
+        return e + 2;
+    }
+    case '(':
+        lua_pushlstring(L, p, (size_t)(e - p));
+        wrap_in_table(L, "big_number");
+        return e + 2;
+    case '=': {
+        long long n = strtoll(p, NULL, 10);
+        p = e + 2;
+        lua_createtable(L, 0, 2);
+        lua_pushlstring(L, p, n >= 3 ? 3 : (size_t)n);
+        lua_setfield(L, -2, "format");
+        lua_pushlstring(L, p + (n >= 4 ? 4 : n), n >= 4 ? (size_t)n - 4 : 0);
+        lua_setfield(L, -2, "string");
+        wrap_in_table(L, "verbatim_string");
+        return p + n + 2;
+    }
+    case '%':
+    case '~':
+        return parse_pairs(L, e + 2, end, strtoll(p, NULL, 10), type == '~');
+    case '|': {
+        // Attributes are not shown to scripts: skip them and read the reply they annotate.
+        p = parse_pairs(L, e + 2, end, strtoll(p, NULL, 10), 0);
+        lua_pop(L, 1);
+        return parse_reply(L, p, end);
     }
     case '$':
-    case '*': {
+    case '*':
+    case '>': {
         // A length line; a null bulk or null array becomes false, as Redis converts it.
-        const char *e = line_end(p, end);
         long long n = strtoll(p, NULL, 10);
         p = e + 2;
         if (n < 0) {
@@ -139,62 +204,171 @@ static const char *parse_reply(lua_State *L, const char *p, const char *end) {
 
 // ---- Lua value -> reply ----
 
-static void write_value(lua_State *L, Buf *b, int resp, int depth) {
+// Which protocols a conversion writes for: the client's decides the reply's shape
+// (RESP3 maps, sets, doubles and booleans flatten to RESP2 forms for a RESP2 client);
+// the script's (redis.setresp) decides what a Lua boolean means, as in Redis.
+typedef struct {
+    int client;
+    int script;
+} Protocols;
+
+static void write_bulk(Buf *b, const char *s, size_t n) {
+    buf_fmt(b, "$", (long long)n);
+    buf_append(b, s, n);
+    buf_append(b, "\r\n", 2);
+}
+
+static void write_null(Buf *b, Protocols resp) { buf_str(b, resp.client == 3 ? "_\r\n" : "$-1\r\n"); }
+
+// A line-protocol value must not carry CR or LF.
+static void write_line(Buf *b, const char *prefix, const char *s, size_t n) {
+    buf_str(b, prefix);
+    size_t start = b->n;
+    buf_append(b, s, n);
+    for (size_t i = start; i < b->n; i++)
+        if (b->p[i] == '\r' || b->p[i] == '\n') b->p[i] = ' ';
+    buf_append(b, "\r\n", 2);
+}
+
+static void write_double(Buf *b, Protocols resp, double d) {
+    char tmp[64];
+    int n;
+    if (isinf(d)) n = snprintf(tmp, sizeof tmp, "%s", d > 0 ? "inf" : "-inf");
+    else n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    if (resp.client == 3) write_line(b, ",", tmp, (size_t)n);
+    else write_bulk(b, tmp, (size_t)n);
+}
+
+// The table's field `name` if it has type `type` (pushed), else nothing pushed.
+static int get_field(lua_State *L, const char *name, int type) {
+    lua_pushstring(L, name);
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == type) return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void write_value(lua_State *L, Buf *b, Protocols resp, int depth);
+
+// {map = t} / {set = t}: every pair of t (keys only for a set).
+static void write_pairs(lua_State *L, Buf *b, Protocols resp, int depth, int set) {
+    long long n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    if (set) buf_fmt(b, resp.client == 3 ? "~" : "*", n);
+    else buf_fmt(b, resp.client == 3 ? "%" : "*", resp.client == 3 ? n : 2 * n);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        write_value(L, b, resp, depth + 1);
+        lua_pop(L, 1);
+        if (!set) write_value(L, b, resp, depth + 1);
+        lua_pop(L, 1);
+    }
+}
+
+static void write_table(lua_State *L, Buf *b, Protocols resp, int depth) {
+    if (get_field(L, "err", LUA_TSTRING)) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        buf_error(b, s, n);
+        lua_pop(L, 1);
+        return;
+    }
+    if (get_field(L, "ok", LUA_TSTRING)) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        write_line(b, "+", s, n);
+        lua_pop(L, 1);
+        return;
+    }
+    if (get_field(L, "double", LUA_TNUMBER)) {
+        write_double(b, resp, lua_tonumber(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    if (get_field(L, "big_number", LUA_TSTRING)) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        if (resp.client == 3) write_line(b, "(", s, n);
+        else write_bulk(b, s, n);
+        lua_pop(L, 1);
+        return;
+    }
+    if (get_field(L, "verbatim_string", LUA_TTABLE)) {
+        lua_getfield(L, -1, "format");
+        lua_getfield(L, -2, "string");
+        if (lua_type(L, -1) == LUA_TSTRING && lua_type(L, -2) == LUA_TSTRING) {
+            size_t fn, sn;
+            const char *format = lua_tolstring(L, -2, &fn);
+            const char *s = lua_tolstring(L, -1, &sn);
+            if (resp.client == 3) {
+                char head[8] = "txt";
+                memcpy(head, format, fn < 3 ? fn : 3);
+                buf_fmt(b, "=", (long long)sn + 4);
+                buf_append(b, head, 3);
+                buf_append(b, ":", 1);
+                buf_append(b, s, sn);
+                buf_append(b, "\r\n", 2);
+            } else {
+                write_bulk(b, s, sn);
+            }
+            lua_pop(L, 3);
+            return;
+        }
+        lua_pop(L, 3);
+    }
+    if (depth > 1000 || !lua_checkstack(L, 4)) {
+        buf_str(b, "-ERR reached lua stack limit\r\n");
+        return;
+    }
+    int set = 0;
+    if (get_field(L, "map", LUA_TTABLE) || (set = get_field(L, "set", LUA_TTABLE))) {
+        write_pairs(L, b, resp, depth, set);
+        lua_pop(L, 1);
+        return;
+    }
+    int n = 0;
+    for (;; n++) {  // the array part, up to the first nil, as Redis converts it
+        lua_rawgeti(L, -1, n + 1);
+        int nil = lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (nil) break;
+    }
+    buf_fmt(b, "*", n);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        write_value(L, b, resp, depth + 1);
+        lua_pop(L, 1);
+    }
+}
+
+// Writes the value at the top of the stack (leaving it there) as a reply.
+static void write_value(lua_State *L, Buf *b, Protocols resp, int depth) {
     switch (lua_type(L, -1)) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
-        buf_fmt(b, "$", (long long)n);
-        buf_append(b, s, n);
-        buf_append(b, "\r\n", 2);
+        write_bulk(b, s, n);
         break;
     }
     case LUA_TNUMBER: buf_fmt(b, ":", (long long)lua_tonumber(L, -1)); break;
     case LUA_TBOOLEAN:
-        if (lua_toboolean(L, -1)) buf_str(b, ":1\r\n");
-        else buf_str(b, resp == 3 ? "_\r\n" : "$-1\r\n");
-        break;
-    case LUA_TTABLE: {
-        lua_getfield(L, -1, "err");
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            size_t n;
-            const char *s = lua_tolstring(L, -1, &n);
-            buf_error(b, s, n);
-            lua_pop(L, 1);
-            break;
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, -1, "ok");
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            size_t n;
-            const char *s = lua_tolstring(L, -1, &n);
-            buf_append(b, "+", 1);
-            buf_append(b, s, n);
-            buf_append(b, "\r\n", 2);
-            lua_pop(L, 1);
-            break;
-        }
-        lua_pop(L, 1);
-        if (depth > 1000 || !lua_checkstack(L, 2)) {
-            buf_str(b, "-ERR reached lua stack limit\r\n");
-            break;
-        }
-        int n = 0;
-        for (;; n++) {  // the array part, up to the first nil, as Redis converts it
-            lua_rawgeti(L, -1, n + 1);
-            int nil = lua_isnil(L, -1);
-            lua_pop(L, 1);
-            if (nil) break;
-        }
-        buf_fmt(b, "*", n);
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, i);
-            write_value(L, b, resp, depth + 1);
-            lua_pop(L, 1);
+        if (resp.script == 3) {
+            int v = lua_toboolean(L, -1);
+            if (resp.client == 3) buf_str(b, v ? "#t\r\n" : "#f\r\n");
+            else buf_str(b, v ? ":1\r\n" : ":0\r\n");
+        } else if (lua_toboolean(L, -1)) {
+            buf_str(b, ":1\r\n");
+        } else {
+            write_null(b, resp);
         }
         break;
-    }
-    default: buf_str(b, resp == 3 ? "_\r\n" : "$-1\r\n");
+    case LUA_TTABLE: write_table(L, b, resp, depth); break;
+    default: write_null(b, resp);
     }
 }
 
@@ -226,7 +400,7 @@ static int redis_command(lua_State *L, int raise) {
         argv[i] = lua_tolstring(L, i + 1, &lens[i]);  // numbers become strings in place
     }
     h->call.n = 0;
-    h->command(h->context, argv, lens, argc, &h->call);
+    h->command(h->context, argv, lens, argc, h->resp, &h->call);
     free(argv);
     free(lens);
     parse_reply(L, h->call.p, h->call.p + h->call.n);
@@ -237,8 +411,25 @@ static int redis_command(lua_State *L, int raise) {
 static int redis_call(lua_State *L) { return redis_command(L, 1); }
 static int redis_pcall(lua_State *L) { return redis_command(L, 0); }
 
+// Pushes an error table {err = "ERR <message>"}: the form redis.* functions use for their
+// own argument errors, which reach the client without a script position, as in Redis.
+static void push_error_table(lua_State *L, const char *message) {
+    lua_createtable(L, 0, 1);
+    lua_pushfstring(L, "ERR %s", message);
+    lua_setfield(L, -2, "err");
+}
+
+static int raise_error(lua_State *L, const char *message) {
+    push_error_table(L, message);
+    return lua_error(L);
+}
+
 static int redis_reply_table(lua_State *L, const char *field) {
-    const char *s = luaL_checkstring(L, 1);
+    if (lua_gettop(L) != 1 || !lua_isstring(L, 1)) {
+        push_error_table(L, "wrong number or type of arguments");
+        return 1;
+    }
+    const char *s = lua_tostring(L, 1);
     lua_createtable(L, 0, 1);
     lua_pushstring(L, s);
     lua_setfield(L, -2, field);
@@ -249,6 +440,7 @@ static int redis_error_reply(lua_State *L) { return redis_reply_table(L, "err");
 static int redis_status_reply(lua_State *L) { return redis_reply_table(L, "ok"); }
 
 static int redis_sha1hex(lua_State *L) {
+    if (lua_gettop(L) != 1) return raise_error(L, "wrong number of arguments");
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     char hex[41];
@@ -258,8 +450,10 @@ static int redis_sha1hex(lua_State *L) {
 }
 
 static int redis_log(lua_State *L) {
-    int level = (int)luaL_checkinteger(L, 1);
-    if (level < 0 || level > 3) return luaL_error(L, "Invalid debug level.");
+    if (lua_gettop(L) < 2) return raise_error(L, "redis.log() requires two arguments or more.");
+    if (!lua_isnumber(L, 1)) return raise_error(L, "First argument must be a number (log level).");
+    int level = (int)lua_tointeger(L, 1);
+    if (level < 0 || level > 3) return raise_error(L, "Invalid debug level.");
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (int i = 2; i <= lua_gettop(L); i++) {
@@ -277,8 +471,9 @@ static int redis_log(lua_State *L) {
 }
 
 static int redis_setresp(lua_State *L) {
+    if (lua_gettop(L) != 1) return raise_error(L, "redis.setresp() requires one argument.");
     int v = (int)luaL_checkinteger(L, 1);
-    if (v != 2 && v != 3) return luaL_error(L, "RESP version must be 2 or 3.");
+    if (v != 2 && v != 3) return raise_error(L, "RESP version must be 2 or 3.");
     host(L)->resp = v;
     return 0;
 }
@@ -428,6 +623,12 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy b
     lua_pushcfunction(L, luaopen_bit);
     lua_call(L, 0, 1);
     lua_setglobal(L, "bit");
+    lua_pushcfunction(L, berth_luaopen_cmsgpack);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "cmsgpack");
+    lua_pushcfunction(L, berth_luaopen_struct);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "struct");
     lua_pushcfunction(L, script_pcall);
     lua_setglobal(L, "pcall");
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 100000);
@@ -518,7 +719,7 @@ static int finish_call(BerthLua *h, int nargs, int resp, const char *name) {
     int status = lua_pcall(L, nargs, 1, -(nargs + 2));
     int failed = 0;
     if (status == 0) {
-        write_value(L, b, resp, 0);
+        write_value(L, b, (Protocols){resp, h->resp}, 0);
         failed = b->n > 0 && b->p[0] == '-';
     } else {
         // Uncaught: a redis.call error table or a Lua error string, with Redis's trailer.

@@ -1,7 +1,9 @@
 """Lua scripting (EVAL, EVALSHA, EVAL_RO, SCRIPT) over real sockets on four shards, and
 the same scripts against redis-server for the exact replies and error texts."""
+import socket
 import subprocess
 import threading
+from pathlib import Path
 import time
 
 import pytest
@@ -49,6 +51,12 @@ PARITY = [
 ]
 
 
+def library_scripts():
+    """The cmsgpack and struct scripts of parity_libraries.lua (the header block dropped)."""
+    text = (Path(__file__).parent / "parity_libraries.lua").read_text()
+    return [s.strip("\n") for s in text.split("\n----\n")[1:] if s.strip()]
+
+
 def raw(r, *args):
     try:
         return ("ok", r.execute_command(*args))
@@ -88,6 +96,97 @@ def test_replies_and_errors_match_redis_server(srv, redis_server):
         ours, theirs = raw(b, "EVAL", script, 1, "key", "arg"), raw(redis_server, "EVAL", script, 1, "key", "arg")
         if ours != theirs:
             differences.append((script, ours, theirs))
+    assert differences == []
+
+
+def test_cmsgpack_struct_and_helper_errors_match_redis_server(srv, redis_server):
+    # cmsgpack and struct return binary strings: compare bytes, not text.
+    b = srv.client()
+    theirs_client = redis.Redis(port=redis_server.connection_pool.connection_kwargs["port"])
+    scripts = library_scripts()
+    assert len(scripts) > 70
+    differences = []
+    for script in scripts:
+        ours, theirs = raw(b, "EVAL", script, 1, "key", "arg"), raw(theirs_client, "EVAL", script, 1, "key", "arg")
+        if ours != theirs:
+            differences.append((script, ours, theirs))
+    assert differences == []
+
+
+# RESP3 both ways: what redis.call hands a script after redis.setresp(3), and the RESP3
+# reply tables a script returns, as RESP2 and RESP3 clients receive them.
+RESP3_PARITY = [
+    "redis.setresp(3); return redis.call('hgetall', 'h')",
+    "redis.setresp(3); local r = redis.call('hgetall', 'h'); return r.map.f",
+    "redis.setresp(3); return redis.call('smembers', 'st')",
+    "redis.setresp(3); local r = redis.call('smembers', 'st'); return r.set.a",
+    "redis.setresp(3); return redis.call('zscore', 'z', 'm')",
+    "redis.setresp(3); return redis.call('zscore', 'z', 'm').double * 2",
+    "redis.setresp(3); return type(redis.call('get', 'nosuch'))",
+    "redis.setresp(3); return redis.call('get', 'nosuch')",
+    "redis.setresp(3); return redis.call('zscore', 'z', 'nosuch')",
+    "redis.setresp(3); return redis.call('zrange', 'z', 0, -1, 'withscores')",
+    "redis.setresp(3); return redis.call('smismember', 'st', 'a', 'b')",
+    "redis.setresp(3); return redis.call('set', 'x', 'y')",
+    "redis.setresp(3); return redis.pcall('incr', 'h')",
+    "redis.setresp(3); return true",
+    "redis.setresp(3); return false",
+    "redis.setresp(3); return {true, false, 1}",
+    "redis.setresp(4)",
+    "return false",
+    "return {double=3.14}",
+    "return {double=1/0}",
+    "return {double=-1/0}",
+    "return {double=0.1}",
+    "return {double=42}",
+    "return {map={a=1}}",
+    "return {map={a={1,2}, b={map={c='d'}}}}",
+    "return {set={a=true}}",
+    "return {set={}}",
+    "return {map={}}",
+    "return {big_number='123456789012345678901234567890'}",
+    "return {verbatim_string={format='txt', string='hello'}}",
+    "return {verbatim_string={format='mkd', string='# x'}}",
+    "return {ok='fine\\r\\nnow'}",
+]
+
+
+def read_reply(f):
+    """One whole RESP2/RESP3 reply, as the bytes on the wire."""
+    line = f.readline()
+    kind, out = line[:1], line
+    if kind in (b"$", b"=", b"!"):
+        n = int(line[1:-2])
+        if n >= 0:
+            out += f.read(n + 2)
+    elif kind in (b"*", b"~", b">", b"%", b"|"):
+        n = int(line[1:-2]) * (2 if kind in (b"%", b"|") else 1)
+        for _ in range(max(n, 0)):
+            out += read_reply(f)
+        if kind == b"|":
+            out += read_reply(f)
+    return out
+
+
+def wire_replies(port, protocol, commands):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rb")
+        replies = []
+        for args in [("HELLO", protocol)] + commands:
+            parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+            s.sendall(b"".join([b"*%d\r\n" % len(parts)] + [b"$%d\r\n%s\r\n" % (len(p), p) for p in parts]))
+            replies.append(read_reply(f))
+        return replies[1:]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_resp3_conversions_match_redis_server(srv, redis_server, protocol):
+    setup = [("FLUSHALL",), ("HSET", "h", "f", "v"), ("SADD", "st", "a"), ("ZADD", "z", "1.5", "m")]
+    commands = setup + [("EVAL", script, 0) for script in RESP3_PARITY]
+    ours = wire_replies(srv.port, protocol, commands)
+    theirs = wire_replies(redis_server.connection_pool.connection_kwargs["port"], protocol, commands)
+    differences = [(c, a, b) for c, a, b in zip(commands, ours, theirs) if a != b]
+    assert len(ours) == len(commands)
     assert differences == []
 
 

@@ -3,7 +3,7 @@
  * script environment (the `redis` table, KEYS/ARGV, protected globals, a deterministic
  * math.random) built in C, because Lua reports errors by longjmp, which must never cross
  * Swift frames. Swift sees only plain functions: load a script, run it, and answer
- * redis.call through one callback that runs a command and returns its RESP2 reply bytes.
+ * redis.call through one callback that runs a command and returns its reply bytes.
  */
 #ifndef BERTH_LUA_H
 #define BERTH_LUA_H
@@ -12,10 +12,12 @@
 
 typedef struct BerthLua BerthLua;
 
-/* Runs `argv` (command name first) for redis.call/pcall; writes the RESP2 reply into
- * `out` (a buffer the host owns, grown with berth_lua_reply_append). Returns 0, or -1 when
- * the command was refused before running, with the error text as a RESP error in `out`. */
-typedef int (*BerthLuaCommand)(void *context, const char *const *argv, const size_t *lengths, int argc, void *out);
+/* Runs `argv` (command name first) for redis.call/pcall; writes the reply, in protocol
+ * `resp` (2, or 3 after redis.setresp(3)), into `out` (a buffer the host owns, grown with
+ * berth_lua_reply_append). Returns 0, or -1 when the command was refused before running,
+ * with the error text as a RESP error in `out`. */
+typedef int (*BerthLuaCommand)(void *context, const char *const *argv, const size_t *lengths, int argc, int resp,
+                               void *out);
 
 /* redis.log(level, message): level 0 debug, 1 verbose, 2 notice, 3 warning. */
 typedef void (*BerthLuaLog)(void *context, int level, const char *message, size_t length);

@@ -76,11 +76,11 @@ final class ScriptHost {
     }
 
     /// redis.call / redis.pcall: run one command for the script that is running.
-    private static let command: BerthLuaCommand = { ctx, argv, lengths, argc, out in
+    private static let command: BerthLuaCommand = { ctx, argv, lengths, argc, resp, out in
         let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
         var args: [Bytes] = []
         for i in 0..<Int(argc) { args.append(Bytes(UnsafeRawBufferPointer(start: argv![i], count: lengths![i]))) }
-        let reply = run.call(args)
+        let reply = run.call(args, protocolVersion: Int(resp))
         reply.withUnsafeBytes { berth_lua_reply_append(out, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         return 0
     }
@@ -140,8 +140,9 @@ final class ScriptRun {
         if announced { shard.server.scriptBusy.clear() }
     }
 
-    /// The RESP2 reply of `args` run under the script's locks, or Redis's refusal.
-    func call(_ args: [Bytes]) -> [UInt8] {
+    /// The reply of `args` (RESP2, or RESP3 after redis.setresp(3)) run under the script's
+    /// locks, or Redis's refusal.
+    func call(_ args: [Bytes], protocolVersion: Int) -> [UInt8] {
         let server = shard.server
         func refuse(_ message: String) -> [UInt8] { Array("-\(message)\r\n".utf8) }
         guard let spec = server.commands.lookup(args[0]) else { return refuse("ERR Unknown Redis command called from script") }
@@ -149,7 +150,7 @@ final class ScriptRun {
         guard spec.handler != nil else {
             // The connection-free engine commands scripts commonly use.
             let out = IOBuffer(capacity: 64)
-            let w = ReplyWriter(buffer: out, protocolVersion: 2)
+            let w = ReplyWriter(buffer: out, protocolVersion: protocolVersion)
             switch spec.name {
             case "ping": if args.count > 1 { w.bulk(args[1]) } else { w.simple("PONG") }
             case "echo": w.bulk(args[1])
@@ -167,6 +168,6 @@ final class ScriptRun {
             wrote = true
             if announced { server.scriptBusy.wrote.store(true, ordering: .relaxed) }
         }
-        return server.runNested(spec, args, in: shard.context, db: db, protocolVersion: 2).readableArray
+        return server.runNested(spec, args, in: shard.context, db: db, protocolVersion: protocolVersion).readableArray
     }
 }
