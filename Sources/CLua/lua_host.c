@@ -35,6 +35,7 @@ struct BerthLua {
     int line;           // the script line of the last error
     const char *chunk;  // "user_script" or "user_function": where errors point
     uint64_t random;    // math.random's state, reset for every run
+    int restart;        // the host asked for the run to be abandoned (see raise_restart)
 };
 
 static const char *REGISTRY_HOST = "berth.host";
@@ -374,8 +375,21 @@ static void write_value(lua_State *L, Buf *b, Protocols resp, int depth) {
 
 // ---- the redis table ----
 
+// The host could not run a command without waiting for locks before the script wrote
+// anything: the run is abandoned, to be started again with every lock. The error passes
+// through the script's pcall, and every later redis.call raises it again, so that nothing
+// the script does after this point counts.
+static int raise_restart(lua_State *L, BerthLua *h) {
+    h->restart = 1;
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, "ERR script run abandoned, to be started again");
+    lua_setfield(L, -2, "err");
+    return lua_error(L);
+}
+
 static int redis_command(lua_State *L, int raise) {
     BerthLua *h = host(L);
+    if (h->restart) return raise_restart(L, h);
     int argc = lua_gettop(L);
     if (argc == 0) {
         lua_createtable(L, 0, 1);
@@ -400,9 +414,10 @@ static int redis_command(lua_State *L, int raise) {
         argv[i] = lua_tolstring(L, i + 1, &lens[i]);  // numbers become strings in place
     }
     h->call.n = 0;
-    h->command(h->context, argv, lens, argc, h->resp, &h->call);
+    int status = h->command(h->context, argv, lens, argc, h->resp, &h->call);
     free(argv);
     free(lens);
+    if (status == -2) return raise_restart(L, h);
     parse_reply(L, h->call.p, h->call.p + h->call.n);
     if (raise && h->call.n > 0 && h->call.p[0] == '-') return lua_error(L);
     return 1;
@@ -518,6 +533,7 @@ static int math_randomseed(lua_State *L) {
 static int script_pcall(lua_State *L) {
     luaL_checkany(L, 1);
     if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != 0) {
+        if (host(L)->restart) return lua_error(L);
         if (lua_istable(L, -1)) {
             lua_getfield(L, -1, "err");
             const char *e = lua_tostring(L, -1);
@@ -718,6 +734,12 @@ static int finish_call(BerthLua *h, int nargs, int resp, const char *name) {
     Buf *b = &h->result;
     int status = lua_pcall(L, nargs, 1, -(nargs + 2));
     int failed = 0;
+    if (h->restart) {
+        b->n = 0;
+        lua_pop(L, 2);
+        h->context = NULL;
+        return -2;
+    }
     if (status == 0) {
         write_value(L, b, (Protocols){resp, h->resp}, 0);
         failed = b->n > 0 && b->p[0] == '-';
@@ -755,6 +777,7 @@ static void begin_call(BerthLua *h, void *context, const char *chunk) {
     h->resp = 2;
     h->line = 0;
     h->random = 0;
+    h->restart = 0;
     h->chunk = chunk;
 }
 

@@ -268,11 +268,21 @@ extension Shard {
             lockSet(spec, args, into: &set)
         }
         for w in conn.watched { set.insert(w.shard) }
-        guard set.lock(server.locks, unless: server.scriptBusy) else {
+        // A transaction with a script takes the script lock first, as every script does
+        // (ScriptSection.swift), and runs its scripts with every shard held.
+        let busy = server.scriptBusy
+        let hasScript = txn.queue.contains { $0.0.flags.contains(.script) }
+        guard !hasScript || busy.lock.lock(unless: busy) else {
+            unwatchAll(conn)
+            return replyBusy(txn.queue.first?.0 ?? server.commands.lookup(Bytes("exec"))!, [], reply)
+        }
+        guard set.lock(server.locks, unless: busy) else {
+            if hasScript { busy.lock.unlock() }
             unwatchAll(conn)
             return replyBusy(txn.queue.first?.0 ?? server.commands.lookup(Bytes("exec"))!, [], reply)
         }
         if conn.watchToken.dirty.load(ordering: .relaxed) {
+            if hasScript { busy.lock.unlock() }
             set.unlock(server.locks)
             unwatchAll(conn)
             reply.nullArray()
@@ -298,6 +308,7 @@ extension Shard {
         context.inTransaction = false
         for s in set.shards { takeReadyKeys(from: s) }
         set.unlock(server.locks)
+        if hasScript { busy.lock.unlock() }
         unwatchAll(conn)
         // Blocked clients are served only now that the whole transaction is done.
         if !readyQueue.isEmpty { serveReadyKeys() }

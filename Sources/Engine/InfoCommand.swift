@@ -107,6 +107,9 @@ enum InfoCommand {
             ("expired_keys", String(sum { $0.expired })), ("evicted_keys", "0"),
             ("keyspace_hits", String(sum { $0.hits })), ("keyspace_misses", String(sum { $0.misses })),
             ("total_error_replies", String(sum { $0.stats.errorReplies })),
+            // Berth's own: how often scripts widened their atomic section (ScriptSection.swift).
+            ("script_section_restarts", String(server.scriptBusy.restarts.load(ordering: .relaxed))),
+            ("script_section_escalations", String(server.scriptBusy.escalations.load(ordering: .relaxed))),
         ])
         section("Replication", [("role", "master"), ("connected_slaves", "0"), ("master_repl_offset", "0")])
         var usage = rusage()

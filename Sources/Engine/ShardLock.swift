@@ -4,7 +4,9 @@ import Glibc
 
 /// The lock over one shard's part of the keyspace. Held for the span of one command
 /// (or one EXEC) by whichever thread runs it; several are always taken in ascending
-/// shard order (see `ShardLockSet`), so two multi-shard commands can never deadlock.
+/// shard order (see `ShardLockSet`), so two multi-shard commands can never deadlock. The
+/// single exception, a script widening its atomic section, is described in
+/// ScriptSection.swift.
 final class ShardLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
@@ -25,14 +27,21 @@ final class ShardLock: @unchecked Sendable {
     /// Takes the lock, unless `busy` announces a script while waiting (one past
     /// busy-reply-threshold holds it): then false, without the lock. Waits in slices of a
     /// few milliseconds so that a command queued behind a runaway script can still answer
-    /// -BUSY, as Redis's event loop does.
+    /// -BUSY, as Redis's event loop does. For a caller that holds no other shard lock.
     @inline(__always)
     func lock(unless busy: ScriptBusy) -> Bool {
         if pthread_mutex_trylock(mutex) == 0 { return true }
-        return waitForLock(unless: busy)
+        return wait(busy, refuseWhenBusy: true, yieldToEscalation: false) == .acquired
     }
 
-    private func waitForLock(unless busy: ScriptBusy) -> Bool {
+    /// How a contended wait ended.
+    enum WaitOutcome { case acquired, scriptBusy, yielded }
+
+    /// Waits in slices of 5 ms. Between slices it gives up when a busy script is announced
+    /// (if `refuseWhenBusy`), or, for a caller that holds other shard locks, when a script
+    /// is escalating its atomic section (ScriptSection.swift): that script may be waiting
+    /// for the locks this caller holds.
+    func wait(_ busy: ScriptBusy, refuseWhenBusy: Bool, yieldToEscalation: Bool) -> WaitOutcome {
         while true {
             var deadline = timespec()
             clock_gettime(CLOCK_REALTIME, &deadline)
@@ -41,8 +50,9 @@ final class ShardLock: @unchecked Sendable {
                 deadline.tv_sec += 1
                 deadline.tv_nsec -= 1_000_000_000
             }
-            if pthread_mutex_timedlock(mutex, &deadline) == 0 { return true }
-            if busy.running.load(ordering: .acquiring) != 0 { return false }
+            if pthread_mutex_timedlock(mutex, &deadline) == 0 { return .acquired }
+            if refuseWhenBusy && busy.running.load(ordering: .acquiring) != 0 { return .scriptBusy }
+            if yieldToEscalation && busy.escalating.load(ordering: .acquiring) { return .yielded }
         }
     }
 }
@@ -60,16 +70,40 @@ struct ShardLockSet {
         if lo == shards.count || shards[lo] != s { shards.insert(s, at: lo) }
     }
 
-    func lock(_ locks: [ShardLock]) { for s in shards { locks[s].lock() } }
+    var count: Int { shards.count }
+
+    func contains(_ s: Int) -> Bool { shards.contains(s) }
+
     func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
 
     /// Takes every lock in order, or none when a script turns busy while waiting.
     func lock(_ locks: [ShardLock], unless busy: ScriptBusy) -> Bool {
-        for (i, s) in shards.enumerated() where !locks[s].lock(unless: busy) {
-            for t in shards[..<i].reversed() { locks[t].unlock() }
-            return false
+        acquire(locks, busy, refuseWhenBusy: true)
+    }
+
+    /// Takes every lock in order, however long a busy script holds one.
+    func lock(_ locks: [ShardLock], yieldingTo busy: ScriptBusy) {
+        _ = acquire(locks, busy, refuseWhenBusy: false)
+    }
+
+    /// Ascending order keeps lock sets from deadlocking one another. The one thread allowed
+    /// to wait out of order, a script escalating its section, is let through: a set that
+    /// meets a contended lock while holding others and sees an escalation drops what it
+    /// holds and starts again once the escalation is over.
+    private func acquire(_ locks: [ShardLock], _ busy: ScriptBusy, refuseWhenBusy: Bool) -> Bool {
+        while true {
+            busy.waitWhileEscalating()
+            var yielded = false
+            for (i, s) in shards.enumerated() where !locks[s].tryLock() {
+                let outcome = locks[s].wait(busy, refuseWhenBusy: refuseWhenBusy, yieldToEscalation: i > 0)
+                if outcome == .acquired { continue }
+                for t in shards[..<i].reversed() { locks[t].unlock() }
+                if outcome == .scriptBusy { return false }
+                yielded = true
+                break
+            }
+            if !yielded { return true }
         }
-        return true
     }
 
     /// Takes every lock or, if one is busy, none.

@@ -59,13 +59,14 @@ final class InboxTests: XCTestCase {
         let locks = (0..<6).map { _ in ShardLock() }
         let owners = (0..<6).map { _ in Owner() }
         let violations = Atomic<Int>(0)
+        let busy = ScriptBusy()
         var threads: [pthread_t] = []
         for t in 0..<8 {
             threads.append(spawnThread {
                 for _ in 0..<5_000 {
                     var set = ShardLockSet()
                     for _ in 0..<Int.random(in: 1...4) { set.insert(Int.random(in: 0..<6)) }
-                    set.lock(locks)
+                    set.lock(locks, yieldingTo: busy)
                     for s in set.shards where owners[s].value.exchange(t, ordering: .relaxed) != -1 { violations.add(1, ordering: .relaxed) }
                     for s in set.shards { owners[s].value.store(-1, ordering: .relaxed) }
                     set.unlock(locks)
@@ -74,6 +75,77 @@ final class InboxTests: XCTestCase {
         }
         for t in threads { pthread_join(t, nil) }
         XCTAssertEqual(violations.load(ordering: .relaxed), 0)
+    }
+}
+
+final class ScriptSectionLockTests: XCTestCase {
+    /// Script threads (one at a time, under the script lock) take a random lock set and
+    /// then widen it by random shards in any order, by trying, restarting or escalating,
+    /// while plain lock sets (some refusing on a busy script, some yielding) run
+    /// alongside: nobody deadlocks, no shard is ever held by two threads, and both
+    /// restarts and escalations happen.
+    func testEscalatingScriptsAndLockSetsNeitherDeadlockNorOverlap() {
+        let shards = 6
+        let locks = (0..<shards).map { _ in ShardLock() }
+        let owners = (0..<shards).map { _ in Owner() }
+        let violations = Atomic<Int>(0)
+        let restarts = Atomic<Int>(0)
+        let busy = ScriptBusy()
+        @Sendable func enter(_ set: ShardLockSet, _ me: Int) {
+            for s in set.shards where owners[s].value.exchange(me, ordering: .relaxed) != -1 { violations.add(1, ordering: .relaxed) }
+        }
+        @Sendable func leave(_ set: ShardLockSet) {
+            for s in set.shards { owners[s].value.store(-1, ordering: .relaxed) }
+        }
+        @Sendable func randomSet(_ n: ClosedRange<Int>) -> ShardLockSet {
+            var set = ShardLockSet()
+            for _ in 0..<Int.random(in: n) { set.insert(Int.random(in: 0..<shards)) }
+            return set
+        }
+        var threads: [pthread_t] = []
+        for t in 0..<3 {
+            threads.append(spawnThread {
+                for _ in 0..<1_500 {
+                    XCTAssertTrue(busy.lock.lock(unless: busy))
+                    var held = randomSet(0...2)
+                    XCTAssertTrue(held.lock(locks, unless: busy))
+                    enter(held, t)
+                    // Wrote already (must escalate) or not (may restart).
+                    let wrote = Bool.random()
+                    let missing = (0..<shards).filter { !held.contains($0) }.shuffled().prefix(Int.random(in: 1...3))
+                    leave(held)
+                    if busy.widen(&held, by: Array(missing), locks: locks, mayRestart: !wrote) {
+                        enter(held, t)
+                        leave(held)
+                    } else {
+                        XCTAssertFalse(wrote)
+                        restarts.add(1, ordering: .relaxed)
+                    }
+                    held.unlock(locks)
+                    busy.lock.unlock()
+                }
+            })
+        }
+        for t in 3..<9 {
+            threads.append(spawnThread {
+                for i in 0..<6_000 {
+                    let set = randomSet(1...4)
+                    if i % 2 == 0 {
+                        XCTAssertTrue(set.lock(locks, unless: busy))
+                    } else {
+                        set.lock(locks, yieldingTo: busy)
+                    }
+                    enter(set, t)
+                    leave(set)
+                    set.unlock(locks)
+                }
+            })
+        }
+        for t in threads { pthread_join(t, nil) }
+        XCTAssertEqual(violations.load(ordering: .relaxed), 0)
+        XCTAssertGreaterThan(restarts.load(ordering: .relaxed), 0)
+        XCTAssertGreaterThan(busy.escalations.load(ordering: .relaxed), 0)
+        XCTAssertFalse(busy.escalating.load(ordering: .relaxed))
     }
 }
 

@@ -15,7 +15,8 @@ typedef struct BerthLua BerthLua;
 /* Runs `argv` (command name first) for redis.call/pcall; writes the reply, in protocol
  * `resp` (2, or 3 after redis.setresp(3)), into `out` (a buffer the host owns, grown with
  * berth_lua_reply_append). Returns 0, or -1 when the command was refused before running,
- * with the error text as a RESP error in `out`. */
+ * with the error text as a RESP error in `out`, or -2 to abandon the whole run (the
+ * script has had no effect and will be started again; berth_lua_run then returns -2). */
 typedef int (*BerthLuaCommand)(void *context, const char *const *argv, const size_t *lengths, int argc, int resp,
                                void *out);
 
@@ -35,12 +36,13 @@ int berth_lua_load(BerthLua *lua, const char *sha, const char *body, size_t leng
 int berth_lua_has(BerthLua *lua, const char *sha);
 
 /* Runs script `sha` with KEYS and ARGV; the reply (RESP2 or RESP3 per `resp`) is in
- * berth_lua_result afterwards. Returns 0, or -1 when the reply is an error. */
+ * berth_lua_result afterwards. Returns 0, -1 when the reply is an error, or -2 when the
+ * command callback abandoned the run. */
 int berth_lua_run(BerthLua *lua, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
                   const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context);
 
 /* Calls library function `name` with the KEYS and ARGV tables as its two arguments, as
- * FCALL does; the reply is in berth_lua_result. -1 when it is an error. */
+ * FCALL does; the reply is in berth_lua_result. Returns as berth_lua_run does. */
 int berth_lua_fcall(BerthLua *lua, const char *name, const char *const *keys, const size_t *key_lengths, int nkeys,
                     const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context);
 

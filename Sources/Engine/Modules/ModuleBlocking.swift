@@ -204,7 +204,7 @@ extension Shard {
     func moduleKeyReady(_ client: BlockedClient, _ block: ModuleBlock, key: Bytes) {
         guard client.isWaiting, block.replyCallback != nil else { return }
         let all = ShardLockSet.all(server.shards.count)
-        all.lock(server.locks)
+        all.lock(server.locks, yieldingTo: server.scriptBusy)
         context.dbIndex = block.db
         context.now = ShardStore.nowMilliseconds()
         let exists = context.lookup(key) != nil

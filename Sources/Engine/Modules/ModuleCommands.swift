@@ -192,7 +192,7 @@ enum ModuleAdminCommand {
             }
             // Every shard lock: no module command of it is running anywhere.
             let all = ShardLockSet.all(server.shards.count)
-            all.lock(server.locks)
+            all.lock(server.locks, yieldingTo: server.scriptBusy)
             server.modules.remove(module)
             all.unlock(server.locks)
             if let handle = module.handle { dlclose(handle) }

@@ -40,7 +40,7 @@ final class ModuleKey {
         let cc = ctx.commandContext
         let entered = !ctx.holdsLocks
         if entered {
-            ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks)
+            ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks, yieldingTo: ctx.server.scriptBusy)
             ctx.holdsLocks = true
         }
         let savedDB = cc.dbIndex

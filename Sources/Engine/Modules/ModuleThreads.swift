@@ -44,7 +44,7 @@ extension ModuleAPI {
         register("ThreadSafeContextLock", { c in
             let ctx = ModuleContext.from(c)
             guard !ctx.holdsLocks else { return }
-            ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks)
+            ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks, yieldingTo: ctx.server.scriptBusy)
             ctx.holdsLocks = true
         } as @convention(c) (RawPointer) -> Void)
         register("ThreadSafeContextTryLock", { c in

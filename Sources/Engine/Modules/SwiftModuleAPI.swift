@@ -193,7 +193,7 @@ public final class ModuleBlockedClient: Sendable {
                                 holdsLocks: false)
         ctx.block = block
         ctx.denyBlocking = true
-        ShardLockSet.all(server.shards.count).lock(server.locks)
+        ShardLockSet.all(server.shards.count).lock(server.locks, yieldingTo: server.scriptBusy)
         ctx.holdsLocks = true
         let result = body(SwiftModuleContext(ctx))
         ModuleAPI.unlockAll(ctx)

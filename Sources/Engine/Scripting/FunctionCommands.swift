@@ -157,7 +157,7 @@ extension ScriptError {
 }
 
 extension Shard {
-    /// FCALL / FCALL_RO: an atomic section over every shard, unless EXEC already holds it.
+    /// FCALL / FCALL_RO, in a script section (ScriptSection.swift).
     func runFunction(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter, locksHeld: Bool) -> Bool {
         guard let numkeys = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
         guard numkeys >= 0 else { reply.error("ERR Number of keys can't be negative"); return true }
@@ -171,27 +171,11 @@ extension Shard {
         let host = scriptHost
         host.syncFunctions(with: server.functions)
         let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites, isFunction: true)
-        guard let ok = inScriptSection(locksHeld: locksHeld, {
-            host.fcall(name, keys: args[3..<(3 + numkeys)], args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
+        let keys = args[3..<(3 + numkeys)]
+        guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: function.noCluster, locksHeld: locksHeld, {
+            host.fcall(name, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }) else { return replyBusy(spec, args, reply) }
-        run.finish()
         host.result.withUnsafeBytes { reply.buffer.append($0) }
-        return !ok
-    }
-
-    /// Runs `body` with every shard locked (unless EXEC holds them), then hands over what
-    /// its writes made ready and publishes its keyspace events.
-    func inScriptSection<T>(locksHeld: Bool, _ body: () -> T) -> T? {
-        let all = ShardLockSet.all(server.shards.count)
-        if !locksHeld && !all.lock(server.locks, unless: server.scriptBusy) { return nil }
-        if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
-        let result = body()
-        if !locksHeld {
-            for s in all.shards { takeReadyKeys(from: s) }
-            all.unlock(server.locks)
-            if !readyQueue.isEmpty { serveReadyKeys() }
-            if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
-        }
-        return result
+        return outcome != .replied
     }
 }

@@ -21,6 +21,7 @@ struct LibraryFunction {
 
     static let flagNames = ["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"]
     var noWrites: Bool { flags & 1 != 0 }
+    var noCluster: Bool { flags & 8 != 0 }
     var flagList: [String] { LibraryFunction.flagNames.enumerated().filter { flags & (1 << $0.offset) != 0 }.map(\.element) }
 }
 
@@ -142,10 +143,10 @@ extension ScriptHost {
     }
 
     /// FCALL: false when the reply is an error.
-    func fcall(_ name: String, keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>, resp: Int, context: ScriptRun) -> Bool {
+    func fcall(_ name: String, keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>, resp: Int, context: ScriptRun) -> ScriptOutcome {
         withArguments(keys: keys, args: args) { keyPointers, keyLengths, argPointers, argLengths in
-            berth_lua_fcall(lua, name, keyPointers, keyLengths, Int32(keys.count), argPointers, argLengths, Int32(args.count),
-                            Int32(resp), Unmanaged.passUnretained(context).toOpaque()) == 0
+            ScriptOutcome(rawValue: berth_lua_fcall(lua, name, keyPointers, keyLengths, Int32(keys.count), argPointers, argLengths, Int32(args.count),
+                            Int32(resp), Unmanaged.passUnretained(context).toOpaque())) ?? .failed
         }
     }
 }

@@ -11,10 +11,10 @@ import Synchronization
 // runs it; SCRIPT FLUSH bumps a generation that makes every interpreter drop its compiled
 // scripts before its next run.
 //
-// A script runs on its client's shard thread as an atomic section over every shard: it
-// may touch any key (declared or not), and no client sees it half done. redis.call runs
-// the command in-process under those locks, as inside MULTI (a blocking command answers
-// at once). Keys its writes made ready, and its keyspace events, are handled after the
+// A script runs on its client's shard thread as an atomic section over the shards of its
+// declared keys, widened when it touches others (ScriptSection.swift): no client sees it
+// half done. redis.call runs the command in-process under those locks, as inside MULTI
+// (a blocking command answers at once). Keys its writes made ready, and its keyspace events, are handled after the
 // script ends, as for any command. EVAL_RO / EVALSHA_RO and `#!lua flags=no-writes`
 // scripts get Redis's error for a write.
 
@@ -51,32 +51,4 @@ final class ScriptCache: Sendable {
     }
 
     var count: Int { bodies.withLock { $0.count } }
-}
-
-/// The script past busy-reply-threshold, if any: while one is, other clients get -BUSY,
-/// and SCRIPT KILL / FUNCTION KILL may stop it unless it wrote.
-///
-/// Invariants: at most one script is announced at a time (every script holds every shard
-/// lock); `running` is 0 (none), 1 (an EVAL script) or 2 (a function); `kill` is only set
-/// while `running` is, and both are cleared by the script's own thread when it ends.
-final class ScriptBusy: Sendable {
-    let running = Atomic<Int>(0)
-    let wrote = Atomic<Bool>(false)
-    let kill = Atomic<Bool>(false)
-
-    func clear() {
-        kill.store(false, ordering: .relaxed)
-        wrote.store(false, ordering: .relaxed)
-        running.store(0, ordering: .releasing)
-    }
-
-    /// The -BUSY reply for a command that may not run now, or nil when it may.
-    func refusal(_ spec: CommandSpec, _ args: [Bytes]) -> String? {
-        let state = running.load(ordering: .acquiring)
-        guard state != 0 else { return nil }
-        let kill = state == 2 ? "function" : "script"
-        if spec.name == kill && args.count == 2 && args[1].equalsIgnoringCase("kill") { return nil }
-        if spec.name == "shutdown" && args.dropFirst().contains(where: { $0.equalsIgnoringCase("nosave") }) { return nil }
-        return "BUSY Redis is busy running a script. You can only call \(state == 2 ? "FUNCTION" : "SCRIPT") KILL or SHUTDOWN NOSAVE."
-    }
 }

@@ -10,37 +10,39 @@ enum ScriptCommands {
         return Array(3..<(3 + n))
     })
 
-    /// Run by `Shard.runScript`, under every shard lock (CommandFlags.script).
+    /// Run by `Shard.runScript` in a script section (ScriptSection.swift). `.allShards`
+    /// makes EXEC lock every shard for a transaction that contains one.
     static let specs: [CommandSpec] = ["eval", "evalsha", "eval_ro", "evalsha_ro"].map { name in
         var flags: CommandFlags = [.script, .engine, .allShards, .stale]
         if name.hasSuffix("_ro") { flags.insert(.readonly) }
         return CommandSpec(name, arity: -3, flags: flags, keys: keySpec)
     }
 
-    /// `#!lua [flags=a,b]` on the first line: the flags, and the body with that line turned
-    /// into a comment (so line numbers stay). Nil flags without a shebang.
-    static func shebang(_ body: Bytes) throws(CommandError) -> (noWrites: Bool, source: Bytes) {
-        guard body.count >= 2, body[0] == 35, body[1] == 33 else { return (false, body) }  // "#!"
+    /// `#!lua [flags=a,b]` on the first line: the flags that matter here, and the body with
+    /// that line turned into a comment (so line numbers stay).
+    static func shebang(_ body: Bytes) throws(CommandError) -> (noWrites: Bool, noCluster: Bool, source: Bytes) {
+        guard body.count >= 2, body[0] == 35, body[1] == 33 else { return (false, false, body) }  // "#!"
         var raw = body.array
         let end = raw.firstIndex(of: 10) ?? raw.count
         let line = String(decoding: raw[2..<end], as: UTF8.self).split(separator: " ").map(String.init)
         guard let engine = line.first, engine == "lua" else {
             throw CommandError("ERR Could not find engine '\(line.first ?? "")'")
         }
-        var noWrites = false
+        var noWrites = false, noCluster = false
         for part in line.dropFirst() {
             guard part.hasPrefix("flags=") else { throw CommandError("ERR Unknown lua shebang option: \(part)") }
             for flag in part.dropFirst(6).split(separator: ",") {
                 switch flag {
                 case "no-writes": noWrites = true
-                case "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys": break
+                case "no-cluster": noCluster = true
+                case "allow-oom", "allow-stale", "allow-cross-slot-keys": break
                 default: throw CommandError("ERR Unexpected flag in script shebang: \(flag)")
                 }
             }
         }
         raw[0] = 45  // "--" comments the line out
         raw[1] = 45
-        return (noWrites, Bytes(raw))
+        return (noWrites, noCluster, Bytes(raw))
     }
 
     /// SCRIPT KILL / FUNCTION KILL: stops the busy script of that kind unless it wrote.
@@ -124,8 +126,8 @@ extension Shard {
             reply.error("NOSCRIPT No matching script. Please use EVAL.")
             return true
         }
-        let noWrites: Bool, source: Bytes
-        do { (noWrites, source) = try ScriptCommands.shebang(body) } catch { reply.error(error.message); return true }
+        let noWrites: Bool, noCluster: Bool, source: Bytes
+        do { (noWrites, noCluster, source) = try ScriptCommands.shebang(body) } catch { reply.error(error.message); return true }
         let host = scriptHost
         host.sync(with: cache)
         if let error = host.load(sha: sha, source: source) {
@@ -134,11 +136,11 @@ extension Shard {
         }
         if byBody { cache.add(body) }
         let run = ScriptRun(shard: self, db: conn.db, readOnly: noWrites || spec.flags.contains(.readonly))
-        guard let ok = inScriptSection(locksHeld: locksHeld, {
-            host.run(sha: sha, keys: args[3..<(3 + numkeys)], args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
+        let keys = args[3..<(3 + numkeys)]
+        guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: noCluster, locksHeld: locksHeld, {
+            host.run(sha: sha, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }) else { return replyBusy(spec, args, reply) }
-        run.finish()
         host.result.withUnsafeBytes { reply.buffer.append($0) }
-        return !ok
+        return outcome != .replied
     }
 }

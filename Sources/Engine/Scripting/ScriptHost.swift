@@ -43,11 +43,11 @@ final class ScriptHost {
         return Array(UnsafeRawBufferPointer(start: p, count: n))
     }
 
-    /// Runs script `sha` with `keys` and `args`; false when its reply is an error.
-    func run(sha: String, keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>, resp: Int, context: ScriptRun) -> Bool {
+    /// Runs script `sha` with `keys` and `args`; the reply is in `result`.
+    func run(sha: String, keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>, resp: Int, context: ScriptRun) -> ScriptOutcome {
         withArguments(keys: keys, args: args) { keyPointers, keyLengths, argPointers, argLengths in
-            berth_lua_run(lua, sha, keyPointers, keyLengths, Int32(keys.count), argPointers, argLengths, Int32(args.count),
-                          Int32(resp), Unmanaged.passUnretained(context).toOpaque()) == 0
+            ScriptOutcome(rawValue: berth_lua_run(lua, sha, keyPointers, keyLengths, Int32(keys.count), argPointers, argLengths, Int32(args.count),
+                          Int32(resp), Unmanaged.passUnretained(context).toOpaque())) ?? .failed
         }
     }
 
@@ -80,7 +80,7 @@ final class ScriptHost {
         let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
         var args: [Bytes] = []
         for i in 0..<Int(argc) { args.append(Bytes(UnsafeRawBufferPointer(start: argv![i], count: lengths![i]))) }
-        let reply = run.call(args, protocolVersion: Int(resp))
+        guard let reply = run.call(args, protocolVersion: Int(resp)) else { return -2 }
         reply.withUnsafeBytes { berth_lua_reply_append(out, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         return 0
     }
@@ -115,7 +115,11 @@ final class ScriptHost {
     }
 }
 
-/// The script being run: where redis.call's commands go and what they may do.
+/// The script being run: where redis.call's commands go, what they may do, and which
+/// shard locks it holds.
+///
+/// Invariants: used only by the thread running the script; `held` is exactly the set of
+/// shard locks that thread holds for it; `wrote` never goes back to false.
 final class ScriptRun {
     unowned let shard: Shard
     let db: Int
@@ -127,6 +131,8 @@ final class ScriptRun {
     var wrote = false
     /// Past busy-reply-threshold and announced in `server.scriptBusy`.
     var announced = false
+    /// The shard locks the script holds (ScriptSection.swift).
+    var held = ShardLockSet()
 
     init(shard: Shard, db: Int, readOnly: Bool, isFunction: Bool = false) {
         self.shard = shard
@@ -141,8 +147,8 @@ final class ScriptRun {
     }
 
     /// The reply of `args` (RESP2, or RESP3 after redis.setresp(3)) run under the script's
-    /// locks, or Redis's refusal.
-    func call(_ args: [Bytes], protocolVersion: Int) -> [UInt8] {
+    /// locks, or Redis's refusal; nil when the script must start again over every shard.
+    func call(_ args: [Bytes], protocolVersion: Int) -> [UInt8]? {
         let server = shard.server
         func refuse(_ message: String) -> [UInt8] { Array("-\(message)\r\n".utf8) }
         guard let spec = server.commands.lookup(args[0]) else { return refuse("ERR Unknown Redis command called from script") }
@@ -164,6 +170,7 @@ final class ScriptRun {
         if readOnly && spec.flags.contains(.write) {
             return refuse("ERR Write commands are not allowed from read-only scripts.")
         }
+        guard cover(spec, args) else { return nil }
         if spec.flags.contains(.write) && !wrote {
             wrote = true
             if announced { server.scriptBusy.wrote.store(true, ordering: .relaxed) }

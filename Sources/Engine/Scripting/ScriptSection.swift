@@ -1,0 +1,183 @@
+import Commands
+import Keyspace
+import RESP
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// A script's atomic section: which shard locks a script or function holds while it runs.
+//
+// Scripts run one at a time, as in Redis: each takes the server-wide script lock first
+// (`ScriptBusy.lock`), then the locks of the shards its declared keys live on, in
+// ascending order like any multi-shard command. Clients of every other shard keep being
+// served while it runs. A script flagged `no-cluster` (it may touch any key), and one run
+// inside EXEC (which already holds every shard), covers every shard from the start.
+//
+// When redis.call reaches a key on a shard the script does not hold, the section widens
+// (`ScriptRun.cover`):
+//   1. It tries those locks without waiting; if it gets them, the script goes on.
+//   2. Otherwise, if the script has not written yet, nothing it did is visible: the run is
+//      abandoned (the Lua side raises an error no pcall can catch) and started again
+//      holding every shard lock.
+//   3. Otherwise it must wait while holding locks, out of ascending order. It announces an
+//      escalation (`ScriptBusy.escalating`) and waits. Every other thread that waits for a
+//      shard lock while holding another (ShardLockSet) notices within one 5 ms slice,
+//      drops what it holds and starts again after the escalation, so the script gets its
+//      locks. Only one script escalates at a time, since scripts hold the script lock.
+// Single-lock waiters hold nothing and need not step aside.
+//
+// After the script, keys its writes made ready are collected from every shard it held,
+// the locks are released, and blocked clients are served, as after any command.
+
+/// The running script's state that other threads read: whether it is past
+/// busy-reply-threshold (other clients get -BUSY; SCRIPT KILL / FUNCTION KILL may stop it
+/// unless it wrote), whether it is widening its section, and the lock that makes scripts
+/// run one at a time.
+///
+/// Invariants: `lock` is held by the thread running a script (or an EXEC that contains
+/// one) for the whole run, so at most one script is announced or escalating at a time;
+/// `running` is 0 (none), 1 (an EVAL script) or 2 (a function); `kill` is only set while
+/// `running` is; `escalating` is only true while its script waits for shard locks out of
+/// order. The script's own thread clears them all before it releases `lock`.
+final class ScriptBusy: Sendable {
+    let running = Atomic<Int>(0)
+    let wrote = Atomic<Bool>(false)
+    let kill = Atomic<Bool>(false)
+    let escalating = Atomic<Bool>(false)
+    let lock = ShardLock()
+    /// Runs started again over every shard, and escalations (INFO stats).
+    let restarts = Atomic<Int>(0)
+    let escalations = Atomic<Int>(0)
+
+    func clear() {
+        kill.store(false, ordering: .relaxed)
+        wrote.store(false, ordering: .relaxed)
+        running.store(0, ordering: .releasing)
+    }
+
+    /// Sleeps while a script escalates, so that a lock set starting over does not take
+    /// back the locks that script waits for.
+    func waitWhileEscalating() {
+        while escalating.load(ordering: .acquiring) { usleep(100) }
+    }
+
+    /// The -BUSY reply for a command that may not run now, or nil when it may.
+    func refusal(_ spec: CommandSpec, _ args: [Bytes]) -> String? {
+        let state = running.load(ordering: .acquiring)
+        guard state != 0 else { return nil }
+        let kill = state == 2 ? "function" : "script"
+        if spec.name == kill && args.count == 2 && args[1].equalsIgnoringCase("kill") { return nil }
+        if spec.name == "shutdown" && args.dropFirst().contains(where: { $0.equalsIgnoringCase("nosave") }) { return nil }
+        return "BUSY Redis is busy running a script. You can only call \(state == 2 ? "FUNCTION" : "SCRIPT") KILL or SHUTDOWN NOSAVE."
+    }
+}
+
+/// What a run of the Lua host ended with (berth_lua_run / berth_lua_fcall).
+enum ScriptOutcome: Int32 {
+    case replied = 0
+    case failed = -1
+    /// The script needed a shard it could not take before writing: run it again over all.
+    case restart = -2
+}
+
+extension Shard {
+    /// Runs `body` (one run of the Lua host) as an atomic section over the shards of
+    /// `keys`, or every shard when `wholeKeyspace`; inside EXEC (`locksHeld`) every lock is
+    /// already held. Nil when a busy script kept it from starting.
+    func inScriptSection(_ run: ScriptRun, keys: ArraySlice<Bytes>, wholeKeyspace: Bool, locksHeld: Bool,
+                         _ body: () -> ScriptOutcome) -> ScriptOutcome? {
+        let busy = server.scriptBusy
+        if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
+        if locksHeld {
+            run.held = ShardLockSet.all(server.shards.count)
+            let outcome = body()
+            run.finish()
+            return outcome
+        }
+        guard busy.lock.lock(unless: busy) else { return nil }
+        var set = ShardLockSet()
+        if wholeKeyspace {
+            set = ShardLockSet.all(server.shards.count)
+        } else {
+            for key in keys { set.insert(server.slots.shard(of: key)) }
+        }
+        guard set.lock(server.locks, unless: busy) else {
+            busy.lock.unlock()
+            return nil
+        }
+        run.held = set
+        var outcome = body()
+        if outcome == .restart {
+            busy.restarts.add(1, ordering: .relaxed)
+            run.held.unlock(server.locks)
+            run.held = ShardLockSet()
+            let all = ShardLockSet.all(server.shards.count)
+            if all.lock(server.locks, unless: busy) {
+                run.held = all
+                outcome = body()
+            } else {
+                outcome = .restart
+            }
+        }
+        for s in run.held.shards { takeReadyKeys(from: s) }
+        run.held.unlock(server.locks)
+        run.held = ShardLockSet()
+        run.finish()
+        busy.lock.unlock()
+        if !readyQueue.isEmpty { serveReadyKeys() }
+        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        return outcome == .restart ? nil : outcome
+    }
+}
+
+extension ScriptRun {
+    /// Makes the script hold every shard `spec` with `args` touches (see the top of this
+    /// file). False when the run must start again over every shard.
+    func cover(_ spec: CommandSpec, _ args: [Bytes]) -> Bool {
+        let server = shard.server
+        let shardCount = server.shards.count
+        if held.count == shardCount { return true }
+        var missing: [Int] = []
+        if spec.flags.contains(.allShards) {
+            missing = (0..<shardCount).filter { !held.contains($0) }
+        } else {
+            for p in spec.keys.positions(args) {
+                let s = server.slots.shard(of: args[p])
+                if !held.contains(s) && !missing.contains(s) { missing.append(s) }
+            }
+        }
+        if missing.isEmpty { return true }
+        return server.scriptBusy.widen(&held, by: missing, locks: server.locks, mayRestart: !wrote)
+    }
+}
+
+extension ScriptBusy {
+    /// Adds the locks of `missing` to `held`, for the script that holds `lock`: without
+    /// waiting if they are free; else, when `mayRestart`, not at all (false, and `held` is
+    /// as it was); else by escalating: waiting for them while every lock set in the way
+    /// steps aside.
+    func widen(_ held: inout ShardLockSet, by missing: [Int], locks: [ShardLock], mayRestart: Bool) -> Bool {
+        var taken: [Int] = []
+        for s in missing {
+            guard locks[s].tryLock() else { break }
+            taken.append(s)
+        }
+        if taken.count < missing.count && mayRestart {
+            for s in taken.reversed() { locks[s].unlock() }
+            return false
+        }
+        for s in taken { held.insert(s) }
+        if taken.count < missing.count {
+            escalations.add(1, ordering: .relaxed)
+            escalating.store(true, ordering: .releasing)
+            for s in missing where !held.contains(s) {
+                locks[s].lock()
+                held.insert(s)
+            }
+            escalating.store(false, ordering: .releasing)
+        }
+        return true
+    }
+}
