@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "berth-server", targets: ["BerthServer"]),
         .library(name: "BerthClient", targets: ["BerthClient"]),
         .executable(name: "berth-bench", targets: ["BerthBench"]),
+        // The JavaScript engine, loaded by the server at run time (see CJSHost).
+        .library(name: "BerthJS", type: .dynamic, targets: ["CJS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -39,6 +41,16 @@ let package = Package(
             .linkedLibrary(":liblua5.1-cjson.a"), .linkedLibrary(":liblua5.1-bitop.a"),
             .linkedLibrary(":liblua5.1.a"), .linkedLibrary("m"),
         ]),
+        // The C boundary to the JavaScript engine (header only): Engine dlopens libBerthJS.so
+        // and finds this table in it, so berth-server itself never links SpiderMonkey.
+        .target(name: "CJSHost"),
+        // SpiderMonkey 102 from Debian's libmozjs-102-dev behind a C++ shim: libBerthJS.so.
+        .target(
+            name: "CJS",
+            dependencies: ["CJSHost"],
+            cxxSettings: [.unsafeFlags(["-isystem", "/usr/include/mozjs-102"])],
+            linkerSettings: [.linkedLibrary("mozjs-102")]
+        ),
         .target(name: "RESP", swiftSettings: releaseSettings),
         .target(
             name: "Keyspace",
@@ -54,7 +66,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost", "CLua",
+                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost", "CLua", "CJSHost",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -82,5 +94,6 @@ let package = Package(
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),
         .testTarget(name: "IntegrationTests", dependencies: ["BerthClient", "RESP"]),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )

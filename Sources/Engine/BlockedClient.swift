@@ -35,10 +35,14 @@ final class BlockedClient: Sendable {
     let deadline: Int64
     /// CLIENT REPLY OFF/SKIP was in force when the command ran: its reply is dropped.
     let discardsReply: Bool
+    /// Set for a wait with no connection behind it (a JavaScript function's callAsync):
+    /// the home shard hands the outcome, as RESP bytes, here instead of to a client.
+    let completion: (@Sendable ([UInt8]) -> Void)?
     private let state = Atomic<UInt8>(State.waiting.rawValue)
 
     init(connectionID: Int, home: Int, db: Int, keys: [(shard: Int, key: DatabaseKey)], operation: BlockedOperation,
-         protocolVersion: Int, deadline: Int64, discardsReply: Bool) {
+         protocolVersion: Int, deadline: Int64, discardsReply: Bool, completion: (@Sendable ([UInt8]) -> Void)? = nil) {
+        self.completion = completion
         self.connectionID = connectionID
         self.home = home
         self.db = db

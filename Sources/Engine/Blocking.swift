@@ -160,6 +160,10 @@ extension Shard {
         server.blockedClients.subtract(1, ordering: .relaxed)
         if client.deadline > 0 { timers.finished() }
         removeFromWaiterTables(client)
+        if let completion = client.completion {
+            completion(outcomeBytes(client, outcome))
+            return
+        }
         let block = (client.operation.external as? ModuleBlock)
         defer { block?.outcomeFinished(on: self) }
         guard let conn = connections[client.connectionID], conn.blocked === client else { return }
@@ -180,6 +184,18 @@ extension Shard {
         // otherwise drop the reply, and with it a popped element.
         backend.flush(conn)
         resumeQueue.append(conn)
+    }
+
+    /// An outcome as the reply bytes the waiting command would have given.
+    func outcomeBytes(_ client: BlockedClient, _ outcome: BlockOutcome) -> [UInt8] {
+        switch outcome {
+        case .reply(let bytes): return bytes
+        case .timeout:
+            let out = IOBuffer(capacity: 16)
+            client.operation.writeTimeoutReply(ReplyWriter(buffer: out, protocolVersion: client.protocolVersion))
+            return out.readableArray
+        case .error(let message): return Array("-\(message)\r\n".utf8)
+        }
     }
 
     private func removeFromWaiterTables(_ client: BlockedClient) {

@@ -40,6 +40,16 @@ public final class ServerConfig: @unchecked Sendable {
             // / FUNCTION KILL may stop it; lua-time-limit is its old name, kept in step.
             "busy-reply-threshold": Param(kind: .integer(min: 0, max: Int.max), mutable: true, default: "5000", effective: true),
             "lua-time-limit": Param(kind: .integer(min: 0, max: Int.max), mutable: true, default: "5000", effective: true),
+            // JavaScript functions (TFUNCTION): how long a sync function or block section may
+            // hold the shards, what happens then (abort: stop it; kill: let it run), the
+            // engine's GC heap cap per library, a process memory limit checked while
+            // JavaScript runs (0: none), and where libBerthJS.so is ("": beside the binary).
+            "lock-redis-timeout": Param(kind: .integer(min: 1, max: Int(Int32.max)), mutable: true, default: "500", effective: true),
+            "library-fatal-failure-policy": Param(kind: .enumeration(["abort", "kill"]), mutable: true, default: "abort", effective: true),
+            "execution-threads": Param(kind: .integer(min: 1, max: 32), mutable: false, default: "1", effective: true),
+            "js-heap-max-bytes": Param(kind: .memory, mutable: true, default: "268435456", effective: true),
+            "js-memory-limit": Param(kind: .memory, mutable: true, default: "0", effective: true),
+            "js-library": Param(kind: .string, mutable: false, default: "", effective: true),
             // Only the pubsub class acts (Berth has no replicas, and normal clients are unlimited).
             "client-output-buffer-limit": Param(kind: .string, mutable: true,
                                                 default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", effective: true),

@@ -8,13 +8,21 @@ extension Server {
     /// and keyspace events flow as for any command), as inside MULTI (a blocking command
     /// answers at once), and returns its reply bytes. `cc`'s state is restored after.
     func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int) -> IOBuffer {
+        runNested(spec, args, in: cc, db: db, protocolVersion: protocolVersion, allowingBlock: false).reply
+    }
+
+    /// runNested, except that with `allowingBlock` a blocking command that has to wait
+    /// files its request instead of answering at once: the request comes back, and the
+    /// caller registers the wait (JavaScript's callAsync).
+    func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int,
+                   allowingBlock: Bool) -> (reply: IOBuffer, block: BlockRequest?) {
         let out = IOBuffer(capacity: 256)
         let writer = ReplyWriter(buffer: out, protocolVersion: protocolVersion)
         let saved = (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard)
         cc.args = args
         cc.reply = writer
         cc.dbIndex = db
-        cc.inTransaction = true
+        cc.inTransaction = !allowingBlock
         cc.keyShard = nil
         cc.maxBulkLength = config.maxBulkLength.load(ordering: .relaxed)
         cc.notifyFlags = NotifyFlags(rawValue: config.notifyFlags.load(ordering: .relaxed))
@@ -25,6 +33,7 @@ extension Server {
         } catch {
             writer.error(error.message)
         }
+        let block = cc.blockRequest
         cc.blockRequest = nil
         if !cc.notifyFlags.isEmpty && cc.dirty != dirtyBefore, let (flag, event) = eventsByCommand[spec.id],
            cc.notifyFlags.contains(flag) {
@@ -34,6 +43,52 @@ extension Server {
             shards[0].touchWatchers(of: spec.keys.positions(args).map { args[$0] }, db: db)
         }
         (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard) = saved
-        return out
+        return (out, block)
+    }
+
+    /// The reply of the connection-free engine commands scripts and functions commonly
+    /// use (PING, ECHO, TIME), or nil for any other command without a data handler.
+    func connectionFreeReply(_ spec: CommandSpec, _ args: [Bytes], protocolVersion: Int) -> [UInt8]? {
+        let out = IOBuffer(capacity: 64)
+        let w = ReplyWriter(buffer: out, protocolVersion: protocolVersion)
+        switch spec.name {
+        case "ping": if args.count > 1 { w.bulk(args[1]) } else { w.simple("PONG") }
+        case "echo": w.bulk(args[1])
+        case "time":
+            let us = Int(ShardStore.nowMilliseconds()) * 1000
+            w.bulkArray([Bytes(us / 1_000_000), Bytes(us % 1_000_000)])
+        default: return nil
+        }
+        return out.readableArray
+    }
+
+    /// Leaves an atomic section held by a thread that is no shard's (a module's thread, a
+    /// JavaScript library's thread): releases every shard lock, then hands what the
+    /// section's writes made ready (keys blocked clients wait on) and its keyspace events,
+    /// collected in `cc`, to the shards that serve them.
+    func leaveThreadSection(_ cc: CommandContext?) {
+        let all = ShardLockSet.all(shards.count)
+        var handOff: [(Int, [DatabaseKey])] = []
+        for s in all.shards {
+            let ready = stores[s].ready
+            if !ready.keys.isEmpty {
+                handOff.append((s, ready.keys))
+                ready.keys.removeAll(keepingCapacity: true)
+            }
+        }
+        all.unlock(locks)
+        for (s, keys) in handOff {
+            shards[s].post(.run { shard in
+                for k in keys { shard.readyQueue.append((s, k)) }
+                shard.serveReadyKeys()
+            })
+        }
+        guard let cc, !cc.events.isEmpty else { return }
+        let events = cc.events
+        cc.events.removeAll()
+        shards[0].post(.run { shard in
+            shard.context.events += events
+            shard.publishKeyspaceEvents()
+        })
     }
 }

@@ -44,6 +44,8 @@ public final class Server: @unchecked Sendable {
     let scripts = ScriptCache()
     let functions = FunctionLibraries()
     let scriptBusy = ScriptBusy()
+    let javascript = JSLibraries()
+    let jsWatchdog = JSWatchdog()
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)
@@ -60,7 +62,7 @@ public final class Server: @unchecked Sendable {
         stores = (0..<shardCount).map { _ in ShardStore(databases: config.int("databases")) }
         locks = (0..<shardCount).map { _ in ShardLock() }
         pubsub = PubSubRegistry(shards: shardCount)
-        let engine = EngineCommands.table + PubSubCommands.table
+        let engine = EngineCommands.table + PubSubCommands.table + TFunctionCommands.table
         commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs + ScriptFunctions.specs)
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
         eventsByCommand = commands.names.map { KeyspaceEvents.byCommand[$0] }

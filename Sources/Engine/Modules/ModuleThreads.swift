@@ -68,36 +68,9 @@ extension ModuleAPI {
         ctx.block?.addThreadReplies(complete)
     }
 
-    /// Leaves the atomic section of a module thread, handing what its writes made ready
-    /// (keys blocked clients wait on, keyspace events) to the shards that serve them.
+    /// Leaves the atomic section of a module thread (Server.leaveThreadSection).
     static func unlockAll(_ ctx: ModuleContext) {
-        let server = ctx.server
-        let all = ShardLockSet.all(server.shards.count)
-        var handOff: [(Int, [DatabaseKey])] = []
-        for s in all.shards {
-            let ready = server.stores[s].ready
-            if !ready.keys.isEmpty {
-                handOff.append((s, ready.keys))
-                ready.keys.removeAll(keepingCapacity: true)
-            }
-        }
-        all.unlock(server.locks)
+        ctx.server.leaveThreadSection(ctx.shard == nil ? ctx.commandContext : nil)
         ctx.holdsLocks = false
-        for (s, keys) in handOff {
-            server.shards[s].post(.run { shard in
-                for k in keys { shard.readyQueue.append((s, k)) }
-                shard.serveReadyKeys()
-            })
-        }
-        if ctx.shard == nil {
-            let events = ctx.commandContext.events
-            ctx.commandContext.events.removeAll()
-            if !events.isEmpty {
-                server.shards[0].post(.run { shard in
-                    shard.context.events += events
-                    shard.publishKeyspaceEvents()
-                })
-            }
-        }
     }
 }

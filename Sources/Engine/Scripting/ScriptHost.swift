@@ -154,18 +154,8 @@ final class ScriptRun {
         guard let spec = server.commands.lookup(args[0]) else { return refuse("ERR Unknown Redis command called from script") }
         guard spec.arityMatches(args.count) else { return refuse("ERR Wrong number of args calling Redis command from script") }
         guard spec.handler != nil else {
-            // The connection-free engine commands scripts commonly use.
-            let out = IOBuffer(capacity: 64)
-            let w = ReplyWriter(buffer: out, protocolVersion: protocolVersion)
-            switch spec.name {
-            case "ping": if args.count > 1 { w.bulk(args[1]) } else { w.simple("PONG") }
-            case "echo": w.bulk(args[1])
-            case "time":
-                let us = Int(ShardStore.nowMilliseconds()) * 1000
-                w.bulkArray([Bytes(us / 1_000_000), Bytes(us % 1_000_000)])
-            default: return refuse("ERR This Redis command is not allowed from script")
-            }
-            return out.readableArray
+            return server.connectionFreeReply(spec, args, protocolVersion: protocolVersion)
+                ?? refuse("ERR This Redis command is not allowed from script")
         }
         if readOnly && spec.flags.contains(.write) {
             return refuse("ERR Write commands are not allowed from read-only scripts.")
