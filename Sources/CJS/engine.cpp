@@ -42,7 +42,7 @@ struct BerthJSEngine {
     JS::PersistentRootedObject *global = nullptr;
     JS::PersistentRootedObject *hooks = nullptr;  // the prelude's {redis, begin, end, invoke, settle}
     BerthJSHost host{};
-    size_t memoryLimit = 0;
+    std::atomic<size_t> memoryLimit{0};  // the process malloc total that stops a script
     std::atomic<int> stopReason{0};  // asked by interrupt(): 1 timeout
     int terminated = 0;              // why the last entry into JS stopped early
     std::unordered_map<uint64_t, int> protocols;  // each unfinished run's reply protocol
@@ -270,18 +270,20 @@ void appendLine(Buffer &b, char prefix, std::string s) {
     b += "\r\n";
 }
 
-std::string formatDouble(double d) {
+// A number as JavaScript prints it (40, 1.5, 0.1), with Redis's spelling of infinities.
+std::string formatNumber(JSContext *cx, JS::HandleValue v) {
+    double d = v.toNumber();
     if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
     if (std::isnan(d)) return "nan";
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "%.17g", d);
-    // The shortest form that reads back the same, as JavaScript prints numbers.
-    for (int precision = 1; precision <= 17; precision++) {
-        char shorter[64];
-        snprintf(shorter, sizeof shorter, "%.*g", precision, d);
-        if (strtod(shorter, nullptr) == d) return shorter;
+    std::string out;
+    JS::RootedString s(cx, JS::ToString(cx, v));
+    if (!s || !utf8(cx, s, out)) {
+        JS_ClearPendingException(cx);
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "%.17g", d);
+        out = tmp;
     }
-    return tmp;
+    return out;
 }
 
 // An error reply from an exception or message: a leading all-caps word is taken as the
@@ -361,7 +363,7 @@ bool writeValue(JSContext *cx, JS::HandleValue v, int resp, Buffer &b, int depth
         return true;
     }
     if (v.isNumber()) {
-        std::string text = formatDouble(v.toNumber());
+        std::string text = formatNumber(cx, v);
         if (resp == 3) appendLine(b, ',', text);
         else appendBulk(b, text);
         return true;
@@ -587,9 +589,10 @@ bool interruptCallback(JSContext *cx) {
         e->terminated = 1;
         return false;
     }
-    if (e->memoryLimit) {
+    size_t limit = e->memoryLimit.load();
+    if (limit) {
         struct mallinfo2 m = mallinfo2();
-        if (m.uordblks + m.hblkhd > e->memoryLimit) {
+        if (m.uordblks + m.hblkhd > limit) {
             e->terminated = 2;
             return false;
         }
@@ -617,13 +620,31 @@ std::string takeFailure(BerthJSEngine *e) {
     std::string message;
     JS::RootedValue exception(cx, stack.exception());
     errorMessage(cx, exception, message);
-    if (stack.stack()) {
-        // Where it was thrown: the first frame's file and line.
-        JS::RootedObject frame(cx, stack.stack());
-        uint32_t line = 0;
-        JS::GetSavedFrameLine(cx, nullptr, frame, &line);
-        if (line) message += " (line " + std::to_string(line) + ")";
+    // Where in the library it happened: the innermost frame in the library's code (not
+    // the prelude's), else the error's own position (a SyntaxError has no frames there).
+    uint32_t line = 0;
+    JS::RootedObject frame(cx, stack.stack());
+    while (frame && !line) {
+        JS::RootedString source(cx);
+        JS::GetSavedFrameSource(cx, nullptr, frame, &source);
+        std::string name;
+        if (source && utf8(cx, source, name) && name == "library.js") JS::GetSavedFrameLine(cx, nullptr, frame, &line);
+        JS::RootedObject parent(cx);
+        JS::GetSavedFrameParent(cx, nullptr, frame, &parent);
+        frame = parent;
     }
+    if (!line && exception.isObject()) {
+        JS::RootedObject error(cx, &exception.toObject());
+        JS::RootedValue file(cx), number(cx);
+        std::string name;
+        if (JS_GetProperty(cx, error, "fileName", &file) && file.isString() && JS_GetProperty(cx, error, "lineNumber", &number) &&
+            number.isNumber()) {
+            JS::RootedString f(cx, file.toString());
+            if (utf8(cx, f, name) && name == "library.js") line = uint32_t(number.toNumber());
+        }
+    }
+    JS_ClearPendingException(cx);
+    if (line) message += " (library.js line " + std::to_string(line) + ")";
     return message;
 }
 
@@ -633,10 +654,9 @@ void runJobs(BerthJSEngine *e) { js::RunJobs(e->cx); }
 
 int apiInitialize() { return JS_Init() ? 0 : -1; }
 
-BerthJSEngine *apiEngineNew(const BerthJSHost *host, size_t gcMaxBytes, size_t memoryLimit) {
+BerthJSEngine *apiEngineNew(const BerthJSHost *host, size_t gcMaxBytes) {
     auto *e = new BerthJSEngine();
     e->host = *host;
-    e->memoryLimit = memoryLimit;
     JSContext *cx = JS_NewContext(JS::DefaultHeapMaxBytes);
     if (!cx) {
         delete e;
@@ -801,7 +821,8 @@ void apiSettle(BerthJSEngine *e, uint64_t promise, int raw, const char *reply, s
     runJobs(e);
 }
 
-void apiInterrupt(BerthJSEngine *e, int reason) {
+void apiInterrupt(BerthJSEngine *e, int reason, size_t memoryLimit) {
+    e->memoryLimit.store(memoryLimit);
     if (reason == 1) e->stopReason.store(1);
     JS_RequestInterruptCallback(e->cx);
 }

@@ -53,10 +53,9 @@ typedef struct BerthJSAPI {
     int version; /* BERTH_JS_API_VERSION */
     /* Once per process, before any engine. 0 on success. */
     int (*initialize)(void);
-    /* A new engine on the calling thread; `gc_max_bytes` caps its GC heap and
-     * `process_memory_limit` (0: none) stops a script when the process's malloc total
-     * passes it. NULL on failure. */
-    BerthJSEngine *(*engine_new)(const BerthJSHost *host, size_t gc_max_bytes, size_t process_memory_limit);
+    /* A new engine on the calling thread; `gc_max_bytes` caps its GC heap. NULL on
+     * failure. */
+    BerthJSEngine *(*engine_new)(const BerthJSHost *host, size_t gc_max_bytes);
     void (*engine_free)(BerthJSEngine *engine);
     /* Runs library code (its prologue line already checked by the host) with `config`
      * (JSON text, may be empty) as redis.config. 0: `out` holds one record per function,
@@ -71,8 +70,8 @@ typedef struct BerthJSAPI {
     /* Settles a callAsync promise with a RESP3 reply (an error reply rejects it). */
     void (*settle)(BerthJSEngine *engine, uint64_t promise, int raw, const char *reply, size_t length);
     /* From any thread: stop the JavaScript running now (reason 1: timeout), or have it
-     * checked against the memory limit (reason 0). */
-    void (*interrupt)(BerthJSEngine *engine, int reason);
+     * checked against `memory_limit` (reason 0; 0 bytes: no limit). */
+    void (*interrupt)(BerthJSEngine *engine, int reason, size_t memory_limit);
     /* Why the last invoke/settle stopped early: 0 it did not, 1 timeout, 2 memory. */
     int (*terminated)(BerthJSEngine *engine);
     BerthJSBuffer *(*buffer_new)(void);

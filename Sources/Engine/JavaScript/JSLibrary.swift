@@ -126,8 +126,7 @@ final class JSLibrary: @unchecked Sendable {
     private func start(body: Bytes) -> Result<[Function], JSError> {
         hostTable = JSHost.table(for: self)
         let gcMax = server.config.int("js-heap-max-bytes")
-        let memoryLimit = server.config.int("js-memory-limit")
-        guard let engine = withUnsafePointer(to: &hostTable, { api.c.engine_new($0, gcMax, memoryLimit) }) else {
+        guard let engine = withUnsafePointer(to: &hostTable, { api.c.engine_new($0, gcMax) }) else {
             return .failure(JSError("ERR the JavaScript engine could not be created"))
         }
         self.engine = engine
@@ -328,10 +327,11 @@ final class JSLibrary: @unchecked Sendable {
         }
     }
 
-    /// The watchdog's request: stop the JavaScript running now (timeout), or check memory.
-    func interrupt(stop: Bool) {
+    /// The watchdog's request: stop the JavaScript running now (timeout), or check the
+    /// process's memory against `memoryLimit`.
+    func interrupt(stop: Bool, memoryLimit: Int) {
         engineForInterrupt.withLock { engine in
-            if let engine { api.c.interrupt(engine.pointer, stop ? 1 : 0) }
+            if let engine { api.c.interrupt(engine.pointer, stop ? 1 : 0, memoryLimit) }
         }
     }
 

@@ -34,12 +34,12 @@ final class JSWatchdog: Sendable {
             if since > 0 && now - since > timeout && !library.stopRequested.exchange(true, ordering: .relaxed) {
                 if abort {
                     server.log.warning("JavaScript library \(library.name) held the server for more than \(timeout) ms: stopping it (library-fatal-failure-policy abort)")
-                    library.interrupt(stop: true)
+                    library.interrupt(stop: true, memoryLimit: memoryLimit)
                 } else {
                     server.log.warning("JavaScript library \(library.name) holds the server for more than \(timeout) ms; letting it run (library-fatal-failure-policy kill)")
                 }
             }
-            if memoryLimit > 0 && library.executing.load(ordering: .acquiring) { library.interrupt(stop: false) }
+            if memoryLimit > 0 && library.executing.load(ordering: .acquiring) { library.interrupt(stop: false, memoryLimit: memoryLimit) }
         }
     }
 }
