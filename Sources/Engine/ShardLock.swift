@@ -35,13 +35,14 @@ final class ShardLock: @unchecked Sendable {
     }
 
     /// How a contended wait ended.
-    enum WaitOutcome { case acquired, scriptBusy, yielded }
+    enum WaitOutcome { case acquired, scriptBusy, yielded, gaveUp }
 
     /// Waits in slices of 5 ms. Between slices it gives up when a busy script is announced
     /// (if `refuseWhenBusy`), or, for a caller that holds other shard locks, when a script
     /// is escalating its atomic section (ScriptSection.swift): that script may be waiting
-    /// for the locks this caller holds.
-    func wait(_ busy: ScriptBusy, refuseWhenBusy: Bool, yieldToEscalation: Bool) -> WaitOutcome {
+    /// for the locks this caller holds; and whenever `giveUp` says so.
+    func wait(_ busy: ScriptBusy, refuseWhenBusy: Bool, yieldToEscalation: Bool,
+              giveUp: (() -> Bool)? = nil) -> WaitOutcome {
         while true {
             var deadline = timespec()
             clock_gettime(CLOCK_REALTIME, &deadline)
@@ -53,6 +54,7 @@ final class ShardLock: @unchecked Sendable {
             if pthread_mutex_timedlock(mutex, &deadline) == 0 { return .acquired }
             if refuseWhenBusy && busy.running.load(ordering: .acquiring) != 0 { return .scriptBusy }
             if yieldToEscalation && busy.escalating.load(ordering: .acquiring) { return .yielded }
+            if let giveUp, giveUp() { return .gaveUp }
         }
     }
 }
@@ -86,19 +88,26 @@ struct ShardLockSet {
         _ = acquire(locks, busy, refuseWhenBusy: false)
     }
 
+    /// Takes every lock in order, or none once `giveUp` says so while waiting (a library's
+    /// thread that has a transaction's call to run: JSLibrary.enter).
+    func lock(_ locks: [ShardLock], yieldingTo busy: ScriptBusy, giveUp: () -> Bool) -> Bool {
+        withoutActuallyEscaping(giveUp) { acquire(locks, busy, refuseWhenBusy: false, giveUp: $0) }
+    }
+
     /// Ascending order keeps lock sets from deadlocking one another. The one thread allowed
     /// to wait out of order, a script escalating its section, is let through: a set that
     /// meets a contended lock while holding others and sees an escalation drops what it
     /// holds and starts again once the escalation is over.
-    private func acquire(_ locks: [ShardLock], _ busy: ScriptBusy, refuseWhenBusy: Bool) -> Bool {
+    private func acquire(_ locks: [ShardLock], _ busy: ScriptBusy, refuseWhenBusy: Bool,
+                         giveUp: (() -> Bool)? = nil) -> Bool {
         while true {
             busy.waitWhileEscalating()
             var yielded = false
             for (i, s) in shards.enumerated() where !locks[s].tryLock() {
-                let outcome = locks[s].wait(busy, refuseWhenBusy: refuseWhenBusy, yieldToEscalation: i > 0)
+                let outcome = locks[s].wait(busy, refuseWhenBusy: refuseWhenBusy, yieldToEscalation: i > 0, giveUp: giveUp)
                 if outcome == .acquired { continue }
                 for t in shards[..<i].reversed() { locks[t].unlock() }
-                if outcome == .scriptBusy { return false }
+                if outcome == .scriptBusy || outcome == .gaveUp { return false }
                 yielded = true
                 break
             }

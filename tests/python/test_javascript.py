@@ -458,10 +458,60 @@ def test_memory_limit_stops_a_script(srv):
     assert r.execute_command("TFCALL", "mem.ok", 0) == "fine"
 
 
-def test_functions_cannot_run_inside_multi_yet(srv):
+MULTI_LIB = """#!js api_version=1.0 name=m
+redis.registerFunction('copy', (c, from, to) => { c.call('set', to, c.call('get', from)); return c.call('get', to); });
+redis.registerFunction('canblock', (c) => c.isBlockAllowed());
+redis.registerAsyncFunction('canblock_async', (c) => c.isBlockAllowed());
+redis.registerAsyncFunction('later', (c) => c.executeAsync(async () => 'later'));
+redis.registerAsyncFunction('co', async () => 'co');
+redis.registerFunction('bump', (c, k) => c.call('incr', k));
+"""
+
+
+def test_functions_inside_multi(srv):
     r = srv.client(decode_responses=True)
-    assert load(r, "#!js api_version=1.0 name=m\nredis.registerFunction('f', () => 1);") == "OK"
+    assert load(r, MULTI_LIB) == "OK"
+    a, b = keys_on(0, 1, "ma")[0], keys_on(3, 1, "mb")[0]
     p = r.pipeline(transaction=True)
-    p.execute_command("TFCALL", "m.f", 0)
-    with pytest.raises(redis.ResponseError):
-        p.execute()
+    p.set(a, "v1")
+    p.execute_command("TFCALL", "m.copy", 2, a, b)
+    p.execute_command("TFCALL", "m.canblock", 0)
+    p.execute_command("TFCALLASYNC", "m.canblock_async", 0)
+    p.execute_command("TFCALLASYNC", "m.later", 0)
+    p.execute_command("TFCALLASYNC", "m.co", 0)
+    p.get(b)
+    out = p.execute(raise_on_error=False)
+    assert out[:4] == [True, "v1", 0, 0]
+    assert str(out[4]) == "can not wait for a promise here: blocking is not allowed"
+    assert str(out[5]) == "can not run a coroutine here: blocking is not allowed"
+    assert out[6] == "v1"
+    # Transactions that call functions, and functions called outside them, side by side:
+    # the library's thread gives the transaction's locks back its turn, and nobody hangs.
+    counter = keys_on(1, 1, "cnt")[0]
+    errors = []
+
+    def transactions():
+        c = srv.client()
+        try:
+            for _ in range(150):
+                p = c.pipeline(transaction=True)
+                p.execute_command("TFCALL", "m.bump", 1, counter)
+                p.incr(counter)
+                p.execute()
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    def calls():
+        c = srv.client()
+        try:
+            for _ in range(150):
+                c.execute_command("TFCALL", "m.bump", 1, counter)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+    threads = [threading.Thread(target=transactions) for _ in range(2)] + [threading.Thread(target=calls) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert int(r.get(counter)) == 2 * 150 * 2 + 2 * 150

@@ -50,6 +50,9 @@ final class JSLibrary: @unchecked Sendable {
     let stopRequested = Atomic<Bool>(false)
     /// Runs not finished yet (TFUNCTION LIST pending_jobs).
     let pendingRuns = Atomic<Int>(0)
+    /// Calls from inside EXEC, run ahead of everything else (see `runLent`).
+    private let lentJobs = Mutex<[JSEngineThread.Job]>([])
+    private let lentWaiting = Atomic<Int>(0)
 
     private init(name: String, code: Bytes, config: String?, server: Server, api: JSAPI) {
         self.name = name
@@ -93,23 +96,50 @@ final class JSLibrary: @unchecked Sendable {
     /// Starts run `run` on the library's thread; false when the library is closed.
     func start(_ run: JSRun, argv: [Bytes]) -> Bool {
         pendingRuns.add(1, ordering: .relaxed)
-        let posted = thread.post { [self] in
-            guard let engine else { return fail(run, "ERR the library was deleted") }
-            runs[run.id] = run
-            withExecuting {
-                withArgv(argv) { pointers, lengths in
-                    api.c.invoke(engine, run.id, run.function, pointers, lengths, Int32(argv.count), Int32(run.protocolVersion))
-                }
-            }
-        }
+        let posted = thread.post { [self] in invoke(run, argv) }
         if !posted { pendingRuns.subtract(1, ordering: .relaxed) }
         return posted
+    }
+
+    /// Runs `run`, a call inside EXEC, on the locks the transaction holds, and waits for its
+    /// reply. The library's thread takes it ahead of its queue: if that thread is waiting
+    /// for the shard locks the transaction holds, it gives up, runs this, and tries again.
+    func runLent(_ run: JSRun, argv: [Bytes]) -> [UInt8] {
+        pendingRuns.add(1, ordering: .relaxed)
+        lentJobs.withLock { $0.append { [self] in invoke(run, argv) } }
+        lentWaiting.add(1, ordering: .releasing)
+        guard thread.post({ [self] in runLentJobs() }) else {
+            lentJobs.withLock { $0.removeAll() }
+            lentWaiting.store(0, ordering: .releasing)
+            pendingRuns.subtract(1, ordering: .relaxed)
+            return Array("-ERR Unknown library \(name)\r\n".utf8)
+        }
+        run.lent!.done.wait()
+        return run.lent!.reply
+    }
+
+    private func runLentJobs() {
+        while let job = lentJobs.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+            lentWaiting.subtract(1, ordering: .releasing)
+            job()
+        }
+    }
+
+    private func invoke(_ run: JSRun, _ argv: [Bytes]) {
+        guard let engine else { return fail(run, "ERR the library was deleted") }
+        runs[run.id] = run
+        withExecuting {
+            withArgv(argv) { pointers, lengths in
+                api.c.invoke(engine, run.id, run.function, pointers, lengths, Int32(argv.count), Int32(run.protocolVersion))
+            }
+        }
     }
 
     /// Stops the engine after the jobs already queued: unfinished runs get `reason` (or
     /// a generic error), waiting callAsync commands are withdrawn, the thread ends.
     func close(reason: String?) {
         thread.close { [self] in
+            runLentJobs()
             for run in Array(runs.values) { fail(run, reason ?? "ERR the library was deleted while the function ran") }
             for client in waiters.values where client.claim(.unblocked) {
                 server.shards[client.home].post(.run { $0.finishBlocked(client, .error("UNBLOCKED library deleted")) })
@@ -204,11 +234,17 @@ final class JSLibrary: @unchecked Sendable {
 
     func run(_ id: UInt64) -> JSRun? { runs[id] }
 
-    /// Enters the run's atomic section: every shard lock, taken as a module thread takes them.
+    /// Enters the run's atomic section: every shard lock, taken as a module thread takes
+    /// them (a call inside EXEC finds them held by the transaction).
     func enter(_ run: JSRun) -> String? {
         if depth == 0 {
-            ShardLockSet.all(server.shards.count).lock(server.locks, yieldingTo: server.scriptBusy)
-            commands.now = ShardStore.nowMilliseconds()
+            if run.lent == nil {
+                let all = ShardLockSet.all(server.shards.count)
+                while !all.lock(server.locks, yieldingTo: server.scriptBusy, giveUp: { lentWaiting.load(ordering: .acquiring) > 0 }) {
+                    runLentJobs()
+                }
+            }
+            context(run).now = ShardStore.nowMilliseconds()
             sectionRun = run
             beginSectionClock()
         }
@@ -221,10 +257,14 @@ final class JSLibrary: @unchecked Sendable {
         depth -= 1
         if depth == 0 {
             sectionStartedAt.store(0, ordering: .releasing)
+            let owner = sectionRun
             sectionRun = nil
-            server.leaveThreadSection(commands)
+            if owner?.lent == nil { server.leaveThreadSection(commands) }
         }
     }
+
+    /// Where a run's commands run: the lending transaction's context, or the library's.
+    private func context(_ run: JSRun) -> CommandContext { run.lent?.context ?? commands }
 
     /// client.call: runs `args` now, inside the section; the RESP3 reply.
     func call(_ run: JSRun, _ args: [Bytes]) -> [UInt8] {
@@ -233,7 +273,7 @@ final class JSLibrary: @unchecked Sendable {
         case .failure(let e): return Array("-\(e.message)\r\n".utf8)
         case .success(let spec):
             if spec.handler == nil, let reply = server.connectionFreeReply(spec, args, protocolVersion: 3) { return reply }
-            return server.runNested(spec, args, in: commands, db: run.db, protocolVersion: 3).readableArray
+            return server.runNested(spec, args, in: context(run), db: run.db, protocolVersion: 3).readableArray
         }
     }
 
@@ -249,7 +289,7 @@ final class JSLibrary: @unchecked Sendable {
         case .success(let spec):
             let entered = depth == 0
             if entered { _ = enter(run) }
-            let (out, request) = server.runNested(spec, args, in: commands, db: run.db, protocolVersion: 3,
+            let (out, request) = server.runNested(spec, args, in: context(run), db: run.db, protocolVersion: 3,
                                                   allowingBlock: run.blockAllowed && spec.flags.contains(.blocking))
             if let request {
                 wait(run, promise: promise, raw: raw, request)
@@ -310,7 +350,12 @@ final class JSLibrary: @unchecked Sendable {
         guard runs.removeValue(forKey: run.id) != nil else { return }
         if sectionRun === run { while depth > 0 { leave(run) } }
         pendingRuns.subtract(1, ordering: .relaxed)
-        run.complete(reply, server: server)
+        if let lent = run.lent {
+            lent.reply = reply
+            lent.done.signal()
+        } else {
+            run.complete(reply, server: server)
+        }
     }
 
     private func fail(_ run: JSRun, _ message: String) {

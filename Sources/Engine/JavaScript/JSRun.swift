@@ -16,8 +16,12 @@ final class JSRun: ExternalWait, @unchecked Sendable {
     /// The client may wait for a promise: TFCALLASYNC outside MULTI.
     let blockAllowed: Bool
     var client: BlockedClient?
+    /// Set for a call inside EXEC, which runs on locks the transaction lends.
+    let lent: LentSection?
 
-    init(id: UInt64, function: String, home: Int, db: Int, protocolVersion: Int, noWrites: Bool, blockAllowed: Bool) {
+    init(id: UInt64, function: String, home: Int, db: Int, protocolVersion: Int, noWrites: Bool, blockAllowed: Bool,
+         lent: LentSection? = nil) {
+        self.lent = lent
         self.id = id
         self.function = function
         self.home = home
@@ -35,4 +39,20 @@ final class JSRun: ExternalWait, @unchecked Sendable {
             if client.claim(.completed) { shard.finishBlocked(client, .reply(reply)) }
         })
     }
+}
+
+/// A call made inside EXEC: the transaction already holds every shard lock, so the
+/// library's thread borrows them, with the shard's command context (ready keys and
+/// keyspace events then flow as for the transaction's other commands), while the shard's
+/// thread waits for the reply.
+///
+/// Invariants: `context` is used by the library's thread only between the post and
+/// `done.signal()`, while its shard's thread waits; `reply` is written before the signal
+/// and read after the wait.
+final class LentSection: @unchecked Sendable {
+    let context: CommandContext
+    let done = Semaphore()
+    var reply: [UInt8] = []
+
+    init(context: CommandContext) { self.context = context }
 }

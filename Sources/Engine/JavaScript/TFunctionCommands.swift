@@ -32,10 +32,11 @@ final class JSLibraries: Sendable {
 enum TFunctionCommands {
     static let table: [(CommandSpec, EngineHandler)] = [
         (EngineCommands.spec("tfunction", -2, [.noMulti, .stale], subcommands: ["load", "delete", "list", "help"]), tfunction),
-        (EngineCommands.spec("tfcall", -3, [.noMulti]), { shard, conn, args, reply in
+        // allShards: EXEC takes every shard lock for a transaction that calls a function.
+        (EngineCommands.spec("tfcall", -3, [.allShards]), { shard, conn, args, reply in
             call(shard, conn, args, reply, async: false)
         }),
-        (EngineCommands.spec("tfcallasync", -3, [.noMulti]), { shard, conn, args, reply in
+        (EngineCommands.spec("tfcallasync", -3, [.allShards]), { shard, conn, args, reply in
             call(shard, conn, args, reply, async: true)
         }),
     ]
@@ -206,6 +207,15 @@ enum TFunctionCommands {
         if function.isAsync && !async {
             reply.error("ERR function \(functionName) is async: call it with TFCALLASYNC")
             return true
+        }
+        if shard.context.inTransaction {
+            // Inside EXEC nothing may wait: the function runs now, on the transaction's locks.
+            let run = JSRun(id: server.javascript.newRunID(), function: functionName, home: shard.index, db: conn.db,
+                            protocolVersion: conn.protocolVersion, noWrites: function.noWrites, blockAllowed: false,
+                            lent: LentSection(context: shard.context))
+            let bytes = library.runLent(run, argv: Array(args.dropFirst(3)))
+            bytes.withUnsafeBytes { reply.buffer.append($0) }
+            return bytes.first == UInt8(ascii: "-")
         }
         let run = JSRun(id: server.javascript.newRunID(), function: functionName, home: shard.index, db: conn.db,
                         protocolVersion: conn.protocolVersion, noWrites: function.noWrites, blockAllowed: async)
