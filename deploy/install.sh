@@ -12,8 +12,11 @@
 # Environment: PREFIX=/usr/local, CONFDIR=/etc/berth, UNITDIR=/etc/systemd/system,
 #              BUILD_DIR=.build-static, BINARY=path (install this binary, do not build),
 #              STATIC_GLIBC=0 to link glibc dynamically (the binary then depends on the C
-#              library only): needed to load modules, since a fully static executable
-#              cannot host a module's shared C library safely.
+#              library only): needed to load modules and JavaScript libraries, since a
+#              fully static executable cannot host a shared C library safely. It also
+#              builds libBerthJS.so (SpiderMonkey from libmozjs-102-dev) and installs it in
+#              $PREFIX/lib/berth; the unit's MemoryDenyWriteExecute must then be turned off
+#              (a drop-in) for SpiderMonkey's JIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=${PREFIX:-/usr/local}
@@ -39,6 +42,10 @@ build() {
   [ "${STATIC_GLIBC:-1}" = 0 ] && static=()
   swift build -c release --product berth-server --scratch-path "$BUILD_DIR" \
     --static-swift-stdlib "${static[@]}" >&2
+  if [ "${STATIC_GLIBC:-1}" = 0 ]; then
+    dpkg -s libmozjs-102-dev >/dev/null 2>&1 || apt-get install -y -qq libmozjs-102-dev >/dev/null
+    swift build -c release --product BerthJS --scratch-path "$BUILD_DIR" >&2
+  fi
   local bin="$BUILD_DIR/release/berth-server"
   strip "$bin" 2>/dev/null || true
   echo "$bin"
@@ -53,6 +60,7 @@ case "$MODE" in
       systemctl disable --now berth.service 2>/dev/null || true
     fi
     rm -f "$UNITDIR/berth.service" "$PREFIX/bin/berth-server"
+    rm -rf "$PREFIX/lib/berth"
     rm -rf "$PREFIX/share/doc/berth"
     have_systemd && systemctl daemon-reload || true
     if id berth >/dev/null 2>&1; then userdel berth 2>/dev/null || true; fi
@@ -63,6 +71,8 @@ case "$MODE" in
     [ "$(id -u)" -eq 0 ] || { echo "install needs root (sudo $0)" >&2; exit 1; }
     bin=${BINARY:-$(build)}
     install -D -m 0755 "$bin" "$PREFIX/bin/berth-server"
+    js="$(dirname "$bin")/libBerthJS.so"
+    [ -f "$js" ] && install -D -m 0755 "$js" "$PREFIX/lib/berth/libBerthJS.so"
     install -D -m 0644 README.md "$PREFIX/share/doc/berth/README.md"
     if [ ! -f "$CONFDIR/berth.conf" ]; then
       install -D -m 0640 deploy/berth.conf "$CONFDIR/berth.conf"

@@ -31,8 +31,8 @@ struct Run: ParsableCommand {
     @Option var consumers = 4
     @Option var queues = 4
     @Option(help: "Subscribers in the Pub/Sub fan-out test.") var subscribers = 32
-    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub,module,script (module: the server must have modules/build/blockdemo.so loaded).")
-    var only = "wake,unblock,timeout,handoff,pubsub,module,script"
+    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub,module,script,js (module: the server must have modules/build/blockdemo.so loaded; js: a server with TFUNCTION).")
+    var only = "wake,unblock,timeout,handoff,pubsub,module,script,js"
 
     func run() throws {
         let t = try Topology.discover(host: host, port: port)
@@ -75,6 +75,17 @@ struct Run: ParsableCommand {
                     results.append(.latency(function ? "script FCALL round trip" : "script EVALSHA round trip",
                                             load: loadConnections, repeats: samples))
                     log(results.last!)
+                }
+            }
+            if parts.contains("js") {
+                if Scenarios.loadJavaScriptBench(t) {
+                    for kind in Scenarios.JavaScriptCall.allCases {
+                        let samples = try repeated { try Scenarios.javaScriptRoundTrip(t, kind, iterations: iterations) }
+                        results.append(.latency("js \(kind.rawValue) round trip", load: loadConnections, repeats: samples))
+                        log(results.last!)
+                    }
+                } else {
+                    FileHandle.standardError.write("\(label): no TFUNCTION here, JavaScript latency skipped\n".data(using: .utf8)!)
                 }
             }
             if parts.contains("timeout") {

@@ -150,6 +150,50 @@ enum Scenarios {
         return samples
     }
 
+    /// The JavaScript calls measured, each incrementing one key: a plain INCR for scale, a
+    /// sync function (TFCALL), a coroutine with one `client.block` section (TFCALLASYNC),
+    /// and a coroutine with no section at all (the hop to the library's thread and back).
+    enum JavaScriptCall: String, CaseIterable {
+        case plainIncr = "INCR (baseline)"
+        case sync = "TFCALL sync"
+        case block = "TFCALLASYNC block"
+        case empty = "TFCALLASYNC no section"
+
+        var command: [String] {
+            switch self {
+            case .plainIncr: return ["INCR", "bench:js"]
+            case .sync: return ["TFCALL", "berthbench.incr", "1", "bench:js"]
+            case .block: return ["TFCALLASYNC", "berthbench.incr_block", "1", "bench:js"]
+            case .empty: return ["TFCALLASYNC", "berthbench.nothing", "0"]
+            }
+        }
+    }
+
+    /// Loads the benchmark's JavaScript library; false where the server has no TFUNCTION.
+    static func loadJavaScriptBench(_ t: Topology) -> Bool {
+        guard let c = try? t.connect() else { return false }
+        let code = """
+            #!js api_version=1.0 name=berthbench
+            redis.registerFunction('incr', (c, k) => c.call('incr', k));
+            redis.registerAsyncFunction('incr_block', async (c, k) => c.block((s) => s.call('incr', k)));
+            redis.registerAsyncFunction('nothing', async () => 1n);
+            """
+        guard case .simple = try? c.call(["TFUNCTION", "LOAD", "REPLACE", code]) else { return false }
+        return true
+    }
+
+    static func javaScriptRoundTrip(_ t: Topology, _ kind: JavaScriptCall, iterations: Int) throws -> [UInt64] {
+        let c = try t.connect()
+        var samples: [UInt64] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            let start = nowNanos()
+            guard case .integer = try c.call(kind.command) else { throw RESPClient.Failure(description: "\(kind.rawValue) failed") }
+            samples.append((nowNanos() - start) / 1000)
+        }
+        return samples
+    }
+
     /// Time from PUBLISH to a subscriber (on another shard where there are several)
     /// holding the message.
     static func publishLatency(_ t: Topology, iterations: Int) throws -> [UInt64] {

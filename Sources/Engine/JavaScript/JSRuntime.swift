@@ -57,7 +57,12 @@ enum JSRuntime {
         #if BERTH_STATIC_EXECUTABLE
         return .failure(JSError("ERR JavaScript functions are not available in the fully static build (it cannot load libBerthJS.so); install a build made with STATIC_GLIBC=0"))
         #else
-        let path = configured.isEmpty ? besideExecutable("libBerthJS.so") : configured
+        // Beside the binary (a build directory), or in ../lib/berth (an installation).
+        var path = configured
+        if path.isEmpty {
+            let candidates = [besideExecutable("libBerthJS.so"), besideExecutable("../lib/berth/libBerthJS.so")]
+            path = candidates.first { access($0, R_OK) == 0 } ?? candidates[0]
+        }
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
             return .failure(JSError("ERR the JavaScript engine could not be loaded: \(reason)"))
