@@ -241,6 +241,8 @@ redis.registerFunction('raw', (c, k) => {
 }, {flags: [redis.functionFlags.RAW_ARGUMENTS]});
 redis.registerFunction('rawargs', (c, k) => [k instanceof ArrayBuffer, k.byteLength], {flags: [redis.functionFlags.RAW_ARGUMENTS]});
 redis.registerFunction('thrown', (c) => c.call('lpush', 's', 'x'));
+redis.registerFunction('blpop', (c) => c.call('blpop', 'nolist', '0'));
+redis.registerFunction('ignored', (c) => c.executeAsync(async () => 'never'));
 redis.registerFunction('nowrite', (c) => c.call('set', 'a', 'b'), {flags: [redis.functionFlags.NO_WRITES]});
 """
 
@@ -266,6 +268,10 @@ def test_conversions_both_ways(srv):
     b.set("blob", blob)
     assert b.execute_command("TFCALL", "conv.raw", 1, "blob") == [1, b"256", blob]
     assert b.execute_command("TFCALL", "conv.rawargs", 1, b"\xff\x00") == [1, b"2"]
+    # A blocking command in a sync function answers at once; a registerFunction function's
+    # Promise is ignored.
+    assert r.execute_command("TFCALL", "conv.blpop", 0) is None
+    assert r.execute_command("TFCALL", "conv.ignored", 0) is None
     # Errors of commands are thrown; NO_WRITES refuses writes.
     assert raw(r, "TFCALL", "conv.thrown", 0) == ("error", "WRONGTYPE Operation against a key holding the wrong kind of value")
     assert raw(r, "TFCALL", "conv.nowrite", 0) == ("error", "Write command 'set' was called while write is not allowed.")
@@ -444,6 +450,30 @@ def test_lock_redis_timeout_and_runaway_code(srv):
     assert raw(r, "TFCALL", "slow.recurse", 0) == ("error", "too much recursion")
     assert r.execute_command("TFCALL", "slow.ok", 0) == "fine"
     assert raw(r, "CONFIG", "SET", "library-fatal-failure-policy", "maybe")[0] == "error"
+
+
+OOM_LIB = """#!js api_version=1.0 name=oom
+redis.registerFunction('write', (c) => c.call('set', 'k', 'v'));
+redis.registerFunction('read', (c) => c.call('get', 'k'), {flags: [redis.functionFlags.NO_WRITES]});
+redis.registerFunction('anyway', (c) => c.call('set', 'k', 'w'), {flags: [redis.functionFlags.ALLOW_OOM]});
+redis.registerAsyncFunction('caught', async (c) => {
+    try { return c.block((s) => s.call('set', 'k', 'x')); } catch (e) { return 'caught: ' + e.message; }
+});
+"""
+
+
+def test_maxmemory_refuses_sections_of_functions_that_may_write(srv):
+    r = srv.client(decode_responses=True)
+    assert load(r, OOM_LIB) == "OK"
+    r.config_set("maxmemory", 1)
+    try:
+        assert wire_replies(srv.port, 2, [("TFCALL", "oom.write", 0)]) == [b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"]
+        assert r.execute_command("TFCALL", "oom.read", 0) is None
+        assert r.execute_command("TFCALL", "oom.anyway", 0) == "OK"
+        assert r.execute_command("TFCALLASYNC", "oom.caught", 0) == "caught: OOM command not allowed when used memory > 'maxmemory'."
+    finally:
+        r.config_set("maxmemory", 0)
+    assert r.execute_command("TFCALL", "oom.write", 0) == "OK"
 
 
 def test_memory_limit_stops_a_script(srv):

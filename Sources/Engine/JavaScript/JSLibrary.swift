@@ -1,4 +1,5 @@
 import CJSHost
+import CUring
 import Commands
 import Keyspace
 import RESP
@@ -21,6 +22,7 @@ final class JSLibrary: @unchecked Sendable {
         let description: String
         var isAsync: Bool { kind != .sync }
         var noWrites: Bool { flags.contains("no-writes") }
+        var allowOOM: Bool { flags.contains("allow-oom") }
     }
 
     let name: String
@@ -237,6 +239,11 @@ final class JSLibrary: @unchecked Sendable {
     /// Enters the run's atomic section: every shard lock, taken as a module thread takes
     /// them (a call inside EXEC finds them held by the transaction).
     func enter(_ run: JSRun) -> String? {
+        // Past maxmemory only functions that cannot write, or may run out of memory, enter.
+        let maxmemory = server.config.int("maxmemory")
+        if depth == 0 && maxmemory > 0 && !run.noWrites && !run.allowOOM && Int(berth_allocated_bytes()) > maxmemory {
+            return "OOM command not allowed when used memory > 'maxmemory'."
+        }
         if depth == 0 {
             if run.lent == nil {
                 let all = ShardLockSet.all(server.shards.count)

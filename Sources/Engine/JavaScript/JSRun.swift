@@ -13,14 +13,17 @@ final class JSRun: ExternalWait, @unchecked Sendable {
     let db: Int
     let protocolVersion: Int
     let noWrites: Bool
+    /// ALLOW_OOM: may enter atomic sections past maxmemory.
+    let allowOOM: Bool
     /// The client may wait for a promise: TFCALLASYNC outside MULTI.
     let blockAllowed: Bool
     var client: BlockedClient?
     /// Set for a call inside EXEC, which runs on locks the transaction lends.
     let lent: LentSection?
 
-    init(id: UInt64, function: String, home: Int, db: Int, protocolVersion: Int, noWrites: Bool, blockAllowed: Bool,
-         lent: LentSection? = nil) {
+    init(id: UInt64, function: String, home: Int, db: Int, protocolVersion: Int, noWrites: Bool, allowOOM: Bool,
+         blockAllowed: Bool, lent: LentSection? = nil) {
+        self.allowOOM = allowOOM
         self.lent = lent
         self.id = id
         self.function = function

@@ -211,14 +211,16 @@ enum TFunctionCommands {
         if shard.context.inTransaction {
             // Inside EXEC nothing may wait: the function runs now, on the transaction's locks.
             let run = JSRun(id: server.javascript.newRunID(), function: functionName, home: shard.index, db: conn.db,
-                            protocolVersion: conn.protocolVersion, noWrites: function.noWrites, blockAllowed: false,
+                            protocolVersion: conn.protocolVersion, noWrites: function.noWrites,
+                            allowOOM: function.allowOOM, blockAllowed: false,
                             lent: LentSection(context: shard.context))
             let bytes = library.runLent(run, argv: Array(args.dropFirst(3)))
             bytes.withUnsafeBytes { reply.buffer.append($0) }
             return bytes.first == UInt8(ascii: "-")
         }
         let run = JSRun(id: server.javascript.newRunID(), function: functionName, home: shard.index, db: conn.db,
-                        protocolVersion: conn.protocolVersion, noWrites: function.noWrites, blockAllowed: async)
+                        protocolVersion: conn.protocolVersion, noWrites: function.noWrites,
+                        allowOOM: function.allowOOM, blockAllowed: async)
         let client = BlockedClient(connectionID: conn.id, home: shard.index, db: conn.db, keys: [], operation: .external(run),
                                    protocolVersion: conn.protocolVersion, deadline: 0,
                                    discardsReply: conn.repliesOff || conn.skipReplies > 0)
