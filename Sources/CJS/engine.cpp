@@ -829,6 +829,8 @@ void apiInterrupt(BerthJSEngine *e, int reason, size_t memoryLimit) {
 
 int apiTerminated(BerthJSEngine *e) { return e->terminated; }
 
+void apiShutdown() { JS_ShutDown(); }
+
 BerthJSBuffer *apiBufferNew() { return new Buffer(); }
 void apiBufferFree(BerthJSBuffer *b) { delete static_cast<Buffer *>(b); }
 void apiBufferAppend(BerthJSBuffer *b, const char *bytes, size_t length) { static_cast<Buffer *>(b)->append(bytes, length); }
@@ -841,7 +843,7 @@ void apiBufferClear(BerthJSBuffer *b) { static_cast<Buffer *>(b)->clear(); }
 
 const BerthJSAPI api = {
     BERTH_JS_API_VERSION, apiInitialize, apiEngineNew, apiEngineFree, apiLoad, apiInvoke, apiSettle,
-    apiInterrupt, apiTerminated, apiBufferNew, apiBufferFree, apiBufferAppend, apiBufferBytes, apiBufferClear,
+    apiInterrupt, apiTerminated, apiShutdown, apiBufferNew, apiBufferFree, apiBufferAppend, apiBufferBytes, apiBufferClear,
 };
 
 }  // namespace

@@ -154,6 +154,12 @@ public final class Server: @unchecked Sendable {
         for shard in shards { shard.post(.stop) }
         for t in threads { pthread_join(t, nil) }
         Glibc.close(listenFD)
+        if !javascript.closeAll() {
+            // A library's code would not stop: SpiderMonkey cannot be torn down under it.
+            log.warning("A JavaScript library did not stop in time; exiting without tearing its engine down")
+            log.notice("Berth is now ready to exit, bye bye...")
+            _exit(0)
+        }
         log.notice("Berth is now ready to exit, bye bye...")
         return 0
     }

@@ -93,4 +93,7 @@ def make_server():
 
     yield make
     for s in started:
-        s.stop()
+        # A server the test did not end itself must shut down cleanly on SIGTERM.
+        ended_by_test = s.proc.poll() is not None
+        code = s.stop()
+        assert ended_by_test or code == 0, s.output()

@@ -74,6 +74,8 @@ typedef struct BerthJSAPI {
     void (*interrupt)(BerthJSEngine *engine, int reason, size_t memory_limit);
     /* Why the last invoke/settle stopped early: 0 it did not, 1 timeout, 2 memory. */
     int (*terminated)(BerthJSEngine *engine);
+    /* Once, at exit, after every engine was freed (JS_ShutDown). */
+    void (*shutdown)(void);
     BerthJSBuffer *(*buffer_new)(void);
     void (*buffer_free)(BerthJSBuffer *buffer);
     void (*buffer_append)(BerthJSBuffer *buffer, const char *bytes, size_t length);
@@ -81,7 +83,7 @@ typedef struct BerthJSAPI {
     void (*buffer_clear)(BerthJSBuffer *buffer);
 } BerthJSAPI;
 
-#define BERTH_JS_API_VERSION 1
+#define BERTH_JS_API_VERSION 2
 
 /* The one symbol libBerthJS.so exports for the server. */
 typedef const BerthJSAPI *(*BerthJSAPIFunction)(void);

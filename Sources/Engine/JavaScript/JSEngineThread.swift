@@ -95,4 +95,15 @@ final class Semaphore: @unchecked Sendable {
     }
     func signal() { sem_post(s) }
     func wait() { sem_wait(s) }
+
+    /// Waits at most `seconds`; false on timeout.
+    func wait(seconds: Int) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += seconds
+        while sem_timedwait(s, &deadline) != 0 {
+            if errno != EINTR { return false }
+        }
+        return true
+    }
 }

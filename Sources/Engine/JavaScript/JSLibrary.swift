@@ -131,7 +131,7 @@ final class JSLibrary: @unchecked Sendable {
         guard let engine else { return fail(run, "ERR the library was deleted") }
         runs[run.id] = run
         withExecuting {
-            withArgv(argv) { pointers, lengths in
+            withCArguments(argv) { pointers, lengths in
                 api.c.invoke(engine, run.id, run.function, pointers, lengths, Int32(argv.count), Int32(run.protocolVersion))
             }
         }
@@ -139,8 +139,9 @@ final class JSLibrary: @unchecked Sendable {
 
     /// Stops the engine after the jobs already queued: unfinished runs get `reason` (or
     /// a generic error), waiting callAsync commands are withdrawn, the thread ends.
-    func close(reason: String?) {
+    func close(reason: String?, then done: Semaphore? = nil) {
         thread.close { [self] in
+            defer { done?.signal() }
             runLentJobs()
             for run in Array(runs.values) { fail(run, reason ?? "ERR the library was deleted while the function ran") }
             for client in waiters.values where client.claim(.unblocked) {
@@ -215,22 +216,6 @@ final class JSLibrary: @unchecked Sendable {
         if let run = sectionRun {
             while depth > 0 { leave(run) }
             fail(run, reason)
-        }
-    }
-
-    private func withArgv<T>(_ argv: [Bytes], _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> T) -> T {
-        var storage: [UInt8] = []
-        var ranges: [Range<Int>] = []
-        for a in argv {
-            let start = storage.count
-            a.withUnsafeBytes { storage.append(contentsOf: $0) }
-            ranges.append(start..<storage.count)
-        }
-        return storage.withUnsafeBufferPointer { buf in
-            let base = UnsafeRawPointer(buf.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-            let pointers: [UnsafePointer<CChar>?] = ranges.map { base + $0.lowerBound }
-            let lengths = ranges.map(\.count)
-            return pointers.withUnsafeBufferPointer { p in lengths.withUnsafeBufferPointer { body(p.baseAddress, $0.baseAddress) } }
         }
     }
 

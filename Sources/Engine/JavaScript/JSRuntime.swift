@@ -53,6 +53,17 @@ enum JSRuntime {
         }
     }
 
+    /// At exit, once every engine is freed: SpiderMonkey must be shut down, or its static
+    /// destructors crash the exiting process.
+    static func shutdown() {
+        state.withLock { s in
+            guard let api = s.api else { return }
+            api.c.shutdown()
+            s.api = nil
+            s.error = "ERR the JavaScript engine was shut down"
+        }
+    }
+
     private static func load(_ configured: String) -> Result<UnsafePointer<BerthJSAPI>, JSError> {
         #if BERTH_STATIC_EXECUTABLE
         return .failure(JSError("ERR JavaScript functions are not available in the fully static build (it cannot load libBerthJS.so); install a build made with STATIC_GLIBC=0"))

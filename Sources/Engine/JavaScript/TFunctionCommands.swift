@@ -25,13 +25,32 @@ final class JSLibraries: Sendable {
 
     func remove(_ name: String) -> JSLibrary? { libraries.withLock { $0.removeValue(forKey: name) } }
 
+    /// At shutdown, after the shards stopped: frees every engine on its own thread (code
+    /// still running is interrupted), then shuts SpiderMonkey down. False when an engine
+    /// did not stop within two seconds: then SpiderMonkey cannot be shut down safely.
+    func closeAll() -> Bool {
+        let open = libraries.withLock { l in
+            defer { l.removeAll() }
+            return Array(l.values)
+        }
+        var stopped = true
+        for library in open {
+            let done = Semaphore()
+            library.interrupt(stop: true, memoryLimit: 0)
+            library.close(reason: "ERR the server is shutting down", then: done)
+            if !done.wait(seconds: 2) { stopped = false }
+        }
+        if stopped { JSRuntime.shutdown() }
+        return stopped
+    }
+
     func newRunID() -> UInt64 { nextRun.add(1, ordering: .relaxed).newValue }
 }
 
 /// TFUNCTION LOAD/DELETE/LIST/HELP, TFCALL and TFCALLASYNC (see JSRuntime.swift).
 enum TFunctionCommands {
     static let table: [(CommandSpec, EngineHandler)] = [
-        (EngineCommands.spec("tfunction", -2, [.noMulti, .stale], subcommands: ["load", "delete", "list", "help"]), tfunction),
+        (EngineCommands.spec("tfunction", -2, [.admin, .noMulti, .stale], subcommands: ["load", "delete", "list", "help"]), tfunction),
         // allShards: EXEC takes every shard lock for a transaction that calls a function.
         (EngineCommands.spec("tfcall", -3, [.allShards]), { shard, conn, args, reply in
             call(shard, conn, args, reply, async: false)

@@ -51,28 +51,11 @@ final class ScriptHost {
         }
     }
 
-    /// Calls `body` with C pointer and length arrays for `keys` and `args`, all pointing
-    /// into one buffer that stays valid for the call.
+    /// Calls `body` with C pointer and length arrays for `keys` and then `args`.
     func withArguments<T>(keys: ArraySlice<Bytes>, args: ArraySlice<Bytes>,
                           _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?,
                                    UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> T) -> T {
-        var bytes: [UInt8] = []
-        var ranges: [Range<Int>] = []
-        for a in keys + args {
-            let start = bytes.count
-            a.withUnsafeBytes { bytes.append(contentsOf: $0) }
-            ranges.append(start..<bytes.count)
-        }
-        return bytes.withUnsafeBufferPointer { buf in
-            let base = UnsafeRawPointer(buf.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-            let pointers: [UnsafePointer<CChar>?] = ranges.map { base + $0.lowerBound }
-            let lengths = ranges.map(\.count)
-            return pointers.withUnsafeBufferPointer { p in
-                lengths.withUnsafeBufferPointer { l in
-                    body(p.baseAddress, l.baseAddress, p.baseAddress.map { $0 + keys.count }, l.baseAddress.map { $0 + keys.count })
-                }
-            }
-        }
+        withCArguments(keys + args) { p, l in body(p, l, p.map { $0 + keys.count }, l.map { $0 + keys.count }) }
     }
 
     /// redis.call / redis.pcall: run one command for the script that is running.
