@@ -480,11 +480,18 @@ def test_memory_limit_stops_a_script(srv):
     r = srv.client(decode_responses=True)
     code = ("#!js api_version=1.0 name=mem\n"
             "redis.registerFunction('grow', () => { const keep = []; while (true) keep.push(new ArrayBuffer(1 << 20)); });\n"
-            "redis.registerFunction('ok', () => 'fine');")
+            "redis.registerFunction('ok', () => 'fine');\n"
+            "redis.registerAsyncFunction('grow_later', async (c) => {\n"
+            "    await c.callAsync('ping');\n"
+            "    const keep = []; while (true) keep.push(new ArrayBuffer(1 << 20));\n"
+            "});")
     assert load(r, code) == "OK"
     r.config_set("js-memory-limit", 256 * 1024 * 1024)
     r.config_set("lock-redis-timeout", 20000)
     assert raw(r, "TFCALL", "mem.grow", 0) == ("error", "Execution was terminated: the memory limit was reached")
+    assert r.execute_command("TFCALL", "mem.ok", 0) == "fine"
+    # Stopped in a coroutine's continuation, outside any section: the call still replies.
+    assert raw(r, "TFCALLASYNC", "mem.grow_later", 0) == ("error", "Execution was terminated: the memory limit was reached")
     assert r.execute_command("TFCALL", "mem.ok", 0) == "fine"
 
 

@@ -208,14 +208,20 @@ final class JSLibrary: @unchecked Sendable {
     }
 
     /// After control came back from JavaScript: a run cut off by the watchdog inside its
-    /// section leaves the section here and gets its error.
+    /// section leaves the section here and gets its error. A stop outside any section
+    /// (the memory limit, in a coroutine's continuation) cannot be pinned on one run, and
+    /// the library's memory is what ran out: every call in flight in it fails, so that no
+    /// client waits for a continuation that will never run.
     private func afterJavaScript() {
         guard let engine, api.c.terminated(engine) != 0 else { return }
-        let reason = api.c.terminated(engine) == 2 ? "ERR Execution was terminated: the memory limit was reached"
-                                                   : "ERR Execution was terminated due to timeout"
+        let memory = api.c.terminated(engine) == 2
+        let reason = memory ? "ERR Execution was terminated: the memory limit was reached"
+                            : "ERR Execution was terminated due to timeout"
         if let run = sectionRun {
             while depth > 0 { leave(run) }
             fail(run, reason)
+        } else if memory {
+            for run in Array(runs.values) { fail(run, reason) }
         }
     }
 
