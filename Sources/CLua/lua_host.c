@@ -275,18 +275,16 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy b
         lua_pushnil(L);
         lua_setglobal(L, removed[i]);
     }
-    lua_pushcfunction(L, luaopen_cjson);
-    lua_call(L, 0, 1);
-    lua_setglobal(L, "cjson");
-    lua_pushcfunction(L, luaopen_bit);
-    lua_call(L, 0, 1);
-    lua_setglobal(L, "bit");
-    lua_pushcfunction(L, berth_luaopen_cmsgpack);
-    lua_call(L, 0, 1);
-    lua_setglobal(L, "cmsgpack");
-    lua_pushcfunction(L, berth_luaopen_struct);
-    lua_call(L, 0, 1);
-    lua_setglobal(L, "struct");
+    const struct {
+        const char *name;
+        lua_CFunction open;
+    } libraries[] = {{"cjson", luaopen_cjson}, {"bit", luaopen_bit}, {"cmsgpack", berth_luaopen_cmsgpack},
+                     {"struct", berth_luaopen_struct}};
+    for (size_t i = 0; i < sizeof libraries / sizeof libraries[0]; i++) {
+        lua_pushcfunction(L, libraries[i].open);
+        lua_call(L, 0, 1);
+        lua_setglobal(L, libraries[i].name);
+    }
     lua_pushcfunction(L, script_pcall);
     lua_setglobal(L, "pcall");
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 100000);
@@ -358,15 +356,20 @@ int berth_lua_load(BerthLua *h, const char *sha, const char *body, size_t length
     return 0;
 }
 
-static void set_array(lua_State *L, const char *name, const char *const *items, const size_t *lens, int n) {
+static void push_array(lua_State *L, const char *const *items, const size_t *lens, int n) {
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         lua_pushlstring(L, items[i], lens[i]);
         lua_rawseti(L, -2, i + 1);
     }
+}
+
+// KEYS or ARGV, as a global (past the read-only guard).
+static void set_array(lua_State *L, const char *name, const char *const *items, const size_t *lens, int n) {
+    push_array(L, items, lens, n);
     lua_pushstring(L, name);
     lua_insert(L, -2);
-    lua_rawset(L, LUA_GLOBALSINDEX);  // past the read-only guard
+    lua_rawset(L, LUA_GLOBALSINDEX);
 }
 
 // Calls the function under the arguments on the stack (handler, function, nargs values)
@@ -421,14 +424,6 @@ static void begin_call(BerthLua *h, void *context, const char *chunk) {
     h->random = 0;
     h->restart = 0;
     h->chunk = chunk;
-}
-
-static void push_array(lua_State *L, const char *const *items, const size_t *lens, int n) {
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        lua_pushlstring(L, items[i], lens[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
 }
 
 int berth_lua_run(BerthLua *h, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
