@@ -178,6 +178,10 @@ def test_static_binary_needs_no_shared_libraries_and_serves():
         # A fully static executable refuses modules with a clear error instead of crashing.
         out = subprocess.run(["redis-cli", "-p", str(port), "MODULE", "LOAD", module], capture_output=True, text=True)
         assert "Error loading the extension" in out.stdout
+        # And JavaScript libraries, since it cannot load libBerthJS.so either.
+        code = "#!js api_version=1.0 name=lib\nredis.registerFunction('f', () => 1);"
+        out = subprocess.run(["redis-cli", "-p", str(port), "TFUNCTION", "LOAD", code], capture_output=True, text=True)
+        assert "JavaScript functions are not available in the fully static build" in out.stdout
         out = subprocess.run(["redis-cli", "-p", str(port), "BLPOP", "q", "1"], capture_output=True, text=True)
         assert out.stdout.split() == ["q", "job"]
     finally:
