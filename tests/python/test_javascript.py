@@ -552,3 +552,15 @@ def test_functions_inside_multi(srv):
         t.join(120)
     assert errors == [] and not any(t.is_alive() for t in threads)
     assert int(r.get(counter)) == 2 * 150 * 2 + 2 * 150
+
+
+def test_redis_log_reaches_the_server_log(make_server):
+    srv = make_server("--shards", 2, "--loglevel", "notice")
+    r = srv.client(decode_responses=True)
+    code = ("#!js api_version=1.0 name=logger\n"
+            "redis.log('loading the logger library');\n"
+            "redis.registerFunction('say', (c, text) => { redis.log('said: ' + text); return text; });")
+    assert load(r, code) == "OK"
+    assert r.execute_command("TFCALL", "logger.say", 0, "hello there") == "hello there"
+    assert wait_for(lambda: "<logger> said: hello there" in srv.output())
+    assert "<logger> loading the logger library" in srv.output()
