@@ -5,42 +5,43 @@
 namespace berthjs {
 namespace {
 
-
 uint64_t runOf(const JS::CallArgs &args) { return uint64_t(args.get(0).toNumber()); }
 
-// The command of a client call: args[2] is the array of its words.
-bool commandWords(JSContext *cx, JS::HandleValue list, std::vector<std::string> &words) {
+// The command of a client call (a JavaScript array of its words), with the C arrays the
+// host table takes pointing into those words.
+struct Command {
+    std::vector<std::string> words;
+    std::vector<const char *> argv;
+    std::vector<size_t> lengths;
+    int count() const { return int(argv.size()); }
+};
+
+bool readCommand(JSContext *cx, JS::HandleValue list, Command &command) {
     if (!list.isObject()) return throwMessage(cx, "ERR missing command");
     JS::RootedObject array(cx, &list.toObject());
     uint32_t n = 0;
     if (!JS::GetArrayLength(cx, array, &n)) return false;
     if (n == 0) return throwMessage(cx, "ERR missing command");
     JS::RootedValue item(cx);
-    words.resize(n);
+    command.words.resize(n);
     for (uint32_t i = 0; i < n; i++) {
-        if (!JS_GetElement(cx, array, i, &item) || !argumentBytes(cx, item, words[i])) return false;
+        if (!JS_GetElement(cx, array, i, &item) || !argumentBytes(cx, item, command.words[i])) return false;
+    }
+    for (const auto &w : command.words) {
+        command.argv.push_back(w.data());
+        command.lengths.push_back(w.size());
     }
     return true;
-}
-
-void pointers(const std::vector<std::string> &words, std::vector<const char *> &argv, std::vector<size_t> &lengths) {
-    for (const auto &w : words) {
-        argv.push_back(w.data());
-        lengths.push_back(w.size());
-    }
 }
 
 bool nativeCall(JSContext *cx, unsigned argc, JS::Value *vp) {
     JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
     BerthJSEngine *e = engineOf(cx);
-    std::vector<std::string> words;
+    Command command;
     JS::RootedValue list(cx, args.get(2));
-    if (!commandWords(cx, list, words)) return false;
-    std::vector<const char *> argv;
-    std::vector<size_t> lengths;
-    pointers(words, argv, lengths);
+    if (!readCommand(cx, list, command)) return false;
     Buffer out;
-    e->host.call(e->host.context, runOf(args), argv.data(), lengths.data(), int(argv.size()), &out);
+    e->host.call(e->host.context, runOf(args), command.argv.data(), command.lengths.data(), command.count(), &out);
     Reader r{out.data(), out.data() + out.size()};
     std::string error;
     if (!readReply(cx, r, args.get(1).toBoolean(), args.rval(), &error)) return false;
@@ -51,14 +52,11 @@ bool nativeCall(JSContext *cx, unsigned argc, JS::Value *vp) {
 bool nativeCallAsync(JSContext *cx, unsigned argc, JS::Value *vp) {
     JS::CallArgs args = JS::CallArgsFromVp(argc, vp);
     BerthJSEngine *e = engineOf(cx);
-    std::vector<std::string> words;
+    Command command;
     JS::RootedValue list(cx, args.get(3));
-    if (!commandWords(cx, list, words)) return false;
-    std::vector<const char *> argv;
-    std::vector<size_t> lengths;
-    pointers(words, argv, lengths);
+    if (!readCommand(cx, list, command)) return false;
     e->host.call_async(e->host.context, runOf(args), uint64_t(args.get(1).toNumber()), args.get(2).toBoolean() ? 1 : 0,
-                       argv.data(), lengths.data(), int(argv.size()));
+                       command.argv.data(), command.lengths.data(), command.count());
     args.rval().setUndefined();
     return true;
 }

@@ -205,19 +205,17 @@ static int struct_unpack(lua_State *L) {
             results++;
             break;
         case 'x': break;
-        case 'f': {
-            float f;
-            memcpy(&f, data + pos, sizeof f);
-            fix_order((unsigned char *)&f, sizeof f, layout.endian);
-            lua_pushnumber(L, f);
-            results++;
-            break;
-        }
+        case 'f':
         case 'd': {
+            // Floats are kept in machine order: copy, put right, then read.
+            unsigned char bytes[sizeof(double)];
+            memcpy(bytes, data + pos, size);
+            fix_order(bytes, size, layout.endian);
+            float f;
             double d;
-            memcpy(&d, data + pos, sizeof d);
-            fix_order((unsigned char *)&d, sizeof d, layout.endian);
-            lua_pushnumber(L, d);
+            if (opt == 'f') memcpy(&f, bytes, sizeof f);
+            else memcpy(&d, bytes, sizeof d);
+            lua_pushnumber(L, opt == 'f' ? (lua_Number)f : d);
             results++;
             break;
         }
