@@ -6,7 +6,9 @@ import Glibc
 /// The io_uring event loop: one recv and at most one send in flight per connection, a
 /// multishot accept on the listener, and a read kept armed on the inbox eventfd.
 ///
-/// Invariants: a connection's `input` is only resized while no recv is in flight, and
+/// Invariants: a connection's `input` is only resized, or rewound when emptied, while no
+/// recv is in flight (`IOBuffer.receiving`: a blocked client's pipelined input is read on
+/// resume while its next recv is already armed), and
 /// its `sending` buffer is not touched while a send is in flight (new replies go to
 /// `output`, which is swapped in when the send completes). A closing connection's fd is
 /// closed, and its slot reused, only when neither operation is in flight.
@@ -51,6 +53,7 @@ final class UringBackend: EventBackend {
         guard !conn.recvInFlight, !conn.closing else { return }
         conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
         conn.recvInFlight = true
+        conn.input.receiving = true
         ring.recv(fd: conn.fd, into: conn.input.writePointer, count: conn.input.writableCount, tag: tag(.recv, conn.slot))
     }
 
@@ -116,6 +119,7 @@ final class UringBackend: EventBackend {
             case .recv:
                 guard let conn = slots[Int(c.tag >> 8)] else { return }
                 conn.recvInFlight = false
+                conn.input.receiving = false
                 received(conn, c.result)
             case .send:
                 guard let conn = slots[Int(c.tag >> 8)] else { return }

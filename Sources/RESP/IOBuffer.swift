@@ -9,12 +9,17 @@ import Darwin
 ///
 /// Invariant: `0 <= readerIndex <= writerIndex <= capacity`; the readable bytes are
 /// `[readerIndex, writerIndex)`. The storage moves only in `reserve`, `compact` and
-/// `clear`, which callers must not invoke while an I/O operation uses the buffer.
+/// `clear`, which callers must not invoke while an I/O operation uses the buffer. While
+/// `receiving` is set, the kernel owns the bytes from `writerIndex` on: `consume` then
+/// leaves the indices where they are instead of rewinding an emptied buffer, so the
+/// pending receive's bytes land right after the ones already read.
 public final class IOBuffer {
     public private(set) var base: UnsafeMutablePointer<UInt8>
     public private(set) var capacity: Int
     public var readerIndex = 0
     public var writerIndex = 0
+    /// A receive into `[writerIndex, capacity)` is in flight.
+    public var receiving = false
 
     public init(capacity: Int = 16 * 1024) {
         self.capacity = max(capacity, 64)
@@ -41,6 +46,7 @@ public final class IOBuffer {
     }
 
     private func grow(_ n: Int) {
+        precondition(!receiving, "IOBuffer moved under a pending receive")
         let live = writerIndex - readerIndex
         // Sliding the live bytes to the front is enough when most of the buffer is consumed.
         if readerIndex > 0 && capacity - live >= n && live <= capacity / 2 {
@@ -60,6 +66,7 @@ public final class IOBuffer {
 
     /// Moves the unread bytes to the front of the storage.
     public func compact() {
+        precondition(!receiving, "IOBuffer moved under a pending receive")
         let live = writerIndex - readerIndex
         if readerIndex > 0 {
             if live > 0 { base.update(from: base + readerIndex, count: live) }
@@ -82,7 +89,7 @@ public final class IOBuffer {
     @inline(__always)
     public func consume(_ n: Int) {
         readerIndex += n
-        if readerIndex == writerIndex { readerIndex = 0; writerIndex = 0 }
+        if readerIndex == writerIndex && !receiving { readerIndex = 0; writerIndex = 0 }
     }
 
     @inline(__always)

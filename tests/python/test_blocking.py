@@ -1,6 +1,7 @@
 """Blocking commands over real sockets: BLPOP and friends, timeouts, CLIENT UNBLOCK /
 KILL / PAUSE, transactions, and exactly-once delivery, same-shard and cross-shard."""
 import random
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -192,6 +193,33 @@ def test_timeouts_and_their_errors(srv):
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         r.execute_command("BLPOP", "str", 0)
     assert r.info("clients")["blocked_clients"] == 0
+
+
+def test_input_behind_a_blocked_command_and_after_it(server):
+    """Commands pipelined behind a blocking one run when it ends, and what the client
+    sends next is read intact: the resumed input is consumed while the connection's next
+    read is already pending (io_uring), which once rewound the buffer under it."""
+    def command(*args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        return out
+
+    def read_replies(sock, n):
+        data = b""
+        while data.count(b"\r\n") < n:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed"
+            data += chunk
+        return data
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for i in range(1, 6):
+            sock.sendall(command("BLPOP", "nothing", "0.02") + command("INCR", "after"))
+            assert read_replies(sock, 2) == b"*-1\r\n:%d\r\n" % i
+            sock.sendall(command("PING", f"next{i}"))
+            assert read_replies(sock, 2) == b"$5\r\nnext%d\r\n" % i
 
 
 def test_sorted_set_and_multi_pop_reply_shapes(srv, bg):
