@@ -164,4 +164,25 @@ final class ReplyWriterTests: XCTestCase {
         XCTAssertEqual(formatDouble(-.infinity), "-inf")
         XCTAssertEqual(formatDouble(0.1 + 0.2), "0.30000000000000004")
     }
+
+    /// An emptied buffer rewinds to offset 0, except while a receive writes past its end:
+    /// the receive's bytes must follow the ones already read.
+    func testEmptiedBufferStaysPutUnderAPendingReceive() {
+        let b = IOBuffer(capacity: 64)
+        b.append("PING\r\n")
+        b.consume(6)
+        XCTAssertEqual(b.writerIndex, 0)
+        b.append("PING\r\n")
+        b.receiving = true  // armed at writePointer, offset 6
+        b.consume(6)
+        XCTAssertEqual(b.writerIndex, 6, "a pending receive's offset must not move")
+        // The receive completes: the kernel wrote at offset 6.
+        let arrived = Array("*1\r\n$4\r\nPING\r\n".utf8)
+        b.writePointer.update(from: arrived, count: arrived.count)
+        b.receiving = false
+        b.writerIndex += arrived.count
+        var parser = RESPParser(maxBulkLength: 1 << 20)
+        guard case .command(let c) = parser.next(b) else { return XCTFail("no command") }
+        XCTAssertEqual(c, ["PING"])
+    }
 }
