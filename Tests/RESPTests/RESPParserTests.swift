@@ -164,7 +164,9 @@ final class ReplyWriterTests: XCTestCase {
         XCTAssertEqual(formatDouble(-.infinity), "-inf")
         XCTAssertEqual(formatDouble(0.1 + 0.2), "0.30000000000000004")
     }
+}
 
+final class IOBufferTests: XCTestCase {
     /// An emptied buffer rewinds to offset 0, except while a receive writes past its end:
     /// the receive's bytes must follow the ones already read.
     func testEmptiedBufferStaysPutUnderAPendingReceive() {
