@@ -7,7 +7,8 @@
 #
 # Environment: BERTH=path/to/berth-server (default: a fresh release build),
 #              PIPELINES="1 16", CLIENTS=50, SHARDS="1 2", KEYS_FOR_MEMORY=1000000
-#              (0 skips the memory table), ROUNDS=3 (runs per test and server; medians).
+#              (0 skips the memory table), ROUNDS=3 (runs per test and server; medians),
+#              TESTS=set,get,... (redis-benchmark -t names).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -16,7 +17,7 @@ CLIENTS=${CLIENTS:-50}
 SHARDS=${SHARDS:-"1 2"}
 KEYS_FOR_MEMORY=${KEYS_FOR_MEMORY:-1000000}
 ROUNDS=${ROUNDS:-3}
-TESTS=set,get,incr,lpush,lpop,sadd,hset,zadd,mset
+TESTS=${TESTS:-set,get,incr,lpush,lpop,sadd,hset,zadd,mset}
 
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 command -v redis-benchmark >/dev/null || ./scripts/setup

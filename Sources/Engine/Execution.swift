@@ -17,24 +17,27 @@ import Glibc
 /// in request order; nothing is sent until the whole batch read has been processed.
 extension Shard {
     func processInput(_ conn: Connection) {
+        defer { releaseBatchLocks() }
         // One clock reading serves the whole batch read from the socket, as a time snapshot.
         batchTime = ShardStore.nowMilliseconds()
         conn.parser.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
         while !conn.closing && !conn.suspended && !conn.closeAfterFlush {
             switch conn.parser.next(conn.input) {
             case .needMore:
+                releaseBatchLocks()
                 if conn.input.readableCount > server.config.queryBufferLimit.load(ordering: .relaxed) {
                     server.log.warning("Closing client that reached max query buffer length: id=\(conn.id) addr=\(conn.peer)")
                     kill(conn)
                 }
                 return
             case .protocolError(let message):
+                releaseBatchLocks()
                 ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion).error("ERR \(message)")
                 conn.closeAfterFlush = true
                 return
             case .command(let args):
                 let before = conn.output.writerIndex
-                execute(conn, args)
+                executeKeepingLocks(conn, args)
                 stats.netOutputBytes += max(0, conn.output.writerIndex - before)
             }
         }
@@ -48,8 +51,19 @@ extension Shard {
         return ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
     }
 
+    /// Runs one command outside an input batch.
     func execute(_ conn: Connection, _ args: [Bytes]) {
+        executeKeepingLocks(conn, args)
+        releaseBatchLocks()
+    }
+
+    /// Runs one command of an input batch; a plain data command may leave its shard locks
+    /// kept for the next one (BatchLocks.swift).
+    private func executeKeepingLocks(_ conn: Connection, _ args: [Bytes]) {
         let spec = server.commands.lookup(args[0]) ?? server.modules.command(named: args[0])?.spec
+        if batchLocks.count > 0 && !(spec.map(isPlainData) ?? false && conn.transaction == nil) {
+            releaseBatchLocks()
+        }
         if let spec, server.pause.isActive, server.pause.holdsBack(spec, conn), conn.authenticated {
             park(conn, args)
             return
@@ -113,6 +127,12 @@ extension Shard {
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
     }
 
+    /// A command `runLocked` runs: no module, script or engine command.
+    @inline(__always)
+    private func isPlainData(_ spec: CommandSpec) -> Bool {
+        !spec.flags.contains(.module) && !spec.flags.contains(.script) && !spec.flags.contains(.engine)
+    }
+
     private func unknownCommandMessage(_ args: [Bytes]) -> String {
         var m = "ERR unknown command '\(args[0].string.prefix(128))', with args beginning with: "
         for a in args.dropFirst() { m += "'\(a.string.prefix(128))' " }
@@ -142,22 +162,26 @@ extension Shard {
         let k = spec.keys
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
             let s = server.slots.shard(of: args[k.first])
-            guard locks[s].lock(unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
+            if !batchLocksCover(s) {
+                guard locks[s].lock(unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
+            }
             context.keyShard = s
             let failed = runData(spec, args, conn, reply)
             context.keyShard = nil
             takeReadyKeys(from: s)
-            locks[s].unlock()
+            keepOrRelease(s, conn)
             if !readyQueue.isEmpty { serveReadyKeys() }
             if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
             return failed
         }
         var set = ShardLockSet()
         lockSet(spec, args, into: &set)
-        guard set.lock(locks, unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
+        if !batchLocksCover(set) {
+            guard set.lock(locks, unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
+        }
         let failed = runData(spec, args, conn, reply)
         for s in set.shards { takeReadyKeys(from: s) }
-        set.unlock(locks)
+        keepOrRelease(set, conn)
         if !readyQueue.isEmpty { serveReadyKeys() }
         if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
         return failed

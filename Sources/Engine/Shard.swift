@@ -44,6 +44,10 @@ public final class Shard: @unchecked Sendable, EventHandler {
     let discard = IOBuffer(capacity: 1024)
     /// Milliseconds at the start of the input batch being processed.
     var batchTime: Int64 = 0
+    /// Locks kept from earlier commands of the input batch being processed (BatchLocks.swift).
+    var batchLocks = ShardLockSet()
+    /// How many commands ran under `batchLocks`.
+    var batchLockUses = 0
     /// Ready keys (shard, key) collected after a command, to serve once its locks are released.
     var readyQueue = Deque<(Int, DatabaseKey)>()
     /// Deadlines of the clients blocked on this shard.

@@ -76,6 +76,24 @@ struct ShardLockSet {
 
     func contains(_ s: Int) -> Bool { shards.contains(s) }
 
+    /// Whether every shard of `other` is in this set.
+    func covers(_ other: ShardLockSet) -> Bool { other.shards.allSatisfy { shards.contains($0) } }
+
+    /// Empties the set, keeping its storage for the next one.
+    mutating func removeAll() { shards.removeAll(keepingCapacity: true) }
+
+    /// Becomes a copy of `other`, reusing this set's storage.
+    mutating func assign(_ other: ShardLockSet) {
+        shards.removeAll(keepingCapacity: true)
+        shards.append(contentsOf: other.shards)
+    }
+
+    /// Becomes the set of shard `s` alone, reusing this set's storage.
+    mutating func assign(single s: Int) {
+        shards.removeAll(keepingCapacity: true)
+        shards.append(s)
+    }
+
     func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
 
     /// Takes every lock in order, or none when a script turns busy while waiting.
