@@ -60,7 +60,7 @@ extension Shard {
     /// Runs one command of an input batch; a plain data command may leave its shard locks
     /// kept for the next one (BatchLocks.swift).
     private func executeKeepingLocks(_ conn: Connection, _ args: [Bytes]) {
-        let spec = server.commands.lookup(args[0]) ?? server.modules.command(named: args[0])?.spec
+        let spec = commandSpec(named: args[0])
         if batchLocks.count > 0 && !(spec.map(isPlainData) ?? false && conn.transaction == nil) {
             releaseBatchLocks()
         }
@@ -125,6 +125,19 @@ extension Shard {
         stats.calls[spec.id] += 1
         stats.microseconds[spec.id] += monotonicMicroseconds() - start
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
+    }
+
+    /// The command `name` names. Pipelines repeat one name, so the last built-in command
+    /// found is remembered by its exact bytes; module commands, which MODULE UNLOAD can
+    /// take away, are looked up every time.
+    @inline(__always)
+    private func commandSpec(named name: Bytes) -> CommandSpec? {
+        if let recent = recentCommand, recent.name == name { return recent.spec }
+        if let spec = server.commands.lookup(name) {
+            recentCommand = (name, spec)
+            return spec
+        }
+        return server.modules.command(named: name)?.spec
     }
 
     /// A command `runLocked` runs: no module, script or engine command.

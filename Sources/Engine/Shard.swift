@@ -44,6 +44,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     let discard = IOBuffer(capacity: 1024)
     /// Milliseconds at the start of the input batch being processed.
     var batchTime: Int64 = 0
+    /// The last built-in command looked up, by the exact name the client sent.
+    var recentCommand: (name: Bytes, spec: CommandSpec)?
     /// Locks kept from earlier commands of the input batch being processed (BatchLocks.swift).
     var batchLocks = ShardLockSet()
     /// How many commands ran under `batchLocks`.
