@@ -41,19 +41,18 @@ extension Shard {
     /// Whether the kept set already covers shard `s`; counts the use.
     @inline(__always)
     func batchLocksCover(_ s: Int) -> Bool {
-        guard batchLocks.count > 0 else { return false }
-        if batchLocks.contains(s) && batchLockUses < Shard.batchLockLimit {
-            batchLockUses += 1
-            return true
-        }
-        releaseBatchLocksSlow()
-        return false
+        batchLocks.count > 0 && useBatchLocks(covering: batchLocks.contains(s))
     }
 
     /// Whether the kept set already covers every shard of `set`; counts the use.
     func batchLocksCover(_ set: ShardLockSet) -> Bool {
-        guard batchLocks.count > 0 else { return false }
-        if batchLocks.covers(set) && batchLockUses < Shard.batchLockLimit {
+        batchLocks.count > 0 && useBatchLocks(covering: batchLocks.covers(set))
+    }
+
+    /// Counts one more command under the kept set, or releases the set when it does not
+    /// cover the command or has served its share.
+    private func useBatchLocks(covering covered: Bool) -> Bool {
+        if covered && batchLockUses < Shard.batchLockLimit {
             batchLockUses += 1
             return true
         }
@@ -64,24 +63,31 @@ extension Shard {
     /// After a data command: keeps its locks for the next command of the batch when
     /// nothing waits on their release; otherwise releases them (and the caller serves
     /// ready keys and events as usual).
-    @inline(__always)
     func keepOrRelease(_ set: ShardLockSet, _ conn: Connection) {
-        let nothingPending = readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty
-        if nothingPending && !conn.suspended && !conn.closing {
+        if mayKeepLocks(after: conn) {
             if batchLocks.count == 0 { batchLocks.assign(set); batchLockUses = 1 }
+        } else if batchLocks.count > 0 {
+            releaseBatchLocksSlow()
         } else {
-            if batchLocks.count > 0 { releaseBatchLocksSlow() } else { set.unlock(server.locks) }
+            set.unlock(server.locks)
         }
     }
 
     /// The single-lock form of `keepOrRelease`.
     @inline(__always)
     func keepOrRelease(_ s: Int, _ conn: Connection) {
-        let nothingPending = readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty
-        if nothingPending && !conn.suspended && !conn.closing {
+        if mayKeepLocks(after: conn) {
             if batchLocks.count == 0 { batchLocks.assign(single: s); batchLockUses = 1 }
+        } else if batchLocks.count > 0 {
+            releaseBatchLocksSlow()
         } else {
-            if batchLocks.count > 0 { releaseBatchLocksSlow() } else { server.locks[s].unlock() }
+            server.locks[s].unlock()
         }
+    }
+
+    /// Nothing the command did has to reach other threads before the next one runs.
+    @inline(__always)
+    private func mayKeepLocks(after conn: Connection) -> Bool {
+        readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty && !conn.suspended && !conn.closing
     }
 }
