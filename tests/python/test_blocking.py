@@ -12,6 +12,8 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
+from conftest import wait_for
+
 SHARDS = 4
 
 
@@ -220,6 +222,72 @@ def test_input_behind_a_blocked_command_and_after_it(server):
             assert read_replies(sock, 2) == b"*-1\r\n:%d\r\n" % i
             sock.sendall(command("PING", f"next{i}"))
             assert read_replies(sock, 2) == b"$5\r\nnext%d\r\n" % i
+
+
+def test_pipelined_consumers_mixing_blocking_and_plain_commands(server):
+    """Consumers pipeline BLPOP/BRPOP with short timeouts between LPOP and PING while
+    producers pipeline pushes: every element arrives exactly once and every reply belongs
+    to its command (the io_uring resume bug once produced duplicates, losses and replies
+    parsed from stale bytes here)."""
+    lists = [f"q{i}" for i in range(4)]
+    producers, pushes = 4, 200
+    popped, errors = [], []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def produce(n):
+        c = server.client(socket_timeout=30)
+        r = random.Random(n)
+        for i in range(pushes // 8):
+            p = c.pipeline(transaction=False)
+            for j in range(8):
+                p.lpush(r.choice(lists), f"{n}:{i}:{j}")
+            p.execute()
+            time.sleep(r.random() * 0.002)
+
+    def consume(n):
+        c = server.client(socket_timeout=30)
+        r = random.Random(100 + n)
+        try:
+            while not stop.is_set():
+                p = c.pipeline(transaction=False)
+                kinds = [r.randint(0, 3) for _ in range(r.randint(1, 5))]
+                for k in kinds:
+                    if k == 0:
+                        p.execute_command("BLPOP", r.choice(lists), r.choice(lists), "0.02")
+                    elif k == 1:
+                        p.execute_command("BRPOP", r.choice(lists), "0.01")
+                    elif k == 2:
+                        p.execute_command("LPOP", r.choice(lists))
+                    else:
+                        p.execute_command("PING")
+                for k, res in zip(kinds, p.execute()):
+                    if k <= 1 and res is not None:
+                        assert len(res) == 2 and res[0].decode() in lists
+                        with lock:
+                            popped.append(res[1])
+                    elif k == 2 and res is not None:
+                        with lock:
+                            popped.append(res)
+                    elif k == 3:
+                        assert res is True
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    ps = [threading.Thread(target=produce, args=(n,)) for n in range(producers)]
+    cs = [threading.Thread(target=consume, args=(n,)) for n in range(8)]
+    for t in ps + cs:
+        t.start()
+    for t in ps:
+        t.join(60)
+    c = server.client()
+    assert wait_for(lambda: sum(c.llen(name) for name in lists) == 0, timeout=20)
+    stop.set()
+    for t in cs:
+        t.join(60)
+    assert not any(t.is_alive() for t in ps + cs), "a client hung"
+    assert errors == []
+    assert len(popped) == producers * pushes and len(set(popped)) == len(popped)
 
 
 def test_sorted_set_and_multi_pop_reply_shapes(srv, bg):
