@@ -17,6 +17,11 @@ import Glibc
 /// in request order; nothing is sent until the whole batch read has been processed.
 extension Shard {
     func processInput(_ conn: Connection) {
+        if conn.suspended {
+            // A blocked or paused client's input waits for it, within the same limit.
+            closeIfOverQueryBufferLimit(conn)
+            return
+        }
         defer { releaseBatchLocks() }
         // One clock reading serves the whole batch read from the socket, as a time snapshot.
         batchTime = ShardStore.nowMilliseconds()
@@ -25,10 +30,7 @@ extension Shard {
             switch conn.parser.next(conn.input) {
             case .needMore:
                 releaseBatchLocks()
-                if conn.input.readableCount > server.config.queryBufferLimit.load(ordering: .relaxed) {
-                    server.log.warning("Closing client that reached max query buffer length: id=\(conn.id) addr=\(conn.peer)")
-                    kill(conn)
-                }
+                closeIfOverQueryBufferLimit(conn)
                 return
             case .protocolError(let message):
                 releaseBatchLocks()
@@ -41,6 +43,14 @@ extension Shard {
                 stats.netOutputBytes += max(0, conn.output.writerIndex - before)
             }
         }
+    }
+
+    /// Closes a client whose unprocessed input passed client-query-buffer-limit, as Redis
+    /// does whether or not the client is blocked.
+    private func closeIfOverQueryBufferLimit(_ conn: Connection) {
+        guard conn.input.readableCount > server.config.queryBufferLimit.load(ordering: .relaxed) else { return }
+        server.log.warning("Closing client that reached max query buffer length: id=\(conn.id) addr=\(conn.peer)")
+        kill(conn)
     }
 
     func writer(for conn: Connection) -> ReplyWriter {

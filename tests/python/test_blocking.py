@@ -290,6 +290,33 @@ def test_pipelined_consumers_mixing_blocking_and_plain_commands(server):
     assert len(popped) == producers * pushes and len(set(popped)) == len(popped)
 
 
+@pytest.mark.parametrize("io", ["uring", "epoll"])
+def test_blocked_client_past_query_buffer_limit_is_closed(make_server, io):
+    """A blocked client's input is not run until it wakes, but it is still held to
+    client-query-buffer-limit, as in Redis: one that streams past it is closed, its
+    block ends, and nothing is delivered to it afterwards."""
+    s = make_server("--io", io, "--shards", "2", "--client-query-buffer-limit", "1mb")
+    r = client(s)
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    sock.sendall(b"*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n")
+    wait_blocked(r, 1)
+    echo = b"*2\r\n$4\r\nECHO\r\n$1000\r\n" + b"x" * 1000 + b"\r\n"
+    try:
+        for _ in range(1500):
+            sock.sendall(echo)
+    except OSError:
+        pass  # closed while we were still sending
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] == 0)
+    try:
+        assert sock.recv(65536) == b""
+    except ConnectionResetError:
+        pass
+    sock.close()
+    r.lpush("q", "a")
+    assert r.lpop("q") == "a"
+    assert "Closing client that reached max query buffer length" in s.output()
+
+
 def test_sorted_set_and_multi_pop_reply_shapes(srv, bg):
     r = client(srv)
     f = bg.run("BZPOPMAX", "z1", "z2", 0)
