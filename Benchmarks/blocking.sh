@@ -30,10 +30,8 @@ if [ -z "${BENCH:-}" ]; then swift build -c release --product berth-bench >/dev/
 # 10,000 blocked clients need the descriptors on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-PIDFILE=$(mktemp)
-trap 'xargs -r kill < "$PIDFILE" 2>/dev/null || true; rm -f "$PIDFILE"' EXIT
+# shellcheck source=Benchmarks/common.sh
+. Benchmarks/common.sh
 
 run_bench() { # label port
   "$BENCH" run --port "$2" --label "$1" --iterations "$ITERATIONS" --repeats "$REPEATS" --load "$LOAD" \
@@ -46,7 +44,7 @@ for i in $(seq "$REDIS_RUNS"); do
   port=$(free_port)
   redis-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null \
     --loadmodule "$PWD/modules/build/blockdemo.so" >/dev/null 2>&1 &
-  echo $! >> "$PIDFILE"; wait_port "$port"
+  started $!; wait_port "$port"
   label=redis; [ "$i" -gt 1 ] && label="redis-run$i"
   run_bench "$label" "$port"; stop "$port"; FILES+=("$OUT/$label.json")
 done
@@ -54,14 +52,14 @@ if command -v valkey-server >/dev/null; then
   port=$(free_port)
   valkey-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null \
     --loadmodule "$PWD/modules/build/blockdemo.so" >/dev/null 2>&1 &
-  echo $! >> "$PIDFILE"; wait_port "$port"
+  started $!; wait_port "$port"
   run_bench valkey "$port"; stop "$port"; FILES+=("$OUT/valkey.json")
 fi
 for s in $SHARDS; do
   port=$(free_port)
   "$BERTH" --port "$port" --shards "$s" --maxclients 20000 --loglevel warning \
     --loadmodule "$PWD/modules/build/blockdemo.so" >/dev/null 2>&1 &
-  echo $! >> "$PIDFILE"; wait_port "$port"
+  started $!; wait_port "$port"
   run_bench "berth-${s}sh" "$port"; stop "$port"; FILES+=("$OUT/berth-${s}sh.json")
 done
 

@@ -26,26 +26,23 @@ if [ -z "${BERTH:-}" ]; then
   BERTH=.build/release/berth-server
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-PIDFILE=$(mktemp)
-trap 'xargs -r kill < "$PIDFILE" 2>/dev/null || true; rm -f "$PIDFILE"' EXIT
+# shellcheck source=Benchmarks/common.sh
+. Benchmarks/common.sh
 
 start_redis() {
   local port; port=$(free_port)
   redis-server --port "$port" --save "" --appendonly no --daemonize no --logfile /dev/null >/dev/null 2>&1 &
-  echo $! >> "$PIDFILE"; wait_port "$port"; echo "$port"
+  started $!; wait_port "$port"; echo "$port"
 }
 start_berth() {
   local port; port=$(free_port)
   "$BERTH" --port "$port" --shards "$1" --loglevel warning >/dev/null 2>&1 &
-  echo $! >> "$PIDFILE"; wait_port "$port"; echo "$port"
+  started $!; wait_port "$port"; echo "$port"
 }
 bench() { # port pipeline test -> requests per second
   redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$3" -r 100000 --csv 2>/dev/null \
     | awk -F, 'NR==2 { gsub(/"/, ""); print $2 }'
 }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 REDIS_PORT=$(start_redis)
 declare -A BERTH_PORTS

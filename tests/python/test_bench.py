@@ -42,3 +42,22 @@ def test_bench_run_and_report(make_server, tmp_path):
     assert "| wake LPUSH->BLPOP same-shard | 0 |" in out.stdout and "again/berth" in out.stdout
     doc = xml.dom.minidom.parse(str(svg))
     assert len(doc.getElementsByTagName("polyline")) >= 2
+
+
+def test_scaling_and_compare_scripts_produce_their_tables():
+    """The throughput scripts run end to end on a tiny load (figures are not checked:
+    only that every server answered every test and each row is complete)."""
+    env = dict(os.environ, BERTH=os.environ.get("BERTH_SERVER", os.path.join(ROOT, ".build", "debug", "berth-server")),
+               TESTS="set,get", ROUNDS="1")
+    out = subprocess.run(["bash", "Benchmarks/scaling.sh", "2000"], cwd=ROOT, env=dict(env, SHARDS="1"),
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| SET") or line.startswith("| GET")]
+    assert len(rows) == 2, out
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 5 and float(cells[1]) > 0 and float(cells[2]) > 0 and cells[3] == "1.00x", out
+    out = subprocess.run(["bash", "Benchmarks/compare.sh", "2000"], cwd=ROOT,
+                         env=dict(env, PIPELINES="1", SHARDS="1 2", KEYS_FOR_MEMORY="0"),
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| SET") or line.startswith("| GET")]
+    assert len(rows) == 2 and all(row.count("x |") == 2 for row in rows), out

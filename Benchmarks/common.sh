@@ -1,0 +1,16 @@
+# Helpers the benchmark scripts share: free ports, waiting for a server, cleaning up the
+# servers a script started, medians. Sourced, not run.
+
+REDIS_CLI=${REDIS_CLI:-redis-cli}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
+    || echo $((20000 + RANDOM % 40000))
+}
+wait_port() { for _ in $(seq 100); do "$REDIS_CLI" -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Every server started through `started` is killed when the script exits.
+PIDFILE=$(mktemp)
+trap 'xargs -r kill < "$PIDFILE" 2>/dev/null || true; rm -f "$PIDFILE"' EXIT
+started() { echo "$1" >> "$PIDFILE"; }
