@@ -50,14 +50,15 @@ extension Shard {
     /// Moves the ready keys shard `s` recorded into this thread's queue. Caller holds `s`'s lock.
     @inline(__always)
     func takeReadyKeys(from s: Int) {
-        let log = server.stores[s].keyEvents
+        let store = server.stores[s]
+        let log = store.keyEvents
         if !log.entries.isEmpty {
             for (kind, key) in log.entries {
                 pendingKeyEvents.append(KeyspaceEvent(db: key.db, key: key.key, event: kind == .expired ? "expired" : "new"))
             }
             log.entries.removeAll(keepingCapacity: true)
         }
-        let ready = server.stores[s].ready
+        let ready = store.ready
         guard !ready.keys.isEmpty else { return }
         for key in ready.keys { readyQueue.append((s, key)) }
         ready.keys.removeAll(keepingCapacity: true)

@@ -25,6 +25,7 @@ extension Shard {
         defer { releaseBatchLocks() }
         // One clock reading serves the whole batch read from the socket, as a time snapshot.
         batchTime = ShardStore.nowMilliseconds()
+        clockBeforeCommand = monotonicMicroseconds()
         conn.parser.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
         while !conn.closing && !conn.suspended && !conn.closeAfterFlush {
             switch conn.parser.next(conn.input) {
@@ -63,6 +64,7 @@ extension Shard {
 
     /// Runs one command outside an input batch.
     func execute(_ conn: Connection, _ args: [Bytes]) {
+        clockBeforeCommand = monotonicMicroseconds()
         executeKeepingLocks(conn, args)
         releaseBatchLocks()
     }
@@ -121,7 +123,7 @@ extension Shard {
             reply.queued()
             return
         }
-        let start = monotonicMicroseconds()
+        let start = clockBeforeCommand
         let failed: Bool
         if spec.flags.contains(.module) {
             failed = runModuleCommand(spec, conn, args, reply, locksHeld: false)
@@ -133,7 +135,9 @@ extension Shard {
             failed = runLocked(spec, args, conn, reply)
         }
         stats.calls[spec.id] += 1
-        stats.microseconds[spec.id] += monotonicMicroseconds() - start
+        let end = monotonicMicroseconds()
+        clockBeforeCommand = end
+        stats.microseconds[spec.id] += end - start
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
     }
 

@@ -44,6 +44,10 @@ public final class Shard: @unchecked Sendable, EventHandler {
     let discard = IOBuffer(capacity: 1024)
     /// Milliseconds at the start of the input batch being processed.
     var batchTime: Int64 = 0
+    /// Monotonic microseconds when the command being run started: a batch's commands run
+    /// back to back, so one command's end is the next one's start (one clock read each
+    /// for commandstats; the time between two includes parsing the second).
+    var clockBeforeCommand = 0
     /// The last built-in command looked up, by the exact name the client sent.
     var recentCommand: (name: Bytes, spec: CommandSpec)?
     /// Locks kept from earlier commands of the input batch being processed (BatchLocks.swift).
