@@ -33,7 +33,7 @@ extension Shard {
     }
 
     private func releaseBatchLocksSlow() {
-        batchLocks.unlock(server.locks)
+        batchLocks.unlock(locks)
         batchLocks.removeAll()
         batchLockUses = 0
     }
@@ -69,7 +69,7 @@ extension Shard {
         } else if batchLocks.count > 0 {
             releaseBatchLocksSlow()
         } else {
-            set.unlock(server.locks)
+            set.unlock(locks)
         }
     }
 
@@ -81,7 +81,7 @@ extension Shard {
         } else if batchLocks.count > 0 {
             releaseBatchLocksSlow()
         } else {
-            server.locks[s].unlock()
+            locks[s].unlock()
         }
     }
 

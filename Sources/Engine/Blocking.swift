@@ -50,7 +50,7 @@ extension Shard {
     /// Moves the ready keys shard `s` recorded into this thread's queue. Caller holds `s`'s lock.
     @inline(__always)
     func takeReadyKeys(from s: Int) {
-        let store = server.stores[s]
+        let store = stores[s]
         let log = store.keyEvents
         if !log.entries.isEmpty {
             for (kind, key) in log.entries {

@@ -76,7 +76,7 @@ extension Shard {
         if batchLocks.count > 0 && !(spec.map(isPlainData) ?? false && conn.transaction == nil) {
             releaseBatchLocks()
         }
-        if let spec, server.pause.isActive, server.pause.holdsBack(spec, conn), conn.authenticated {
+        if let spec, pause.isActive, pause.holdsBack(spec, conn), conn.authenticated {
             park(conn, args)
             return
         }
@@ -184,11 +184,10 @@ extension Shard {
 
     /// Runs one data command under its shards' locks; returns true when it replied an error.
     func runLocked(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter) -> Bool {
-        let locks = server.locks
         // Fast path: one key, one lock.
         let k = spec.keys
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
-            let s = server.slots.shard(of: args[k.first])
+            let s = slots.shard(of: args[k.first])
             if !batchLocksCover(s) {
                 guard locks[s].lock(unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
             }
@@ -232,6 +231,9 @@ extension Shard {
             reply.error(error.message)
             failed = true
         }
+        // Let go of the argument array, so the parser may reuse it for the next command
+        // instead of copying it.
+        ctx.args = []
         if ctx.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
             touchWatchers(spec, args, db: conn.db)
         }

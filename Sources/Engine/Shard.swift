@@ -36,6 +36,14 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Blocked clients waiting on keys of this shard (under the shard lock).
     let waiters: WaiterTable
 
+    /// The server's fixed tables, copied here at start so that the command path reads
+    /// them off `self` instead of through `server`, which costs a retain and a release
+    /// per read (the server never replaces them).
+    let locks: [ShardLock]
+    let stores: [ShardStore]
+    let slots: SlotMap
+    unowned(unsafe) let pause: ClientPause
+
     var backend: EventBackend!
     var connections: [Int: Connection] = [:]
     var stats: ShardStats
@@ -78,6 +86,10 @@ public final class Shard: @unchecked Sendable, EventHandler {
         self.index = index
         self.server = server
         self.store = store
+        locks = server.locks
+        stores = server.stores
+        slots = server.slots
+        pause = server.pause
         waiters = WaiterTable(store: store)
         wakeFD = berth_eventfd()
         stats = ShardStats(commandCount: server.statsSlots)

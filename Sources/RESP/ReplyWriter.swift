@@ -73,10 +73,10 @@ public struct ReplyWriter {
 
     /// Null bulk string (RESP2 `$-1`, RESP3 `_`).
     @inline(__always)
-    public func null() { buffer.append(isRESP3 ? "_\r\n" : "$-1\r\n") }
+    public func null() { buffer.append(isRESP3 ? "_\r\n" as StaticString : "$-1\r\n") }
 
     /// Null array (RESP2 `*-1`, RESP3 `_`).
-    public func nullArray() { buffer.append(isRESP3 ? "_\r\n" : "*-1\r\n") }
+    public func nullArray() { buffer.append(isRESP3 ? "_\r\n" as StaticString : "*-1\r\n") }
 
     @inline(__always)
     public func arrayHeader(_ n: Int) {
