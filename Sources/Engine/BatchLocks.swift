@@ -1,63 +1,118 @@
 /// Shard locks kept across the commands of one input batch.
 ///
-/// A pipelining client sends many commands in one read, and they usually touch the same
-/// shards: redis-benchmark's ZADD and SADD hit one key, a job queue pushes to one list.
-/// Taking and dropping a shard lock around each of those commands is cheap when nobody
-/// else wants the lock, but when another shard's thread does, every command becomes a
-/// hand-off between threads (a futex wake, often a context switch, and the hot data
-/// moving between CPU caches). So a shard keeps the lock set of a plain data command
-/// after it ran, and the next command of the same batch whose locks fall inside that set
-/// runs without taking anything. Each command is still atomic and isolated as before: the
-/// set only grows the critical section to cover several whole commands in request order,
-/// which a single-threaded server gives every command anyway.
+/// A pipelining client sends many commands in one read. Taking and dropping a shard lock
+/// around each of them is cheap when nobody else wants the lock, but when another shard's
+/// thread does, every command becomes a hand-off between threads (a futex wake, often a
+/// context switch, and the hot data moving between CPU caches). That happens both when
+/// the batch hits one key (redis-benchmark's ZADD, a job queue's list) and when its keys
+/// are spread over the shards: with two shards, every other command of a random-key
+/// pipeline wants the other shard's lock.
 ///
-/// Invariants (all on the shard's own thread):
-/// - `batchLocks` is empty whenever this thread runs anything but the plain data commands
-///   of `processInput`'s loop: it is released before any other code path (scripts,
-///   modules, engine commands, queueing into MULTI, closing a connection) and when the
-///   loop ends. So no lock is ever taken while one is kept, the ascending-order rule of
-///   `ShardLockSet` still holds, and nothing re-enters a lock it already holds.
+/// So a shard keeps the lock set of a plain data command after it ran (`KeptLocks`). The
+/// next command of the same batch runs under it when its locks are in the set or can be
+/// added to it by a try-lock; the first lock that is not free this instant releases the
+/// whole set, and that command locks as usual. A thread that has to wait for a lock
+/// announces itself (`ShardLock.isWanted`), and a kept set with a wanted lock serves at
+/// most `limitWhenWanted` commands in all, so a waiter sits out a short stretch of one
+/// batch, never a whole pipeline. Each command is still atomic and isolated: the set only
+/// grows the critical section to cover several whole commands in request order, which a
+/// single-threaded server gives every command anyway.
+///
+/// Invariants:
+/// - A `KeptLocks` belongs to one thread (a shard's), and its set is exactly the locks
+///   that thread holds on its behalf.
+/// - The set grows only by try-locks, which never wait, so they may be taken in any order.
+///   The thread never waits for a lock while it keeps one: the shard empties the set
+///   before any other code path that takes locks (scripts, modules, engine commands,
+///   queueing into MULTI, closing a connection) and when the batch ends, so the
+///   ascending-order rule of `ShardLockSet` holds for every wait, and nothing re-enters a
+///   lock it already holds.
+/// - A set serves at most `limit` commands, and at most `limitWhenWanted` once one of its
+///   locks is wanted.
 /// - A command whose work must be seen by other threads before the next one runs (it made
 ///   keys ready for blocked clients, recorded keyspace events, or blocked its client)
 ///   releases the set at once, so blocked clients are served between commands exactly as
-///   before.
-/// - At most `batchLockLimit` commands run under one kept set, so a long pipeline cannot
-///   starve the other shards' clients of the keys it holds.
-extension Shard {
-    static let batchLockLimit = 64
+///   before (`Shard.keepOrRelease`).
+struct KeptLocks {
+    static let limit = 64
+    static let limitWhenWanted = 16
 
+    private(set) var held = ShardLockSet()
+    /// Commands served under `held` so far.
+    private var uses = 0
+
+    var isEmpty: Bool { held.count == 0 }
+
+    /// Whether the kept set covers shard `s`, after growing it by a try-lock if need be,
+    /// and may serve one more command; counts that command. On false the set is released
+    /// and the caller locks as usual.
+    @inline(__always)
+    mutating func cover(_ s: Int, _ locks: [ShardLock]) -> Bool {
+        guard !isEmpty, mayServe(locks) else { return false }
+        if !held.contains(s) && !grow(by: s, locks) { return false }
+        uses += 1
+        return true
+    }
+
+    /// The same for every shard of `other`.
+    mutating func cover(_ other: ShardLockSet, _ locks: [ShardLock]) -> Bool {
+        guard !isEmpty, mayServe(locks) else { return false }
+        for s in other.shards where !held.contains(s) {
+            guard grow(by: s, locks) else { return false }
+        }
+        uses += 1
+        return true
+    }
+
+    /// Keeps `other`, which the caller has just locked for a command, when nothing is kept.
+    mutating func keep(_ other: ShardLockSet) {
+        guard isEmpty else { return }
+        held.assign(other)
+        uses = 1
+    }
+
+    /// Keeps shard `s`, which the caller has just locked for a command, when nothing is kept.
+    mutating func keep(single s: Int) {
+        guard isEmpty else { return }
+        held.assign(single: s)
+        uses = 1
+    }
+
+    /// Unlocks and forgets the kept set.
+    mutating func release(_ locks: [ShardLock]) {
+        held.unlock(locks)
+        held.removeAll()
+        uses = 0
+    }
+
+    /// Whether the set may serve one more command; otherwise releases it.
+    private mutating func mayServe(_ locks: [ShardLock]) -> Bool {
+        if uses < KeptLocks.limitWhenWanted || (uses < KeptLocks.limit && !isWanted(locks)) { return true }
+        release(locks)
+        return false
+    }
+
+    private func isWanted(_ locks: [ShardLock]) -> Bool {
+        for s in held.shards where locks[s].isWanted { return true }
+        return false
+    }
+
+    /// Adds shard `s` if its lock is free this instant; otherwise releases the set.
+    private mutating func grow(by s: Int, _ locks: [ShardLock]) -> Bool {
+        if locks[s].tryLock() {
+            held.insert(s)
+            return true
+        }
+        release(locks)
+        return false
+    }
+}
+
+extension Shard {
     /// Releases the locks kept from earlier commands of this batch, if any.
     @inline(__always)
     func releaseBatchLocks() {
-        if batchLocks.count > 0 { releaseBatchLocksSlow() }
-    }
-
-    private func releaseBatchLocksSlow() {
-        batchLocks.unlock(locks)
-        batchLocks.removeAll()
-        batchLockUses = 0
-    }
-
-    /// Whether the kept set already covers shard `s`; counts the use.
-    @inline(__always)
-    func batchLocksCover(_ s: Int) -> Bool {
-        batchLocks.count > 0 && useBatchLocks(covering: batchLocks.contains(s))
-    }
-
-    /// Whether the kept set already covers every shard of `set`; counts the use.
-    func batchLocksCover(_ set: ShardLockSet) -> Bool {
-        batchLocks.count > 0 && useBatchLocks(covering: batchLocks.covers(set))
-    }
-
-    /// Counts one more command under the kept set, or releases the set when it does not
-    /// cover the command or has served its share.
-    private func useBatchLocks(covering covered: Bool) -> Bool {
-        if covered && batchLockUses < Shard.batchLockLimit {
-            batchLockUses += 1
-            return true
-        }
-        releaseBatchLocksSlow()
-        return false
+        if !batchLocks.isEmpty { batchLocks.release(locks) }
     }
 
     /// After a data command: keeps its locks for the next command of the batch when
@@ -65,9 +120,9 @@ extension Shard {
     /// ready keys and events as usual).
     func keepOrRelease(_ set: ShardLockSet, _ conn: Connection) {
         if mayKeepLocks(after: conn) {
-            if batchLocks.count == 0 { batchLocks.assign(set); batchLockUses = 1 }
-        } else if batchLocks.count > 0 {
-            releaseBatchLocksSlow()
+            batchLocks.keep(set)
+        } else if !batchLocks.isEmpty {
+            batchLocks.release(locks)
         } else {
             set.unlock(locks)
         }
@@ -77,9 +132,9 @@ extension Shard {
     @inline(__always)
     func keepOrRelease(_ s: Int, _ conn: Connection) {
         if mayKeepLocks(after: conn) {
-            if batchLocks.count == 0 { batchLocks.assign(single: s); batchLockUses = 1 }
-        } else if batchLocks.count > 0 {
-            releaseBatchLocksSlow()
+            batchLocks.keep(single: s)
+        } else if !batchLocks.isEmpty {
+            batchLocks.release(locks)
         } else {
             locks[s].unlock()
         }

@@ -73,7 +73,7 @@ extension Shard {
     /// kept for the next one (BatchLocks.swift).
     private func executeKeepingLocks(_ conn: Connection, _ args: [Bytes]) {
         let spec = commandSpec(named: args[0])
-        if batchLocks.count > 0 && !(spec.map(isPlainData) ?? false && conn.transaction == nil) {
+        if !batchLocks.isEmpty && !(spec.map(isPlainData) ?? false && conn.transaction == nil) {
             releaseBatchLocks()
         }
         if let spec, pause.isActive, pause.holdsBack(spec, conn), conn.authenticated {
@@ -188,7 +188,7 @@ extension Shard {
         let k = spec.keys
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
             let s = slots.shard(of: args[k.first])
-            if !batchLocksCover(s) {
+            if !batchLocks.cover(s, locks) {
                 guard locks[s].lock(unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
             }
             context.keyShard = s
@@ -202,7 +202,7 @@ extension Shard {
         }
         var set = ShardLockSet()
         lockSet(spec, args, into: &set)
-        if !batchLocksCover(set) {
+        if !batchLocks.cover(set, locks) {
             guard set.lock(locks, unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
         }
         let failed = runData(spec, args, conn, reply)

@@ -59,9 +59,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// The last built-in command looked up, by the exact name the client sent.
     var recentCommand: (name: Bytes, spec: CommandSpec)?
     /// Locks kept from earlier commands of the input batch being processed (BatchLocks.swift).
-    var batchLocks = ShardLockSet()
-    /// How many commands ran under `batchLocks`.
-    var batchLockUses = 0
+    var batchLocks = KeptLocks()
     /// Ready keys (shard, key) collected after a command, to serve once its locks are released.
     var readyQueue = Deque<(Int, DatabaseKey)>()
     /// Deadlines of the clients blocked on this shard.

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,8 +8,14 @@ import Glibc
 /// shard order (see `ShardLockSet`), so two multi-shard commands can never deadlock. The
 /// single exception, a script widening its atomic section, is described in
 /// ScriptSection.swift.
+///
+/// A thread that has to wait for the lock counts itself in `waiters` for as long as it
+/// waits, so that a shard keeping the lock across the commands of an input batch
+/// (BatchLocks.swift) hands it over after its current command instead of at the end of
+/// the batch.
 final class ShardLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let waiters = Atomic<Int>(0)
 
     init() {
         mutex = .allocate(capacity: 1)
@@ -20,9 +27,17 @@ final class ShardLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) func lock() {
+        if pthread_mutex_trylock(mutex) == 0 { return }
+        waiters.add(1, ordering: .relaxed)
+        pthread_mutex_lock(mutex)
+        waiters.subtract(1, ordering: .relaxed)
+    }
     @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
-    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
+    @inline(__always) func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
+
+    /// Whether some thread is waiting for this lock now.
+    @inline(__always) var isWanted: Bool { waiters.load(ordering: .relaxed) > 0 }
 
     /// Takes the lock, unless `busy` announces a script while waiting (one past
     /// busy-reply-threshold holds it): then false, without the lock. Waits in slices of a
@@ -43,6 +58,8 @@ final class ShardLock: @unchecked Sendable {
     /// for the locks this caller holds; and whenever `giveUp` says so.
     func wait(_ busy: ScriptBusy, refuseWhenBusy: Bool, yieldToEscalation: Bool,
               giveUp: (() -> Bool)? = nil) -> WaitOutcome {
+        waiters.add(1, ordering: .relaxed)
+        defer { waiters.subtract(1, ordering: .relaxed) }
         while true {
             var deadline = timespec()
             clock_gettime(CLOCK_REALTIME, &deadline)
@@ -75,9 +92,6 @@ struct ShardLockSet {
     var count: Int { shards.count }
 
     func contains(_ s: Int) -> Bool { shards.contains(s) }
-
-    /// Whether every shard of `other` is in this set.
-    func covers(_ other: ShardLockSet) -> Bool { other.shards.allSatisfy { shards.contains($0) } }
 
     /// Empties the set, keeping its storage for the next one.
     mutating func removeAll() { shards.removeAll(keepingCapacity: true) }

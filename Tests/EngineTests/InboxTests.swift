@@ -53,63 +53,6 @@ final class InboxTests: XCTestCase {
         XCTAssertEqual(set.shards, [0, 1, 2, 3])
     }
 
-    func testLockSetCoversAndReusesStorage() {
-        var kept = ShardLockSet()
-        kept.assign(single: 2)
-        var pair = ShardLockSet()
-        pair.insert(2); pair.insert(0)
-        XCTAssertTrue(pair.covers(kept))
-        XCTAssertFalse(kept.covers(pair))
-        kept.assign(pair)
-        XCTAssertEqual(kept.shards, [0, 2])
-        XCTAssertTrue(kept.covers(pair))
-        kept.removeAll()
-        XCTAssertEqual(kept.count, 0)
-    }
-
-    /// The batch-lock protocol (BatchLocks.swift) under random interleavings: each thread
-    /// keeps its last lock set while the next "command" falls inside it, up to a limit,
-    /// and otherwise releases everything before taking the next set in order. No two
-    /// threads are ever inside one shard, and nothing deadlocks.
-    func testKeptLockSetsNeitherDeadlockNorOverlap() {
-        let locks = (0..<4).map { _ in ShardLock() }
-        let owners = (0..<4).map { _ in Owner() }
-        let violations = Atomic<Int>(0)
-        let reused = Atomic<Int>(0)
-        let busy = ScriptBusy()
-        var threads: [pthread_t] = []
-        for t in 0..<8 {
-            threads.append(spawnThread {
-                var kept = ShardLockSet()
-                var uses = 0
-                for command in 0..<20_000 {
-                    var set = ShardLockSet()
-                    for _ in 0..<Int.random(in: 1...2) { set.insert(Int.random(in: 0..<4)) }
-                    if kept.count > 0 && kept.covers(set) && uses < 8 {
-                        uses += 1
-                        reused.add(1, ordering: .relaxed)
-                    } else {
-                        kept.unlock(locks)
-                        kept.removeAll()
-                        set.lock(locks, yieldingTo: busy)
-                        kept.assign(set)
-                        uses = 1
-                    }
-                    for s in set.shards where owners[s].value.exchange(t, ordering: .relaxed) != -1 { violations.add(1, ordering: .relaxed) }
-                    for s in set.shards { owners[s].value.store(-1, ordering: .relaxed) }
-                    if command % 16 == 15 {  // the end of an input batch
-                        kept.unlock(locks)
-                        kept.removeAll()
-                    }
-                }
-                kept.unlock(locks)
-            })
-        }
-        for t in threads { pthread_join(t, nil) }
-        XCTAssertEqual(violations.load(ordering: .relaxed), 0)
-        XCTAssertGreaterThan(reused.load(ordering: .relaxed), 0)
-    }
-
     /// Threads taking random overlapping lock sets never deadlock and never overlap
     /// inside a shard they both hold.
     func testRandomLockSetsNeitherDeadlockNorOverlap() {
@@ -206,6 +149,6 @@ final class ScriptSectionLockTests: XCTestCase {
     }
 }
 
-private final class Owner: Sendable {
+final class Owner: Sendable {
     let value = Atomic<Int>(-1)
 }

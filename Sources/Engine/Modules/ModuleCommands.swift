@@ -151,7 +151,7 @@ enum ModuleAdminCommand {
             return reportLoad(server, path: args[2].string, arguments: args.dropFirst(3).map { $0.string }, reply)
         case "loadex" where args.count >= 3:
             var arguments: [String] = []
-            var i = 3
+            let i = 3
             while i < args.count {
                 let word = args[i].string.lowercased()
                 if word == "args" { arguments += args[(i + 1)...].map { $0.string }; break }
