@@ -50,6 +50,10 @@ extension Shard {
     /// Moves the ready keys shard `s` recorded into this thread's queue. Caller holds `s`'s lock.
     @inline(__always)
     func takeReadyKeys(from s: Int) {
+        if stores[s].hasNewsForEngine { takeReadyKeysSlow(from: s) }
+    }
+
+    private func takeReadyKeysSlow(from s: Int) {
         let store = stores[s]
         let log = store.keyEvents
         if !log.entries.isEmpty {

@@ -72,23 +72,36 @@ extension Shard {
     /// Runs one command of an input batch; a plain data command may leave its shard locks
     /// kept for the next one (BatchLocks.swift).
     private func executeKeepingLocks(_ conn: Connection, _ args: [Bytes]) {
-        let spec = commandSpec(named: args[0])
-        if !batchLocks.isEmpty && !(spec.map(isPlainData) ?? false && conn.transaction == nil) {
+        // Pipelines repeat one name, so the last built-in command found is remembered by
+        // the exact bytes the client sent. Built-in specs live as long as the server and
+        // every shard shares them, so the cache holds its spec unretained and lends it out
+        // without touching its reference count, whose cache line would otherwise travel
+        // between the shards' cores on every command.
+        if let recent = recentCommand, recent.name == args[0] {
+            recent.spec._withUnsafeGuaranteedRef { executeKeepingLocks(conn, args, $0) }
+        } else if let spec = server.commands.lookup(args[0]) {
+            recentCommand = (args[0], Unmanaged.passUnretained(spec))
+            executeKeepingLocks(conn, args, spec)
+        } else if let spec = server.modules.command(named: args[0])?.spec {
+            // MODULE UNLOAD can take a module's commands away: looked up every time.
+            executeKeepingLocks(conn, args, spec)
+        } else {
+            releaseBatchLocks()
+            rejectUnknownCommand(conn, args)
+        }
+    }
+
+    private func executeKeepingLocks(_ conn: Connection, _ args: [Bytes], _ spec: CommandSpec) {
+        if !batchLocks.isEmpty && (!isPlainData(spec) || conn.transaction != nil) {
             releaseBatchLocks()
         }
-        if let spec, pause.isActive, pause.holdsBack(spec, conn), conn.authenticated {
+        if pause.isActive, pause.holdsBack(spec, conn), conn.authenticated {
             park(conn, args)
             return
         }
         stats.commandsProcessed += 1
         let reply = writer(for: conn)
         defer { if conn.skipReplies > 0 { conn.skipReplies -= 1 } }
-        guard let spec else {
-            reply.error(unknownCommandMessage(args))
-            conn.transaction?.failed = true
-            stats.errorReplies += 1
-            return
-        }
         conn.lastCommand = spec.id
         guard spec.arityMatches(args.count) else {
             reply.error(CommandError.wrongArity(spec.name).message)
@@ -141,17 +154,13 @@ extension Shard {
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
     }
 
-    /// The command `name` names. Pipelines repeat one name, so the last built-in command
-    /// found is remembered by its exact bytes; module commands, which MODULE UNLOAD can
-    /// take away, are looked up every time.
-    @inline(__always)
-    private func commandSpec(named name: Bytes) -> CommandSpec? {
-        if let recent = recentCommand, recent.name == name { return recent.spec }
-        if let spec = server.commands.lookup(name) {
-            recentCommand = (name, spec)
-            return spec
-        }
-        return server.modules.command(named: name)?.spec
+    /// The reply to a command name nobody knows (inside MULTI it also dooms the transaction).
+    private func rejectUnknownCommand(_ conn: Connection, _ args: [Bytes]) {
+        stats.commandsProcessed += 1
+        writer(for: conn).error(unknownCommandMessage(args))
+        if conn.skipReplies > 0 { conn.skipReplies -= 1 }
+        conn.transaction?.failed = true
+        stats.errorReplies += 1
     }
 
     /// A command `runLocked` runs: no module, script or engine command.

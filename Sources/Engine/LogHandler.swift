@@ -31,15 +31,23 @@ public struct BerthLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    public func log(event: LogEvent) {
+        emit(level: event.level, message: event.message)
+    }
+
     public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?,
                     source: String, file: String, function: String, line: UInt) {
+        emit(level: level, message: message)
+    }
+
+    private func emit(level: Logger.Level, message: Logger.Message) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         var t = ts.tv_sec
         var parts = tm()
         localtime_r(&t, &parts)
         var buf = [CChar](repeating: 0, count: 64)
-        _ = strftime(&buf, 64, "%d %b %Y %H:%M:%S", &parts)
+        let n = strftime(&buf, 64, "%d %b %Y %H:%M:%S", &parts)
         let ms = ts.tv_nsec / 1_000_000
         let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
         let mark: String
@@ -49,7 +57,7 @@ public struct BerthLogHandler: LogHandler {
         case .notice: mark = "*"
         default: mark = "#"
         }
-        let text = "\(getpid()):M \(String(cString: buf)).\(msText) \(mark) \(message)\n"
+        let text = "\(getpid()):M \(String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)).\(msText) \(mark) \(message)\n"
         var bytes = Array(text.utf8)
         _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
     }

@@ -56,8 +56,9 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// back to back, so one command's end is the next one's start (one clock read each
     /// for commandstats; the time between two includes parsing the second).
     var clockBeforeCommand = 0
-    /// The last built-in command looked up, by the exact name the client sent.
-    var recentCommand: (name: Bytes, spec: CommandSpec)?
+    /// The last built-in command looked up, by the exact name the client sent
+    /// (Execution.swift).
+    var recentCommand: (name: Bytes, spec: Unmanaged<CommandSpec>)?
     /// Locks kept from earlier commands of the input batch being processed (BatchLocks.swift).
     var batchLocks = KeptLocks()
     /// Ready keys (shard, key) collected after a command, to serve once its locks are released.

@@ -155,6 +155,10 @@ public final class ShardStore: @unchecked Sendable {
     public let ready = ReadyKeys()
     public let keyEvents = KeyEventLog()
 
+    /// Whether a command left ready keys or key events for the engine to take.
+    @inline(__always)
+    public var hasNewsForEngine: Bool { !ready.keys.isEmpty || !keyEvents.entries.isEmpty }
+
     public init(databases: Int) {
         let ready = self.ready, keyEvents = self.keyEvents
         self.databases = (0..<databases).map { Database(index: $0, ready: ready, keyEvents: keyEvents) }
