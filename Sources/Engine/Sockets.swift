@@ -72,7 +72,7 @@ enum Sockets {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
                     var a = p.pointee.sin6_addr
                     inet_ntop(AF_INET6, &a, &buf, 64)
-                    return "\(String(cString: buf)):\(UInt16(bigEndian: p.pointee.sin6_port))"
+                    return "\(nulTerminated(buf)):\(UInt16(bigEndian: p.pointee.sin6_port))"
                 }
             }
         }
@@ -80,10 +80,15 @@ enum Sockets {
             $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
                 var a = p.pointee.sin_addr
                 inet_ntop(AF_INET, &a, &buf, 64)
-                return "\(String(cString: buf)):\(UInt16(bigEndian: p.pointee.sin_port))"
+                return "\(nulTerminated(buf)):\(UInt16(bigEndian: p.pointee.sin_port))"
             }
         }
     }
+}
+
+/// The text of a C string buffer up to its terminating NUL.
+private func nulTerminated(_ buf: [CChar]) -> String {
+    String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 @inline(__always) func berthAccept(_ fd: Int32) -> Int32 { berth_accept(fd) }

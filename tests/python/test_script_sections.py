@@ -1,6 +1,7 @@
 """A script's atomic section on four shards: it covers the shards of its declared keys,
 so other shards keep serving while it runs, and it widens (by trying, restarting or
 escalating) when the script touches keys it did not declare, without losing atomicity."""
+import re
 import threading
 import time
 
@@ -64,7 +65,9 @@ def test_other_shards_keep_serving_while_a_script_runs(srv):
 # Each moves one unit between two keys on different shards, so the sum over all keys
 # never changes. The second key is never declared: reaching it widens the section.
 WRITE_THEN_UNDECLARED = "redis.call('decrby', KEYS[1], 1) redis.call('incrby', ARGV[1], 1) return 1"
-UNDECLARED_THEN_WRITE = ("local v = redis.call('get', ARGV[1]) redis.call('incrby', ARGV[1], -1) "
+# Logs first: a run abandoned before its first write must not leave its line behind.
+UNDECLARED_THEN_WRITE = ("redis.log(redis.LOG_WARNING, 'token ' .. ARGV[2]) "
+                         "local v = redis.call('get', ARGV[1]) redis.call('incrby', ARGV[1], -1) "
                          "redis.call('incrby', KEYS[1], 1) return v")
 NO_KEYS = "redis.call('incrby', ARGV[1], 1) redis.call('incrby', ARGV[2], -1) return 2"
 
@@ -75,7 +78,7 @@ def test_undeclared_keys_widen_the_section_atomically(srv):
     keys = [k for pair in keys for k in pair]
     r.mset({k: 0 for k in keys})
     stop = threading.Event()
-    sums, errors = [], []
+    sums, errors, tokens = [], [], []
 
     def reader():
         c = srv.client()
@@ -108,7 +111,9 @@ def test_undeclared_keys_widen_the_section_atomically(srv):
                 if kind == 0:
                     c.eval(WRITE_THEN_UNDECLARED, 1, a, b)
                 elif kind == 1:
-                    c.eval(UNDECLARED_THEN_WRITE, 1, a, b)
+                    token = f"{seed}-{i}"
+                    c.eval(UNDECLARED_THEN_WRITE, 1, a, b, token)
+                    tokens.append(token)
                 else:
                     c.eval(NO_KEYS, 0, a, b)
         except Exception as e:  # noqa: BLE001 (reported below)
@@ -129,3 +134,6 @@ def test_undeclared_keys_widen_the_section_atomically(srv):
     # Both ways of widening happened under this load.
     assert info_stat(r, "script_section_restarts") > 0
     assert info_stat(r, "script_section_escalations") > 0
+    # Each run's redis.log line reached the log exactly once, restarts included.
+    logged = re.findall(r"<script> token (\S+)", srv.output())
+    assert sorted(logged) == sorted(tokens)

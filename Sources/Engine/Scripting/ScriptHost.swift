@@ -88,13 +88,7 @@ final class ScriptHost {
     private static let log: BerthLuaLog = { ctx, level, message, length in
         let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
         let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
-        let log = run.shard.server.log
-        switch level {
-        case 0: log.debug("<script> \(text)")
-        case 1: log.info("<script> \(text)")
-        case 3: log.warning("<script> \(text)")
-        default: log.notice("<script> \(text)")
-        }
+        run.log(level, text)
     }
 }
 
@@ -116,6 +110,10 @@ final class ScriptRun {
     var announced = false
     /// The shard locks the script holds (ScriptSection.swift).
     var held = ShardLockSet()
+    /// redis.log lines written while the run might still be abandoned and started again
+    /// (ScriptSection.swift): they reach the log only once it no longer can, so a restarted
+    /// script logs each line once.
+    private var heldLog: [(level: Int32, text: String)] = []
 
     init(shard: Shard, db: Int, readOnly: Bool, isFunction: Bool = false) {
         self.shard = shard
@@ -126,7 +124,40 @@ final class ScriptRun {
 
     /// The script ended: others may run again.
     func finish() {
+        flushLog()
         if announced { shard.server.scriptBusy.clear() }
+    }
+
+    /// Whether the run may still be abandoned and started again over every shard: it has
+    /// not written, and there is a shard it does not hold.
+    private var mayRestart: Bool { !wrote && held.count < shard.server.shards.count }
+
+    /// A redis.log line, held back while the run may restart.
+    func log(_ level: Int32, _ text: String) {
+        if mayRestart {
+            heldLog.append((level, text))
+            return
+        }
+        flushLog()
+        emit(level, text)
+    }
+
+    /// The run is abandoned: what it logged will be logged again by the next run.
+    func forgetHeldLog() { heldLog.removeAll() }
+
+    private func flushLog() {
+        for line in heldLog { emit(line.level, line.text) }
+        heldLog.removeAll()
+    }
+
+    private func emit(_ level: Int32, _ text: String) {
+        let log = shard.server.log
+        switch level {
+        case 0: log.debug("<script> \(text)")
+        case 1: log.info("<script> \(text)")
+        case 3: log.warning("<script> \(text)")
+        default: log.notice("<script> \(text)")
+        }
     }
 
     /// The reply of `args` (RESP2, or RESP3 after redis.setresp(3)) run under the script's

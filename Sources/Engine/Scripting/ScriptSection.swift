@@ -111,6 +111,7 @@ extension Shard {
         var outcome = body()
         if outcome == .restart {
             busy.restarts.add(1, ordering: .relaxed)
+            run.forgetHeldLog()
             run.held.unlock(server.locks)
             run.held = ShardLockSet()
             let all = ShardLockSet.all(server.shards.count)
