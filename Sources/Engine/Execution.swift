@@ -73,10 +73,9 @@ extension Shard {
     /// kept for the next one (BatchLocks.swift).
     private func executeKeepingLocks(_ conn: Connection, _ args: [Bytes]) {
         // Pipelines repeat one name, so the last built-in command found is remembered by
-        // the exact bytes the client sent. Built-in specs live as long as the server and
-        // every shard shares them, so the cache holds its spec unretained and lends it out
-        // without touching its reference count, whose cache line would otherwise travel
-        // between the shards' cores on every command.
+        // the exact bytes the client sent. Built-in specs live as long as the server, so
+        // the cache holds its spec unretained and lends it out without a retain and a
+        // release per command.
         if let recent = recentCommand, recent.name == args[0] {
             recent.spec._withUnsafeGuaranteedRef { executeKeepingLocks(conn, args, $0) }
         } else if let spec = server.commands.lookup(args[0]) {

@@ -11,8 +11,8 @@ import Glibc
 ///
 /// A thread that has to wait for the lock counts itself in `waiters` for as long as it
 /// waits, so that a shard keeping the lock across the commands of an input batch
-/// (BatchLocks.swift) hands it over after its current command instead of at the end of
-/// the batch.
+/// (BatchLocks.swift) hands it over within a short stretch of that batch instead of at
+/// its end.
 final class ShardLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let waiters = Atomic<Int>(0)
