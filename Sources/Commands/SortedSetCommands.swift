@@ -140,10 +140,10 @@ enum SortedSetCommands {
                 }
                 if (gt && score <= old) || (lt && score >= old) { continue }
                 incrResult = score
-                if score != old { z.insert(member, score); changed += 1 }
+                if score != old { z.update(member, from: old, to: score); changed += 1 }
             } else {
                 if xx { continue }
-                z.insert(member, score)
+                z.add(member, score)
                 added += 1
                 incrResult = score
             }

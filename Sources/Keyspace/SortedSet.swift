@@ -37,6 +37,20 @@ public final class SortedSetValue {
         return true
     }
 
+    /// Moves `member`, whose score the caller just read as `old`, to `score`; saves
+    /// `insert` a lookup (ZADD reads the old score first to apply NX/XX/GT/LT/INCR).
+    public func update(_ member: Bytes, from old: Double, to score: Double) {
+        guard old != score else { return }
+        list.updateScore(old, score, member)
+        scores[member] = score
+    }
+
+    /// Adds a member the caller just found absent; saves `insert` a lookup.
+    public func add(_ member: Bytes, _ score: Double) {
+        scores[member] = score
+        list.insert(score, member)
+    }
+
     @discardableResult
     public func remove(_ member: Bytes) -> Bool {
         guard let s = scores.removeValue(forKey: member) else { return false }
