@@ -142,7 +142,7 @@ enum StringCommands {
         }
         let applies = !(nx && existing != nil) && !(xx && existing == nil)
         if applies {
-            let e = db.overwrite(key, .string(ctx.args[2]), now: ctx.now, keepTTL: keepTTL)
+            let e = db.overwrite(existing, key, .string(ctx.args[2]), keepTTL: keepTTL)
             if let expireAt { db.setExpire(e, at: expireAt) }
             ctx.dirty += 1
         }

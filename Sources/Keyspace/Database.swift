@@ -56,8 +56,14 @@ public final class Database {
     /// SET semantics: replaces any value, and the TTL unless `keepTTL`.
     @discardableResult
     public func overwrite(_ key: Bytes, _ value: Value, now: Int64, keepTTL: Bool = false) -> Entry {
+        overwrite(lookup(key, now: now), key, value, keepTTL: keepTTL)
+    }
+
+    /// The same, for a caller that has just looked the key up (`existing`, from `lookup`).
+    @discardableResult
+    public func overwrite(_ existing: Entry?, _ key: Bytes, _ value: Value, keepTTL: Bool = false) -> Entry {
         if !blockedKeys.isEmpty { signalReady(key) }
-        if let e = lookup(key, now: now) {
+        if let e = existing {
             e.value = value
             if !keepTTL && e.expireAt != 0 { persist(e) }
             return e
