@@ -45,7 +45,9 @@ struct Run: ParsableCommand {
             if parts.contains("wake") {
                 for kind in Scenarios.Wake.allCases {
                     for cross in [false, true] {
-                        let samples = try repeated { try Scenarios.wakeLatency(t, kind, crossShard: cross, iterations: iterations) }
+                        let samples = try repeated {
+                            try t.withClientsStaying { try Scenarios.wakeLatency(t, kind, crossShard: cross, iterations: iterations) }
+                        }
                         let name = "wake \(kind.rawValue) \(cross ? "cross-shard" : "same-shard")"
                         results.append(.latency(name, load: loadConnections, repeats: samples, note: t.shards == 1 ? "one shard" : nil))
                         log(results.last!)
@@ -54,7 +56,9 @@ struct Run: ParsableCommand {
             }
             if parts.contains("unblock") {
                 for error in [false, true] {
-                    let samples = try repeated { try Scenarios.unblockLatency(t, error: error, iterations: iterations / 2) }
+                    let samples = try repeated {
+                        try t.withClientsStaying { try Scenarios.unblockLatency(t, error: error, iterations: iterations / 2) }
+                    }
                     results.append(.latency("unblock CLIENT UNBLOCK \(error ? "ERROR" : "TIMEOUT")", load: loadConnections, repeats: samples))
                     log(results.last!)
                 }

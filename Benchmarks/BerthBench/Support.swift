@@ -100,6 +100,22 @@ struct Topology {
         throw RESPClient.Failure(description: "client \(id) never blocked")
     }
 
+    /// Runs `body` with Berth's client migration off, so that a client placed on another
+    /// shard than its key stays there for every iteration instead of moving to the key's
+    /// shard after 64 commands (other servers have no such option: `body` just runs).
+    func withClientsStaying<T>(_ body: () throws -> T) throws -> T {
+        guard shards > 1 else { return try body() }
+        let c = try connect()
+        var old = "64"
+        if case .array(let pair) = try c.call("CONFIG", "GET", "client-migration-streak"), pair.count == 2,
+           let value = pair[1].string {
+            old = value
+        }
+        _ = try c.call("CONFIG", "SET", "client-migration-streak", "0")
+        defer { _ = try? c.call("CONFIG", "SET", "client-migration-streak", Bytes(old)) }
+        return try body()
+    }
+
     func clientID(_ c: RESPClient) throws -> Int {
         guard case .integer(let id) = try c.call("CLIENT", "ID") else { throw RESPClient.Failure(description: "CLIENT ID failed") }
         return id

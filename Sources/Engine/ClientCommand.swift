@@ -119,7 +119,7 @@ enum ClientCommand {
             }
         }
         let filter = ids
-        shard.gather(conn, work: { s -> [String] in
+        shard.walkClients(conn, work: { s -> [String] in
             let now = ShardStore.nowMilliseconds()
             return s.connections.values.sorted { $0.id < $1.id }
                 .filter { filter?.contains($0.id) ?? true }
@@ -201,7 +201,7 @@ enum ClientCommand {
         }
         let filter = f
         let requesterID = conn.id
-        shard.gather(conn, work: { s -> (Int, Bool) in
+        shard.walkClients(conn, work: { s -> (Int, Bool) in
             var killed = 0, killedSelf = false
             for c in Array(s.connections.values) where filter.matches(c) {
                 killed += 1

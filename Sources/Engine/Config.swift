@@ -35,6 +35,9 @@ public final class ServerConfig: @unchecked Sendable {
             "databases": Param(kind: .integer(min: 1, max: 1_000_000), mutable: false, default: "16", effective: true),
             "hz": Param(kind: .integer(min: 1, max: 500), mutable: true, default: "10", effective: true),
             "tcp-backlog": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "511", effective: true),
+            // Key-bearing commands in a row on one other shard's keys after which a client
+            // moves to that shard (ClientMigration.swift); 0: clients never move.
+            "client-migration-streak": Param(kind: .integer(min: 0, max: Int(Int32.max)), mutable: true, default: "64", effective: true),
             "notify-keyspace-events": Param(kind: .string, mutable: true, default: "", effective: true),
             // Milliseconds a script may run before other clients get -BUSY and SCRIPT KILL
             // / FUNCTION KILL may stop it; lua-time-limit is its old name, kept in step.
@@ -108,6 +111,7 @@ public final class ServerConfig: @unchecked Sendable {
     let notifyFlags = Atomic<UInt16>(0)
     /// busy-reply-threshold in milliseconds.
     let busyReplyThreshold = Atomic<Int>(5000)
+    let migrationStreak = Atomic<Int>(64)
 
     public init() {
         var v: [String: String] = [:]
@@ -228,6 +232,7 @@ public final class ServerConfig: @unchecked Sendable {
         case "client-query-buffer-limit": queryBufferLimit.store(n, ordering: .relaxed)
         case "maxclients": maxClients.store(n, ordering: .relaxed)
         case "timeout": idleTimeoutSeconds.store(n, ordering: .relaxed)
+        case "client-migration-streak": migrationStreak.store(n, ordering: .relaxed)
         case "busy-reply-threshold", "lua-time-limit": busyReplyThreshold.store(n, ordering: .relaxed)
         case "requirepass": hasPassword.store(!v.isEmpty, ordering: .releasing)
         case "notify-keyspace-events":

@@ -54,6 +54,12 @@ public final class Connection: @unchecked Sendable {
     var softLimitSince: Int64 = 0
     /// Past its output-buffer limit: gets no more messages and closes at the top of the loop.
     var overOutputLimit = false
+    /// Key-bearing commands in a row whose keys all live on `awayShard`, another shard
+    /// than this one's home (ClientMigration.swift).
+    var awayShard = -1
+    var awayStreak = 0
+    /// The shard this connection is moving to, while it moves (-1: it is not).
+    var moveTo = -1
 
     var isSubscribed: Bool { !subscriptions[0].isEmpty || !subscriptions[1].isEmpty || !subscriptions[2].isEmpty }
 

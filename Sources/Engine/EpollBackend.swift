@@ -57,8 +57,12 @@ final class EpollBackend: EventBackend {
             } else if fd == listenFD {
                 acceptAll()
             } else if let conn = connections[fd] {
-                if mask & (inMask | errorMask) != 0 { readAll(conn) }
-                if mask & outMask != 0, !conn.closing || conn.closeAfterFlush { flush(conn) }
+                if mask & (inMask | errorMask) != 0 && conn.moveTo < 0 { readAll(conn) }
+                // Reading may have closed the connection, or handed it to another shard.
+                guard connections[fd] === conn else { continue }
+                let failing = conn.moveTo >= 0 && mask & errorMask != 0
+                if mask & outMask != 0 || failing, !conn.closing || conn.closeAfterFlush { flush(conn) }
+                if conn.moveTo >= 0 { detachWhenIdle(conn) }
             }
         }
     }
@@ -113,6 +117,21 @@ final class EpollBackend: EventBackend {
         conn.output.clear()
         if writing.remove(conn.fd) != nil { control(modify, conn.fd, inMask) }
         if conn.closeAfterFlush { closeNow(conn) }
+    }
+
+    /// Lets go of a connection marked to move once its output is written; until then it is
+    /// watched for writing only, so no more input is read here.
+    private func detachWhenIdle(_ conn: Connection) {
+        guard connections[conn.fd] === conn, conn.moveTo >= 0, !conn.closing else { return }
+        if !conn.output.isEmpty {
+            control(modify, conn.fd, outMask)
+            writing.insert(conn.fd)
+            return
+        }
+        control(remove, conn.fd, 0)
+        connections.removeValue(forKey: conn.fd)
+        writing.remove(conn.fd)
+        handler.detached(conn)
     }
 
     func close(_ conn: Connection) {

@@ -24,4 +24,7 @@ protocol EventHandler: AnyObject {
     func woken()
     /// The connection's fd is closed and the backend has forgotten it.
     func closed(_ conn: Connection)
+    /// The backend has forgotten a connection marked to move (`moveTo`), with nothing in
+    /// flight on it; its fd stays open for the shard it moves to.
+    func detached(_ conn: Connection)
 }

@@ -196,6 +196,7 @@ extension Shard {
         let k = spec.keys
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
             let s = slots.shard(of: args[k.first])
+            conn.noteKeyShard(s, home: index)
             if !batchLocks.cover(s, locks) {
                 guard locks[s].lock(unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
             }
@@ -210,6 +211,7 @@ extension Shard {
         }
         var set = ShardLockSet()
         lockSet(spec, args, into: &set)
+        if set.count > 0 { conn.noteKeyShard(set.count == 1 ? set.shards[0] : -1, home: index) }
         if !batchLocks.cover(set, locks) {
             guard set.lock(locks, unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
         }

@@ -101,6 +101,7 @@ enum InfoCommand {
             ("total_net_input_bytes", String(sum { $0.stats.netInputBytes })),
             ("total_net_output_bytes", String(sum { $0.stats.netOutputBytes })),
             ("rejected_connections", String(sum { $0.stats.rejectedConnections })),
+            ("client_migrations", String(sum { $0.stats.clientMigrations })),
             ("pubsub_channels", String(server.pubsub.count(.channel))),
             ("pubsub_patterns", String(server.pubsub.count(.pattern))),
             ("pubsubshard_channels", String(server.pubsub.count(.shardChannel))),

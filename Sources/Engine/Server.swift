@@ -39,6 +39,7 @@ public final class Server: @unchecked Sendable {
     /// Clients blocked right now, on every shard (INFO blocked_clients).
     let blockedClients = Atomic<Int>(0)
     let pause = ClientPause()
+    let migrations = MigrationGate()
     let pubsub: PubSubRegistry
     let modules = ModuleRegistry()
     let scripts = ScriptCache()

@@ -13,6 +13,8 @@ enum ShardMessage: Sendable {
     case adopt(fd: Int32)
     /// Run this on the shard's thread (replies hopping home, CLIENT KILL, INFO gathering).
     case run(@Sendable (Shard) -> Void)
+    /// Take over a connection moving here from another shard (ClientMigration.swift).
+    case welcome(Connection)
     /// Shut down: close every connection and leave the loop.
     case stop
 }
@@ -140,6 +142,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         for message in inbox.drain() {
             switch message {
             case .adopt(let fd): adopt(fd)
+            case .welcome(let conn): welcome(conn)
             case .run(let body): body(self)
             case .stop: stopping = true
             }
@@ -183,6 +186,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         processInput(conn)
         backend.flush(conn)
         runDeferredWork()
+        if conn.awayStreak > 0 { considerMoving(conn) }
     }
 
     func closed(_ conn: Connection) {
@@ -192,6 +196,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         _ = abandonBlocked(conn)
         unsubscribeAll(conn)
         if conn.parkedCommand != nil { paused.removeAll { $0 === conn } }
+        moveAbandoned(conn)
     }
 
     /// Closes a connection as CLIENT KILL or a limit does: no more replies, except a
@@ -229,12 +234,15 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     /// Runs `work` on every shard's thread and `finish` on this one with the results in
     /// shard order, suspending `conn`'s pipeline meanwhile so replies stay in order.
+    /// `whenDone` runs once every shard has answered, even if `conn` has closed meanwhile.
     func gather<T: Sendable>(_ conn: Connection, work: @escaping @Sendable (Shard) -> T,
-                             finish: @escaping (Shard, Connection, [T]) -> Void) {
+                             finish: @escaping (Shard, Connection, [T]) -> Void,
+                             whenDone: (() -> Void)? = nil) {
         let collector = Collector<T>(count: server.shards.count)
         conn.suspended = true
         let home = self
         let done: (Shard) -> Void = { shard in
+            whenDone?()
             conn.suspended = false
             guard !conn.closing else { return }
             finish(shard, conn, collector.results.map { $0! })
@@ -261,6 +269,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         if collector.remaining == 0 {
             // Everything was local (one shard): answer inline; the caller's input loop
             // goes on by itself, so do not re-enter it.
+            whenDone?()
             conn.suspended = false
             finish(self, conn, collector.results.map { $0! })
         }
@@ -290,6 +299,7 @@ struct ShardStats: Sendable {
     var keyspaceHits = 0
     var keyspaceMisses = 0
     var errorReplies = 0
+    var clientMigrations = 0
     var calls: [Int]
     var microseconds: [Int]
     var failedCalls: [Int]

@@ -11,7 +11,8 @@ import Glibc
 /// resume while its next recv is already armed), and
 /// its `sending` buffer is not touched while a send is in flight (new replies go to
 /// `output`, which is swapped in when the send completes). A closing connection's fd is
-/// closed, and its slot reused, only when neither operation is in flight.
+/// closed, and its slot reused, only when neither operation is in flight; so is a moving
+/// connection's slot, and no recv is armed for it once it is marked to move.
 final class UringBackend: EventBackend {
     let name = "io_uring"
     private let ring: Ring
@@ -50,7 +51,7 @@ final class UringBackend: EventBackend {
     }
 
     private func armRecv(_ conn: Connection) {
-        guard !conn.recvInFlight, !conn.closing else { return }
+        guard !conn.recvInFlight, !conn.closing, conn.moveTo < 0 else { return }
         conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
         conn.recvInFlight = true
         conn.input.receiving = true
@@ -96,6 +97,15 @@ final class UringBackend: EventBackend {
         finish(conn)
     }
 
+    /// Lets go of a connection marked to move once its last send is done.
+    private func detachWhenIdle(_ conn: Connection) {
+        guard conn.moveTo >= 0, !conn.closing, !conn.sendInFlight, !conn.recvInFlight, conn.slot >= 0 else { return }
+        slots[conn.slot] = nil
+        freeSlots.append(conn.slot)
+        conn.slot = -1
+        handler.detached(conn)
+    }
+
     private func finish(_ conn: Connection) {
         guard conn.slot >= 0 else { return }
         Glibc.close(conn.fd)
@@ -136,7 +146,13 @@ final class UringBackend: EventBackend {
         } else if result > 0 {
             conn.input.writerIndex += Int(result)
             handler.received(conn)
-            if conn.closeAfterFlush || conn.closing { close(conn) } else { armRecv(conn) }
+            if conn.closeAfterFlush || conn.closing {
+                close(conn)
+            } else if conn.moveTo >= 0 {
+                detachWhenIdle(conn)
+            } else {
+                armRecv(conn)
+            }
         } else if result == -EAGAIN || result == -EINTR || result == -ENOBUFS {
             armRecv(conn)
         } else {
@@ -155,6 +171,7 @@ final class UringBackend: EventBackend {
             }
             conn.sending.clear()
             flush(conn)
+            if conn.moveTo >= 0 { detachWhenIdle(conn) }
         } else if result == -EAGAIN || result == -EINTR {
             submitSend(conn)
         } else {

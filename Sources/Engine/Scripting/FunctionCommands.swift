@@ -172,6 +172,7 @@ extension Shard {
         host.syncFunctions(with: server.functions)
         let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites, isFunction: true)
         let keys = args[3..<(3 + numkeys)]
+        if !function.noCluster && !locksHeld { noteKeys(keys, of: conn) }
         guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: function.noCluster, locksHeld: locksHeld, {
             host.fcall(name, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }) else { return replyBusy(spec, args, reply) }

@@ -137,6 +137,7 @@ extension Shard {
         if byBody { cache.add(body) }
         let run = ScriptRun(shard: self, db: conn.db, readOnly: noWrites || spec.flags.contains(.readonly))
         let keys = args[3..<(3 + numkeys)]
+        if !noCluster && !locksHeld { noteKeys(keys, of: conn) }
         guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: noCluster, locksHeld: locksHeld, {
             host.run(sha: sha, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }) else { return replyBusy(spec, args, reply) }
