@@ -14,6 +14,11 @@ final class EpollBackend: EventBackend {
     private var writing: Set<Int32> = []
     private var events = [berth_epoll_event](repeating: berth_epoll_event(), count: 256)
     unowned let handler: EventHandler
+    /// During `pollNested`: the connection whose command is running underneath.
+    private var nestedActive: Connection?
+    /// Connections closed during a nested poll, whose shard bookkeeping (which takes shard
+    /// locks) waits for the next poll.
+    private var closedLater: [Connection] = []
 
     init(wakeFD: Int32, handler: EventHandler) {
         epfd = berth_epoll_create()
@@ -43,27 +48,47 @@ final class EpollBackend: EventBackend {
     }
 
     func poll(timeoutMicros: Int) {
+        if !closedLater.isEmpty {
+            let closed = closedLater
+            closedLater = []
+            for conn in closed { handler.closed(conn) }
+        }
         // epoll_wait counts milliseconds: round up so a deadline is never polled past early.
         let timeoutMs = Int32((timeoutMicros + 999) / 1000)
         let n = events.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd, $0.baseAddress, 256, timeoutMs) }
         guard n > 0 else { return }
-        for i in 0..<Int(n) {
-            let fd = events[i].fd
-            let mask = events[i].events
-            if fd == wakeFD {
-                var counter: UInt64 = 0
-                _ = read(wakeFD, &counter, 8)
-                handler.woken()
-            } else if fd == listenFD {
-                acceptAll()
-            } else if let conn = connections[fd] {
-                if mask & (inMask | errorMask) != 0 && conn.moveTo < 0 { readAll(conn) }
-                // Reading may have closed the connection, or handed it to another shard.
-                guard connections[fd] === conn else { continue }
-                let failing = conn.moveTo >= 0 && mask & errorMask != 0
-                if mask & outMask != 0 || failing, !conn.closing || conn.closeAfterFlush { flush(conn) }
-                if conn.moveTo >= 0 { detachWhenIdle(conn) }
-            }
+        // A nested poll reuses nothing of this one's: its own copy of the events.
+        for event in events.prefix(Int(n)) { handle(event.fd, event.events) }
+    }
+
+    func pollNested(skipping active: Connection) {
+        guard nestedActive == nil else { return }
+        nestedActive = active
+        defer { nestedActive = nil }
+        var batch = [berth_epoll_event](repeating: berth_epoll_event(), count: 64)
+        let n = batch.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd, $0.baseAddress, 64, 0) }
+        guard n > 0 else { return }
+        for event in batch.prefix(Int(n)) {
+            // Level-triggered: what is skipped now is reported again by the next poll.
+            if event.fd == wakeFD || connections[event.fd] === active { continue }
+            handle(event.fd, event.events)
+        }
+    }
+
+    private func handle(_ fd: Int32, _ mask: UInt32) {
+        if fd == wakeFD {
+            var counter: UInt64 = 0
+            _ = read(wakeFD, &counter, 8)
+            handler.woken()
+        } else if fd == listenFD {
+            acceptAll()
+        } else if let conn = connections[fd] {
+            if mask & (inMask | errorMask) != 0 && conn.moveTo < 0 { readAll(conn) }
+            // Reading may have closed the connection, or handed it to another shard.
+            guard connections[fd] === conn else { return }
+            let failing = conn.moveTo >= 0 && mask & errorMask != 0
+            if mask & outMask != 0 || failing, !conn.closing || conn.closeAfterFlush { flush(conn) }
+            if conn.moveTo >= 0 { detachWhenIdle(conn) }
         }
     }
 
@@ -147,6 +172,6 @@ final class EpollBackend: EventBackend {
         connections.removeValue(forKey: conn.fd)
         writing.remove(conn.fd)
         Glibc.close(conn.fd)
-        handler.closed(conn)
+        if nestedActive != nil { closedLater.append(conn) } else { handler.closed(conn) }
     }
 }

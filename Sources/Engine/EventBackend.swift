@@ -13,6 +13,11 @@ protocol EventBackend: AnyObject {
     /// Wait up to `timeoutMicros` for events and dispatch them to the handler. The
     /// microseconds let blocked clients' deadlines fire on time, not a tick late.
     func poll(timeoutMicros: Int)
+    /// Serves other connections without waiting, from inside a long command of `active`
+    /// on this thread (a busy script): reads, replies and accepts go on; `active`'s own
+    /// events, the inbox, and the shard's bookkeeping of closed connections wait for the
+    /// next `poll`.
+    func pollNested(skipping active: Connection)
 }
 
 /// What a backend reports to its shard.

@@ -22,7 +22,12 @@ extension Shard {
             closeIfOverQueryBufferLimit(conn)
             return
         }
-        defer { releaseBatchLocks() }
+        let outer = activeConnection
+        activeConnection = conn
+        defer {
+            releaseBatchLocks()
+            activeConnection = outer
+        }
         // One clock reading serves the whole batch read from the socket, as a time snapshot.
         batchTime = ShardStore.nowMilliseconds()
         clockBeforeCommand = monotonicMicroseconds()
@@ -64,9 +69,12 @@ extension Shard {
 
     /// Runs one command outside an input batch.
     func execute(_ conn: Connection, _ args: [Bytes]) {
+        let outer = activeConnection
+        activeConnection = conn
         clockBeforeCommand = monotonicMicroseconds()
         executeKeepingLocks(conn, args)
         releaseBatchLocks()
+        activeConnection = outer
     }
 
     /// Runs one command of an input batch; a plain data command may leave its shard locks

@@ -47,7 +47,11 @@ public final class Shard: @unchecked Sendable, EventHandler {
     unowned(unsafe) let pause: ClientPause
 
     var backend: EventBackend!
+    /// The shard's own thread, once it runs.
+    private(set) var thread: pthread_t?
     var connections: [Int: Connection] = [:]
+    /// The connection whose input is being processed (a busy script's client).
+    var activeConnection: Connection?
     var stats: ShardStats
     let context: CommandContext
     /// Replies written while CLIENT REPLY is OFF/SKIP go here and are dropped.
@@ -107,6 +111,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     /// The shard thread's body: returns when the server stops.
     func run(useUring: Bool) {
+        thread = pthread_self()
         if useUring, let uring = try? UringBackend(wakeFD: wakeFD, handler: self) {
             backend = uring
         } else {

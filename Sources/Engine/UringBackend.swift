@@ -22,6 +22,13 @@ final class UringBackend: EventBackend {
     private var slots: [Connection?] = []
     private var freeSlots: [Int] = []
     unowned let handler: EventHandler
+    /// During `pollNested`: the connection whose command is running underneath.
+    private var nestedActive: Connection?
+    /// Its completions that arrived during a nested poll, for the next poll.
+    private var held: [Ring.Completion] = []
+    /// Connections closed during a nested poll, whose shard bookkeeping (which takes shard
+    /// locks) waits for the next poll.
+    private var closedLater: [Connection] = []
 
     private enum Op: UInt64 { case accept = 1, wake, recv, send }
 
@@ -112,32 +119,62 @@ final class UringBackend: EventBackend {
         slots[conn.slot] = nil
         freeSlots.append(conn.slot)
         conn.slot = -1
-        handler.closed(conn)
+        if nestedActive != nil { closedLater.append(conn) } else { handler.closed(conn) }
     }
 
     func poll(timeoutMicros: Int) {
+        replayHeld()
         ring.submitAndWait(timeoutMicros: timeoutMicros)
-        ring.drainCompletions { c in
-            guard c.tag != UInt64.max, let op = Op(rawValue: c.tag & 0xFF) else { return }
-            switch op {
-            case .wake:
-                armWake()
-                handler.woken()
-            case .accept:
-                if c.result >= 0 { handler.accepted(fd: c.result) }
-                if !c.hasMore && listenFD >= 0 { ring.multishotAccept(fd: listenFD, tag: tag(.accept)) }
-            case .recv:
-                guard let conn = slots[Int(c.tag >> 8)] else { return }
-                conn.recvInFlight = false
-                conn.input.receiving = false
-                received(conn, c.result)
-            case .send:
-                guard let conn = slots[Int(c.tag >> 8)] else { return }
-                conn.sendInFlight = false
-                sent(conn, c.result)
-            }
-        }
+        ring.drainCompletions { dispatch($0) }
         // New requests are submitted by the next submitAndWait, one syscall per loop.
+    }
+
+    func pollNested(skipping active: Connection) {
+        guard nestedActive == nil else { return }
+        nestedActive = active
+        defer { nestedActive = nil }
+        ring.submitAndWait(timeoutMicros: 0)
+        ring.drainCompletions { dispatch($0) }
+        ring.submit()
+    }
+
+    /// What a nested poll left for later: completions of the connection whose command was
+    /// running, and the shard's bookkeeping for connections closed meanwhile.
+    private func replayHeld() {
+        if !closedLater.isEmpty {
+            let closed = closedLater
+            closedLater = []
+            for conn in closed { handler.closed(conn) }
+        }
+        if !held.isEmpty {
+            let completions = held
+            held = []
+            for c in completions { dispatch(c) }
+        }
+    }
+
+    private func dispatch(_ c: Ring.Completion) {
+        guard c.tag != UInt64.max, let op = Op(rawValue: c.tag & 0xFF) else { return }
+        switch op {
+        case .wake:
+            armWake()
+            // Inbox messages may take shard locks: they wait for the running command.
+            if nestedActive == nil { handler.woken() }
+        case .accept:
+            if c.result >= 0 { handler.accepted(fd: c.result) }
+            if !c.hasMore && listenFD >= 0 { ring.multishotAccept(fd: listenFD, tag: tag(.accept)) }
+        case .recv:
+            guard let conn = slots[Int(c.tag >> 8)] else { return }
+            if conn === nestedActive { held.append(c); return }
+            conn.recvInFlight = false
+            conn.input.receiving = false
+            received(conn, c.result)
+        case .send:
+            guard let conn = slots[Int(c.tag >> 8)] else { return }
+            if conn === nestedActive { held.append(c); return }
+            conn.sendInFlight = false
+            sent(conn, c.result)
+        }
     }
 
     private func received(_ conn: Connection, _ result: Int32) {

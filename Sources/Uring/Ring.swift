@@ -16,7 +16,10 @@ public final class Ring {
     public enum SetupError: Error { case unavailable(errno: Int32) }
 
     private let ring: OpaquePointer
-    private var completions = [berth_completion](repeating: berth_completion(), count: 256)
+    /// Completions taken off the ring and not yet handed out: `taken[next..<takenCount]`.
+    private var taken = [berth_completion](repeating: berth_completion(), count: 256)
+    private var takenCount = 0
+    private var next = 0
     /// True when the ring runs with SINGLE_ISSUER | DEFER_TASKRUN (kernel 6.1+).
     public let deferredTaskRun: Bool
 
@@ -52,15 +55,23 @@ public final class Ring {
 
     public func submit() { berth_ring_submit(ring) }
 
-    /// Hands every ready completion to `body`.
+    /// Hands every ready completion to `body`, in order.
+    ///
+    /// Re-entrant: `body` may drain again (a busy script serving other clients from
+    /// inside a command). Completions are taken off the ring in batches into `taken`, and
+    /// each leaves `taken` before `body` sees it, so a nested drain goes on with the
+    /// rest of the batch the outer one was in the middle of: none is seen twice, and none
+    /// waits for the outer `body` to return.
     public func drainCompletions(_ body: (Completion) -> Void) {
         while true {
-            let n = Int(completions.withUnsafeMutableBufferPointer { berth_ring_completions(ring, $0.baseAddress, 256) })
-            for i in 0..<n {
-                let c = completions[i]
-                body(Completion(tag: c.tag, result: c.result, flags: c.flags))
+            if next >= takenCount {
+                takenCount = Int(taken.withUnsafeMutableBufferPointer { berth_ring_completions(ring, $0.baseAddress, 256) })
+                next = 0
+                if takenCount == 0 { return }
             }
-            if n < 256 { return }
+            let c = taken[next]
+            next += 1
+            body(Completion(tag: c.tag, result: c.result, flags: c.flags))
         }
     }
 }

@@ -481,6 +481,70 @@ def test_busy_script_and_script_kill(srv):
     assert out["reply"] == "done" and other.get("w") == "1"
 
 
+@pytest.mark.parametrize("io", ["uring", "epoll"])
+def test_busy_script_on_a_one_shard_server_still_serves_and_dies(make_server, io):
+    """On one shard every client shares the script's thread: they still get -BUSY, a
+    client connecting meanwhile too, pipelined commands in order, and SCRIPT KILL works."""
+    s = make_server("--shards", 1, "--io", io, "--busy-reply-threshold", 100)
+    runner = s.client(decode_responses=True)
+    other = s.client(decode_responses=True, socket_timeout=10)
+    watcher = s.client(decode_responses=True, single_connection_client=True)
+    assert watcher.execute_command("WATCH", "w") is True
+    out = {}
+
+    def run():
+        try:
+            out["reply"] = runner.eval("local i = 0 while true do i = i + 1 end", 0)
+        except redis.ResponseError as e:
+            out["reply"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    busy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    assert wait_for(lambda: raw(other, "GET", "x") == ("error", busy))
+    late = s.client(decode_responses=True, socket_timeout=10)
+    assert raw(late, "PING") == ("error", busy)
+    p = other.pipeline(transaction=False)
+    p.get("a")
+    p.incr("b")
+    p.ping()
+    replies = p.execute(raise_on_error=False)
+    assert len(replies) == 3 and all(busy in str(e) for e in replies), replies
+    # A client leaving while the script runs: its WATCH goes once the script is over.
+    watcher.close()
+    assert t.is_alive()
+    assert other.script_kill() is True
+    t.join(10)
+    assert not t.is_alive()
+    assert str(out["reply"]).startswith("Script killed by user with SCRIPT KILL...")
+    assert other.set("w", 1) is True
+    assert late.ping() is True
+    assert int(other.info("clients")["connected_clients"]) == 3
+    assert other.info("clients")["total_watched_keys"] == 0
+
+
+@pytest.mark.parametrize("io", ["uring", "epoll"])
+def test_busy_script_clients_own_pipeline_waits_for_it(make_server, io):
+    s = make_server("--shards", 1, "--io", io, "--busy-reply-threshold", 50)
+    other = s.client(decode_responses=True, socket_timeout=10)
+    runner = socket.create_connection(("127.0.0.1", s.port))
+    runner.settimeout(10)
+    spin = b"local i = 0 while true do i = i + 1 end"
+    runner.sendall(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(spin), spin) + b"INCR n\r\nPING\r\n")
+    assert wait_for(lambda: "BUSY" in str(raw(other, "PING")[1]))
+    # More input from the script's own client meanwhile: it waits behind the script.
+    runner.sendall(b"INCR n\r\n")
+    assert other.script_kill() is True
+    want = b":1\r\n+PONG\r\n:2\r\n"
+    got = b""
+    while not got.endswith(want):
+        chunk = runner.recv(4096)
+        assert chunk, got
+        got += chunk
+    assert got.startswith(b"-ERR Script killed by user with SCRIPT KILL..."), got
+    assert other.get("n") == "2"
+    runner.close()
+
+
 def test_busy_function_and_function_kill(srv):
     r = srv.client(decode_responses=True)
     r.config_set("busy-reply-threshold", 100)

@@ -68,8 +68,9 @@ final class ScriptHost {
         return 0
     }
 
-    /// The 100,000-instruction check: announce a script past busy-reply-threshold, and
-    /// stop it when SCRIPT KILL / FUNCTION KILL asked.
+    /// The 100,000-instruction check: announce a script past busy-reply-threshold, serve
+    /// the shard's other clients from then on, and stop it when SCRIPT KILL / FUNCTION
+    /// KILL asked.
     private static let busy: BerthLuaBusy = { ctx in
         let run = Unmanaged<ScriptRun>.fromOpaque(ctx!).takeUnretainedValue()
         let server = run.shard.server
@@ -82,6 +83,7 @@ final class ScriptHost {
             server.scriptBusy.running.store(run.isFunction ? 2 : 1, ordering: .releasing)
             server.log.warning("Slow script detected: still in execution after \(server.config.busyReplyThreshold.load(ordering: .relaxed)) milliseconds. You can try killing the script using the \(run.isFunction ? "FUNCTION" : "SCRIPT") KILL command.")
         }
+        run.shard.serveOthersWhileBusy()
         return server.scriptBusy.kill.load(ordering: .acquiring) ? (run.isFunction ? 2 : 1) : 0
     }
 

@@ -83,6 +83,14 @@ enum ScriptOutcome: Int32 {
 }
 
 extension Shard {
+    /// Called from a script past busy-reply-threshold, on the thread running it: the
+    /// shard's other clients get their -BUSY replies (and may send SCRIPT KILL) while it
+    /// runs, as Redis's event loop serves them from inside a script.
+    func serveOthersWhileBusy() {
+        guard let thread, pthread_equal(thread, pthread_self()) != 0, let active = activeConnection else { return }
+        backend.pollNested(skipping: active)
+    }
+
     /// Runs `body` (one run of the Lua host) as an atomic section over the shards of
     /// `keys`, or every shard when `wholeKeyspace`; inside EXEC (`locksHeld`) every lock is
     /// already held. Nil when a busy script kept it from starting.
