@@ -3,6 +3,26 @@ import XCTest
 @testable import RESP
 
 final class HashSlotTests: XCTestCase {
+    /// The two-bytes-per-step CRC against the definition, bit by bit, for every length
+    /// up to 64 (odd and even) and random bytes.
+    func testCRC16MatchesTheBitwiseDefinition() {
+        func reference(_ bytes: [UInt8]) -> UInt16 {
+            var crc: UInt16 = 0
+            for b in bytes {
+                crc ^= UInt16(b) << 8
+                for _ in 0..<8 { crc = (crc & 0x8000) != 0 ? (crc << 1) ^ 0x1021 : crc << 1 }
+            }
+            return crc
+        }
+        var rng = SystemRandomNumberGenerator()
+        for length in 0...64 {
+            for _ in 0..<20 {
+                let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                XCTAssertEqual(bytes.withUnsafeBytes { HashSlot.crc16($0) }, reference(bytes), "\(bytes)")
+            }
+        }
+    }
+
     func testKnownSlots() {
         XCTAssertEqual(Array("123456789".utf8).withUnsafeBytes { HashSlot.crc16($0) }, 0x31C3)
         XCTAssertEqual(HashSlot.of(Bytes("foo")), 12182)
