@@ -1,7 +1,4 @@
 import RESP
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Redis Cluster key slots: CRC16 (XMODEM) of the key, or of its hash tag, mod 16384.
 /// `{user1}.a` and `{user1}.b` share a slot because only "user1" is hashed.
@@ -13,8 +10,10 @@ public enum HashSlot {
     }
 
     public static func of(_ raw: UnsafeRawBufferPointer) -> Int {
-        if let base = raw.baseAddress, let brace = memchr(base, Int32(UInt8(ascii: "{")), raw.count) {
-            let open = base.distance(to: UnsafeRawPointer(brace))
+        // A plain loop: keys are short, and a call to memchr cost more than the scan.
+        var open = 0
+        while open < raw.count && raw[open] != UInt8(ascii: "{") { open += 1 }
+        if open < raw.count {
             var close = open + 1
             while close < raw.count && raw[close] != UInt8(ascii: "}") { close += 1 }
             if close < raw.count && close > open + 1 {
