@@ -21,8 +21,10 @@ import Synchronization
 ///    state tied to its home shard (blocked, in MULTI, WATCHing, subscribed, paused,
 ///    waiting for a reply from other shards, closing) and that every complete command in
 ///    its input has run, then marks it (`moveTo`).
-/// 2. The event backend stops reading it, lets its last send finish and then forgets it
-///    without closing the socket (`detachWhenIdle`), and calls `detached`.
+/// 2. The event backend stops reading it and lets its last send finish. Then it asks
+///    `claimMove`, which may refuse (see below): the connection just stays and reading
+///    resumes. Otherwise the backend forgets it without closing the socket
+///    (`detachWhenIdle`) and calls `detached`.
 /// 3. `detached` removes it from this shard's table and posts it to the target shard,
 ///    the last thing this thread does with it. The inbox hands it over.
 /// 4. The target adds it to its table (`welcome`) and starts reading; bytes the client
@@ -32,7 +34,8 @@ import Synchronization
 ///
 /// CLIENT LIST and CLIENT KILL visit every shard's table in turn; a connection in the
 /// inbox between two tables would be missed, or seen twice. `MigrationGate` keeps such
-/// walks and moves apart.
+/// walks and moves apart. A move is claimed only once the connection's last send is done,
+/// so a walk waits at most for one inbox hop, never for a client to read its replies.
 extension Shard {
     /// Called after each input batch: moves `conn` if its streak says so and nothing
     /// ties it to this shard.
@@ -41,9 +44,18 @@ extension Shard {
         guard streak > 0, conn.awayStreak >= streak, conn.isMovable,
               conn.awayShard >= 0, conn.awayShard < server.shards.count, conn.awayShard != index else { return }
         conn.awayStreak = 0
-        guard server.migrations.beginMove() else { return }
         conn.moveTo = conn.awayShard
+    }
+
+    /// The backend is ready to let go of `conn`: false keeps it here (a CLIENT LIST or
+    /// CLIENT KILL walk is under way), and the backend resumes reading it.
+    func claimMove(_ conn: Connection) -> Bool {
+        guard server.migrations.beginMove() else {
+            conn.moveTo = -1
+            return false
+        }
         stats.clientMigrations += 1
+        return true
     }
 
     /// Counts a script's or function's declared keys toward `conn`'s streak, as a data
@@ -63,6 +75,12 @@ extension Shard {
         target.post(.welcome(conn))
     }
 
+    func retryWaitingWalks() {
+        let walks = waitingWalks
+        waitingWalks = []
+        for walk in walks { walk(self) }
+    }
+
     /// Takes in a connection that moved here from another shard.
     func welcome(_ conn: Connection) {
         conn.moveTo = -1
@@ -73,12 +91,6 @@ extension Shard {
         backend.register(conn)
     }
 
-    /// A connection closed before it could move.
-    func moveAbandoned(_ conn: Connection) {
-        guard conn.moveTo >= 0 else { return }
-        conn.moveTo = -1
-        server.migrations.endMove()
-    }
 
     /// `gather` over every shard's connection table, started only once no connection is
     /// between two tables and keeping new moves off until it is done.
@@ -97,14 +109,13 @@ extension Shard {
             return
         }
         guard gate.isSettled else {
-            // Moves under way finish within one inbox hop; look again on the next turn
-            // of the loop, with this client's later input held back meanwhile.
+            // Moves under way land within one inbox hop; look again a millisecond later,
+            // with this client's later input held back meanwhile.
             conn.suspended = true
-            let box = UncheckedBox({ (shard: Shard) in
+            waitingWalks.append { shard in
                 conn.suspended = false
                 shard.startWalk(conn, gate, work, finish)
-            })
-            post(.run { box.value($0) })
+            }
             return
         }
         gather(conn, work: work, finish: finish, whenDone: { gate.endWalk() })
@@ -136,9 +147,8 @@ extension Connection {
 /// that a walk finds every connection in exactly one shard's table.
 ///
 /// Invariants:
-/// - `moving` counts connections that have been marked to move and are not yet in their
-///   new shard's table (or were closed first); `walking` counts walks announced and not
-///   yet finished.
+/// - `moving` counts connections that have left one shard's table and are not yet in
+///   their new shard's table; `walking` counts walks announced and not yet finished.
 /// - A move starts only by incrementing `moving` and then reading `walking` as zero; a
 ///   walk announces itself by incrementing `walking` and starts only after then reading
 ///   `moving` as zero. All four operations are sequentially consistent, so of a move and a

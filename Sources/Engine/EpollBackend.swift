@@ -153,6 +153,8 @@ final class EpollBackend: EventBackend {
             writing.insert(conn.fd)
             return
         }
+        // Refused: the connection stays, watched for input again (flush restored the mask).
+        guard handler.claimMove(conn) else { return }
         control(remove, conn.fd, 0)
         connections.removeValue(forKey: conn.fd)
         writing.remove(conn.fd)

@@ -29,7 +29,10 @@ protocol EventHandler: AnyObject {
     func woken()
     /// The connection's fd is closed and the backend has forgotten it.
     func closed(_ conn: Connection)
-    /// The backend has forgotten a connection marked to move (`moveTo`), with nothing in
-    /// flight on it; its fd stays open for the shard it moves to.
+    /// A connection marked to move (`moveTo`) has nothing in flight: may it go now? On
+    /// false the mark is gone and the backend serves the connection on.
+    func claimMove(_ conn: Connection) -> Bool
+    /// The backend has forgotten a connection whose move was claimed; its fd stays open
+    /// for the shard it moves to.
     func detached(_ conn: Connection)
 }

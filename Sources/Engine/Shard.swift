@@ -75,6 +75,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var resumeQueue: [Connection] = []
     /// Connections holding a command back while CLIENT PAUSE is in force.
     var paused: [Connection] = []
+    /// CLIENT LIST / KILL walks waiting for client moves to land (ClientMigration.swift).
+    var waitingWalks: [(Shard) -> Void] = []
     /// Expirations and new keys taken from the keyspace, to publish as keyspace events.
     var pendingKeyEvents: [KeyspaceEvent] = []
     /// Subscribers past their output-buffer limit, to close at the top of the loop.
@@ -127,10 +129,12 @@ public final class Shard: @unchecked Sendable, EventHandler {
             }
             fireTimeouts(now: now)
             if !paused.isEmpty { resumePaused(now: now) }
+            if !waitingWalks.isEmpty { retryWaitingWalks() }
             runDeferredWork()
             var wake = nextTick
             if let d = timers.nextDeadline { wake = min(wake, d) }
             if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
+            if !waitingWalks.isEmpty { wake = min(wake, now + 1) }
             backend.poll(timeoutMicros: Int(max(0, wake * 1000 - ShardStore.nowMicroseconds())))
             drainInbox()
         }
@@ -201,7 +205,6 @@ public final class Shard: @unchecked Sendable, EventHandler {
         _ = abandonBlocked(conn)
         unsubscribeAll(conn)
         if conn.parkedCommand != nil { paused.removeAll { $0 === conn } }
-        moveAbandoned(conn)
     }
 
     /// Closes a connection as CLIENT KILL or a limit does: no more replies, except a

@@ -107,6 +107,10 @@ final class UringBackend: EventBackend {
     /// Lets go of a connection marked to move once its last send is done.
     private func detachWhenIdle(_ conn: Connection) {
         guard conn.moveTo >= 0, !conn.closing, !conn.sendInFlight, !conn.recvInFlight, conn.slot >= 0 else { return }
+        guard handler.claimMove(conn) else {
+            armRecv(conn)
+            return
+        }
         slots[conn.slot] = nil
         freeSlots.append(conn.slot)
         conn.slot = -1

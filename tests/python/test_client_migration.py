@@ -233,3 +233,33 @@ def test_scripts_count_by_their_declared_keys(srv2):
     assert wait_for(lambda: home_shard(c) == 1 - home)
     assert c.llen(active) == STREAK + 1
     assert migrations(c) == 1
+
+
+def test_a_client_that_does_not_read_holds_up_no_walk(srv2):
+    admin = srv2.client(decode_responses=True, socket_timeout=5)
+    s = socket.create_connection(("127.0.0.1", srv2.port))
+    s.sendall(b"CLIENT INFO\r\n")
+    home = int(s.recv(65536).decode().split("shard=")[1].split()[0])
+    key = keys_on(1 - home, 1, "big", 2)[0]
+    value = b"v" * (1 << 20)
+    admin.set(key, value)
+    get = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key.encode())
+    # A streak's worth of replies far larger than the socket buffers, left unread: the
+    # client is marked to move, but its last send cannot finish.
+    s.sendall(get * (STREAK + 1))
+    time.sleep(0.3)
+    for _ in range(3):
+        assert admin.execute_command("CLIENT", "LIST").count("id=") == 2
+    one = b"$%d\r\n%s\r\n" % (len(value), value)
+    want = len(one) * (STREAK + 1)
+    got = 0
+    while got < want:
+        chunk = s.recv(1 << 20)
+        assert chunk
+        got += len(chunk)
+    assert got == want
+    # Once its replies are out, it moves after all.
+    assert wait_for(lambda: migrations(admin) == 1)
+    s.sendall(b"CLIENT INFO\r\n")
+    assert f"shard={1 - home}" in s.recv(65536).decode()
+    s.close()
