@@ -33,7 +33,7 @@ final class MigrationGateTests: XCTestCase {
             spawnThread {
                 var rng = SystemRandomNumberGenerator()
                 for _ in 0..<20_000 {
-                    if Int.random(in: 0..<8, using: &rng) == 0 {
+                    if Int.random(in: 0..<32, using: &rng) == 0 {
                         gate.announceWalk()
                         while !gate.isSettled { sched_yield() }
                         walksRunning.add(1, ordering: .sequentiallyConsistent)
@@ -58,8 +58,8 @@ final class MigrationGateTests: XCTestCase {
         }
         for t in threads { pthread_join(t, nil) }
         XCTAssertEqual(overlaps.load(ordering: .relaxed), 0)
-        XCTAssertGreaterThan(moves.load(ordering: .relaxed), 1000)
-        XCTAssertGreaterThan(walks.load(ordering: .relaxed), 1000)
+        XCTAssertGreaterThan(moves.load(ordering: .relaxed), 100)
+        XCTAssertGreaterThan(walks.load(ordering: .relaxed), 100)
         XCTAssertEqual(moves.load(ordering: .relaxed) + walks.load(ordering: .relaxed)
                        + refusedMoves.load(ordering: .relaxed), 8 * 20_000)
         XCTAssertTrue(gate.isSettled)
