@@ -47,6 +47,9 @@ public final class CommandContext: @unchecked Sendable {
     /// Set by the engine while a single-key command runs: the shard of that key, so the
     /// command does not hash it again.
     public var keyShard: Int? = nil
+    /// Set by the engine while a multi-key command runs on several shards: the shard of
+    /// each argument (-1 where it is no key), so the command does not hash its keys again.
+    public var argumentShards: [Int] = []
 
     public init(stores: [ShardStore], slots: SlotMap, reply: ReplyWriter) {
         self.stores = stores
@@ -61,6 +64,13 @@ public final class CommandContext: @unchecked Sendable {
         stores[keyShard ?? slots.shard(of: key)].databases[dbIndex]
     }
 
+    /// The database holding the key that is argument `i`.
+    @inline(__always)
+    public func db(argument i: Int) -> Database {
+        if i < argumentShards.count, argumentShards[i] >= 0 { return stores[argumentShards[i]].databases[dbIndex] }
+        return db(args[i])
+    }
+
     public func db(_ key: Bytes, index: Int) -> Database {
         stores[slots.shard(of: key)].databases[index]
     }
@@ -73,10 +83,19 @@ public final class CommandContext: @unchecked Sendable {
         db(key).lookup(key, now: now)
     }
 
+    public func lookup(argument i: Int) -> Entry? {
+        db(argument: i).lookup(args[i], now: now)
+    }
+
     /// A lookup that counts toward keyspace_hits / keyspace_misses.
     @inline(__always)
-    public func lookupRead(_ key: Bytes) -> Entry? {
-        let e = db(key).lookup(key, now: now)
+    public func lookupRead(_ key: Bytes) -> Entry? { countedLookup(key, in: db(key)) }
+
+    public func lookupRead(argument i: Int) -> Entry? { countedLookup(args[i], in: db(argument: i)) }
+
+    @inline(__always)
+    private func countedLookup(_ key: Bytes, in db: Database) -> Entry? {
+        let e = db.lookup(key, now: now)
         if e == nil {
             keyspaceMisses += 1
             notify(.keyMiss, "keymiss", key)
@@ -87,6 +106,8 @@ public final class CommandContext: @unchecked Sendable {
     }
 
     public func delete(_ key: Bytes) -> Bool { db(key).delete(key, now: now) }
+
+    public func delete(argument i: Int) -> Bool { db(argument: i).delete(args[i], now: now) }
 
     // MARK: typed lookups
 

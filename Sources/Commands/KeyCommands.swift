@@ -7,10 +7,10 @@ enum KeyCommands {
         CommandSpec("del", arity: -2, flags: [.write], keys: KeySpec(1, -1, 1), handler: del),
         CommandSpec("unlink", arity: -2, flags: [.write, .fast], keys: KeySpec(1, -1, 1), handler: del),
         CommandSpec("exists", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
-            ctx.reply.integer(ctx.args.dropFirst().reduce(0) { $0 + (ctx.lookup($1) != nil ? 1 : 0) })
+            ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.lookup(argument: $1) != nil ? 1 : 0) })
         },
         CommandSpec("touch", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
-            ctx.reply.integer(ctx.args.dropFirst().reduce(0) { $0 + (ctx.lookup($1) != nil ? 1 : 0) })
+            ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.lookup(argument: $1) != nil ? 1 : 0) })
         },
         CommandSpec("type", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             if let e = ctx.lookup(ctx.args[1]) { ctx.reply.simple(e.value.typeName) } else { ctx.reply.simple("none") }
@@ -105,9 +105,9 @@ enum KeyCommands {
 
     static func del(_ ctx: CommandContext) throws(CommandError) {
         var n = 0
-        for key in ctx.args.dropFirst() where ctx.delete(key) {
+        for i in 1..<ctx.args.count where ctx.delete(argument: i) {
             n += 1
-            ctx.notify(.generic, "del", key)
+            ctx.notify(.generic, "del", ctx.args[i])
         }
         ctx.dirty += n
         ctx.reply.integer(n)

@@ -38,14 +38,14 @@ enum StringCommands {
         CommandSpec("getex", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1), handler: getex),
         CommandSpec("mget", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
             ctx.reply.arrayHeader(ctx.args.count - 1)
-            for key in ctx.args.dropFirst() {
-                if let e = ctx.lookupRead(key), case .string(let s) = e.value { ctx.reply.bulk(s) } else { ctx.reply.null() }
+            for i in 1..<ctx.args.count {
+                if let e = ctx.lookupRead(argument: i), case .string(let s) = e.value { ctx.reply.bulk(s) } else { ctx.reply.null() }
             }
         },
         CommandSpec("mset", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 2)) { ctx throws(CommandError) in
             guard ctx.args.count % 2 == 1 else { throw .wrongArity("mset") }
             for i in stride(from: 1, to: ctx.args.count, by: 2) {
-                ctx.db(ctx.args[i]).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+                ctx.db(argument: i).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
                 ctx.notify(.string, "set", ctx.args[i])
             }
             ctx.dirty += (ctx.args.count - 1) / 2
@@ -53,11 +53,11 @@ enum StringCommands {
         },
         CommandSpec("msetnx", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 2)) { ctx throws(CommandError) in
             guard ctx.args.count % 2 == 1 else { throw .wrongArity("msetnx") }
-            for i in stride(from: 1, to: ctx.args.count, by: 2) where ctx.lookup(ctx.args[i]) != nil {
+            for i in stride(from: 1, to: ctx.args.count, by: 2) where ctx.lookup(argument: i) != nil {
                 ctx.reply.integer(0); return
             }
             for i in stride(from: 1, to: ctx.args.count, by: 2) {
-                ctx.db(ctx.args[i]).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+                ctx.db(argument: i).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
                 ctx.notify(.string, "set", ctx.args[i])
             }
             ctx.dirty += (ctx.args.count - 1) / 2

@@ -191,6 +191,19 @@ extension Shard {
         for p in spec.keys.positions(args) { set.insert(server.slots.shard(of: args[p])) }
     }
 
+    /// `lockSet` for a command's own keys, also telling the command (`argumentShards`)
+    /// which shard each key argument lives on, so that it hashes each key once.
+    private func lockSetRecordingShards(_ spec: CommandSpec, _ args: [Bytes], into set: inout ShardLockSet) {
+        let ctx = context
+        ctx.argumentShards.removeAll(keepingCapacity: true)
+        ctx.argumentShards.append(contentsOf: repeatElement(-1, count: args.count))
+        for p in spec.keys.positions(args) {
+            let s = slots.shard(of: args[p])
+            ctx.argumentShards[p] = s
+            set.insert(s)
+        }
+    }
+
     /// The -BUSY reply of a command that waited for locks a busy script holds.
     func replyBusy(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         reply.error(server.scriptBusy.refusal(spec, args)
@@ -218,12 +231,20 @@ extension Shard {
             return failed
         }
         var set = ShardLockSet()
-        lockSet(spec, args, into: &set)
+        if slots.shardCount > 1 && !spec.flags.contains(.allShards) {
+            lockSetRecordingShards(spec, args, into: &set)
+        } else {
+            lockSet(spec, args, into: &set)
+        }
         if set.count > 0 { conn.noteKeyShard(set.count == 1 ? set.shards[0] : -1, home: index) }
         if !batchLocks.cover(set, locks) {
-            guard set.lock(locks, unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
+            guard set.lock(locks, unless: server.scriptBusy) else {
+                context.argumentShards.removeAll(keepingCapacity: true)
+                return replyBusy(spec, args, reply)
+            }
         }
         let failed = runData(spec, args, conn, reply)
+        context.argumentShards.removeAll(keepingCapacity: true)
         for s in set.shards { takeReadyKeys(from: s) }
         keepOrRelease(set, conn)
         if !readyQueue.isEmpty { serveReadyKeys() }
