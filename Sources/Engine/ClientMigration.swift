@@ -91,7 +91,6 @@ extension Shard {
         backend.register(conn)
     }
 
-
     /// `gather` over every shard's connection table, started only once no connection is
     /// between two tables and keeping new moves off until it is done.
     func walkClients<T: Sendable>(_ conn: Connection, work: @escaping @Sendable (Shard) -> T,
