@@ -440,22 +440,28 @@ def home_shard(c):
     return int(info.split("shard=")[1].split()[0])
 
 
+def in_background(call):
+    """Runs `call` on a thread; its reply, or the error it raised, lands in out["reply"]."""
+    out = {}
+
+    def run():
+        try:
+            out["reply"] = call()
+        except redis.ResponseError as e:
+            out["reply"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
 def test_busy_script_and_script_kill(srv):
     r = srv.client(decode_responses=True)
     assert r.config_set("busy-reply-threshold", 100) is True
     assert r.config_get("lua-time-limit") == {"lua-time-limit": "100"}
     runner = srv.client(decode_responses=True)
     other = client_on_other_shard(srv, home_shard(runner))
-    out = {}
-
-    def run(script):
-        try:
-            out["reply"] = runner.eval(script, 0)
-        except redis.ResponseError as e:
-            out["reply"] = e
     # A read-only spin: other clients get -BUSY, then SCRIPT KILL stops it.
-    t = threading.Thread(target=run, args=("local i = 0 while true do i = i + 1 end",))
-    t.start()
+    t, out = in_background(lambda: runner.eval("local i = 0 while true do i = i + 1 end", 0))
     assert wait_for(lambda: "BUSY" in str(raw(other, "GET", "x")[1]))
     assert raw(other, "GET", "x") == ("error", "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
     assert raw(other, "FUNCTION", "KILL")[0] == "error"
@@ -464,17 +470,15 @@ def test_busy_script_and_script_kill(srv):
     assert str(out["reply"]).startswith("Script killed by user with SCRIPT KILL... script:")
     assert other.get("x") is None and raw(other, "SCRIPT", "KILL") == ("error", "NOTBUSY No scripts in execution right now.")
     # A script's own pcall cannot catch the kill.
-    out.clear()
-    t = threading.Thread(target=run, args=("while true do pcall(function() local i = 0 while true do i = i + 1 end end) end",))
-    t.start()
+    t, out = in_background(lambda: runner.eval(
+        "while true do pcall(function() local i = 0 while true do i = i + 1 end end) end", 0))
     assert wait_for(lambda: "BUSY" in str(raw(other, "PING")[1]))
     assert other.script_kill() is True
     t.join(10)
     assert "Script killed by user" in str(out["reply"])
     # A script that wrote cannot be killed; it runs to its end.
-    out.clear()
-    t = threading.Thread(target=run, args=("redis.call('set', 'w', 1) local i = 0 while i < 3e8 do i = i + 1 end return 'done'",))
-    t.start()
+    t, out = in_background(lambda: runner.eval(
+        "redis.call('set', 'w', 1) local i = 0 while i < 3e8 do i = i + 1 end return 'done'", 0))
     assert wait_for(lambda: "BUSY" in str(raw(other, "PING")[1]))
     assert raw(other, "SCRIPT", "KILL")[1].startswith("UNKILLABLE Sorry the script already executed write commands")
     t.join(120)
@@ -490,15 +494,7 @@ def test_busy_script_on_a_one_shard_server_still_serves_and_dies(make_server, io
     other = s.client(decode_responses=True, socket_timeout=10)
     watcher = s.client(decode_responses=True, single_connection_client=True)
     assert watcher.execute_command("WATCH", "w") is True
-    out = {}
-
-    def run():
-        try:
-            out["reply"] = runner.eval("local i = 0 while true do i = i + 1 end", 0)
-        except redis.ResponseError as e:
-            out["reply"] = e
-    t = threading.Thread(target=run)
-    t.start()
+    t, out = in_background(lambda: runner.eval("local i = 0 while true do i = i + 1 end", 0))
     busy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
     assert wait_for(lambda: raw(other, "GET", "x") == ("error", busy))
     late = s.client(decode_responses=True, socket_timeout=10)
@@ -552,15 +548,7 @@ def test_busy_function_and_function_kill(srv):
                     "callback=function() local i = 0 while true do i = i + 1 end end, flags={'no-writes'}}")
     runner = srv.client(decode_responses=True)
     other = client_on_other_shard(srv, home_shard(runner))
-    out = {}
-
-    def run():
-        try:
-            out["reply"] = runner.fcall("spin", 0)
-        except redis.ResponseError as e:
-            out["reply"] = e
-    t = threading.Thread(target=run)
-    t.start()
+    t, out = in_background(lambda: runner.fcall("spin", 0))
     assert wait_for(lambda: "BUSY" in str(raw(other, "GET", "x")[1]))
     assert raw(other, "GET", "x")[1] == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
     assert raw(other, "SCRIPT", "KILL")[0] == "error"
