@@ -1,7 +1,7 @@
 import Keyspace
 import RESP
 
-/// Sorted set commands. Ranges walk the skip list: O(log n + m).
+/// Sorted set commands. Ranges descend the score tree once, then walk its leaves: O(log n + m).
 enum SortedSetCommands {
     static let specs: [CommandSpec] = [
         CommandSpec("zadd", arity: -4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: zadd),

@@ -1,13 +1,12 @@
 import RESP
 
-/// A sorted set: member -> score for O(1) lookups, plus a skip list ordered by
-/// (score, member) with span counts so that ranks and ranges cost O(log n + m).
+/// A sorted set: member -> score for O(1) lookups, plus a counted B+tree ordered by
+/// (score, member) so that ranks and ranges cost O(log n + m).
 ///
-/// Invariant: `scores` and the skip list hold the same (member, score) pairs; every
-/// level's `span` is the number of level-0 steps its `forward` link jumps over.
+/// Invariant: `scores` and the tree hold the same (member, score) pairs.
 public final class SortedSetValue {
     public private(set) var scores: [Bytes: Double] = [:]
-    let list = SkipList()
+    let tree = ScoreTree()
 
     public init() {}
 
@@ -15,8 +14,8 @@ public final class SortedSetValue {
 
     public func copy() -> SortedSetValue {
         let c = SortedSetValue()
-        var node = list.first
-        while let n = node { c.insert(list.member(n), list.score(n)); node = list.next(n) }
+        var node = tree.first
+        while let n = node { c.insert(tree.member(n), tree.score(n)); node = tree.next(n) }
         return c
     }
 
@@ -27,13 +26,13 @@ public final class SortedSetValue {
     public func insert(_ member: Bytes, _ score: Double) -> Bool {
         if let old = scores[member] {
             if old != score {
-                list.updateScore(old, score, member)
+                tree.updateScore(old, score, member)
                 scores[member] = score
             }
             return false
         }
         scores[member] = score
-        list.insert(score, member)
+        tree.insert(score, member)
         return true
     }
 
@@ -41,27 +40,27 @@ public final class SortedSetValue {
     /// `insert` a lookup (ZADD reads the old score first to apply NX/XX/GT/LT/INCR).
     public func update(_ member: Bytes, from old: Double, to score: Double) {
         guard old != score else { return }
-        list.updateScore(old, score, member)
+        tree.updateScore(old, score, member)
         scores[member] = score
     }
 
     /// Adds a member the caller just found absent; saves `insert` a lookup.
     public func add(_ member: Bytes, _ score: Double) {
         scores[member] = score
-        list.insert(score, member)
+        tree.insert(score, member)
     }
 
     @discardableResult
     public func remove(_ member: Bytes) -> Bool {
         guard let s = scores.removeValue(forKey: member) else { return false }
-        list.delete(s, member)
+        tree.delete(s, member)
         return true
     }
 
     /// 0-based rank in ascending order, or descending with `reverse`.
     public func rank(_ member: Bytes, reverse: Bool = false) -> Int? {
         guard let s = scores[member] else { return nil }
-        let r = list.rank(s, member) - 1
+        let r = tree.rank(s, member) - 1
         return reverse ? count - 1 - r : r
     }
 
@@ -72,16 +71,16 @@ public final class SortedSetValue {
         var out: [(Bytes, Double)] = []
         out.reserveCapacity(end - start + 1)
         if reverse {
-            var node = list.node(atRank: count - start)
+            var node = tree.position(atRank: count - start)
             for _ in start...end {
                 guard let n = node else { break }
-                out.append((list.member(n), list.score(n))); node = list.previous(n)
+                out.append((tree.member(n), tree.score(n))); node = tree.previous(n)
             }
         } else {
-            var node = list.node(atRank: start + 1)
+            var node = tree.position(atRank: start + 1)
             for _ in start...end {
                 guard let n = node else { break }
-                out.append((list.member(n), list.score(n))); node = list.next(n)
+                out.append((tree.member(n), tree.score(n))); node = tree.next(n)
             }
         }
         return out
@@ -91,42 +90,42 @@ public final class SortedSetValue {
     /// (negative: all), ascending or descending.
     public func range(scores range: ScoreRange, reverse: Bool, offset: Int = 0, limit: Int = -1) -> [(Bytes, Double)] {
         var out: [(Bytes, Double)] = []
-        var node = reverse ? list.lastInRange(range) : list.firstInRange(range)
+        var node = reverse ? tree.lastInRange(range) : tree.firstInRange(range)
         var skip = offset
         while let n = node, limit < 0 || out.count < limit {
-            let score = list.score(n)
+            let score = tree.score(n)
             if reverse ? !range.satisfiesMin(score) : !range.satisfiesMax(score) { break }
-            if skip > 0 { skip -= 1 } else { out.append((list.member(n), score)) }
-            node = reverse ? list.previous(n) : list.next(n)
+            if skip > 0 { skip -= 1 } else { out.append((tree.member(n), score)) }
+            node = reverse ? tree.previous(n) : tree.next(n)
         }
         return out
     }
 
     public func range(lex range: LexRange, reverse: Bool, offset: Int = 0, limit: Int = -1) -> [(Bytes, Double)] {
         var out: [(Bytes, Double)] = []
-        var node = reverse ? list.lastInLexRange(range) : list.firstInLexRange(range)
+        var node = reverse ? tree.lastInLexRange(range) : tree.firstInLexRange(range)
         var skip = offset
         while let n = node, limit < 0 || out.count < limit {
-            let member = list.member(n)
+            let member = tree.member(n)
             if reverse ? !range.satisfiesMin(member) : !range.satisfiesMax(member) { break }
-            if skip > 0 { skip -= 1 } else { out.append((member, list.score(n))) }
-            node = reverse ? list.previous(n) : list.next(n)
+            if skip > 0 { skip -= 1 } else { out.append((member, tree.score(n))) }
+            node = reverse ? tree.previous(n) : tree.next(n)
         }
         return out
     }
 
     public func count(scores range: ScoreRange) -> Int {
-        guard let first = list.firstInRange(range), let last = list.lastInRange(range) else { return 0 }
-        return list.rank(of: last) - list.rank(of: first) + 1
+        guard let first = tree.firstInRange(range), let last = tree.lastInRange(range) else { return 0 }
+        return tree.rank(of: last) - tree.rank(of: first) + 1
     }
 
     public func count(lex range: LexRange) -> Int {
-        guard let first = list.firstInLexRange(range), let last = list.lastInLexRange(range) else { return 0 }
-        return list.rank(of: last) - list.rank(of: first) + 1
+        guard let first = tree.firstInLexRange(range), let last = tree.lastInLexRange(range) else { return 0 }
+        return tree.rank(of: last) - tree.rank(of: first) + 1
     }
 
-    public var first: (Bytes, Double)? { list.first.map { (list.member($0), list.score($0)) } }
-    public var last: (Bytes, Double)? { list.last.map { (list.member($0), list.score($0)) } }
+    public var first: (Bytes, Double)? { tree.first.map { (tree.member($0), tree.score($0)) } }
+    public var last: (Bytes, Double)? { tree.last.map { (tree.member($0), tree.score($0)) } }
 }
 
 public struct ScoreRange {

@@ -97,3 +97,22 @@ def make_server():
         ended_by_test = s.proc.poll() is not None
         code = s.stop()
         assert ended_by_test or code == 0, s.output()
+
+
+@pytest.fixture
+def redis_server():
+    """A redis-server from the distribution beside Berth, for tests that compare replies."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    r = redis.Redis(port=port, decode_responses=True)
+
+    def up():
+        try:
+            return r.ping()
+        except redis.ConnectionError:
+            return False
+    assert wait_for(up)
+    yield r
+    proc.terminate()
+    proc.wait(10)

@@ -69,24 +69,6 @@ def srv(make_server):
     return make_server("--shards", 4)
 
 
-@pytest.fixture
-def redis_server():
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    r = redis.Redis(port=port, decode_responses=True)
-
-    def up():
-        try:
-            return r.ping()
-        except redis.ConnectionError:
-            return False
-    assert wait_for(up)
-    yield r
-    proc.terminate()
-    proc.wait(10)
-
-
 def test_replies_and_errors_match_redis_server(srv, redis_server):
     b = srv.client(decode_responses=True)
     differences = []
