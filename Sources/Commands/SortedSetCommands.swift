@@ -132,7 +132,8 @@ enum SortedSetCommands {
         for (n, j) in stride(from: i, to: ctx.args.count, by: 2).enumerated() {
             let member = ctx.args[j + 1]
             var score = scores[n]
-            if let old = z.score(member) {
+            if let found = z.lookup(member) {
+                let old = found.score
                 if nx { continue }
                 if incr {
                     score = old + score
@@ -140,7 +141,7 @@ enum SortedSetCommands {
                 }
                 if (gt && score <= old) || (lt && score >= old) { continue }
                 incrResult = score
-                if score != old { z.update(member, from: old, to: score); changed += 1 }
+                if score != old { z.update(member, found, to: score); changed += 1 }
             } else {
                 if xx { continue }
                 z.add(member, score)

@@ -36,12 +36,24 @@ public final class SortedSetValue {
         return true
     }
 
-    /// Moves `member`, whose score the caller just read as `old`, to `score`; saves
-    /// `insert` a lookup (ZADD reads the old score first to apply NX/XX/GT/LT/INCR).
-    public func update(_ member: Bytes, from old: Double, to score: Double) {
-        guard old != score else { return }
-        tree.updateScore(old, score, member)
-        scores[member] = score
+    /// A member `lookup` found: its score, and where the dictionary keeps it.
+    public struct Found {
+        public let score: Double
+        let index: [Bytes: Double].Index
+    }
+
+    /// ZADD reads a member's score first (for NX/XX/GT/LT/INCR), then may update it; the
+    /// update goes through the index found here instead of hashing the member again.
+    public func lookup(_ member: Bytes) -> Found? {
+        guard let i = scores.index(forKey: member) else { return nil }
+        return Found(score: scores.values[i], index: i)
+    }
+
+    /// Moves a member `lookup` just found to `score`; nothing may change the set between.
+    public func update(_ member: Bytes, _ found: Found, to score: Double) {
+        guard found.score != score else { return }
+        tree.updateScore(found.score, score, member)
+        scores.values[found.index] = score
     }
 
     /// Adds a member the caller just found absent; saves `insert` a lookup.

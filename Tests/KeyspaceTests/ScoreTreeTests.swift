@@ -46,9 +46,9 @@ final class ScoreTreeTests: XCTestCase {
                     if roll < (phase == 0 ? 1 : phase == 1 ? 4 : 8) {
                         XCTAssertEqual(z.remove(m), model.scores[m] != nil)
                         model.remove(m)
-                    } else if let old = z.score(m) {
+                    } else if let found = z.lookup(m) {
                         let s = randomScore()
-                        z.update(m, from: old, to: s)
+                        z.update(m, found, to: s)
                         model.set(m, s)
                     } else {
                         let s = randomScore()
