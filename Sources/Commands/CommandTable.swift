@@ -10,7 +10,7 @@ public struct CommandTable: Sendable {
 
     public init(extra: [CommandSpec] = []) {
         for group in [StringCommands.specs, KeyCommands.specs, ListCommands.specs, HashCommands.specs,
-                      SetCommands.specs, SortedSetCommands.specs, BlockingCommands.specs,
+                      SetCommands.specs, SortedSetCommands.specs, SortedSetCommands.algebraSpecs, BlockingCommands.specs,
                       StreamCommands.specs, StreamGroupCommands.specs, [StreamInfoCommand.spec], extra] {
             for spec in group { specs[Bytes(spec.name)] = spec }
         }

@@ -45,6 +45,8 @@ enum SortedSetCommands {
             ctx.reply.integer(try ctx.zset(ctx.args[1])?.count(lex: r) ?? 0)
         },
         CommandSpec("zrange", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: zrange),
+        CommandSpec("zrangestore", arity: -5, flags: [.write, .denyOOM], keys: KeySpec(1, 2, 1), handler: zrangestore),
+        CommandSpec("zrandmember", arity: -2, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: zrandmember),
         CommandSpec("zrevrange", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try legacyRange(ctx, mode: .rank, reverse: true)
         },
@@ -189,30 +191,55 @@ enum SortedSetCommands {
 
     enum RangeMode { case rank, score, lex }
 
-    static func zrange(_ ctx: CommandContext) throws(CommandError) {
-        var mode = RangeMode.rank, reverse = false, withScores = false
+    struct RangeRequest {
+        var mode = RangeMode.rank
+        var reverse = false
+        var withScores = false
         var limit: (Int, Int)? = nil
-        var i = 4
+    }
+
+    /// ZRANGE's and ZRANGESTORE's options, from `start` on (ZRANGESTORE takes no WITHSCORES).
+    static func rangeRequest(_ ctx: CommandContext, from start: Int, store: Bool) throws(CommandError) -> RangeRequest {
+        var q = RangeRequest()
+        var i = start
         while i < ctx.args.count {
-            if ctx.option(i, "byscore") { mode = .score }
-            else if ctx.option(i, "bylex") { mode = .lex }
-            else if ctx.option(i, "rev") { reverse = true }
-            else if ctx.option(i, "withscores") { withScores = true }
+            if ctx.option(i, "byscore") { q.mode = .score }
+            else if ctx.option(i, "bylex") { q.mode = .lex }
+            else if ctx.option(i, "rev") { q.reverse = true }
+            else if !store && ctx.option(i, "withscores") { q.withScores = true }
             else if ctx.option(i, "limit") && i + 2 < ctx.args.count {
-                limit = (try ctx.int(i + 1), try ctx.int(i + 2))
+                q.limit = (try ctx.int(i + 1), try ctx.int(i + 2))
                 i += 2
             } else { throw .syntax }
             i += 1
         }
-        if limit != nil && mode == .rank {
+        if q.limit != nil && q.mode == .rank {
             throw CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
         }
-        if withScores && mode == .lex {
+        if q.withScores && q.mode == .lex {
             throw CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
         }
-        // With REV, BYSCORE/BYLEX take the bounds as max then min.
-        let (a, b) = reverse && mode != .rank ? (ctx.args[3], ctx.args[2]) : (ctx.args[2], ctx.args[3])
-        try emitRange(ctx, mode: mode, min: a, max: b, reverse: reverse, withScores: withScores, limit: limit)
+        return q
+    }
+
+    static func zrange(_ ctx: CommandContext) throws(CommandError) {
+        let q = try rangeRequest(ctx, from: 4, store: false)
+        let items = try select(ctx, q, key: ctx.args[1], ctx.args[2], ctx.args[3])
+        writeScored(ctx, items, withScores: q.withScores)
+    }
+
+    static func zrangestore(_ ctx: CommandContext) throws(CommandError) {
+        let q = try rangeRequest(ctx, from: 5, store: true)
+        let items = try select(ctx, q, key: ctx.args[2], ctx.args[3], ctx.args[4])
+        let z = SortedSetValue()
+        for (m, s) in items { z.add(m, s) }
+        storeResult(ctx, ctx.args[1], z, event: "zrangestore")
+    }
+
+    /// With REV, BYSCORE/BYLEX take their bounds as max then min.
+    static func select(_ ctx: CommandContext, _ q: RangeRequest, key: Bytes, _ first: Bytes, _ second: Bytes) throws(CommandError) -> [(Bytes, Double)] {
+        let (min, max) = q.reverse && q.mode != .rank ? (second, first) : (first, second)
+        return try selectRange(ctx, key: key, mode: q.mode, min: min, max: max, reverse: q.reverse, limit: q.limit)
     }
 
     /// ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX.
@@ -229,32 +256,33 @@ enum SortedSetCommands {
             i += 1
         }
         let (a, b) = reverse && mode != .rank ? (ctx.args[3], ctx.args[2]) : (ctx.args[2], ctx.args[3])
-        try emitRange(ctx, mode: mode, min: a, max: b, reverse: reverse, withScores: withScores, limit: limit)
+        let items = try selectRange(ctx, key: ctx.args[1], mode: mode, min: a, max: b, reverse: reverse, limit: limit)
+        writeScored(ctx, items, withScores: withScores)
     }
 
-    static func emitRange(_ ctx: CommandContext, mode: RangeMode, min: Bytes, max: Bytes, reverse: Bool,
-                          withScores: Bool, limit: (Int, Int)?) throws(CommandError) {
+    static func selectRange(_ ctx: CommandContext, key: Bytes, mode: RangeMode, min: Bytes, max: Bytes, reverse: Bool,
+                            limit: (Int, Int)?) throws(CommandError) -> [(Bytes, Double)] {
         var items: [(Bytes, Double)] = []
         switch mode {
         case .rank:
             guard let start = Numbers.int(min), let end = Numbers.int(max) else { throw .notInteger }
-            if let z = try ctx.zset(ctx.args[1]), let r = ListCommands.clampRange(start, end, z.count) {
+            if let z = try ctx.zset(key), let r = ListCommands.clampRange(start, end, z.count) {
                 items = z.range(ranks: r.lowerBound, r.upperBound, reverse: reverse)
             }
         case .score:
             let r = try scoreRange(min, max)
-            if let z = try ctx.zset(ctx.args[1]) {
+            if let z = try ctx.zset(key) {
                 let (offset, count) = limit ?? (0, -1)
                 if offset >= 0 { items = z.range(scores: r, reverse: reverse, offset: offset, limit: count) }
             }
         case .lex:
             let r = try lexRange(min, max)
-            if let z = try ctx.zset(ctx.args[1]) {
+            if let z = try ctx.zset(key) {
                 let (offset, count) = limit ?? (0, -1)
                 if offset >= 0 { items = z.range(lex: r, reverse: reverse, offset: offset, limit: count) }
             }
         }
-        writeScored(ctx, items, withScores: withScores)
+        return items
     }
 
     /// Members, or (member, score) pairs: flat in RESP2, nested pairs in RESP3.
@@ -269,6 +297,42 @@ enum SortedSetCommands {
             ctx.reply.arrayHeader(items.count * 2)
             for (m, s) in items { ctx.reply.bulk(m); ctx.reply.double(s) }
         }
+    }
+
+    /// ZRANDMEMBER key [count [WITHSCORES]]: picks by random rank, O(log n) each, so that a
+    /// few picks from a large set do not copy it. A positive count gives distinct members,
+    /// a negative one may repeat them.
+    static func zrandmember(_ ctx: CommandContext) throws(CommandError) {
+        var count: Int? = nil
+        var withScores = false
+        if ctx.args.count >= 3 {
+            guard let c = Numbers.int(ctx.args[2]) else { throw .notInteger }
+            guard c >= -Int.max / 2 && c <= Int.max / 2 else { throw CommandError("ERR value is out of range") }
+            count = c
+            if ctx.args.count == 4 {
+                guard ctx.option(3, "withscores") else { throw .syntax }
+                withScores = true
+            } else if ctx.args.count > 4 { throw .syntax }
+        }
+        let z = try ctx.zset(ctx.args[1])
+        guard let count else {
+            if let z, z.count > 0 { ctx.reply.bulk(z.member(atRank: Int.random(in: 0..<z.count))) } else { ctx.reply.null() }
+            return
+        }
+        guard let z, z.count > 0, count != 0 else { ctx.reply.emptyArray(); return }
+        var ranks: [Int]
+        if count < 0 {
+            ranks = (0..<count.magnitude).map { _ in Int.random(in: 0..<z.count) }
+        } else if count >= z.count {
+            ranks = Array(0..<z.count).shuffled()
+        } else if count * 3 > z.count {
+            ranks = Array(Array(0..<z.count).shuffled().prefix(count))
+        } else {
+            var picked = Set<Int>()
+            while picked.count < count { picked.insert(Int.random(in: 0..<z.count)) }
+            ranks = Array(picked)
+        }
+        writeScored(ctx, ranks.map { r in let m = z.member(atRank: r); return (m, z.score(m)!) }, withScores: withScores)
     }
 
     static func rank(_ ctx: CommandContext, reverse: Bool) throws(CommandError) {

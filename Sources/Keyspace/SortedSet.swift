@@ -76,6 +76,9 @@ public final class SortedSetValue {
         return reverse ? count - 1 - r : r
     }
 
+    /// The member at ascending 0-based `rank`, which must be below `count`.
+    public func member(atRank rank: Int) -> Bytes { tree.member(tree.position(atRank: rank + 1)!) }
+
     /// Members at ascending 0-based ranks `start...end` (already clamped), in order, or
     /// in descending order when `reverse` (ranks then count from the top).
     public func range(ranks start: Int, _ end: Int, reverse: Bool) -> [(Bytes, Double)] {

@@ -1,5 +1,6 @@
-"""Sorted sets against redis-server: one random stream of sorted-set commands goes to both,
-and every reply must match. The sets grow to thousands of members, so Berth's B+tree runs
+"""Sorted sets against redis-server: one random stream of sorted-set commands (ranges, ranks,
+pops, ZUNION/ZINTER/ZDIFF and their STORE forms, ZRANGESTORE) goes to both, and every reply
+must match. The sets grow to thousands of members, so Berth's B+tree runs
 with inner nodes and splits, shares and merges its nodes along the way."""
 import random
 
@@ -83,11 +84,40 @@ def random_commands(rnd, count, members):
             args = ["ZLEXCOUNT", "lex", lex(), lex()]
         elif r < 0.925:
             args = ["ZREMRANGEBYLEX", "lex", lex(), lex()]
-        elif r < 0.96:
+        elif r < 0.94:
             args = ["ZSCORE", key, member()]
-        else:
+        elif r < 0.95:
             args = ["ZMSCORE", key, member(), member()]
+        elif r < 0.96:
+            args = ["SADD", "s0", member()]
+        elif r < 0.985:
+            args = algebra(rnd)
+        else:
+            args = ["ZRANGESTORE", rnd.choice(["d0", "d1"]), key, bound(), bound(), "BYSCORE"] + limit()
+            args += ["REV"] if rnd.random() < 0.3 else []
         yield args
+
+
+def algebra(rnd):
+    """ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD over sorted sets, a plain set
+    and a missing key, sometimes storing into one of their own inputs."""
+    keys = [rnd.choice(["z0", "z1", "s0", "missing", "d0"]) for _ in range(rnd.randrange(1, 4))]
+    op = rnd.choice(["ZUNION", "ZINTER", "ZDIFF", "ZINTERCARD"])
+    store = op != "ZINTERCARD" and rnd.random() < 0.5
+    if store:
+        args = [op + "STORE", rnd.choice(["d0", "d1", "d1", "z1"]), len(keys)] + keys
+    else:
+        args = [op, len(keys)] + keys
+    if op in ("ZUNION", "ZINTER"):
+        if rnd.random() < 0.5:
+            args += ["WEIGHTS"] + [rnd.choice([1, 2, -1, 0.5, 0, "inf"]) for _ in keys]
+        if rnd.random() < 0.5:
+            args += ["AGGREGATE", rnd.choice(["SUM", "MIN", "MAX"])]
+    if op == "ZINTERCARD" and rnd.random() < 0.5:
+        args += ["LIMIT", rnd.randrange(0, 50)]
+    if not store and op != "ZINTERCARD" and rnd.random() < 0.7:
+        args += ["WITHSCORES"]
+    return args
 
 
 @pytest.mark.parametrize("shards", [1, 2])
@@ -101,7 +131,35 @@ def test_random_sorted_set_commands_match_redis_server(make_server, redis_server
         if mine != reference:
             differences.append((args, mine, reference))
     assert differences[:3] == []
-    for key in ["z0", "z1", "lex"]:
+    for key in ["z0", "z1", "lex", "d0", "d1"]:
         assert run(ours, ["ZRANGE", key, 0, -1, "WITHSCORES"]) == run(theirs, ["ZRANGE", key, 0, -1, "WITHSCORES"])
     # Big enough that the tree has inner nodes under its root (a leaf holds 64).
     assert theirs.zcard("z0") > 2000
+
+
+def test_zrandmember(make_server):
+    r = make_server("--shards", 2).client(decode_responses=True)
+    members = {"m%d" % i: float(i) for i in range(300)}
+    r.zadd("z", members)
+    assert r.zrandmember("z") in members
+    distinct = r.zrandmember("z", 50)
+    assert len(distinct) == 50 and len(set(distinct)) == 50 and set(distinct) <= set(members)
+    assert sorted(r.zrandmember("z", 1000)) == sorted(members)  # all, once each
+    repeated = r.zrandmember("z", -1000)
+    assert len(repeated) == 1000 and set(repeated) <= set(members)
+    assert len(set(repeated)) > 200  # picks spread over the set
+    pairs = r.zrandmember("z", 5, withscores=True)
+    assert len(pairs) == 10 and all(members[pairs[i]] == float(pairs[i + 1]) for i in range(0, 10, 2))
+    assert r.zrandmember("missing") is None and r.zrandmember("missing", 3) == []
+    assert r.zrandmember("z", 0) == []
+    r.set("s", "v")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.zrandmember("s")
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        r.execute_command("ZRANDMEMBER", "z", 1, "NOSUCH")
+    with pytest.raises(redis.ResponseError, match="out of range"):
+        r.execute_command("ZRANDMEMBER", "z", -9223372036854775807)
+    # RESP3 nests each pair.
+    r3 = redis.Redis(port=r.connection_pool.connection_kwargs["port"], protocol=3, decode_responses=True)
+    nested = r3.execute_command("ZRANDMEMBER", "z", 3, "WITHSCORES")
+    assert len(nested) == 3 and all(members[m] == s for m, s in nested)
