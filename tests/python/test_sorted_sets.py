@@ -1,11 +1,15 @@
-"""Sorted sets against redis-server: one random stream of sorted-set commands (ranges, ranks,
-pops, ZUNION/ZINTER/ZDIFF and their STORE forms, ZRANGESTORE) goes to both, and every reply
-must match. The sets grow to thousands of members, so Berth's B+tree runs
-with inner nodes and splits, shares and merges its nodes along the way."""
+"""Sorted sets over real sockets. The main test sends one random stream of sorted-set
+commands (ranges, ranks, pops, ZUNION/ZINTER/ZDIFF and their STORE forms, ZRANGESTORE) to
+Berth and to redis-server, and every reply must match; the sets grow to thousands of
+members, so Berth's B+tree splits, shares and merges nodes under inner nodes. Then
+ZRANDMEMBER's properties, and STORE commands waking a client blocked on their destination."""
 import random
+import threading
 
 import pytest
 import redis
+
+from conftest import wait_for
 
 
 def normalise(reply):
@@ -163,3 +167,20 @@ def test_zrandmember(make_server):
     r3 = redis.Redis(port=r.connection_pool.connection_kwargs["port"], protocol=3, decode_responses=True)
     nested = r3.execute_command("ZRANDMEMBER", "z", 3, "WITHSCORES")
     assert len(nested) == 3 and all(members[m] == s for m, s in nested)
+
+
+@pytest.mark.parametrize("command", [["ZUNIONSTORE", "{q}dst", 2, "{q}a", "{q}b"],
+                                     ["ZRANGESTORE", "{q}dst", "{q}a", 0, -1]])
+def test_store_wakes_a_client_blocked_on_the_destination(make_server, command):
+    srv = make_server("--shards", 2)
+    r = srv.client(decode_responses=True)
+    r.zadd("{q}a", {"x": 1})
+    r.zadd("{q}b", {"y": 2})
+    waiter = srv.client(decode_responses=True)
+    result = []
+    t = threading.Thread(target=lambda: result.append(waiter.bzpopmin("{q}dst", timeout=10)))
+    t.start()
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] == 1)
+    r.execute_command(*command)
+    t.join(10)
+    assert result == [("{q}dst", "x", 1.0)]
