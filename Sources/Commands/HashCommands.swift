@@ -106,16 +106,7 @@ enum HashCommands {
     }
 
     static func hrandfield(_ ctx: CommandContext) throws(CommandError) {
-        var count: Int? = nil
-        var withValues = false
-        if ctx.args.count >= 3 {
-            guard let c = Numbers.int(ctx.args[2]) else { throw .notInteger }
-            count = c
-            if ctx.args.count == 4 {
-                guard ctx.option(3, "withvalues") else { throw .syntax }
-                withValues = true
-            } else if ctx.args.count > 4 { throw .syntax }
-        }
+        let (count, withValues) = try randomCountArguments(ctx, flag: "withvalues")
         let h = try ctx.hash(ctx.args[1])
         guard let count else {
             if let f = h?.fields.randomElement() { ctx.reply.bulk(f.key) } else { ctx.reply.null() }

@@ -84,7 +84,6 @@ public enum KeyspaceEvents {
         "hset": (.hash, "hset"), "hmset": (.hash, "hset"), "hsetnx": (.hash, "hset"), "hdel": (.hash, "hdel"),
         "hincrby": (.hash, "hincrby"), "hincrbyfloat": (.hash, "hincrbyfloat"),
         "sadd": (.set, "sadd"), "srem": (.set, "srem"), "spop": (.set, "spop"),
-        "sinterstore": (.set, "sinterstore"), "sunionstore": (.set, "sunionstore"), "sdiffstore": (.set, "sdiffstore"),
         "zadd": (.zset, "zadd"), "zincrby": (.zset, "zincr"), "zrem": (.zset, "zrem"),
         "zpopmin": (.zset, "zpopmin"), "zpopmax": (.zset, "zpopmax"), "zremrangebyscore": (.zset, "zrembyscore"),
         "zremrangebyrank": (.zset, "zrembyrank"), "zremrangebylex": (.zset, "zrembylex"),

@@ -90,13 +90,13 @@ enum SetCommands {
             writeSet(ctx, try algebra(ctx, Array(ctx.args.dropFirst()), .diff))
         },
         CommandSpec("sinterstore", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
-            try store(ctx, .inter)
+            try store(ctx, .inter, event: "sinterstore")
         },
         CommandSpec("sunionstore", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
-            try store(ctx, .union)
+            try store(ctx, .union, event: "sunionstore")
         },
         CommandSpec("sdiffstore", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
-            try store(ctx, .diff)
+            try store(ctx, .diff, event: "sdiffstore")
         },
         CommandSpec("sintercard", arity: -3, flags: [.readonly], keys: KeySpec(finder: numkeysFinder(at: 1))) { ctx throws(CommandError) in
             let (keys, next) = try numkeys(ctx, at: 1)
@@ -137,12 +137,9 @@ enum SetCommands {
         }
     }
 
-    static func store(_ ctx: CommandContext, _ op: Operation) throws(CommandError) {
-        let dst = ctx.args[1]
+    static func store(_ ctx: CommandContext, _ op: Operation, event: String) throws(CommandError) {
         let result = try algebra(ctx, Array(ctx.args.dropFirst(2)), op)
-        _ = ctx.delete(dst)
-        if !result.isEmpty { ctx.db(dst).add(dst, .set(SetValue(result))) }
-        ctx.dirty += 1
+        storeResult(ctx, ctx.args[1], result.isEmpty ? nil : .set(SetValue(result)), .set, event)
         ctx.reply.integer(result.count)
     }
 

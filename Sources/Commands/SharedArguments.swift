@@ -51,6 +51,34 @@ struct ScanOptions {
 
 /// Redis's random-count rule: a positive count gives distinct elements (at most all of
 /// them), a negative count gives |count| elements that may repeat.
+/// Puts a STORE command's result at `dst`: replaces it with `value`, or deletes it when the
+/// result is empty (nil), with the keyspace event Redis sends in each case: `event` for a
+/// stored result, `del` when the empty result removed an existing key, none otherwise.
+func storeResult(_ ctx: CommandContext, _ dst: Bytes, _ value: Value?, _ flag: NotifyFlags, _ event: String) {
+    let existed = ctx.delete(dst)
+    if let value {
+        ctx.db(dst).add(dst, value)
+        ctx.notify(flag, event, dst)
+        ctx.dirty += 1
+    } else if existed {
+        ctx.notify(.generic, "del", dst)
+        ctx.dirty += 1
+    }
+}
+
+/// HRANDFIELD's and ZRANDMEMBER's `[count [flag]]` from args[2]: the count (nil when absent)
+/// and whether `flag` (WITHVALUES, WITHSCORES) follows it. A count beyond half the integer
+/// range is refused, as Valkey's default max-rand-count does: a negative count asks for
+/// that many picks.
+func randomCountArguments(_ ctx: CommandContext, flag: StaticString) throws(CommandError) -> (count: Int?, withFlag: Bool) {
+    guard ctx.args.count >= 3 else { return (nil, false) }
+    guard let c = Numbers.int(ctx.args[2]) else { throw .notInteger }
+    guard c >= -Int.max / 2 && c <= Int.max / 2 else { throw CommandError("ERR value is out of range") }
+    if ctx.args.count == 3 { return (c, false) }
+    guard ctx.args.count == 4, ctx.option(3, flag) else { throw .syntax }
+    return (c, true)
+}
+
 func randomPick<T>(_ items: [T], count: Int) -> [T] {
     if items.isEmpty || count == 0 { return [] }
     if count > 0 { return Array(items.shuffled().prefix(count)) }

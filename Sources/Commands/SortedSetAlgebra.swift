@@ -185,20 +185,12 @@ extension SortedSetCommands {
 
     static func store(_ ctx: CommandContext, _ op: SetCommands.Operation, event: String) throws(CommandError) {
         let (inputs, options) = try parse(ctx, numkeysAt: 2, op, form: .store)
-        storeResult(ctx, ctx.args[1], sortedSet(combine(inputs, op, options)), event: event)
+        storeSortedSet(ctx, ctx.args[1], sortedSet(combine(inputs, op, options)), event: event)
     }
 
     /// Replaces `dst` with `z` (deletes it when `z` is empty) and replies with its size.
-    static func storeResult(_ ctx: CommandContext, _ dst: Bytes, _ z: SortedSetValue, event: String) {
-        let existed = ctx.delete(dst)
-        if z.count > 0 {
-            ctx.db(dst).add(dst, .zset(z))
-            ctx.notify(.zset, event, dst)
-            ctx.dirty += 1
-        } else if existed {
-            ctx.notify(.generic, "del", dst)
-            ctx.dirty += 1
-        }
+    static func storeSortedSet(_ ctx: CommandContext, _ dst: Bytes, _ z: SortedSetValue, event: String) {
+        storeResult(ctx, dst, z.count > 0 ? .zset(z) : nil, .zset, event)
         ctx.reply.integer(z.count)
     }
 }

@@ -233,7 +233,7 @@ enum SortedSetCommands {
         let items = try select(ctx, q, key: ctx.args[2], ctx.args[3], ctx.args[4])
         let z = SortedSetValue()
         for (m, s) in items { z.add(m, s) }
-        storeResult(ctx, ctx.args[1], z, event: "zrangestore")
+        storeSortedSet(ctx, ctx.args[1], z, event: "zrangestore")
     }
 
     /// With REV, BYSCORE/BYLEX take their bounds as max then min.
@@ -303,17 +303,7 @@ enum SortedSetCommands {
     /// few picks from a large set do not copy it. A positive count gives distinct members,
     /// a negative one may repeat them.
     static func zrandmember(_ ctx: CommandContext) throws(CommandError) {
-        var count: Int? = nil
-        var withScores = false
-        if ctx.args.count >= 3 {
-            guard let c = Numbers.int(ctx.args[2]) else { throw .notInteger }
-            guard c >= -Int.max / 2 && c <= Int.max / 2 else { throw CommandError("ERR value is out of range") }
-            count = c
-            if ctx.args.count == 4 {
-                guard ctx.option(3, "withscores") else { throw .syntax }
-                withScores = true
-            } else if ctx.args.count > 4 { throw .syntax }
-        }
+        let (count, withScores) = try randomCountArguments(ctx, flag: "withscores")
         let z = try ctx.zset(ctx.args[1])
         guard let count else {
             if let z, z.count > 0 { ctx.reply.bulk(z.member(atRank: Int.random(in: 0..<z.count))) } else { ctx.reply.null() }

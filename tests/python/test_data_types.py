@@ -141,6 +141,11 @@ def test_hashes(r):
     assert sorted(r.hkeys("h")) == ["a", "b", "c", "fl", "n"] and len(r.hvals("h")) == 5
     assert r.hrandfield("h") in r.hkeys("h") and len(r.hrandfield("h", -10)) == 10
     assert len(r.hrandfield("h", 3, withvalues=True)) == 6
+    # A negative count asks for that many picks: one past half the integer range is refused.
+    with pytest.raises(redis.ResponseError, match="value is out of range"):
+        r.execute_command("HRANDFIELD", "h", -9223372036854775807)
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        r.execute_command("HRANDFIELD", "h", 1, "WITHSCORES")
     assert dict(r.hscan_iter("h", match="f*")) == {"fl": "1.5"}
     assert r.hdel("h", "a", "b", "c", "n", "fl") == 5 and r.exists("h") == 0
     assert err(r.execute_command, "HSET", "h", "a") == "wrong number of arguments for 'hset' command"

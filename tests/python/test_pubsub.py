@@ -234,6 +234,18 @@ def test_keyspace_notifications(srv):
     r.sinterstore("{s}dst", ["{s}a"])
     assert events(3) == [("__keyevent@0__:keymiss", "absent"), ("__keyevent@0__:sadd", "{s}a"),
                          ("__keyevent@0__:sinterstore", "{s}dst")]
+    # An empty result deletes the destination: "del" (generic), not the STORE command's
+    # event, and no event at all when there was nothing to delete.
+    r.config_set("notify-keyspace-events", "Egsz")
+    r.sinterstore("{s}dst", ["{s}a", "{s}missing"])
+    r.zadd("{s}z", {"m": 1})
+    r.zunionstore("{s}zdst", ["{s}z"])
+    r.zinterstore("{s}zdst", ["{s}z", "{s}missing"])
+    r.zinterstore("{s}never", ["{s}missing"])
+    r.execute_command("ZRANGESTORE", "{s}zdst", "{s}z", 0, -1)
+    assert events(5) == [("__keyevent@0__:del", "{s}dst"), ("__keyevent@0__:zadd", "{s}z"),
+                         ("__keyevent@0__:zunionstore", "{s}zdst"), ("__keyevent@0__:del", "{s}zdst"),
+                         ("__keyevent@0__:zrangestore", "{s}zdst")]
     r.config_set("notify-keyspace-events", "")
     r.lpush("fresh", "b")
     assert ps.get_message(timeout=0.2) is None
