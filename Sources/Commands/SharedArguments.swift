@@ -49,8 +49,6 @@ struct ScanOptions {
     }
 }
 
-/// Redis's random-count rule: a positive count gives distinct elements (at most all of
-/// them), a negative count gives |count| elements that may repeat.
 /// Puts a STORE command's result at `dst`: replaces it with `value`, or deletes it when the
 /// result is empty (nil), with the keyspace event Redis sends in each case: `event` for a
 /// stored result, `del` when the empty result removed an existing key, none otherwise.
@@ -79,6 +77,8 @@ func randomCountArguments(_ ctx: CommandContext, flag: StaticString) throws(Comm
     return (c, true)
 }
 
+/// Redis's random-count rule: a positive count gives distinct elements (at most all of
+/// them), a negative count gives |count| elements that may repeat.
 func randomPick<T>(_ items: [T], count: Int) -> [T] {
     if items.isEmpty || count == 0 { return [] }
     if count > 0 { return Array(items.shuffled().prefix(count)) }
