@@ -50,6 +50,12 @@ public final class CommandContext: @unchecked Sendable {
     /// Set by the engine while a multi-key command runs on several shards: the shard of
     /// each argument (-1 where it is no key), so the command does not hash its keys again.
     public var argumentShards: [Int] = []
+    /// Set by the engine while a `sharedRead` command runs under shared shard locks, beside
+    /// other readers: lookups then must not delete a key found past its TTL. They treat it
+    /// as missing and list it in `expiredUnderSharedLock`, and the engine deletes it
+    /// (with the "expired" event) once it holds that shard's lock exclusively.
+    public var sharedLock = false
+    public var expiredUnderSharedLock: [(db: Database, key: Bytes)] = []
 
     public init(stores: [ShardStore], slots: SlotMap, reply: ReplyWriter) {
         self.stores = stores
@@ -80,11 +86,11 @@ public final class CommandContext: @unchecked Sendable {
 
     @inline(__always)
     public func lookup(_ key: Bytes) -> Entry? {
-        db(key).lookup(key, now: now)
+        lookup(key, in: db(key))
     }
 
     public func lookup(argument i: Int) -> Entry? {
-        db(argument: i).lookup(args[i], now: now)
+        lookup(args[i], in: db(argument: i))
     }
 
     /// A lookup that counts toward keyspace_hits / keyspace_misses.
@@ -93,9 +99,19 @@ public final class CommandContext: @unchecked Sendable {
 
     public func lookupRead(argument i: Int) -> Entry? { countedLookup(args[i], in: db(argument: i)) }
 
+    /// Every lookup of a command goes through here, so that none deletes under a shared lock.
+    @inline(__always)
+    private func lookup(_ key: Bytes, in db: Database) -> Entry? {
+        if !sharedLock { return db.lookup(key, now: now) }
+        var expired = false
+        let e = db.lookupWithoutExpiring(key, now: now, expired: &expired)
+        if expired { expiredUnderSharedLock.append((db, key)) }
+        return e
+    }
+
     @inline(__always)
     private func countedLookup(_ key: Bytes, in db: Database) -> Entry? {
-        let e = db.lookup(key, now: now)
+        let e = lookup(key, in: db)
         if e == nil {
             keyspaceMisses += 1
             notify(.keyMiss, "keymiss", key)

@@ -29,6 +29,11 @@ public struct CommandFlags: OptionSet, Sendable {
     public static let module = CommandFlags(rawValue: 1 << 13)
     /// EVAL and friends; the engine runs them through its Lua host.
     public static let script = CommandFlags(rawValue: 1 << 14)
+    /// Only reads the keyspace, through CommandContext's lookups, and changes nothing any
+    /// other thread can see: the engine may run it under shared shard locks, beside other
+    /// such commands. Given only to commands checked for that (a handler that wrote, or
+    /// read a collection through anything but a plain read, would race).
+    public static let sharedRead = CommandFlags(rawValue: 1 << 15)
 
     /// The names COMMAND INFO reports.
     public var names: [String] {

@@ -18,17 +18,17 @@ enum HashCommands {
             ctx.dirty += 1
             ctx.reply.integer(1)
         },
-        CommandSpec("hget", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hget", arity: 3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             if let v = try ctx.hash(ctx.args[1])?.fields[ctx.args[2]] { ctx.reply.bulk(v) } else { ctx.reply.null() }
         },
-        CommandSpec("hmget", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hmget", arity: -3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let h = try ctx.hash(ctx.args[1])
             ctx.reply.arrayHeader(ctx.args.count - 2)
             for f in ctx.args.dropFirst(2) {
                 if let v = h?.fields[f] { ctx.reply.bulk(v) } else { ctx.reply.null() }
             }
         },
-        CommandSpec("hgetall", arity: 2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hgetall", arity: 2, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let h = try ctx.hash(ctx.args[1])
             ctx.reply.mapHeader(h?.fields.count ?? 0)
             for (k, v) in h?.fields ?? [:] { ctx.reply.bulk(k); ctx.reply.bulk(v) }
@@ -42,13 +42,13 @@ enum HashCommands {
             ctx.dirty += n
             ctx.reply.integer(n)
         },
-        CommandSpec("hexists", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hexists", arity: 3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.hash(ctx.args[1])?.fields[ctx.args[2]] != nil ? 1 : 0)
         },
-        CommandSpec("hlen", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hlen", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.hash(ctx.args[1])?.fields.count ?? 0)
         },
-        CommandSpec("hstrlen", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hstrlen", arity: 3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.hash(ctx.args[1])?.fields[ctx.args[2]]?.count ?? 0)
         },
         CommandSpec("hincrby", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
@@ -80,10 +80,10 @@ enum HashCommands {
             ctx.dirty += 1
             ctx.reply.bulk(text)
         },
-        CommandSpec("hkeys", arity: 2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hkeys", arity: 2, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.bulkArray(Array(try ctx.hash(ctx.args[1])?.fields.keys ?? [:].keys))
         },
-        CommandSpec("hvals", arity: 2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("hvals", arity: 2, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.bulkArray(Array(try ctx.hash(ctx.args[1])?.fields.values ?? [:].values))
         },
         CommandSpec("hrandfield", arity: -2, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: hrandfield),

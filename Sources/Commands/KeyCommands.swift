@@ -6,13 +6,13 @@ enum KeyCommands {
     static let specs: [CommandSpec] = [
         CommandSpec("del", arity: -2, flags: [.write], keys: KeySpec(1, -1, 1), handler: del),
         CommandSpec("unlink", arity: -2, flags: [.write, .fast], keys: KeySpec(1, -1, 1), handler: del),
-        CommandSpec("exists", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
+        CommandSpec("exists", arity: -2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.lookup(argument: $1) != nil ? 1 : 0) })
         },
         CommandSpec("touch", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.lookup(argument: $1) != nil ? 1 : 0) })
         },
-        CommandSpec("type", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("type", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             if let e = ctx.lookup(ctx.args[1]) { ctx.reply.simple(e.value.typeName) } else { ctx.reply.simple("none") }
         },
         CommandSpec("expire", arity: -3, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
@@ -27,16 +27,16 @@ enum KeyCommands {
         CommandSpec("pexpireat", arity: -3, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try expire(ctx, unitMs: 1, absolute: true, name: "pexpireat")
         },
-        CommandSpec("ttl", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("ttl", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ttl(ctx) { ($0 + 500) / 1000 }
         },
-        CommandSpec("pttl", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("pttl", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ttl(ctx) { $0 }
         },
-        CommandSpec("expiretime", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("expiretime", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             expireTime(ctx) { $0 / 1000 }
         },
-        CommandSpec("pexpiretime", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("pexpiretime", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             expireTime(ctx) { $0 }
         },
         CommandSpec("persist", arity: 2, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in

@@ -23,17 +23,17 @@ enum ListCommands {
         CommandSpec("rpop", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try pop(ctx, left: false)
         },
-        CommandSpec("llen", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("llen", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.list(ctx.args[1])?.items.count ?? 0)
         },
-        CommandSpec("lrange", arity: 4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("lrange", arity: 4, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let start = try ctx.int(2), end = try ctx.int(3)
             guard let l = try ctx.list(ctx.args[1]) else { ctx.reply.emptyArray(); return }
             guard let r = clampRange(start, end, l.items.count) else { ctx.reply.emptyArray(); return }
             ctx.reply.arrayHeader(r.count)
             for i in r { ctx.reply.bulk(l.items[i]) }
         },
-        CommandSpec("lindex", arity: 3, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("lindex", arity: 3, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let index = try ctx.int(2)
             guard let l = try ctx.list(ctx.args[1]) else { ctx.reply.null(); return }
             let i = index < 0 ? l.items.count + index : index

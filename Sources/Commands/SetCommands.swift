@@ -20,19 +20,19 @@ enum SetCommands {
             ctx.dirty += removed
             ctx.reply.integer(removed)
         },
-        CommandSpec("smembers", arity: 2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("smembers", arity: 2, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let s = try ctx.set(ctx.args[1])
             writeSet(ctx, s?.members ?? [])
         },
-        CommandSpec("sismember", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("sismember", arity: 3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.set(ctx.args[1])?.members.contains(ctx.args[2]) == true ? 1 : 0)
         },
-        CommandSpec("smismember", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("smismember", arity: -3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let s = try ctx.set(ctx.args[1])
             ctx.reply.arrayHeader(ctx.args.count - 2)
             for m in ctx.args.dropFirst(2) { ctx.reply.integer(s?.members.contains(m) == true ? 1 : 0) }
         },
-        CommandSpec("scard", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("scard", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.set(ctx.args[1])?.members.count ?? 0)
         },
         CommandSpec("spop", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in

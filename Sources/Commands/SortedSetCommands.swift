@@ -23,17 +23,17 @@ enum SortedSetCommands {
             ctx.dirty += n
             ctx.reply.integer(n)
         },
-        CommandSpec("zscore", arity: 3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("zscore", arity: 3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             if let s = try ctx.zset(ctx.args[1])?.score(ctx.args[2]) { ctx.reply.double(s) } else { ctx.reply.null() }
         },
-        CommandSpec("zmscore", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("zmscore", arity: -3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let z = try ctx.zset(ctx.args[1])
             ctx.reply.arrayHeader(ctx.args.count - 2)
             for m in ctx.args.dropFirst(2) {
                 if let s = z?.score(m) { ctx.reply.double(s) } else { ctx.reply.null() }
             }
         },
-        CommandSpec("zcard", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("zcard", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.zset(ctx.args[1])?.count ?? 0)
         },
         CommandSpec("zcount", arity: 4, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
@@ -62,10 +62,10 @@ enum SortedSetCommands {
         CommandSpec("zrevrangebylex", arity: -4, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try legacyRange(ctx, mode: .lex, reverse: true)
         },
-        CommandSpec("zrank", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("zrank", arity: -3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try rank(ctx, reverse: false)
         },
-        CommandSpec("zrevrank", arity: -3, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("zrevrank", arity: -3, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try rank(ctx, reverse: true)
         },
         CommandSpec("zpopmin", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in

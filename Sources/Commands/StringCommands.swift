@@ -4,7 +4,7 @@ import RESP
 /// String commands: GET/SET and friends, counters, ranges, MGET/MSET.
 enum StringCommands {
     static let specs: [CommandSpec] = [
-        CommandSpec("get", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("get", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             if let s = try ctx.string(ctx.args[1]) { ctx.reply.bulk(s) } else { ctx.reply.null() }
         },
         CommandSpec("set", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, 1, 1), handler: set),
@@ -36,7 +36,7 @@ enum StringCommands {
             ctx.reply.bulk(old)
         },
         CommandSpec("getex", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1), handler: getex),
-        CommandSpec("mget", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
+        CommandSpec("mget", arity: -2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
             ctx.reply.arrayHeader(ctx.args.count - 1)
             for i in 1..<ctx.args.count {
                 if let e = ctx.lookupRead(argument: i), case .string(let s) = e.value { ctx.reply.bulk(s) } else { ctx.reply.null() }
@@ -77,11 +77,11 @@ enum StringCommands {
             }
             ctx.dirty += 1
         },
-        CommandSpec("strlen", arity: 2, flags: [.readonly, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+        CommandSpec("strlen", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer(try ctx.string(ctx.args[1])?.count ?? 0)
         },
-        CommandSpec("getrange", arity: 4, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: getrange),
-        CommandSpec("substr", arity: 4, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: getrange),
+        CommandSpec("getrange", arity: 4, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1), handler: getrange),
+        CommandSpec("substr", arity: 4, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1), handler: getrange),
         CommandSpec("setrange", arity: 4, flags: [.write, .denyOOM], keys: KeySpec(1, 1, 1), handler: setrange),
         CommandSpec("incr", arity: 2, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try incrBy(ctx, 1)

@@ -18,9 +18,14 @@
 /// grows the critical section to cover several whole commands in request order, which a
 /// single-threaded server gives every command anyway.
 ///
+/// A set is kept in the mode its first command took it in (ShardLock.swift): shared after
+/// a read-only command, exclusive otherwise. An exclusive set serves both kinds; a shared
+/// one serves only readers and is released when a writer comes, since a read lock is never
+/// upgraded in place.
+///
 /// Invariants:
 /// - A `KeptLocks` belongs to one thread (a shard's), and its set is exactly the locks
-///   that thread holds on its behalf.
+///   that thread holds on its behalf, every one of them in `mode`.
 /// - The set grows only by try-locks, which never wait, so they may be taken in any order.
 ///   The thread never waits for a lock while it keeps one: the shard empties the set
 ///   before any other code path that takes locks (scripts, modules, engine commands,
@@ -38,25 +43,28 @@ struct KeptLocks {
     static let limitWhenWanted = 16
 
     private(set) var held = ShardLockSet()
+    /// How every lock in `held` is held.
+    private(set) var mode = LockMode.exclusive
     /// Commands served under `held` so far.
     private var uses = 0
 
     var isEmpty: Bool { held.count == 0 }
 
-    /// Whether the kept set covers shard `s`, after growing it by a try-lock if need be,
-    /// and may serve one more command; counts that command. On false the set is released
-    /// and the caller locks as usual.
+    /// Whether the kept set covers shard `s` for a command that needs it in `wanted` mode
+    /// (an exclusive set covers a reader too; the command then runs as `mode` says),
+    /// after growing it by a try-lock if need be, and may serve one more command; counts
+    /// that command. On false the set is released and the caller locks as usual.
     @inline(__always)
-    mutating func cover(_ s: Int, _ locks: [ShardLock]) -> Bool {
-        guard !isEmpty, mayServe(locks) else { return false }
+    mutating func cover(_ s: Int, _ wanted: LockMode, _ locks: [ShardLock]) -> Bool {
+        guard !isEmpty, mayServe(wanted, locks) else { return false }
         if !held.contains(s) && !grow(by: s, locks) { return false }
         uses += 1
         return true
     }
 
     /// The same for every shard of `other`.
-    mutating func cover(_ other: ShardLockSet, _ locks: [ShardLock]) -> Bool {
-        guard !isEmpty, mayServe(locks) else { return false }
+    mutating func cover(_ other: ShardLockSet, _ wanted: LockMode, _ locks: [ShardLock]) -> Bool {
+        guard !isEmpty, mayServe(wanted, locks) else { return false }
         for s in other.shards where !held.contains(s) {
             guard grow(by: s, locks) else { return false }
         }
@@ -64,17 +72,21 @@ struct KeptLocks {
         return true
     }
 
-    /// Keeps `other`, which the caller has just locked for a command, when nothing is kept.
-    mutating func keep(_ other: ShardLockSet) {
+    /// Keeps `other`, which the caller has just locked in `mode` for a command, when
+    /// nothing is kept.
+    mutating func keep(_ other: ShardLockSet, _ mode: LockMode) {
         guard isEmpty else { return }
         held.assign(other)
+        self.mode = mode
         uses = 1
     }
 
-    /// Keeps shard `s`, which the caller has just locked for a command, when nothing is kept.
-    mutating func keep(single s: Int) {
+    /// Keeps shard `s`, which the caller has just locked in `mode` for a command, when
+    /// nothing is kept.
+    mutating func keep(single s: Int, _ mode: LockMode) {
         guard isEmpty else { return }
         held.assign(single: s)
+        self.mode = mode
         uses = 1
     }
 
@@ -85,9 +97,13 @@ struct KeptLocks {
         uses = 0
     }
 
-    /// Whether the set may serve one more command; otherwise releases it.
-    private mutating func mayServe(_ locks: [ShardLock]) -> Bool {
-        if uses < KeptLocks.limitWhenWanted || (uses < KeptLocks.limit && !isWanted(locks)) { return true }
+    /// Whether the set may serve one more command needing `wanted`; otherwise releases
+    /// it. A shared set cannot serve a writer: read locks are not upgraded in place, since
+    /// two readers upgrading at once would wait for each other.
+    @inline(__always)
+    private mutating func mayServe(_ wanted: LockMode, _ locks: [ShardLock]) -> Bool {
+        if (mode == .exclusive || wanted == .shared)
+            && (uses < KeptLocks.limitWhenWanted || (uses < KeptLocks.limit && !isWanted(locks))) { return true }
         release(locks)
         return false
     }
@@ -99,7 +115,7 @@ struct KeptLocks {
 
     /// Adds shard `s` if its lock is free this instant; otherwise releases the set.
     private mutating func grow(by s: Int, _ locks: [ShardLock]) -> Bool {
-        if locks[s].tryLock() {
+        if locks[s].tryLock(mode) {
             held.insert(s)
             return true
         }
@@ -118,9 +134,9 @@ extension Shard {
     /// After a data command: keeps its locks for the next command of the batch when
     /// nothing waits on their release; otherwise releases them (and the caller serves
     /// ready keys and events as usual).
-    func keepOrRelease(_ set: ShardLockSet, _ conn: Connection) {
+    func keepOrRelease(_ set: ShardLockSet, _ mode: LockMode, _ conn: Connection) {
         if mayKeepLocks(after: conn) {
-            batchLocks.keep(set)
+            batchLocks.keep(set, mode)
         } else if !batchLocks.isEmpty {
             batchLocks.release(locks)
         } else {
@@ -130,9 +146,9 @@ extension Shard {
 
     /// The single-lock form of `keepOrRelease`.
     @inline(__always)
-    func keepOrRelease(_ s: Int, _ conn: Connection) {
+    func keepOrRelease(_ s: Int, _ mode: LockMode, _ conn: Connection) {
         if mayKeepLocks(after: conn) {
-            batchLocks.keep(single: s)
+            batchLocks.keep(single: s, mode)
         } else if !batchLocks.isEmpty {
             batchLocks.release(locks)
         } else {
@@ -143,6 +159,7 @@ extension Shard {
     /// Nothing the command did has to reach other threads before the next one runs.
     @inline(__always)
     private func mayKeepLocks(after conn: Connection) -> Bool {
-        readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty && !conn.suspended && !conn.closing
+        readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty && context.expiredUnderSharedLock.isEmpty
+            && !conn.suspended && !conn.closing
     }
 }

@@ -130,7 +130,14 @@ enum EngineCommands {
             conn.closeAfterFlush = true
             return false
         }),
-        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "help"]), { _, _, args, reply in
+        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "set-active-expire", "help"]), { shard, _, args, reply in
+            if args[1].equalsIgnoringCase("set-active-expire") && args.count == 3 {
+                // As in Redis: 0 stops the periodic expiry, so tests can watch lazy expiry.
+                guard let on = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
+                shard.server.activeExpiry.store(on != 0, ordering: .relaxed)
+                reply.ok()
+                return false
+            }
             if args[1].equalsIgnoringCase("sleep") && args.count == 3 {
                 guard let s = Numbers.double(args[2]) else { reply.error(CommandError.notFloat.message); return true }
                 // Like Redis, DEBUG SLEEP blocks the thread running it: here one shard, not the server.
@@ -139,7 +146,8 @@ enum EngineCommands {
                 return false
             }
             if args[1].equalsIgnoringCase("help") {
-                reply.bulkArray(["DEBUG <subcommand>", "SLEEP <seconds>", "    Stop the shard running it for <seconds>."])
+                reply.bulkArray(["DEBUG <subcommand>", "SLEEP <seconds>", "    Stop the shard running it for <seconds>.",
+                                 "SET-ACTIVE-EXPIRE <0|1>", "    Turn the periodic expiry of keys off (0) or on (1)."])
                 return false
             }
             reply.error(CommandError.unknownSubcommand(args[1], "debug").message)

@@ -212,22 +212,28 @@ extension Shard {
     }
 
     /// Runs one data command under its shards' locks; returns true when it replied an error.
+    /// A `sharedRead` command takes them shared (ShardLock.swift), unless the batch keeps
+    /// them exclusive already.
     func runLocked(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter) -> Bool {
+        let wanted: LockMode = spec.flags.contains(.sharedRead) ? .shared : .exclusive
+        let held: LockMode
         // Fast path: one key, one lock.
         let k = spec.keys
         if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
             let s = slots.shard(of: args[k.first])
             conn.noteKeyShard(s, home: index)
-            if !batchLocks.cover(s, locks) {
-                guard locks[s].lock(unless: server.scriptBusy) else { return replyBusy(spec, args, reply) }
+            if batchLocks.cover(s, wanted, locks) {
+                held = batchLocks.mode
+            } else {
+                guard locks[s].lock(unless: server.scriptBusy, wanted) else { return replyBusy(spec, args, reply) }
+                held = wanted
             }
             context.keyShard = s
-            let failed = runData(spec, args, conn, reply)
+            let failed = runData(spec, args, conn, reply, held)
             context.keyShard = nil
-            takeReadyKeys(from: s)
-            keepOrRelease(s, conn)
-            if !readyQueue.isEmpty { serveReadyKeys() }
-            if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+            if held == .exclusive { takeReadyKeys(from: s) }
+            keepOrRelease(s, held, conn)
+            finishAfterLocks()
             return failed
         }
         var set = ShardLockSet()
@@ -237,24 +243,54 @@ extension Shard {
             lockSet(spec, args, into: &set)
         }
         if set.count > 0 { conn.noteKeyShard(set.count == 1 ? set.shards[0] : -1, home: index) }
-        if !batchLocks.cover(set, locks) {
-            guard set.lock(locks, unless: server.scriptBusy) else {
+        if batchLocks.cover(set, wanted, locks) {
+            held = batchLocks.mode
+        } else {
+            guard set.lock(locks, unless: server.scriptBusy, wanted) else {
                 context.argumentShards.removeAll(keepingCapacity: true)
                 return replyBusy(spec, args, reply)
             }
+            held = wanted
         }
-        let failed = runData(spec, args, conn, reply)
+        let failed = runData(spec, args, conn, reply, held)
         context.argumentShards.removeAll(keepingCapacity: true)
-        for s in set.shards { takeReadyKeys(from: s) }
-        keepOrRelease(set, conn)
-        if !readyQueue.isEmpty { serveReadyKeys() }
-        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        if held == .exclusive { for s in set.shards { takeReadyKeys(from: s) } }
+        keepOrRelease(set, held, conn)
+        finishAfterLocks()
         return failed
     }
 
+    /// What a data command leaves for after its locks are released (or kept for the batch):
+    /// keys a shared-lock reader found expired, blocked clients to serve, events to publish.
+    @inline(__always)
+    private func finishAfterLocks() {
+        if !context.expiredUnderSharedLock.isEmpty { expireKeysSeenUnderSharedLock() }
+        if !readyQueue.isEmpty { serveReadyKeys() }
+        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+    }
+
+    /// Deletes the keys a reader under a shared lock found past their TTL, each under its
+    /// shard's exclusive lock, as its lookup would have done under that lock: a key that
+    /// has been given a new value or TTL meanwhile is left alone (the lookup checks the
+    /// deadline again). A key whose lock a busy script holds is left to active expiry.
+    private func expireKeysSeenUnderSharedLock() {
+        let now = context.now
+        for (db, key) in context.expiredUnderSharedLock {
+            let s = slots.shard(of: key)
+            guard locks[s].lock(unless: server.scriptBusy) else { continue }
+            _ = db.lookup(key, now: now)
+            takeReadyKeys(from: s)
+            locks[s].unlock()
+        }
+        context.expiredUnderSharedLock.removeAll(keepingCapacity: true)
+    }
+
     /// Runs a data command whose shard locks the caller holds.
-    func runData(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter) -> Bool {
+    func runData(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter,
+                 _ held: LockMode = .exclusive) -> Bool {
         let ctx = context
+        ctx.sharedLock = held == .shared
+        defer { ctx.sharedLock = false }
         ctx.args = args
         ctx.reply = reply
         ctx.dbIndex = conn.db
@@ -414,3 +450,4 @@ func monotonicMicroseconds() -> Int {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
 }
+

@@ -35,6 +35,8 @@ public final class Server: @unchecked Sendable {
     let clientCount = Atomic<Int>(0)
     /// WATCHed (key, client) pairs in all shards; writers skip the watcher check when zero.
     let watchedKeys = Atomic<Int>(0)
+    /// Off after DEBUG SET-ACTIVE-EXPIRE 0: keys then expire only when a command meets them.
+    let activeExpiry = Atomic<Bool>(true)
     let nextClientID = Atomic<Int>(0)
     /// Clients blocked right now, on every shard (INFO blocked_clients).
     let blockedClients = Atomic<Int>(0)

@@ -223,7 +223,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     private func tick(now: Int64) {
         let lock = server.locks[index]
         // Behind a busy script, expiry waits for a later tick: the shard stays responsive.
-        if lock.lock(unless: server.scriptBusy) {
+        if server.activeExpiry.load(ordering: .relaxed), lock.lock(unless: server.scriptBusy) {
             for db in store.databases where db.volatileCount > 0 {
                 _ = db.expireDue(now: now, limit: 10_000)
             }

@@ -3,38 +3,62 @@ import Synchronization
 import Glibc
 #endif
 
+/// How a command holds a shard lock: alone, or side by side with other readers.
+enum LockMode {
+    /// Anything that changes the shard's keyspace, waiter table or watchers.
+    case exclusive
+    /// A command flagged `sharedRead`: it only reads the keyspace (CommandContext then
+    /// leaves expired keys for the engine to delete under the exclusive lock).
+    case shared
+}
+
 /// The lock over one shard's part of the keyspace. Held for the span of one command
 /// (or one EXEC) by whichever thread runs it; several are always taken in ascending
 /// shard order (see `ShardLockSet`), so two multi-shard commands can never deadlock. The
 /// single exception, a script widening its atomic section, is described in
 /// ScriptSection.swift.
 ///
+/// A reader/writer lock: commands that only read (GET, HGET, LRANGE...) hold it shared, so
+/// the shard threads of a random-key read load do not take turns on each other's shards.
+/// Writers are preferred (a waiting writer keeps new readers out), so a stream of reads
+/// cannot starve a write; the price is that a thread must never take the same lock twice,
+/// which the engine's rule already is (BatchLocks.swift).
+///
 /// A thread that has to wait for the lock counts itself in `waiters` for as long as it
 /// waits, so that a shard keeping the lock across the commands of an input batch
 /// (BatchLocks.swift) hands it over within a short stretch of that batch instead of at
 /// its end.
 final class ShardLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let rw: UnsafeMutablePointer<pthread_rwlock_t>
     private let waiters = Atomic<Int>(0)
 
     init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        rw = .allocate(capacity: 1)
+        var attr = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attr)
+        pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(rw, &attr)
+        pthread_rwlockattr_destroy(&attr)
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+        pthread_rwlock_destroy(rw)
+        rw.deallocate()
     }
 
+    /// Takes the lock exclusively, however long that takes.
     @inline(__always) func lock() {
-        if pthread_mutex_trylock(mutex) == 0 { return }
+        if pthread_rwlock_trywrlock(rw) == 0 { return }
         waiters.add(1, ordering: .relaxed)
-        pthread_mutex_lock(mutex)
+        pthread_rwlock_wrlock(rw)
         waiters.subtract(1, ordering: .relaxed)
     }
-    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
-    @inline(__always) func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
+    /// Releases the lock, held in either mode.
+    @inline(__always) func unlock() { pthread_rwlock_unlock(rw) }
+    @inline(__always) func tryLock() -> Bool { pthread_rwlock_trywrlock(rw) == 0 }
+    @inline(__always) func tryLock(_ mode: LockMode) -> Bool {
+        mode == .exclusive ? pthread_rwlock_trywrlock(rw) == 0 : pthread_rwlock_tryrdlock(rw) == 0
+    }
 
     /// Whether some thread is waiting for this lock now.
     @inline(__always) var isWanted: Bool { waiters.load(ordering: .relaxed) > 0 }
@@ -44,9 +68,9 @@ final class ShardLock: @unchecked Sendable {
     /// few milliseconds so that a command queued behind a runaway script can still answer
     /// -BUSY, as Redis's event loop does. For a caller that holds no other shard lock.
     @inline(__always)
-    func lock(unless busy: ScriptBusy) -> Bool {
-        if pthread_mutex_trylock(mutex) == 0 { return true }
-        return wait(busy, refuseWhenBusy: true, yieldToEscalation: false) == .acquired
+    func lock(unless busy: ScriptBusy, _ mode: LockMode = .exclusive) -> Bool {
+        if tryLock(mode) { return true }
+        return wait(busy, mode, refuseWhenBusy: true, yieldToEscalation: false) == .acquired
     }
 
     /// How a contended wait ended.
@@ -56,7 +80,7 @@ final class ShardLock: @unchecked Sendable {
     /// (if `refuseWhenBusy`), or, for a caller that holds other shard locks, when a script
     /// is escalating its atomic section (ScriptSection.swift): that script may be waiting
     /// for the locks this caller holds; and whenever `giveUp` says so.
-    func wait(_ busy: ScriptBusy, refuseWhenBusy: Bool, yieldToEscalation: Bool,
+    func wait(_ busy: ScriptBusy, _ mode: LockMode = .exclusive, refuseWhenBusy: Bool, yieldToEscalation: Bool,
               giveUp: (() -> Bool)? = nil) -> WaitOutcome {
         waiters.add(1, ordering: .relaxed)
         defer { waiters.subtract(1, ordering: .relaxed) }
@@ -68,7 +92,8 @@ final class ShardLock: @unchecked Sendable {
                 deadline.tv_sec += 1
                 deadline.tv_nsec -= 1_000_000_000
             }
-            if pthread_mutex_timedlock(mutex, &deadline) == 0 { return .acquired }
+            let taken = mode == .exclusive ? pthread_rwlock_timedwrlock(rw, &deadline) : pthread_rwlock_timedrdlock(rw, &deadline)
+            if taken == 0 { return .acquired }
             if refuseWhenBusy && busy.running.load(ordering: .acquiring) != 0 { return .scriptBusy }
             if yieldToEscalation && busy.escalating.load(ordering: .acquiring) { return .yielded }
             if let giveUp, giveUp() { return .gaveUp }
@@ -111,32 +136,32 @@ struct ShardLockSet {
     func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
 
     /// Takes every lock in order, or none when a script turns busy while waiting.
-    func lock(_ locks: [ShardLock], unless busy: ScriptBusy) -> Bool {
-        acquire(locks, busy, refuseWhenBusy: true)
+    func lock(_ locks: [ShardLock], unless busy: ScriptBusy, _ mode: LockMode = .exclusive) -> Bool {
+        acquire(locks, busy, mode, refuseWhenBusy: true)
     }
 
     /// Takes every lock in order, however long a busy script holds one.
     func lock(_ locks: [ShardLock], yieldingTo busy: ScriptBusy) {
-        _ = acquire(locks, busy, refuseWhenBusy: false)
+        _ = acquire(locks, busy, .exclusive, refuseWhenBusy: false)
     }
 
     /// Takes every lock in order, or none once `giveUp` says so while waiting (a library's
     /// thread that has a transaction's call to run: JSLibrary.enter).
     func lock(_ locks: [ShardLock], yieldingTo busy: ScriptBusy, giveUp: () -> Bool) -> Bool {
-        withoutActuallyEscaping(giveUp) { acquire(locks, busy, refuseWhenBusy: false, giveUp: $0) }
+        withoutActuallyEscaping(giveUp) { acquire(locks, busy, .exclusive, refuseWhenBusy: false, giveUp: $0) }
     }
 
     /// Ascending order keeps lock sets from deadlocking one another. The one thread allowed
     /// to wait out of order, a script escalating its section, is let through: a set that
     /// meets a contended lock while holding others and sees an escalation drops what it
     /// holds and starts again once the escalation is over.
-    private func acquire(_ locks: [ShardLock], _ busy: ScriptBusy, refuseWhenBusy: Bool,
+    private func acquire(_ locks: [ShardLock], _ busy: ScriptBusy, _ mode: LockMode, refuseWhenBusy: Bool,
                          giveUp: (() -> Bool)? = nil) -> Bool {
         while true {
             busy.waitWhileEscalating()
             var yielded = false
-            for (i, s) in shards.enumerated() where !locks[s].tryLock() {
-                let outcome = locks[s].wait(busy, refuseWhenBusy: refuseWhenBusy, yieldToEscalation: i > 0, giveUp: giveUp)
+            for (i, s) in shards.enumerated() where !locks[s].tryLock(mode) {
+                let outcome = locks[s].wait(busy, mode, refuseWhenBusy: refuseWhenBusy, yieldToEscalation: i > 0, giveUp: giveUp)
                 if outcome == .acquired { continue }
                 for t in shards[..<i].reversed() { locks[t].unlock() }
                 if outcome == .scriptBusy || outcome == .gaveUp { return false }

@@ -45,6 +45,18 @@ public final class Database {
         return e
     }
 
+    /// The live entry for `key`, for a reader holding the shard lock shared: an entry past
+    /// its TTL is left in place (deleting it would be a write), reported in `expired`.
+    @inline(__always)
+    public func lookupWithoutExpiring(_ key: Bytes, now: Int64, expired: inout Bool) -> Entry? {
+        guard let e = table.find(key) else { return nil }
+        if e.expireAt != 0 && e.expireAt <= now {
+            expired = true
+            return nil
+        }
+        return e
+    }
+
     /// Adds a key that is not present (callers look it up first).
     @discardableResult
     public func add(_ key: Bytes, _ value: Value) -> Entry {

@@ -27,11 +27,17 @@ public final class KeyTable {
 
     public func find(_ key: Bytes) -> Entry? { find(key, hash: KeyTable.hash(key)) }
 
+    /// Walks the chain without retaining the entries it passes: a retain writes to the
+    /// entry's cache line, and with several shard threads reading the same table that
+    /// write makes the line move between cores on every lookup. The table owns every
+    /// entry on the chain for the whole walk (no writer runs while the shard's lock is
+    /// held, shared or not), so unretained references are safe; only the entry returned
+    /// is retained.
     public func find(_ key: Bytes, hash: Int) -> Entry? {
-        var e = buckets[hash & mask]
-        while let entry = e {
-            if entry.hash == hash && entry.key == key { return entry }
-            e = entry.next
+        var e = buckets.withUnsafeBufferPointer { $0[hash & mask].map { Unmanaged.passUnretained($0) } }
+        while let u = e {
+            if u._withUnsafeGuaranteedRef({ $0.hash == hash && $0.key == key }) { return u.takeUnretainedValue() }
+            e = u._withUnsafeGuaranteedRef { $0.next.map { Unmanaged.passUnretained($0) } }
         }
         return nil
     }

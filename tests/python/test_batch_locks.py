@@ -7,6 +7,7 @@ scripts, WATCH, blocking commands, errors) never deadlocks.
 """
 import random
 import threading
+import time
 
 import redis
 
@@ -153,3 +154,92 @@ def test_random_pipelines_mixing_every_lock_path_never_hang(make_server):
     c = s.client()
     total = sum(int(c.get(f"n:{i}") or 0) for i in range(6))
     assert total == increments[0]
+
+
+def test_readers_under_shared_locks_expire_keys_as_the_owner_would(make_server):
+    """Reads hold shard locks shared (ShardLock.swift) and so may not delete; a key they
+    find past its TTL is deleted right after under the exclusive lock, with its event."""
+    s = make_server("--shards", "2")
+    r = s.client(decode_responses=True)
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    r.config_set("notify-keyspace-events", "Ex")
+    ps = r.pubsub()
+    ps.subscribe("__keyevent@0__:expired")
+    assert ps.get_message(timeout=2)["type"] == "subscribe"
+    keys = [f"k{i}" for i in range(9)]  # spread over both shards
+    for k in keys[:6]:
+        r.set(k, "v", px=50)
+    r.hset("k6", "f", "v"); r.pexpire("k6", 50)
+    r.rpush("k7", "a"); r.pexpire("k7", 50)
+    r.sadd("k8", "m"); r.pexpire("k8", 50)
+    r.set("kept", "v")
+    time.sleep(0.2)
+    assert r.dbsize() == 10, "without active expiry the keys are still there"
+    p = r.pipeline(transaction=False)
+    p.get("k0"); p.strlen("k1"); p.exists("k2", "kept"); p.mget("k3", "k4", "kept"); p.ttl("k5")
+    p.hget("k6", "f"); p.lrange("k7", 0, -1); p.sismember("k8", "m"); p.get("kept")
+    assert p.execute() == [None, 0, 1, [None, None, "v"], -2, None, [], 0, "v"]
+    assert r.dbsize() == 1
+    assert int(r.info("stats")["expired_keys"]) == 9
+    got = set()
+    while len(got) < 9:
+        m = ps.get_message(timeout=2)
+        assert m is not None, f"expired events missing: {sorted(set(keys) - got)}"
+        got.add(m["data"])
+    assert got == set(keys)
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+    r.set("short", "v", px=20)
+    assert wait_for(lambda: r.dbsize() == 1), "active expiry is back on"
+
+
+def test_readers_never_see_half_a_write(make_server):
+    """Hashes rewritten whole by one HSET while pipelined HGETALL/HMGET/HVALS readers on
+    other shards' threads read them under shared locks: every reply shows one write."""
+    s = make_server("--shards", "4")
+    hashes = [f"h{i}" for i in range(8)]
+    fields = [f"f{j}" for j in range(12)]
+    c = s.client()
+    for h in hashes:
+        c.hset(h, mapping={f: "0" for f in fields})
+    stop = threading.Event()
+    bad, errors = [], []
+
+    def writer(n):
+        w = s.client()
+        i = 0
+        try:
+            while not stop.is_set():
+                p = w.pipeline(transaction=False)
+                for _ in range(16):
+                    i += 1
+                    p.hset(random.choice(hashes), mapping={f: f"{n}:{i}" for f in fields})
+                p.execute()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def reader():
+        rd = s.client()
+        try:
+            for _ in range(150):
+                p = rd.pipeline(transaction=False)
+                for _ in range(4):
+                    h = random.choice(hashes)
+                    p.hgetall(h); p.hmget(h, fields); p.hvals(h)
+                for reply in p.execute():
+                    vals = list(reply.values()) if isinstance(reply, dict) else reply
+                    if len(vals) != len(fields) or len(set(vals)) != 1:
+                        bad.append(reply)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for t in writers + readers:
+        t.start()
+    for t in readers:
+        t.join(120)
+    stop.set()
+    for t in writers:
+        t.join(120)
+    assert not any(t.is_alive() for t in writers + readers), "clients hung"
+    assert errors == [] and bad == []
