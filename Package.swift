@@ -51,11 +51,13 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-isystem", "/usr/include/mozjs-102"])],
             linkerSettings: [.linkedLibrary("mozjs-102")]
         ),
+        // A compiler builtin Swift lacks (cache prefetch), for the key table's batched lookups.
+        .target(name: "CPrefetch"),
         .target(name: "RESP", swiftSettings: releaseSettings),
         .target(
             name: "Keyspace",
             dependencies: [
-                "RESP",
+                "RESP", "CPrefetch",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],

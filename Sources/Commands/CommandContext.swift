@@ -121,6 +121,24 @@ public final class CommandContext: @unchecked Sendable {
         return e
     }
 
+    /// Starts the cache misses of looking up the key arguments at `positions` before any of
+    /// them is looked up, so that a command touching many keys (MSET, MGET) waits for
+    /// their misses side by side instead of one after another: every key's bucket slot
+    /// first, then every chain's first entry.
+    public func prefetchKeys(_ positions: StrideTo<Int>) {
+        prefetching.removeAll(keepingCapacity: true)
+        for i in positions {
+            // Unretained: both shard threads use every shard's tables, and a retain would
+            // make the table's reference count a cache line they take turns on.
+            let table = Unmanaged.passUnretained(db(argument: i).table)
+            let hash = KeyTable.hash(args[i])
+            table._withUnsafeGuaranteedRef { $0.prefetchBucket(hash) }
+            prefetching.append((table, hash))
+        }
+        for (table, hash) in prefetching { table._withUnsafeGuaranteedRef { $0.prefetchChain(hash) } }
+    }
+    private var prefetching: [(Unmanaged<KeyTable>, Int)] = []
+
     public func delete(_ key: Bytes) -> Bool { db(key).delete(key, now: now) }
 
     public func delete(argument i: Int) -> Bool { db(argument: i).delete(args[i], now: now) }

@@ -37,6 +37,7 @@ enum StringCommands {
         },
         CommandSpec("getex", arity: -2, flags: [.write, .fast], keys: KeySpec(1, 1, 1), handler: getex),
         CommandSpec("mget", arity: -2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
+            ctx.prefetchKeys(stride(from: 1, to: ctx.args.count, by: 1))
             ctx.reply.arrayHeader(ctx.args.count - 1)
             for i in 1..<ctx.args.count {
                 if let e = ctx.lookupRead(argument: i), case .string(let s) = e.value { ctx.reply.bulk(s) } else { ctx.reply.null() }
@@ -44,6 +45,7 @@ enum StringCommands {
         },
         CommandSpec("mset", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 2)) { ctx throws(CommandError) in
             guard ctx.args.count % 2 == 1 else { throw .wrongArity("mset") }
+            ctx.prefetchKeys(stride(from: 1, to: ctx.args.count, by: 2))
             for i in stride(from: 1, to: ctx.args.count, by: 2) {
                 ctx.db(argument: i).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
                 ctx.notify(.string, "set", ctx.args[i])
@@ -53,6 +55,7 @@ enum StringCommands {
         },
         CommandSpec("msetnx", arity: -3, flags: [.write, .denyOOM], keys: KeySpec(1, -1, 2)) { ctx throws(CommandError) in
             guard ctx.args.count % 2 == 1 else { throw .wrongArity("msetnx") }
+            ctx.prefetchKeys(stride(from: 1, to: ctx.args.count, by: 2))
             for i in stride(from: 1, to: ctx.args.count, by: 2) where ctx.lookup(argument: i) != nil {
                 ctx.reply.integer(0); return
             }

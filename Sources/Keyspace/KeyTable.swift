@@ -1,3 +1,4 @@
+import CPrefetch
 import RESP
 
 /// The key -> entry table of one database on one shard: separate chaining over a
@@ -40,6 +41,25 @@ public final class KeyTable {
             e = u._withUnsafeGuaranteedRef { $0.next.map { Unmanaged.passUnretained($0) } }
         }
         return nil
+    }
+
+    /// Starts loading the bucket slot of `hash` into the cache, without waiting for it.
+    @inline(__always)
+    public func prefetchBucket(_ hash: Int) {
+        buckets.withUnsafeBufferPointer { berth_prefetch(UnsafeRawPointer($0.baseAddress! + (hash & mask))) }
+    }
+
+    /// Starts loading the first entry of the chain of `hash`, without waiting for it. Reads
+    /// the bucket slot, so it pays off once `prefetchBucket` has brought that in.
+    @inline(__always)
+    public func prefetchChain(_ hash: Int) {
+        let head = buckets.withUnsafeBufferPointer { $0[hash & mask].map { Unmanaged.passUnretained($0) } }
+        if let head {
+            // An entry spans two cache lines: the key at its start, hash and chain link after the value.
+            let start = UnsafeRawPointer(head.toOpaque())
+            berth_prefetch(start)
+            berth_prefetch(start + 64)
+        }
     }
 
     /// Adds a new entry; the key must not be present.

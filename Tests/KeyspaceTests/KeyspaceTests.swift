@@ -50,6 +50,18 @@ final class KeyTableTests: XCTestCase {
         XCTAssertEqual(v, Bytes("v1"))
     }
 
+    /// Prefetching reads a bucket slot and hints at addresses; any hash, on any table, is
+    /// fine and changes nothing.
+    func testPrefetchTakesAnyHash() {
+        let t = KeyTable()
+        let hashes = [0, 1, -1, Int.min, Int.max, 12345]
+        for h in hashes { t.prefetchBucket(h); t.prefetchChain(h) }
+        for i in 0..<1000 { t.insert(Bytes("key:\(i)"), value: .string(Bytes("v"))) }
+        for h in hashes + (0..<1000).map({ KeyTable.hash(Bytes("key:\($0)")) }) { t.prefetchBucket(h); t.prefetchChain(h) }
+        XCTAssertEqual(t.count, 1000)
+        for i in 0..<1000 { XCTAssertNotNil(t.find(Bytes("key:\(i)"))) }
+    }
+
     /// The SCAN guarantee: keys present for the whole scan are returned at least once,
     /// even while the table grows and shrinks between calls.
     func testScanSurvivesResizes() {
@@ -148,6 +160,22 @@ final class DatabaseExpiryTests: XCTestCase {
         XCTAssertEqual(db.count, 1)
         XCTAssertEqual(db.volatileCount, 0)
         XCTAssertNotNil(db.lookup(Bytes("c"), now: 10_000))
+    }
+
+    /// A reader under a shared lock must not delete: the expired key stays, reported.
+    func testLookupWithoutExpiringLeavesTheKey() {
+        let db = Database()
+        db.setExpire(db.add(Bytes("k"), .string(Bytes("v"))), at: 100)
+        var expired = false
+        XCTAssertNotNil(db.lookupWithoutExpiring(Bytes("k"), now: 99, expired: &expired))
+        XCTAssertFalse(expired)
+        XCTAssertNil(db.lookupWithoutExpiring(Bytes("k"), now: 100, expired: &expired))
+        XCTAssertTrue(expired)
+        XCTAssertEqual(db.count, 1)
+        XCTAssertEqual(db.expiredTotal, 0)
+        XCTAssertNil(db.lookup(Bytes("k"), now: 100), "the owner's lookup then deletes it")
+        XCTAssertEqual(db.count, 0)
+        XCTAssertEqual(db.expiredTotal, 1)
     }
 
     func testStaleHeapItemsAreIgnored() {
