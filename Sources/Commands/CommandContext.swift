@@ -86,18 +86,51 @@ public final class CommandContext: @unchecked Sendable {
 
     @inline(__always)
     public func lookup(_ key: Bytes) -> Entry? {
-        lookup(key, in: db(key))
+        withDatabase(shard: keyShard ?? slots.shard(of: key)) { lookup(key, in: $0) }
     }
 
     public func lookup(argument i: Int) -> Entry? {
-        lookup(args[i], in: db(argument: i))
+        withDatabase(shard: shard(argument: i)) { lookup(args[i], in: $0) }
     }
 
     /// A lookup that counts toward keyspace_hits / keyspace_misses.
     @inline(__always)
-    public func lookupRead(_ key: Bytes) -> Entry? { countedLookup(key, in: db(key)) }
+    public func lookupRead(_ key: Bytes) -> Entry? {
+        withDatabase(shard: keyShard ?? slots.shard(of: key)) { countedLookup(key, in: $0) }
+    }
 
-    public func lookupRead(argument i: Int) -> Entry? { countedLookup(args[i], in: db(argument: i)) }
+    public func lookupRead(argument i: Int) -> Entry? {
+        withDatabase(shard: shard(argument: i)) { countedLookup(args[i], in: $0) }
+    }
+
+    @inline(__always)
+    private func shard(argument i: Int) -> Int {
+        if i < argumentShards.count, argumentShards[i] >= 0 { return argumentShards[i] }
+        return keyShard ?? slots.shard(of: args[i])
+    }
+
+    /// Runs `body` with the current database's part on shard `s`, without retaining it.
+    /// The lookup path avoids `db(_:)` because every shard thread uses every shard's
+    /// databases: retaining one writes its reference count, a cache line the threads
+    /// would then take turns on for every command.
+    @inline(__always)
+    private func withDatabase<R>(shard s: Int, _ body: (Database) -> R) -> R {
+        let generation = ShardStore.layoutGeneration.load(ordering: .relaxed)
+        if generation != databaseMapGeneration { rebuildDatabaseMap(generation) }
+        return databaseMap[s &* databaseMapStride &+ dbIndex]._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Every store's databases by (shard, number), unretained: the stores keep them alive
+    /// as long as the server runs, and only SWAPDB moves them (then the map is rebuilt).
+    private var databaseMap: [Unmanaged<Database>] = []
+    private var databaseMapStride = 0
+    private var databaseMapGeneration = -1
+
+    private func rebuildDatabaseMap(_ generation: Int) {
+        databaseMap = stores.flatMap { $0.databases.map { Unmanaged.passUnretained($0) } }
+        databaseMapStride = databaseCount
+        databaseMapGeneration = generation
+    }
 
     /// Every lookup of a command goes through here, so that none deletes under a shared lock.
     @inline(__always)

@@ -93,6 +93,7 @@ enum KeyCommands {
             }
             guard a >= 0, a < ctx.databaseCount, b >= 0, b < ctx.databaseCount else { throw .dbIndexOutOfRange }
             for store in ctx.stores { store.databases.swapAt(a, b) }
+            ShardStore.layoutGeneration.add(1, ordering: .relaxed)
             ctx.dirty += 1
             ctx.reply.ok()
         },

@@ -169,6 +169,10 @@ struct ExpiryItem: Comparable {
 /// Whoever touches it must hold the shard's lock (the Engine guarantees that).
 public final class ShardStore: @unchecked Sendable {
     public var databases: [Database]
+    /// Bumped whenever some store's `databases` changes order (SWAPDB, under every shard
+    /// lock), so that a cache of which object holds which database (CommandContext's) knows
+    /// to rebuild itself. Read under a shard lock, which orders it after the swap.
+    public static let layoutGeneration = Atomic<Int>(0)
     /// Blocked-on keys that writes on this shard touched since the engine last looked.
     public let ready = ReadyKeys()
     public let keyEvents = KeyEventLog()

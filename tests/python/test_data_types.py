@@ -203,3 +203,23 @@ def test_sorted_sets(r):
 def test_large_value_round_trip(r):
     big = "x" * (8 * 1024 * 1024)
     assert r.set("big", big) and len(r.get("big")) == len(big)
+
+
+def test_reads_follow_swapdb_on_every_shard_thread(make_server):
+    """Each shard thread caches where each database's data lives (CommandContext); SWAPDB
+    moves it, and every thread's next read must see the swapped data."""
+    s = make_server("--shards", "2")
+    clients = [s.client(decode_responses=True) for _ in range(4)]  # spread over both shards
+    keys = [f"k{i}" for i in range(8)]  # spread over both shards
+    setter = clients[0]
+    for db, value in ((0, "zero"), (1, "one")):
+        setter.execute_command("SELECT", db)
+        setter.mset({k: value for k in keys})
+    setter.execute_command("SELECT", 0)
+    for c in clients:
+        assert c.mget(keys) == ["zero"] * 8 and c.get(keys[0]) == "zero"
+    assert setter.swapdb(0, 1) is True
+    for c in clients:
+        assert c.mget(keys) == ["one"] * 8
+        assert [c.get(k) for k in keys] == ["one"] * 8
+        assert c.exists(*keys) == 8 and c.strlen(keys[1]) == 3
