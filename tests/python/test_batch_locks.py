@@ -14,6 +14,21 @@ import redis
 from conftest import wait_for
 
 
+def run_writers_until_readers_finish(writer, writers, reader, readers, stop):
+    """Starts `writers` writer(n) threads and `readers` reader() threads, lets the writers
+    run until every reader is done, and fails if any client hangs."""
+    ws = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    rs = [threading.Thread(target=reader) for _ in range(readers)]
+    for t in ws + rs:
+        t.start()
+    for t in rs:
+        t.join(120)
+    stop.set()
+    for t in ws:
+        t.join(120)
+    assert not any(t.is_alive() for t in ws + rs), "clients hung"
+
+
 def test_pipelined_multi_key_writes_stay_atomic(make_server):
     s = make_server("--shards", "4")
     keys = [f"group:{i}" for i in range(12)]  # no hash tag: spread over the shards
@@ -48,16 +63,7 @@ def test_pipelined_multi_key_writes_stay_atomic(make_server):
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    writers = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
-    readers = [threading.Thread(target=reader) for _ in range(3)]
-    for t in writers + readers:
-        t.start()
-    for t in readers:
-        t.join(120)
-    stop.set()
-    for t in writers:
-        t.join(120)
-    assert not any(t.is_alive() for t in writers + readers), "clients hung"
+    run_writers_until_readers_finish(writer, 3, reader, 3, stop)
     assert errors == [] and bad == []
 
 
@@ -232,14 +238,5 @@ def test_readers_never_see_half_a_write(make_server):
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
-    writers = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
-    readers = [threading.Thread(target=reader) for _ in range(4)]
-    for t in writers + readers:
-        t.start()
-    for t in readers:
-        t.join(120)
-    stop.set()
-    for t in writers:
-        t.join(120)
-    assert not any(t.is_alive() for t in writers + readers), "clients hung"
+    run_writers_until_readers_finish(writer, 2, reader, 4, stop)
     assert errors == [] and bad == []
