@@ -161,9 +161,8 @@ public final class CommandContext: @unchecked Sendable {
     public func prefetchKeys(_ positions: StrideTo<Int>) {
         prefetching.removeAll(keepingCapacity: true)
         for i in positions {
-            // Unretained: both shard threads use every shard's tables, and a retain would
-            // make the table's reference count a cache line they take turns on.
-            let table = Unmanaged.passUnretained(db(argument: i).table)
+            // Unretained, for the reason `withDatabase` gives.
+            let table = withDatabase(shard: shard(argument: i)) { Unmanaged.passUnretained($0.table) }
             let hash = KeyTable.hash(args[i])
             table._withUnsafeGuaranteedRef { $0.prefetchBucket(hash) }
             prefetching.append((table, hash))

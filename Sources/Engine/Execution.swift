@@ -450,4 +450,3 @@ func monotonicMicroseconds() -> Int {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
 }
-
