@@ -35,12 +35,18 @@ public final class KeyTable {
     /// held, shared or not), so unretained references are safe; only the entry returned
     /// is retained.
     public func find(_ key: Bytes, hash: Int) -> Entry? {
-        var e = buckets.withUnsafeBufferPointer { $0[hash & mask].map { Unmanaged.passUnretained($0) } }
+        var e = chainHead(hash)
         while let u = e {
             if u._withUnsafeGuaranteedRef({ $0.hash == hash && $0.key == key }) { return u.takeUnretainedValue() }
             e = u._withUnsafeGuaranteedRef { $0.next.map { Unmanaged.passUnretained($0) } }
         }
         return nil
+    }
+
+    /// The first entry of `hash`'s chain, unretained (see `find`).
+    @inline(__always)
+    private func chainHead(_ hash: Int) -> Unmanaged<Entry>? {
+        buckets.withUnsafeBufferPointer { $0[hash & mask].map { Unmanaged.passUnretained($0) } }
     }
 
     /// Starts loading the bucket slot of `hash` into the cache, without waiting for it.
@@ -53,8 +59,7 @@ public final class KeyTable {
     /// the bucket slot, so it pays off once `prefetchBucket` has brought that in.
     @inline(__always)
     public func prefetchChain(_ hash: Int) {
-        let head = buckets.withUnsafeBufferPointer { $0[hash & mask].map { Unmanaged.passUnretained($0) } }
-        if let head {
+        if let head = chainHead(hash) {
             // An entry spans two cache lines: the key at its start, hash and chain link after the value.
             let start = UnsafeRawPointer(head.toOpaque())
             berth_prefetch(start)
