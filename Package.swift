@@ -51,13 +51,14 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-isystem", "/usr/include/mozjs-102"])],
             linkerSettings: [.linkedLibrary("mozjs-102")]
         ),
-        // A compiler builtin Swift lacks (cache prefetch), for the key table's batched lookups.
-        .target(name: "CPrefetch"),
+        // Compiler builtins Swift lacks: cache prefetch for the key table's batched lookups, the
+        // CPU's cycle counter for timing commands.
+        .target(name: "CIntrinsics"),
         .target(name: "RESP", swiftSettings: releaseSettings),
         .target(
             name: "Keyspace",
             dependencies: [
-                "RESP", "CPrefetch",
+                "RESP", "CIntrinsics",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
@@ -68,7 +69,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost", "CLua", "CJSHost",
+                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost", "CLua", "CJSHost", "CIntrinsics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),

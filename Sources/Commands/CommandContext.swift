@@ -115,9 +115,29 @@ public final class CommandContext: @unchecked Sendable {
     /// would then take turns on for every command.
     @inline(__always)
     private func withDatabase<R>(shard s: Int, _ body: (Database) -> R) -> R {
+        withDatabase(shard: s, index: dbIndex, body)
+    }
+
+    /// Runs `body` with the current database's part that holds `key`, without retaining
+    /// it (see `withDatabase`): for the write paths of the hottest commands, where a
+    /// retain of a database shared by every shard thread costs a contended cache line.
+    @inline(__always)
+    public func inDatabase<R>(of key: Bytes, _ body: (Database) -> R) -> R {
+        withDatabase(shard: keyShard ?? slots.shard(of: key), body)
+    }
+
+    /// The same for the key that is argument `i`.
+    @inline(__always)
+    public func inDatabase<R>(ofArgument i: Int, _ body: (Database) -> R) -> R {
+        withDatabase(shard: shard(argument: i), body)
+    }
+
+    /// The same for database number `index`.
+    @inline(__always)
+    private func withDatabase<R>(shard s: Int, index: Int, _ body: (Database) -> R) -> R {
         let generation = ShardStore.layoutGeneration.load(ordering: .relaxed)
         if generation != databaseMapGeneration { rebuildDatabaseMap(generation) }
-        return databaseMap[s &* databaseMapStride &+ dbIndex]._withUnsafeGuaranteedRef(body)
+        return databaseMap[s &* databaseMapStride &+ index]._withUnsafeGuaranteedRef(body)
     }
 
     /// Every store's databases by (shard, number), unretained: the stores keep them alive
@@ -156,18 +176,27 @@ public final class CommandContext: @unchecked Sendable {
 
     /// Starts the cache misses of looking up the key arguments at `positions` before any of
     /// them is looked up, so that a command touching many keys (MSET, MGET) waits for
-    /// their misses side by side instead of one after another: every key's bucket slot
-    /// first, then every chain's first entry.
+    /// their misses side by side instead of one after another.
     public func prefetchKeys(_ positions: StrideTo<Int>) {
-        prefetching.removeAll(keepingCapacity: true)
-        for i in positions {
-            // Unretained, for the reason `withDatabase` gives.
-            let table = withDatabase(shard: shard(argument: i)) { Unmanaged.passUnretained($0.table) }
-            let hash = KeyTable.hash(args[i])
-            table._withUnsafeGuaranteedRef { $0.prefetchBucket(hash) }
-            prefetching.append((table, hash))
-        }
+        for i in positions { startPrefetch(args[i], shard: shard(argument: i), database: dbIndex) }
+        finishPrefetch()
+    }
+
+    /// Prefetching keys takes two rounds: every key's bucket slot first (`startPrefetch`,
+    /// one per key), then every chain's first entry (`finishPrefetch`), which reads the
+    /// slot that the first round brought in. The caller holds the lock of every shard
+    /// named, so the tables stay as they are between the two rounds.
+    public func startPrefetch(_ key: Bytes, shard s: Int, database index: Int) {
+        // Unretained, for the reason `withDatabase` gives.
+        let table = withDatabase(shard: s, index: index) { Unmanaged.passUnretained($0.table) }
+        let hash = KeyTable.hash(key)
+        table._withUnsafeGuaranteedRef { $0.prefetchBucket(hash) }
+        prefetching.append((table, hash))
+    }
+
+    public func finishPrefetch() {
         for (table, hash) in prefetching { table._withUnsafeGuaranteedRef { $0.prefetchChain(hash) } }
+        prefetching.removeAll(keepingCapacity: true)
     }
     private var prefetching: [(Unmanaged<KeyTable>, Int)] = []
 

@@ -11,7 +11,7 @@ enum StringCommands {
         CommandSpec("setnx", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let key = ctx.args[1]
             if ctx.lookup(key) != nil { ctx.reply.integer(0); return }
-            ctx.db(key).add(key, .string(ctx.args[2]))
+            ctx.inDatabase(of: key) { _ = $0.add(key, .string(ctx.args[2])) }
             ctx.dirty += 1
             ctx.reply.integer(1)
         },
@@ -24,7 +24,7 @@ enum StringCommands {
         CommandSpec("getset", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let key = ctx.args[1]
             let old = try ctx.string(key)
-            ctx.db(key).overwrite(key, .string(ctx.args[2]), now: ctx.now)
+            ctx.inDatabase(of: key) { _ = $0.overwrite(key, .string(ctx.args[2]), now: ctx.now) }
             ctx.dirty += 1
             if let old { ctx.reply.bulk(old) } else { ctx.reply.null() }
         },
@@ -47,7 +47,7 @@ enum StringCommands {
             guard ctx.args.count % 2 == 1 else { throw .wrongArity("mset") }
             ctx.prefetchKeys(stride(from: 1, to: ctx.args.count, by: 2))
             for i in stride(from: 1, to: ctx.args.count, by: 2) {
-                ctx.db(argument: i).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+                ctx.inDatabase(ofArgument: i) { _ = $0.overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now) }
                 ctx.notify(.string, "set", ctx.args[i])
             }
             ctx.dirty += (ctx.args.count - 1) / 2
@@ -60,7 +60,7 @@ enum StringCommands {
                 ctx.reply.integer(0); return
             }
             for i in stride(from: 1, to: ctx.args.count, by: 2) {
-                ctx.db(argument: i).overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now)
+                ctx.inDatabase(ofArgument: i) { _ = $0.overwrite(ctx.args[i], .string(ctx.args[i + 1]), now: ctx.now) }
                 ctx.notify(.string, "set", ctx.args[i])
             }
             ctx.dirty += (ctx.args.count - 1) / 2
@@ -136,8 +136,7 @@ enum StringCommands {
             } else { throw .syntax }
             i += 1
         }
-        let db = ctx.db(key)
-        let existing = db.lookup(key, now: ctx.now)
+        let existing = ctx.lookup(key)
         var old: Bytes? = nil
         if get, let e = existing {
             guard case .string(let s) = e.value else { throw .wrongType }
@@ -145,8 +144,10 @@ enum StringCommands {
         }
         let applies = !(nx && existing != nil) && !(xx && existing == nil)
         if applies {
-            let e = db.overwrite(existing, key, .string(ctx.args[2]), keepTTL: keepTTL)
-            if let expireAt { db.setExpire(e, at: expireAt) }
+            ctx.inDatabase(of: key) { db in
+                let e = db.overwrite(existing, key, .string(ctx.args[2]), keepTTL: keepTTL)
+                if let expireAt { db.setExpire(e, at: expireAt) }
+            }
             ctx.dirty += 1
         }
         // With GET the reply is the old value whether or not the SET applied.
@@ -197,9 +198,10 @@ enum StringCommands {
     static func setWithExpire(_ ctx: CommandContext, unitMs: Int64, name: String) throws(CommandError) {
         let key = ctx.args[1]
         let at = try deadline(ctx, ctx.args[2], unit: unitMs == 1000 ? .seconds : .milliseconds, command: name)
-        let db = ctx.db(key)
-        let e = db.overwrite(key, .string(ctx.args[3]), now: ctx.now)
-        db.setExpire(e, at: at)
+        ctx.inDatabase(of: key) { db in
+            let e = db.overwrite(key, .string(ctx.args[3]), now: ctx.now)
+            db.setExpire(e, at: at)
+        }
         ctx.dirty += 1
         ctx.reply.ok()
     }
@@ -264,8 +266,7 @@ enum StringCommands {
 
     static func incrBy(_ ctx: CommandContext, _ by: Int) throws(CommandError) {
         let key = ctx.args[1]
-        let db = ctx.db(key)
-        let e = db.lookup(key, now: ctx.now)
+        let e = ctx.lookup(key)
         var current = 0
         if let e {
             guard case .string(let s) = e.value else { throw .wrongType }
@@ -274,7 +275,11 @@ enum StringCommands {
         }
         let (result, overflow) = current.addingReportingOverflow(by)
         guard !overflow else { throw .overflow }
-        if let e { e.value = .string(Bytes(result)) } else { db.add(key, .string(Bytes(result))) }
+        if let e {
+            e.value = .string(Bytes(result))
+        } else {
+            ctx.inDatabase(of: key) { _ = $0.add(key, .string(Bytes(result))) }
+        }
         ctx.dirty += 1
         ctx.reply.integer(result)
     }

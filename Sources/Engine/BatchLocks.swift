@@ -1,6 +1,7 @@
-/// Shard locks kept across the commands of one input batch.
+/// Shard locks kept across the commands of the input batches of one event-loop pass.
 ///
-/// A pipelining client sends many commands in one read. Taking and dropping a shard lock
+/// A pipelining client sends many commands in one read, and one pass of a shard's event
+/// loop hands it the reads of many clients. Taking and dropping a shard lock
 /// around each of them is cheap when nobody else wants the lock, but when another shard's
 /// thread does, every command becomes a hand-off between threads (a futex wake, often a
 /// context switch, and the hot data moving between CPU caches). That happens both when
@@ -9,12 +10,16 @@
 /// pipeline wants the other shard's lock.
 ///
 /// So a shard keeps the lock set of a plain data command after it ran (`KeptLocks`). The
-/// next command of the same batch runs under it when its locks are in the set or can be
-/// added to it by a try-lock; the first lock that is not free this instant releases the
-/// whole set, and that command locks as usual. A thread that has to wait for a lock
-/// announces itself (`ShardLock.isWanted`), and a kept set with a wanted lock serves at
-/// most `limitWhenWanted` commands in all, so a waiter sits out a short stretch of one
-/// batch, never a whole pipeline. Each command is still atomic and isolated: the set only
+/// next command, of the same batch or of the next client's batch in the same pass, runs
+/// under it when its locks are in the set or can be added to it by a try-lock; the first
+/// lock that is not free this instant releases the whole set, and that command locks as
+/// usual. A thread that has to wait for a lock announces itself (`ShardLock.isWanted`),
+/// and a kept set with a wanted lock serves at most `limitWhenWanted` commands in all, so
+/// a waiter sits out a short stretch of one pass (a few pipelined batches), never a whole
+/// pipeline. Two shard threads writing random keys of both shards therefore hand their
+/// locks over once per stretch instead of once per client's batch: each hand-over is a
+/// futex wake and a sleep, which at 16 pipelined commands a batch cost more than the
+/// commands themselves. Each command is still atomic and isolated: the set only
 /// grows the critical section to cover several whole commands in request order, which a
 /// single-threaded server gives every command anyway.
 ///
@@ -29,9 +34,12 @@
 /// - The set grows only by try-locks, which never wait, so they may be taken in any order.
 ///   The thread never waits for a lock while it keeps one: the shard empties the set
 ///   before any other code path that takes locks (scripts, modules, engine commands,
-///   queueing into MULTI, closing a connection) and when the batch ends, so the
+///   queueing into MULTI, closing a connection) and when the event-loop pass ends, so the
 ///   ascending-order rule of `ShardLockSet` holds for every wait, and nothing re-enters a
-///   lock it already holds.
+///   lock it already holds. Between two clients' batches of a pass the set stays kept
+///   only across code that takes no locks (sending, counting a client's migration
+///   streak); closing or killing a connection, deferred work, a migration's hand-over and
+///   the inbox release it first, and the loop releases it after every pass.
 /// - A set serves at most `limit` commands, and at most `limitWhenWanted` once one of its
 ///   locks is wanted.
 /// - A command whose work must be seen by other threads before the next one runs (it made
@@ -39,8 +47,8 @@
 ///   releases the set at once, so blocked clients are served between commands exactly as
 ///   before (`Shard.keepOrRelease`).
 struct KeptLocks {
-    static let limit = 64
-    static let limitWhenWanted = 16
+    static let limit = 1024
+    static let limitWhenWanted = 128
 
     private(set) var held = ShardLockSet()
     /// How every lock in `held` is held.

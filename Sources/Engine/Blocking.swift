@@ -50,7 +50,9 @@ extension Shard {
     /// Moves the ready keys shard `s` recorded into this thread's queue. Caller holds `s`'s lock.
     @inline(__always)
     func takeReadyKeys(from s: Int) {
-        if stores[s].hasNewsForEngine { takeReadyKeysSlow(from: s) }
+        // Unretained: the stores live as long as the server, and this runs after every write.
+        let store = stores.withUnsafeBufferPointer { Unmanaged.passUnretained($0[s]) }
+        if store._withUnsafeGuaranteedRef({ $0.hasNewsForEngine }) { takeReadyKeysSlow(from: s) }
     }
 
     private func takeReadyKeysSlow(from s: Int) {
@@ -246,6 +248,8 @@ extension Shard {
     /// subscribers past their output limit, and letting unblocked connections run the
     /// input that waited behind their blocked command.
     func runDeferredWork() {
+        if overLimit.isEmpty && resumeQueue.isEmpty { return }
+        releaseBatchLocks()
         if !overLimit.isEmpty {
             let closing = overLimit
             overLimit = []

@@ -16,7 +16,9 @@ import Glibc
 /// multi-shard commands never deadlock. Replies are appended to the connection's output
 /// in request order; nothing is sent until the whole batch read has been processed.
 extension Shard {
-    func processInput(_ conn: Connection) {
+    /// With `keepingLocks`, a plain data command's locks may stay kept after the batch, for
+    /// the next connection's batch in the same event-loop pass (BatchLocks.swift).
+    func processInput(_ conn: Connection, keepingLocks: Bool = false) {
         if conn.suspended {
             // A blocked or paused client's input waits for it, within the same limit.
             closeIfOverQueryBufferLimit(conn)
@@ -25,17 +27,18 @@ extension Shard {
         let outer = activeConnection
         activeConnection = conn
         defer {
-            releaseBatchLocks()
+            if !keepingLocks { releaseBatchLocks() }
             activeConnection = outer
         }
         // One clock reading serves the whole batch read from the socket, as a time snapshot.
         batchTime = ShardStore.nowMilliseconds()
-        clockBeforeCommand = monotonicMicroseconds()
+        clockBeforeCommand = clock.microseconds()
         conn.parser.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
+        var window = PrefetchWindow()
         while !conn.closing && !conn.suspended && !conn.closeAfterFlush {
             switch conn.parser.next(conn.input) {
             case .needMore:
-                releaseBatchLocks()
+                if !keepingLocks { releaseBatchLocks() }
                 closeIfOverQueryBufferLimit(conn)
                 return
             case .protocolError(let message):
@@ -44,6 +47,7 @@ extension Shard {
                 conn.closeAfterFlush = true
                 return
             case .command(let args):
+                prefetchAhead(conn, &window)
                 let before = conn.output.writerIndex
                 executeKeepingLocks(conn, args)
                 stats.netOutputBytes += max(0, conn.output.writerIndex - before)
@@ -71,7 +75,7 @@ extension Shard {
     func execute(_ conn: Connection, _ args: [Bytes]) {
         let outer = activeConnection
         activeConnection = conn
-        clockBeforeCommand = monotonicMicroseconds()
+        clockBeforeCommand = clock.microseconds()
         executeKeepingLocks(conn, args)
         releaseBatchLocks()
         activeConnection = outer
@@ -155,7 +159,7 @@ extension Shard {
             failed = runLocked(spec, args, conn, reply)
         }
         stats.calls[spec.id] += 1
-        let end = monotonicMicroseconds()
+        let end = clock.microseconds()
         clockBeforeCommand = end
         stats.microseconds[spec.id] += end - start
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
@@ -292,7 +296,11 @@ extension Shard {
         ctx.sharedLock = held == .shared
         defer { ctx.sharedLock = false }
         ctx.args = args
-        ctx.reply = reply
+        // A pipeline's commands reply into one buffer: assigning it again would cost a
+        // retain and a release per command for nothing.
+        if ctx.reply.buffer !== reply.buffer || ctx.reply.protocolVersion != reply.protocolVersion {
+            ctx.reply = reply
+        }
         ctx.dbIndex = conn.db
         if !ctx.inTransaction { ctx.now = batchTime }
         ctx.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)

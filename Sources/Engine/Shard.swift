@@ -62,6 +62,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// back to back, so one command's end is the next one's start (one clock read each
     /// for commandstats; the time between two includes parsing the second).
     var clockBeforeCommand = 0
+    /// Reads `clockBeforeCommand` and its successors (CommandClock.swift).
+    let clock = CommandClock.shared
     /// The last built-in command looked up, by the exact name the client sent
     /// (Execution.swift).
     var recentCommand: (name: Bytes, spec: Unmanaged<CommandSpec>)?
@@ -136,6 +138,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
             if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
             if !waitingWalks.isEmpty { wake = min(wake, now + 1) }
             backend.poll(timeoutMicros: Int(max(0, wake * 1000 - ShardStore.nowMicroseconds())))
+            // The last input batches of the pass may have left their locks kept.
+            releaseBatchLocks()
             drainInbox()
         }
         for conn in Array(connections.values) { backend.close(conn) }
@@ -148,6 +152,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     func woken() { drainInbox() }
 
     private func drainInbox() {
+        releaseBatchLocks()
         for message in inbox.drain() {
             switch message {
             case .adopt(let fd): adopt(fd)
@@ -192,13 +197,17 @@ public final class Shard: @unchecked Sendable, EventHandler {
     func received(_ conn: Connection) {
         stats.netInputBytes += conn.input.readableCount
         conn.lastInteraction = ShardStore.nowMilliseconds()
-        processInput(conn)
+        // Outside a nested poll (a command waiting on the event loop) the batch's locks may
+        // stay kept for the next connection's batch; whatever comes next that takes locks
+        // releases them first, and the loop releases them after each pass.
+        processInput(conn, keepingLocks: activeConnection == nil)
         backend.flush(conn)
         runDeferredWork()
         if conn.awayStreak > 0 { considerMoving(conn) }
     }
 
     func closed(_ conn: Connection) {
+        releaseBatchLocks()
         guard connections.removeValue(forKey: conn.id) != nil else { return }
         server.clientCount.subtract(1, ordering: .relaxed)
         unwatchAll(conn)
@@ -210,6 +219,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Closes a connection as CLIENT KILL or a limit does: no more replies, except a
     /// blocked client's reply that is already on its way (its element must not be lost).
     func kill(_ conn: Connection) {
+        releaseBatchLocks()
         guard abandonBlocked(conn) else {
             conn.closeAfterFlush = true
             return

@@ -1,4 +1,4 @@
-import CPrefetch
+import CIntrinsics
 import RESP
 
 /// The key -> entry table of one database on one shard: separate chaining over a

@@ -240,3 +240,102 @@ def test_readers_never_see_half_a_write(make_server):
 
     run_writers_until_readers_finish(writer, 2, reader, 4, stop)
     assert errors == [] and bad == []
+
+
+def test_locks_kept_between_clients_survive_closes_and_kills(make_server):
+    """A shard keeps a batch's locks for the next clients' batches of the same event-loop
+    pass. Clients vanishing mid-pipeline, quitting inside one or being killed by CLIENT
+    KILL in between must never leave a lock held or counted twice: the counted writers'
+    increments all land, nothing hangs, and every vanished client is gone."""
+    import socket
+    import struct
+
+    s = make_server("--shards", "4")
+    keys = [f"c:{i}" for i in range(32)]  # no hash tag: spread over the four shards
+    counted = [0]
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors = []
+    doomed = []  # client ids for the killer
+
+    def writer(n):
+        c = s.client()
+        r = random.Random(n)
+        try:
+            while not stop.is_set():
+                p = c.pipeline(transaction=False)
+                for _ in range(16):
+                    p.incr(r.choice(keys))
+                p.execute()
+                with lock:
+                    counted[0] += 16
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    def incr_pipeline(r, count):
+        out = b""
+        for _ in range(count):
+            k = f"junk:{r.randint(0, 99)}".encode()
+            out += b"*2\r\n$4\r\nINCR\r\n$%d\r\n%s\r\n" % (len(k), k)
+        return out
+
+    def vandal(n):
+        r = random.Random(1000 + n)
+        for i in range(150):
+            sock = socket.create_connection(("127.0.0.1", s.port))
+            try:
+                sock.sendall(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n")
+                reply = b""
+                while not reply.endswith(b"\r\n"):
+                    reply += sock.recv(64)
+                with lock:
+                    doomed.append(int(reply[1:-2]))
+                kind = i % 4
+                # WATCH and BLPOP make the close take locks itself (unwatching, leaving
+                # the waiter table) after a batch that kept them.
+                watch = b"*2\r\n$5\r\nWATCH\r\n$5\r\nw:%03d\r\n" % r.randint(0, 999)
+                body = (watch if kind != 1 else b"") + incr_pipeline(r, r.randint(1, 40))
+                if kind == 0:
+                    body += b"*2\r\n$4\r\nINCR"  # cut off mid-command
+                elif kind == 1:
+                    body += b"*1\r\n$4\r\nQUIT\r\n" + incr_pipeline(r, 5)
+                elif kind == 3:
+                    body += b"*3\r\n$5\r\nBLPOP\r\n$5\r\nempty\r\n$1\r\n0\r\n"
+                sock.sendall(body)
+                if kind == 3:
+                    time.sleep(0.002)  # blocked, or killed meanwhile
+                if kind == 2:
+                    # Reset instead of an orderly close.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass  # killed first: that is one of the outcomes under test
+            finally:
+                sock.close()
+
+    def killer():
+        c = s.client()
+        while not stop.is_set():
+            with lock:
+                ids = doomed[:]
+                doomed.clear()
+            for cid in ids:
+                c.execute_command("CLIENT", "KILL", "ID", cid)  # 0 when it already left
+            time.sleep(0.001)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    vandals = [threading.Thread(target=vandal, args=(n,)) for n in range(3)]
+    kill_thread = threading.Thread(target=killer)
+    for t in writers + vandals + [kill_thread]:
+        t.start()
+    for t in vandals:
+        t.join(120)
+    stop.set()
+    for t in writers + [kill_thread]:
+        t.join(120)
+    assert not any(t.is_alive() for t in writers + vandals + [kill_thread]), "a client hung"
+    assert errors == []
+    c = s.client()
+    assert sum(int(c.get(k) or 0) for k in keys) == counted[0]
+    assert counted[0] > 0
+    # Every vandal is gone; only this client remains.
+    assert wait_for(lambda: c.info("clients")["connected_clients"] == 1)

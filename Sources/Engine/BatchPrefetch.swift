@@ -1,0 +1,103 @@
+import RESP
+
+/// Key prefetch across a pipelined batch.
+///
+/// A GET, SET or INCR on a random key spends most of its time waiting for memory: the
+/// bucket slot, then the chain's first entry, each a cache miss, one after the other.
+/// A pipeline of such commands repeats that wait per command. But the keys of the
+/// commands still waiting in the connection's input are known already, so the shard
+/// starts their misses early, as Valkey does for its batches: once the batch keeps shard
+/// locks (BatchLocks.swift), it scans the next `depth` commands' raw bytes, takes each
+/// one's first argument as its key (the key of every single-key command; for any other
+/// command a useless hint, never a wrong result), and prefetches the bucket slots, then the
+/// chains, of those keys that live on a locked shard. By the time their commands run,
+/// the lookups hit the cache.
+///
+/// - Only tables of shards whose locks the batch holds are read, and prefetching reads
+///   nothing else of them; a prefetch is a hint that never faults, so a later command
+///   of the batch that resizes a table only makes some hints useless.
+/// - The commands are scanned, not parsed: parsing ahead would allocate their argument
+///   arrays. The scan gives up at anything unusual (an inline command, an incomplete or
+///   malformed one, a long key); the parser then deals with it as always.
+/// - A window is scanned once; the next scan comes when the parser has passed its end, or
+///   when the batch has locked more shards since (their keys were skipped).
+struct PrefetchWindow {
+    static let depth = 16
+    /// Input offset just past the last command scanned.
+    var end = 0
+    /// How many shards the batch had locked at that scan.
+    var lockedShards = 0
+}
+
+extension Shard {
+    /// Prefetches the keys of the commands after the one about to run (see PrefetchWindow).
+    @inline(__always)
+    func prefetchAhead(_ conn: Connection, _ window: inout PrefetchWindow) {
+        let locked = batchLocks.held.count
+        guard locked > 0 else { return }
+        if conn.input.readerIndex < window.end && locked == window.lockedShards { return }
+        scanAndPrefetch(conn, &window)
+    }
+
+    private func scanAndPrefetch(_ conn: Connection, _ window: inout PrefetchWindow) {
+        let input = conn.input
+        var at = input.readerIndex
+        var previous: Bytes? = nil
+        for _ in 0..<PrefetchWindow.depth {
+            guard let (key, next) = RawCommandScan.firstArgument(input, from: at) else { break }
+            at = next
+            // Pipelines often repeat one key (a queue's list): hash it once.
+            guard let key, key != previous else { continue }
+            previous = key
+            let s = slots.shard(of: key)
+            if batchLocks.held.contains(s) { context.startPrefetch(key, shard: s, database: conn.db) }
+        }
+        context.finishPrefetch()
+        window.end = max(at, input.readerIndex + 1)
+        window.lockedShards = batchLocks.held.count
+    }
+}
+
+/// Finds the first argument of a complete RESP multibulk command in raw input, without
+/// allocating (PrefetchWindow).
+enum RawCommandScan {
+    /// Commands with more arguments than this end the scan (skipping them costs more than
+    /// a prefetch saves).
+    static let maxArguments = 64
+
+    /// The command starting at `offset`: its first argument when that fits in a `Bytes`
+    /// inline (nil otherwise), and the offset just past the command; nil when the bytes
+    /// there are not one complete multibulk command.
+    static func firstArgument(_ input: IOBuffer, from offset: Int) -> (Bytes?, Int)? {
+        let base = input.base, end = input.writerIndex
+        var at = offset
+        guard at < end, base[at] == UInt8(ascii: "*"),
+              let count = number(base, &at, end), count >= 1, count <= maxArguments else { return nil }
+        var first: Bytes? = nil
+        for i in 0..<count {
+            guard at < end, base[at] == UInt8(ascii: "$"), let length = number(base, &at, end),
+                  length >= 0, length <= end - at - 2 else { return nil }
+            if i == 1 && length <= Bytes.inlineCapacity {
+                first = Bytes(UnsafeRawBufferPointer(start: base + at, count: length))
+            }
+            at += length + 2
+        }
+        return (first, at)
+    }
+
+    /// Reads the decimal after the type byte at `at` up to its CRLF and moves past it.
+    @inline(__always)
+    private static func number(_ base: UnsafeMutablePointer<UInt8>, _ at: inout Int, _ end: Int) -> Int? {
+        var i = at + 1, n = 0, digits = 0
+        while i < end, base[i] != 13 {
+            let d = Int(base[i]) &- 48
+            guard d >= 0 && d <= 9, digits < 10 else { return nil }
+            n = n &* 10 &+ d
+            digits += 1
+            i += 1
+        }
+        guard digits > 0, i + 1 < end, base[i + 1] == 10 else { return nil }
+        at = i + 2
+        return n
+    }
+}
