@@ -21,8 +21,12 @@ import RESP
 ///   malformed one, a long key); the parser then deals with it as always.
 /// - A window is scanned once; the next scan comes when the parser has passed its end, or
 ///   when the batch has locked more shards since (their keys were skipped).
+/// - A client pipelining at one key (a queue's LPUSH, a leaderboard's ZADD) has nothing
+///   to prefetch: when a scan of at least `depth / 2` commands finds at most one key, the
+///   connection's next `quietBatches` batches are not scanned.
 struct PrefetchWindow {
     static let depth = 16
+    static let quietBatches = 8
     /// Input offset just past the last command scanned.
     var end = 0
     /// How many shards the batch had locked at that scan.
@@ -36,6 +40,13 @@ extension Shard {
         let locked = batchLocks.held.count
         guard locked > 0 else { return }
         if conn.input.readerIndex < window.end && locked == window.lockedShards { return }
+        if window.end == 0 && conn.prefetchSkips > 0 {
+            // The batch's first scan: this whole batch goes unscanned.
+            conn.prefetchSkips -= 1
+            window.end = Int.max
+            window.lockedShards = locked
+            return
+        }
         scanAndPrefetch(conn, &window)
     }
 
@@ -43,16 +54,20 @@ extension Shard {
         let input = conn.input
         var at = input.readerIndex
         var previous: Bytes? = nil
+        var scanned = 0, keys = 0
         for _ in 0..<PrefetchWindow.depth {
             guard let (key, next) = RawCommandScan.firstArgument(input, from: at) else { break }
             at = next
+            scanned += 1
             // Pipelines often repeat one key (a queue's list): hash it once.
             guard let key, key != previous else { continue }
             previous = key
+            keys += 1
             let s = slots.shard(of: key)
             if batchLocks.held.contains(s) { context.startPrefetch(key, shard: s, database: conn.db) }
         }
         context.finishPrefetch()
+        if scanned >= PrefetchWindow.depth / 2 && keys <= 1 { conn.prefetchSkips = PrefetchWindow.quietBatches }
         window.end = max(at, input.readerIndex + 1)
         window.lockedShards = batchLocks.held.count
     }

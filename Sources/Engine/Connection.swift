@@ -30,6 +30,10 @@ public final class Connection: @unchecked Sendable {
     /// A command is waiting for other shards (INFO, CLIENT LIST...); later input waits.
     var suspended = false
 
+    /// Input batches whose keys are not worth prefetching, as the last scan found
+    /// (BatchPrefetch.swift).
+    var prefetchSkips = 0
+
     // Client state.
     var db = 0
     var protocolVersion = 2
