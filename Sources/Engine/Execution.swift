@@ -38,7 +38,8 @@ extension Shard {
         while !conn.closing && !conn.suspended && !conn.closeAfterFlush {
             switch conn.parser.next(conn.input) {
             case .needMore:
-                if !keepingLocks { releaseBatchLocks() }
+                // The defer releases the batch's locks (or keeps them); `kill` releases
+                // them itself if the buffered input is over the limit.
                 closeIfOverQueryBufferLimit(conn)
                 return
             case .protocolError(let message):
