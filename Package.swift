@@ -54,6 +54,8 @@ let package = Package(
         // Compiler builtins Swift lacks: cache prefetch for the key table's batched lookups, the
         // CPU's cycle counter for timing commands.
         .target(name: "CIntrinsics"),
+        // INCRBYFLOAT's long double arithmetic and printing, which Swift cannot express portably.
+        .target(name: "CLongDouble"),
         .target(name: "RESP", swiftSettings: releaseSettings),
         .target(
             name: "Keyspace",
@@ -64,7 +66,7 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
-        .target(name: "Commands", dependencies: ["RESP", "Keyspace"], swiftSettings: releaseSettings),
+        .target(name: "Commands", dependencies: ["RESP", "Keyspace", "CLongDouble"], swiftSettings: releaseSettings),
         .target(name: "Uring", dependencies: ["CUring"]),
         .target(
             name: "Engine",

@@ -65,21 +65,7 @@ enum HashCommands {
             ctx.dirty += 1
             ctx.reply.integer(r)
         },
-        CommandSpec("hincrbyfloat", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
-            let by = try ctx.double(3)
-            let h = try ctx.hashOrCreate(ctx.args[1])
-            var current = 0.0
-            if let v = h.fields[ctx.args[2]] {
-                guard let n = Numbers.double(v) else { throw CommandError("ERR hash value is not a float") }
-                current = n
-            }
-            let r = current + by
-            guard r.isFinite else { throw .nanOrInfinity }
-            let text = Bytes(formatDouble(r))
-            h.fields[ctx.args[2]] = text
-            ctx.dirty += 1
-            ctx.reply.bulk(text)
-        },
+        CommandSpec("hincrbyfloat", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: FloatIncrement.hincrByFloat),
         CommandSpec("hkeys", arity: 2, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             ctx.reply.bulkArray(Array(try ctx.hash(ctx.args[1])?.fields.keys ?? [:].keys))
         },

@@ -116,7 +116,6 @@ enum KeyCommands {
 
     static func expire(_ ctx: CommandContext, unitMs: Int64, absolute: Bool, name: String) throws(CommandError) {
         let key = ctx.args[1]
-        let v = try ctx.int(2)
         var nx = false, xx = false, gt = false, lt = false
         for a in ctx.args.dropFirst(3) {
             if a.equalsIgnoringCase("nx") { nx = true }
@@ -127,6 +126,7 @@ enum KeyCommands {
         }
         if nx && (xx || gt || lt) { throw CommandError("ERR NX and XX, GT or LT options at the same time are not compatible") }
         if gt && lt { throw CommandError("ERR GT and LT options at the same time are not compatible") }
+        let v = try ctx.int(2)  // after the options, as Redis checks them
         let invalid = CommandError("ERR invalid expire time in '\(name)' command")
         let (scaled, o1) = Int64(v).multipliedReportingOverflow(by: unitMs)
         guard !o1 else { throw invalid }

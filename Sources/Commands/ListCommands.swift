@@ -34,14 +34,15 @@ enum ListCommands {
             for i in r { ctx.reply.bulk(l.items[i]) }
         },
         CommandSpec("lindex", arity: 3, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
-            let index = try ctx.int(2)
+            // The key first, then the index, as Redis checks them.
             guard let l = try ctx.list(ctx.args[1]) else { ctx.reply.null(); return }
+            let index = try ctx.int(2)
             let i = index < 0 ? l.items.count + index : index
             if i >= 0 && i < l.items.count { ctx.reply.bulk(l.items[i]) } else { ctx.reply.null() }
         },
         CommandSpec("lset", arity: 4, flags: [.write, .denyOOM], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
-            let index = try ctx.int(2)
             guard let l = try ctx.list(ctx.args[1]) else { throw .noSuchKey }
+            let index = try ctx.int(2)
             let i = index < 0 ? l.items.count + index : index
             guard i >= 0 && i < l.items.count else { throw .indexOutOfRange }
             l.items[i] = ctx.args[3]
@@ -191,18 +192,19 @@ enum ListCommands {
         var i = 3
         while i < ctx.args.count {
             guard i + 1 < ctx.args.count else { throw .syntax }
-            let v = try ctx.int(i + 1)
+            // COUNT and MAXLEN answer a non-number with their own message, as in Redis.
             if ctx.option(i, "rank") {
+                let v = try ctx.int(i + 1)
                 guard v != 0 else {
                     throw CommandError("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list")
                 }
                 guard v != Int.min else { throw CommandError("ERR value is out of range") }
                 rank = v
             } else if ctx.option(i, "count") {
-                guard v >= 0 else { throw CommandError("ERR COUNT can't be negative") }
+                guard let v = Numbers.int(ctx.args[i + 1]), v >= 0 else { throw CommandError("ERR COUNT can't be negative") }
                 count = v
             } else if ctx.option(i, "maxlen") {
-                guard v >= 0 else { throw CommandError("ERR MAXLEN can't be negative") }
+                guard let v = Numbers.int(ctx.args[i + 1]), v >= 0 else { throw CommandError("ERR MAXLEN can't be negative") }
                 maxlen = v
             } else { throw .syntax }
             i += 2
@@ -247,7 +249,7 @@ enum ListCommands {
 
     /// Parses LMPOP's `numkeys key... LEFT|RIGHT [COUNT n]` starting at `index`.
     static func parseMultiPop(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Bool, Int) {
-        let (keys, next) = try numkeys(ctx, at: index)
+        let (keys, next) = try numkeys(ctx, at: index, tooMany: .syntax)
         guard next < ctx.args.count else { throw .syntax }
         let left = try side(ctx, next)
         var count = 1

@@ -66,9 +66,10 @@ enum SetCommands {
         },
         CommandSpec("smove", arity: 4, flags: [.write, .fast], keys: KeySpec(1, 2, 1)) { ctx throws(CommandError) in
             let src = ctx.args[1], dst = ctx.args[2], m = ctx.args[3]
-            let from = try ctx.set(src)
+            // A missing source answers 0 before the destination's type is checked, as in Redis.
+            guard let from = try ctx.set(src) else { ctx.reply.integer(0); return }
             let to = try ctx.set(dst)
-            guard let from, from.members.contains(m) else { ctx.reply.integer(0); return }
+            guard from.members.contains(m) else { ctx.reply.integer(0); return }
             if src == dst { ctx.reply.integer(1); return }
             from.members.remove(m)
             ctx.notify(.set, "srem", src)

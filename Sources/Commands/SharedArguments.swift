@@ -11,11 +11,13 @@ func numkeysFinder(at index: Int) -> @Sendable ([Bytes]) -> [Int] {
     }
 }
 
-/// Parses `numkeys key...` at `index`; returns the keys and the index after them.
-func numkeys(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Int) {
-    guard let n = Numbers.int(ctx.args[index]) else { throw .notInteger }
-    guard n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
-    guard index + n < ctx.args.count else { throw CommandError("ERR Number of keys can't be greater than number of args") }
+/// Parses `numkeys key...` at `index`; returns the keys and the index after them. Redis
+/// answers more keys than arguments differently per command: SINTERCARD names the
+/// problem, LMPOP and ZMPOP (which need an argument after the keys) call it a syntax error.
+func numkeys(_ ctx: CommandContext, at index: Int, tooMany: CommandError = CommandError("ERR Number of keys can't be greater than number of args"))
+    throws(CommandError) -> ([Bytes], Int) {
+    guard let n = Numbers.int(ctx.args[index]), n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
+    guard index + n < ctx.args.count else { throw tooMany }
     return (Array(ctx.args[(index + 1)...(index + n)]), index + n + 1)
 }
 

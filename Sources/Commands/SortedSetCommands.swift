@@ -386,7 +386,7 @@ enum SortedSetCommands {
 
     /// Parses ZMPOP's `numkeys key... MIN|MAX [COUNT n]` starting at `index`.
     static func parseMultiPop(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Bool, Int) {
-        let (keys, next) = try numkeys(ctx, at: index)
+        let (keys, next) = try numkeys(ctx, at: index, tooMany: .syntax)
         guard next < ctx.args.count else { throw .syntax }
         let max: Bool
         if ctx.option(next, "min") { max = false } else if ctx.option(next, "max") { max = true } else { throw .syntax }

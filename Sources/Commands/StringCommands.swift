@@ -100,21 +100,7 @@ enum StringCommands {
             guard by != Int.min else { throw CommandError("ERR decrement would overflow") }
             try incrBy(ctx, -by)
         },
-        CommandSpec("incrbyfloat", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
-            let key = ctx.args[1]
-            let by = try ctx.double(2)
-            var current = 0.0
-            if let s = try ctx.string(key) {
-                guard let v = Numbers.double(s) else { throw .notFloat }
-                current = v
-            }
-            let result = current + by
-            guard result.isFinite else { throw .nanOrInfinity }
-            let text = Bytes(formatDouble(result))
-            ctx.db(key).overwrite(key, .string(text), now: ctx.now, keepTTL: true)
-            ctx.dirty += 1
-            ctx.reply.bulk(text)
-        },
+        CommandSpec("incrbyfloat", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: FloatIncrement.incrByFloat),
     ]
 
     static func set(_ ctx: CommandContext) throws(CommandError) {
@@ -208,20 +194,22 @@ enum StringCommands {
 
     static func getex(_ ctx: CommandContext) throws(CommandError) {
         let key = ctx.args[1]
-        var expireAt: Int64? = nil
+        var expiry: (text: Bytes, unit: ExpireUnit)? = nil
         var persist = false
         var i = 2
         while i < ctx.args.count {
             let a = ctx.args[i]
-            if a.equalsIgnoringCase("persist") && expireAt == nil && !persist { persist = true }
-            else if let unit = expireUnit(a), i + 1 < ctx.args.count, expireAt == nil, !persist {
+            if a.equalsIgnoringCase("persist") && expiry == nil && !persist { persist = true }
+            else if let unit = expireUnit(a), i + 1 < ctx.args.count, expiry == nil, !persist {
                 i += 1
-                expireAt = try deadline(ctx, ctx.args[i], unit: unit, command: "getex")
+                expiry = (ctx.args[i], unit)
             } else { throw .syntax }
             i += 1
         }
         guard let e = ctx.lookupRead(key) else { ctx.reply.null(); return }
         guard case .string(let s) = e.value else { throw .wrongType }
+        // The time is read after the key's type is checked, as Redis does.
+        let expireAt = try expiry.map { (e) throws(CommandError) in try deadline(ctx, e.text, unit: e.unit, command: "getex") }
         let db = ctx.db(key)
         if let expireAt {
             if expireAt <= ctx.now { db.removeEntry(e) } else { db.setExpire(e, at: expireAt) }

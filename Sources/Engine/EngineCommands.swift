@@ -158,8 +158,13 @@ enum EngineCommands {
     static func authenticate(_ shard: Shard, _ conn: Connection, user: Bytes?, password: Bytes, reply: ReplyWriter) -> Bool {
         let required = shard.server.config.get("requirepass")
         if required.isEmpty {
-            if user == nil || user! != Bytes("default") {
+            // Without requirepass the default user takes any password; no other user exists.
+            guard let user else {
                 reply.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+                return true
+            }
+            guard user == Bytes("default") else {
+                reply.error("WRONGPASS invalid username-password pair or user is disabled.")
                 return true
             }
             conn.authenticated = true

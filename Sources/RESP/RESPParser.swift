@@ -131,7 +131,8 @@ public func parseDecimal(_ raw: UnsafeRawBufferPointer) -> Int? {
     var i = 0
     var negative = false
     if raw[0] == 45 { negative = true; i = 1; guard n > 1 else { return nil } }
-    if raw[i] == 48 && n > i + 1 { return nil }  // no leading zeros
+    // No leading zeros and no "-0", as Redis's string2ll: one spelling per number.
+    if raw[i] == 48 && (n > i + 1 || negative) { return nil }
     var value: UInt64 = 0
     while i < n {
         let d = raw[i] &- 48

@@ -90,6 +90,10 @@ final class RESPParserTests: XCTestCase {
         XCTAssertNil(p("1a"))
         XCTAssertNil(p(""))
         XCTAssertNil(p("-"))
+        XCTAssertEqual(p("0"), 0)
+        XCTAssertNil(p("-0"), "one spelling per number, as Redis's string2ll")
+        XCTAssertNil(p("+1"))
+        XCTAssertNil(p(" 1"))
     }
 }
 
