@@ -181,10 +181,18 @@ extension Shard {
         !spec.flags.contains(.module) && !spec.flags.contains(.script) && !spec.flags.contains(.engine)
     }
 
+    /// Redis's text: the name and arguments printed as C strings (a NUL ends each), the
+    /// name cut at 128 bytes, arguments added while the list is under 128 bytes.
     private func unknownCommandMessage(_ args: [Bytes]) -> String {
-        var m = "ERR unknown command '\(args[0].string.prefix(128))', with args beginning with: "
-        for a in args.dropFirst() { m += "'\(a.string.prefix(128))' " }
-        return m
+        func cString(_ b: Bytes, max: Int) -> String {
+            String(decoding: b.withUnsafeBytes { Array($0.prefix { $0 != 0 }.prefix(max)) }, as: UTF8.self)
+        }
+        var list = ""
+        for a in args.dropFirst() {
+            guard list.utf8.count < 128 else { break }
+            list += "'\(cString(a, max: 128 - list.utf8.count))' "
+        }
+        return "ERR unknown command '\(cString(args[0], max: 128))', with args beginning with: \(list)"
     }
 
     /// Which shards a data command needs locked.

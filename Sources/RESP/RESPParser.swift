@@ -86,24 +86,18 @@ public struct RESPParser: Sendable {
 
     private enum CountLine { case needMore, error(String), value(Int?) }
 
-    /// Reads `<prefix><integer>\r\n`; the integer is nil when malformed.
+    /// Reads `<prefix><integer>\r?`: like Redis, the line ends at its first CR and the byte
+    /// after that CR is skipped unread, so a lone CR gives the errors Redis gives (the next
+    /// line is then misread, not refused). The integer is nil when malformed.
     private func readCountLine(_ buffer: IOBuffer, limitError: String) -> CountLine {
         let raw = buffer.readableBytes
-        guard let cr = findCRLF(raw, from: 1) else {
+        guard let cr = UnsafeRawBufferPointer(rebasing: raw[1...]).firstIndex(of: 13).map({ $0 + 1 }) else {
             return raw.count > RESPParser.maxCountLine ? .error(limitError) : .needMore
         }
+        guard cr + 1 < raw.count else { return .needMore }
         let value = parseDecimal(UnsafeRawBufferPointer(rebasing: raw[1..<cr]))
         buffer.consume(cr + 2)
         return .value(value)
-    }
-
-    private func findCRLF(_ raw: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        var i = start
-        while i + 1 < raw.count {
-            if raw[i] == 13 && raw[i + 1] == 10 { return i }
-            i += 1
-        }
-        return nil
     }
 
     private mutating func parseInline(_ buffer: IOBuffer) -> Result {
@@ -151,14 +145,15 @@ public func parseDecimal(_ raw: UnsafeRawBufferPointer) -> Int? {
     return Int(value)
 }
 
-/// Splits an inline command line the way redis-cli users expect: spaces separate words,
-/// "double quotes" understand \n \r \t \b \a \\ \" and \xHH, 'single quotes' only \'.
-/// A closing quote must be followed by a space or the end of the line.
+/// Splits an inline command line as Redis does: blanks separate words, a quote opens
+/// anywhere in a word (`GET'x'` is `GETx`), "double quotes" understand \n \r \t \b \a
+/// \\ \" and \xHH, 'single quotes' only \'. A closing quote must be followed by a blank
+/// or the end of the line, and a NUL byte ends the line (Redis reads it as a C string).
 enum InlineSplitter {
     static func split(_ line: UnsafeRawBufferPointer) -> [Bytes]? {
         var words: [Bytes] = []
         var i = 0
-        let n = line.count
+        let n = line.firstIndex(of: 0) ?? line.count
         func isSpace(_ c: UInt8) -> Bool { c == 32 || c == 9 || c == 10 || c == 13 || c == 11 || c == 12 }
         while true {
             while i < n && isSpace(line[i]) { i += 1 }
@@ -203,11 +198,13 @@ enum InlineSplitter {
                 } else {
                     if i >= n { done = true; break }
                     let c = line[i]
-                    if isSpace(c) {
+                    // Only these end a word; vertical tab and form feed are word bytes
+                    // here, though they are skipped between words.
+                    if c == 32 || c == 10 || c == 13 || c == 9 {
                         done = true
-                    } else if c == 34 && word.isEmpty {
+                    } else if c == 34 {
                         inDouble = true
-                    } else if c == 39 && word.isEmpty {
+                    } else if c == 39 {
                         inSingle = true
                     } else {
                         word.append(c)

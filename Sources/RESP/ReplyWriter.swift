@@ -28,11 +28,12 @@ public struct ReplyWriter {
     public func error(_ message: String) {
         buffer.append(45)
         // An error line must not contain newlines; Redis replaces them with spaces.
-        var m = message
-        if m.contains(where: { $0 == "\r" || $0 == "\n" }) {
-            m = String(m.map { $0 == "\r" || $0 == "\n" ? " " : $0 })
+        // Bytes, not Characters: Swift reads "\r\n" as one Character equal to neither.
+        if message.utf8.contains(where: { $0 == 13 || $0 == 10 }) {
+            buffer.append(Bytes(message.utf8.map { $0 == 13 || $0 == 10 ? 32 : $0 }))
+        } else {
+            buffer.append(message)
         }
-        buffer.append(m)
         buffer.append("\r\n")
     }
 

@@ -81,6 +81,25 @@ final class RESPParserTests: XCTestCase {
         XCTAssertEqual(cmds, [["SET", "k", Bytes([97, 65, 10, 34])]])
     }
 
+    func testInlineQuotesOpenInsideAWordAndNulEndsTheLine() {
+        let (cmds, err) = feed([Array("GET'x' a\"b c\" PIN'\\''\r\nPI\0NG junk\r\nECHO\u{0B}x\r\n".utf8)])
+        XCTAssertNil(err)
+        XCTAssertEqual(cmds, [["GETx", "ab c", "PIN'"], ["PI"], [Bytes("ECHO\u{0B}x")]])
+        XCTAssertEqual(feed([Array("ECHO h\"i\r\n".utf8)]).1, "Protocol error: unbalanced quotes in request")
+        XCTAssertEqual(feed([Array("GET x'\r\n".utf8)]).1, "Protocol error: unbalanced quotes in request")
+        XCTAssertEqual(feed([Array("GET \"a\"b\r\n".utf8)]).1, "Protocol error: unbalanced quotes in request")
+    }
+
+    func testCountLinesEndAtTheirFirstCarriageReturn() {
+        // Redis skips the byte after the CR unread, so "*1\r$4" misreads the next line.
+        XCTAssertEqual(feed([Array("*1\r$4\r\nPING\r\n".utf8)]).1, "Protocol error: expected '$', got '4'")
+        XCTAssertEqual(feed([Array("*1\r\n$4\rxPING\r\n".utf8)]).0, [["PING"]])
+        // The byte after the CR must have arrived before the line counts as read.
+        let (cmds, err) = feed([Array("*1\r".utf8), Array("\n$4\r".utf8), Array("\nPING\r\n".utf8)])
+        XCTAssertNil(err)
+        XCTAssertEqual(cmds, [["PING"]])
+    }
+
     func testParseDecimal() {
         func p(_ s: String) -> Int? { Array(s.utf8).withUnsafeBytes { parseDecimal($0) } }
         XCTAssertEqual(p("123"), 123)
