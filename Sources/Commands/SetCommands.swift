@@ -56,9 +56,9 @@ enum SetCommands {
         },
         CommandSpec("srandmember", arity: -2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             if ctx.args.count > 3 { throw .syntax }
+            let n = ctx.args.count == 3 ? try ctx.int(2) : nil  // the count before the key, as Redis
             let s = try ctx.set(ctx.args[1])
-            if ctx.args.count == 3 {
-                let n = try ctx.int(2)
+            if let n {
                 ctx.reply.bulkArray(randomPick(Array(s?.members ?? []), count: n))
                 return
             }
