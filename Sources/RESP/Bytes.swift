@@ -94,9 +94,16 @@ public struct Bytes: Sendable {
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch storage {
         case .small(let w0, let w1, let w2, let w3, let n):
-            var words: Inline = (w0, w1, w2, w3, n)
-            return try Swift.withUnsafeBytes(of: &words) {
-                try body(UnsafeRawBufferPointer(rebasing: $0[0..<Int(truncatingIfNeeded: n)]))
+            // Not `withUnsafeBytes(of: &tuple)`: Swift 6.3's optimizer folds a byte loaded
+            // at a constant offset of such a tuple into an undefined value once the body is
+            // inlined across modules (`b.withUnsafeBytes { $0[0] } == 40` read garbage in
+            // release builds). Stores into a raw temporary are compiled faithfully.
+            return try withUnsafeTemporaryAllocation(byteCount: 24, alignment: 8) { raw in
+                raw.storeBytes(of: w0, toByteOffset: 0, as: UInt64.self)
+                raw.storeBytes(of: w1, toByteOffset: 8, as: UInt64.self)
+                raw.storeBytes(of: w2, toByteOffset: 16, as: UInt32.self)
+                raw.storeBytes(of: w3, toByteOffset: 20, as: UInt16.self)
+                return try body(UnsafeRawBufferPointer(start: raw.baseAddress, count: Int(truncatingIfNeeded: n)))
             }
         case .large(let a):
             return try a.withUnsafeBytes(body)
