@@ -16,9 +16,10 @@ enum StreamCommands {
             try xrange(ctx, reverse: true)
         },
         CommandSpec("xdel", arity: -3, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            // The key first (missing: 0, wrong type: WRONGTYPE), then the IDs, as Redis.
+            guard let s = try ctx.stream(ctx.args[1]) else { ctx.reply.integer(0); return }
             var ids: [StreamID] = []
             for arg in ctx.args[2...] { ids.append(try strictID(arg)) }
-            guard let s = try ctx.stream(ctx.args[1]) else { ctx.reply.integer(0); return }
             let deleted = ids.reduce(0) { $0 + (s.delete($1) ? 1 : 0) }
             ctx.dirty += deleted
             ctx.reply.integer(deleted)
@@ -27,6 +28,7 @@ enum StreamCommands {
             var i = 2
             guard let trim = try TrimOptions.parse(ctx, at: &i) else { throw .syntax }
             guard i == ctx.args.count else { throw .syntax }
+            try trim.validate()
             guard let s = try ctx.stream(ctx.args[1]) else { ctx.reply.integer(0); return }
             let removed = trim.apply(s)
             ctx.dirty += removed
@@ -76,21 +78,26 @@ enum StreamCommands {
                 break
             }
         }
-        // The ID, then at least one field-value pair.
-        let pairs = ctx.args.count - i - 1
-        guard pairs > 0, pairs % 2 == 0 else { throw .wrongArity("xadd") }
+        // The ID, then at least one field-value pair; Redis reads the ID first.
+        guard i < ctx.args.count else { throw .wrongArity("xadd") }
         let idArg = ctx.args[i]
         var explicit: (ms: UInt64, seq: UInt64?)? = nil
         if idArg != Bytes("*") {
             guard let parsed = StreamID.parse(idArg, missingSeq: 0, allowAutoSeq: true) else { throw invalidID }
-            if let seq = parsed.seq, parsed.ms == 0, seq == 0 {
-                throw CommandError("ERR The ID specified in XADD must be greater than 0-0")
-            }
             explicit = parsed
+        }
+        try trim?.validate()
+        let pairs = ctx.args.count - i - 1
+        guard pairs > 0, pairs % 2 == 0 else { throw .wrongArity("xadd") }
+        if let explicit, let seq = explicit.seq, explicit.ms == 0, seq == 0 {
+            throw CommandError("ERR The ID specified in XADD must be greater than 0-0")
         }
         let existing = try ctx.stream(key)
         if existing == nil && noMakeStream { ctx.reply.null(); return }
         let s = existing ?? StreamValue()
+        guard s.lastID != .max else {
+            throw CommandError("ERR The stream has exhausted the last possible ID, unable to add more items")
+        }
         let id: StreamID
         if let explicit, let seq = explicit.seq {
             id = StreamID(explicit.ms, seq)
@@ -119,7 +126,9 @@ enum StreamCommands {
             limit = max(0, try ctx.int(i + 1))
             i += 2
         }
-        guard let s = try ctx.stream(ctx.args[1]), limit > 0 else { ctx.reply.emptyArray(); return }
+        guard let s = try ctx.stream(ctx.args[1]) else { ctx.reply.emptyArray(); return }
+        // Redis 7.0 answers a COUNT below one on an existing stream with a null array.
+        guard limit > 0 else { ctx.reply.nullArray(); return }
         writeEntries(ctx.reply, s.range(start, end, limit: limit, reverse: reverse))
     }
 
@@ -226,7 +235,6 @@ struct TrimOptions {
             guard i + 1 < ctx.args.count else { throw .syntax }
             let n = try ctx.int(i + 1)
             guard n >= 0 else { throw CommandError("ERR The LIMIT argument must be >= 0.") }
-            guard t.approximate else { throw CommandError("ERR syntax error, LIMIT cannot be used without the special ~ option") }
             t.limit = n
             i += 2
         }
@@ -234,6 +242,13 @@ struct TrimOptions {
             throw CommandError("ERR syntax error, MAXLEN and MINID options at the same time are not compatible")
         }
         return t
+    }
+
+    /// LIMIT needs `~`; Redis checks this once all arguments (and XADD's ID) are read.
+    func validate() throws(CommandError) {
+        if limit != nil && !approximate {
+            throw CommandError("ERR syntax error, LIMIT cannot be used without the special ~ option")
+        }
     }
 
     /// Trims `s`; returns the entries removed.

@@ -9,9 +9,10 @@ enum StreamGroupCommands {
                     subcommands: ["create", "setid", "destroy", "createconsumer", "delconsumer", "help"], handler: xgroup),
         CommandSpec("xreadgroup", arity: -7, flags: [.write, .blocking], keys: KeySpec(finder: StreamCommands.streamsFinder), handler: xreadgroup),
         CommandSpec("xack", arity: -4, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
+            // No stream or group acknowledges nothing, before the IDs are read (as Redis).
+            guard let s = try ctx.stream(ctx.args[1]), let g = s.groups[ctx.args[2]] else { ctx.reply.integer(0); return }
             var ids: [StreamID] = []
             for arg in ctx.args[3...] { ids.append(try StreamCommands.strictID(arg)) }
-            guard let s = try ctx.stream(ctx.args[1]), let g = s.groups[ctx.args[2]] else { ctx.reply.integer(0); return }
             var acked = 0
             for id in Set(ids) {
                 guard let p = g.pending.removeValue(forKey: id) else { continue }
@@ -79,18 +80,26 @@ enum StreamGroupCommands {
                 }
             }
         }
-        var stream = try ctx.stream(key)
-        if stream == nil && makeStream {
-            let s = StreamValue()
-            ctx.db(key).add(key, .stream(s))
-            stream = s
-        }
-        guard let s = stream else {
+        // Redis's order: the key, the group (for SETID), the ID; MKSTREAM creates the stream
+        // only once nothing can fail.
+        let existing = try ctx.stream(key)
+        guard existing != nil || makeStream else {
             throw CommandError("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.")
         }
+        if isSetID, existing?.groups[name] == nil {
+            throw CommandError("NOGROUP No such consumer group '\(name.string)' for key name '\(key.string)'")
+        }
+        let idArg = isCreate || isSetID ? ctx.args[4] : Bytes()
+        let explicitID = isCreate || isSetID ? (idArg == Bytes("$") ? nil : try StreamCommands.strictID(idArg)) : nil
+        let s: StreamValue
+        if let existing {
+            s = existing
+        } else {
+            s = StreamValue()
+            ctx.db(key).add(key, .stream(s))
+        }
         if isCreate || isSetID {
-            let idArg = ctx.args[4]
-            let id = idArg == Bytes("$") ? s.lastID : try StreamCommands.strictID(idArg)
+            let id = explicitID ?? s.lastID
             let read: Int? = entriesRead ?? (idArg == Bytes("$") ? s.entriesAdded : nil)
             if isCreate {
                 guard s.groups[name] == nil else { throw CommandError("BUSYGROUP Consumer Group name already exists") }
@@ -148,12 +157,18 @@ enum StreamGroupCommands {
             } else if idArg == Bytes("$") {
                 throw CommandError("ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.")
             } else {
-                history.append(try StreamCommands.strictID(idArg))
+                // Redis stands for `>` by the last possible ID, so spelling that ID out
+                // reads new entries too.
+                let id = try StreamCommands.strictID(idArg)
+                history.append(id == .max ? nil : id)
             }
         }
         var found: [(Bytes, [ReadItem])] = []
         for (i, key) in req.keys.enumerated() {
             let (s, g) = groups[i]
+            // A `>` read with nothing new leaves a missing consumer uncreated, as in Redis;
+            // a history read always creates it.
+            if history[i] == nil && (s.entries.last?.id ?? .zero) <= g.lastDelivered { continue }
             let consumer = g.consumer(consumerName, now: ctx.now).0
             consumer.seenTime = ctx.now
             if let after = history[i] {
@@ -210,8 +225,10 @@ enum StreamGroupCommands {
         var items: [ReadItem] = []
         for id in consumer.pending.sorted() where id > after {
             if let count, items.count >= count { break }
-            items.append((id, s.entry(id)?.fields))
-            if let p = g.pending[id] {
+            let fields = s.entry(id)?.fields
+            items.append((id, fields))
+            // An entry deleted from the stream is reported (with no fields), not redelivered.
+            if fields != nil, let p = g.pending[id] {
                 p.deliveryTime = ctx.now
                 p.deliveryCount += 1
             }
@@ -319,6 +336,8 @@ enum StreamGroupCommands {
 
     static func xclaim(_ ctx: CommandContext) throws(CommandError) {
         let key = ctx.args[1], consumerName = ctx.args[3]
+        // Redis's order: the key's type and the group, then the arguments.
+        let (s, g) = try streamAndGroup(ctx, key, ctx.args[2])
         guard let minIdleArg = Numbers.int(ctx.args[4]) else {
             throw CommandError("ERR Invalid min-idle-time argument for XCLAIM")
         }
@@ -343,7 +362,6 @@ enum StreamGroupCommands {
             else if ctx.option(i, "lastid") && more { lastID = try StreamCommands.strictID(ctx.args[i + 1]); i += 2 }
             else { throw CommandError("ERR Unrecognized XCLAIM option '\(ctx.args[i].string)'") }
         }
-        let (s, g) = try streamAndGroup(ctx, key, ctx.args[2])
         if let lastID, lastID > g.lastDelivered { g.lastDelivered = lastID }
         // The consumer is created only once it claims something, as Redis does.
         var claimer: StreamConsumer? = g.consumers[consumerName]
@@ -356,7 +374,8 @@ enum StreamGroupCommands {
                     g.consumers[consumerName] = consumer
                     claimer = consumer
                 }
-                g.pending[id] = PendingEntry(consumer: consumer.name, deliveryTime: deliveryTime, deliveryCount: 0)
+                // Redis creates a forced entry as delivered once; the claim below counts again.
+                g.pending[id] = PendingEntry(consumer: consumer.name, deliveryTime: deliveryTime, deliveryCount: 1)
                 consumer.pending.insert(id)
             }
             guard let p = g.pending[id] else { continue }
@@ -395,6 +414,7 @@ enum StreamGroupCommands {
 
     static func xautoclaim(_ ctx: CommandContext) throws(CommandError) {
         let key = ctx.args[1], consumerName = ctx.args[3]
+        // Redis's order: the arguments, then the key's type, then the group.
         guard let minIdleArg = Numbers.int(ctx.args[4]) else {
             throw CommandError("ERR Invalid min-idle-time argument for XAUTOCLAIM")
         }
@@ -412,16 +432,18 @@ enum StreamGroupCommands {
                 i += 2
             } else { throw .syntax }
         }
-        let (s, g) = try streamAndGroup(ctx, key, ctx.args[2])
-        let consumer = g.consumer(consumerName, now: ctx.now).0
-        consumer.seenTime = ctx.now
+        guard let s = try ctx.stream(key), let g = s.groups[ctx.args[2]] else { throw noGroup(key, ctx.args[2]) }
+        // As XCLAIM: a consumer that does not exist is created by its first claim only.
+        var claimer = g.consumers[consumerName]
+        claimer?.seenTime = ctx.now
         var attempts = count * 10
         var claimed: [ReadItem] = []
         var deleted: [StreamID] = []
         var cursor = StreamID.zero
         let candidates = g.pendingIDs.filter { $0 >= start }
         var k = 0
-        while k < candidates.count && attempts > 0 && claimed.count < count {
+        // COUNT bounds the reply: deleted entries it reports count as claimed ones do.
+        while k < candidates.count && attempts > 0 && claimed.count + deleted.count < count {
             let id = candidates[k]
             k += 1
             attempts -= 1
@@ -433,11 +455,13 @@ enum StreamGroupCommands {
                 continue
             }
             guard minIdle == 0 || ctx.now - p.deliveryTime >= minIdle else { continue }
+            let consumer = claimer ?? g.consumer(consumerName, now: ctx.now).0
+            claimer = consumer
             claim(p, id, to: consumer, in: g, at: ctx.now, justID: justID)
             claimed.append((id, entry.fields))
         }
         if k < candidates.count { cursor = candidates[k] }
-        if !claimed.isEmpty { consumer.activeTime = ctx.now }
+        if !claimed.isEmpty { claimer?.activeTime = ctx.now }
         ctx.dirty += 1
         ctx.reply.arrayHeader(3)
         ctx.reply.bulk(cursor.bytes)
