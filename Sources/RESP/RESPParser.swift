@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Incremental parser for client requests: RESP multibulk arrays and inline commands.
 ///
 /// It keeps the arguments parsed so far between calls, so a huge command arriving in many
@@ -91,9 +97,10 @@ public struct RESPParser: Sendable {
     /// line is then misread, not refused). The integer is nil when malformed.
     private func readCountLine(_ buffer: IOBuffer, limitError: String) -> CountLine {
         let raw = buffer.readableBytes
-        guard let cr = UnsafeRawBufferPointer(rebasing: raw[1...]).firstIndex(of: 13).map({ $0 + 1 }) else {
+        guard raw.count > 1, let hit = memchr(raw.baseAddress! + 1, 13, raw.count - 1) else {
             return raw.count > RESPParser.maxCountLine ? .error(limitError) : .needMore
         }
+        let cr = hit - UnsafeMutableRawPointer(mutating: raw.baseAddress!)
         guard cr + 1 < raw.count else { return .needMore }
         let value = parseDecimal(UnsafeRawBufferPointer(rebasing: raw[1..<cr]))
         buffer.consume(cr + 2)
