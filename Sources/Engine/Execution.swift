@@ -134,7 +134,7 @@ extension Shard {
             return
         }
         if conn.protocolVersion == 2 && conn.isSubscribed && !Shard.subscribedModeCommands.contains(spec.name) {
-            reply.error("ERR Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+            reply.error("ERR Can't execute '\(Self.fullName(spec, args))': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
             stats.errorReplies += 1
             return
         }
@@ -179,6 +179,13 @@ extension Shard {
     @inline(__always)
     private func isPlainData(_ spec: CommandSpec) -> Bool {
         !spec.flags.contains(.module) && !spec.flags.contains(.script) && !spec.flags.contains(.engine)
+    }
+
+    /// The name Redis gives a command in errors: `pubsub|numsub` for a known subcommand.
+    static func fullName(_ spec: CommandSpec, _ args: [Bytes]) -> String {
+        guard args.count > 1, !spec.subcommands.isEmpty else { return spec.name }
+        let sub = args[1].string.lowercased()
+        return spec.subcommands.contains(sub) ? "\(spec.name)|\(sub)" : spec.name
     }
 
     /// Redis's text: the name and arguments printed as C strings (a NUL ends each), the

@@ -354,6 +354,8 @@ FIXED_CASES = [
     ("EXISTS",), ("KEYS",), ("SCAN", "x"), ("SCAN", "0", "COUNT", "0"), ("SCAN", "0", "FOO", "1"),
     ("RENAME", "nokey", "x"), ("RENAME", "f", "f"), ("RENAMENX", "f", "f"), ("COPY", "f", "f"),
     ("COPY", "f", "f2", "DB", "x"), ("OBJECTS",), ("MULTI", "x"), ("EXEC",), ("DISCARD",), ("UNWATCH", "x"),
+    # RESP2 subscribed mode names a refused subcommand in full (pubsub|numsub).
+    ("SUBSCRIBE", "ch"), ("PUBSUB", "NUMSUB", "ch"), ("GET", "f"), ("PING",), ("UNSUBSCRIBE", "ch"),
 ]
 
 
