@@ -174,8 +174,8 @@ enum BlockingCommands {
             try blockingMove(ctx, timeoutAt: 3, fromLeft: false, toLeft: true)
         },
         CommandSpec("blmpop", arity: -5, flags: [.write, .blocking], keys: KeySpec(finder: numkeysFinder(at: 2))) { ctx throws(CommandError) in
-            let deadline = try Blocking.deadline(ctx.args[1], now: ctx.now, inSeconds: true)
             let (keys, left, count) = try ListCommands.parseMultiPop(ctx, at: 2)
+            let deadline = try Blocking.deadline(ctx.args[1], now: ctx.now, inSeconds: true)
             for key in keys {
                 guard let l = try ctx.list(key), !l.items.isEmpty else { continue }
                 ListCommands.popReply(ctx, key, l, left: left, count: count)
@@ -190,8 +190,8 @@ enum BlockingCommands {
             try blockingZsetPop(ctx, max: true)
         },
         CommandSpec("bzmpop", arity: -5, flags: [.write, .blocking], keys: KeySpec(finder: numkeysFinder(at: 2))) { ctx throws(CommandError) in
-            let deadline = try Blocking.deadline(ctx.args[1], now: ctx.now, inSeconds: true)
             let (keys, max, count) = try SortedSetCommands.parseMultiPop(ctx, at: 2)
+            let deadline = try Blocking.deadline(ctx.args[1], now: ctx.now, inSeconds: true)
             for key in keys {
                 guard let z = try ctx.zset(key), z.count > 0 else { continue }
                 SortedSetCommands.popReply(ctx, key, z, max: max, count: count)

@@ -249,19 +249,7 @@ enum ListCommands {
 
     /// Parses LMPOP's `numkeys key... LEFT|RIGHT [COUNT n]` starting at `index`.
     static func parseMultiPop(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Bool, Int) {
-        let (keys, next) = try numkeys(ctx, at: index, tooMany: .syntax)
-        guard next < ctx.args.count else { throw .syntax }
-        let left = try side(ctx, next)
-        var count = 1
-        var i = next + 1
-        var sawCount = false
-        while i < ctx.args.count {
-            guard ctx.option(i, "count"), i + 1 < ctx.args.count, !sawCount else { throw .syntax }
-            guard let c = Numbers.int(ctx.args[i + 1]), c > 0 else { throw CommandError("ERR count should be greater than 0") }
-            count = c; sawCount = true
-            i += 2
-        }
-        return (keys, left, count)
+        try multiPopArguments(ctx, at: index, sides: ("left", "right"))
     }
 
     /// Pops up to `count` elements of the non-empty list `l` and replies `[key, [elements]]`.

@@ -105,3 +105,24 @@ func collectionScan(_ ctx: CommandContext, _ items: () throws(CommandError) -> [
     ctx.reply.bulk("0")
     ctx.reply.bulkArray(out)
 }
+
+/// `numkeys key... SIDE [COUNT n]` of LMPOP and ZMPOP and their blocking forms, read in
+/// Redis's order: the key count, the side word (true for the first of `sides`), then the
+/// options left to right, so that the first bad one names the error. The blocking forms
+/// read their timeout only after all of this, as Redis does.
+func multiPopArguments(_ ctx: CommandContext, at index: Int,
+                       sides: (StaticString, StaticString)) throws(CommandError) -> (keys: [Bytes], first: Bool, count: Int) {
+    let (keys, next) = try numkeys(ctx, at: index, tooMany: .syntax)
+    guard next < ctx.args.count else { throw .syntax }
+    let first: Bool
+    if ctx.option(next, sides.0) { first = true } else if ctx.option(next, sides.1) { first = false } else { throw .syntax }
+    var count: Int?
+    var i = next + 1
+    while i < ctx.args.count {
+        guard count == nil, ctx.option(i, "count"), i + 1 < ctx.args.count else { throw .syntax }
+        guard let c = Numbers.int(ctx.args[i + 1]), c > 0 else { throw CommandError("ERR count should be greater than 0") }
+        count = c
+        i += 2
+    }
+    return (keys, first, count ?? 1)
+}

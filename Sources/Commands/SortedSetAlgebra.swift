@@ -117,8 +117,7 @@ extension SortedSetCommands {
                 options.withScores = true
                 i += 1
             } else if form == .cardinality && left >= 2 && ctx.option(i, "limit") {
-                guard let l = Numbers.int(ctx.args[i + 1]) else { throw .notInteger }
-                guard l >= 0 else { throw CommandError("ERR LIMIT can't be negative") }
+                guard let l = Numbers.int(ctx.args[i + 1]), l >= 0 else { throw CommandError("ERR LIMIT can't be negative") }
                 options.limit = l
                 i += 2
             } else {

@@ -8,7 +8,7 @@ enum SortedSetCommands {
         CommandSpec("zincrby", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let by = try ctx.double(2)
             let z = try ctx.zsetOrCreate(ctx.args[1])
-            let r = (z.score(ctx.args[3]) ?? 0) + by
+            let r = z.score(ctx.args[3]).map { $0 + by } ?? by  // a new member takes the increment itself, -0 included
             guard !r.isNaN else { throw CommandError("ERR resulting score is not a number (NaN)") }
             z.insert(ctx.args[3], r)
             ctx.dirty += 1
@@ -162,10 +162,10 @@ enum SortedSetCommands {
 
     static func scoreBound(_ b: Bytes) throws(CommandError) -> (Double, Bool) {
         if b.count > 0 && b[0] == UInt8(ascii: "(") {
-            guard let v = Numbers.double(b.slice(1..<b.count)) else { throw .minMaxNotFloat }
+            guard let v = Numbers.rangeDouble(b.slice(1..<b.count)) else { throw .minMaxNotFloat }
             return (v, true)
         }
-        guard let v = Numbers.double(b) else { throw .minMaxNotFloat }
+        guard let v = Numbers.rangeDouble(b) else { throw .minMaxNotFloat }
         return (v, false)
     }
 
@@ -198,32 +198,40 @@ enum SortedSetCommands {
         var limit: (Int, Int)? = nil
     }
 
-    /// ZRANGE's and ZRANGESTORE's options, from `start` on (ZRANGESTORE takes no WITHSCORES).
-    static func rangeRequest(_ ctx: CommandContext, from start: Int, store: Bool) throws(CommandError) -> RangeRequest {
+    /// The options of every ZRANGE form, read as Redis reads them: BYSCORE/BYLEX and REV
+    /// only where the command leaves them open and only once, LIMIT wherever two arguments
+    /// follow it, WITHSCORES except in ZRANGESTORE. LIMIT with a count in a rank range and
+    /// WITHSCORES in a lex range are refused after all options are read.
+    static func rangeRequest(_ ctx: CommandContext, from start: Int, mode fixedMode: RangeMode? = nil,
+                             reverse fixedReverse: Bool? = nil, store: Bool = false) throws(CommandError) -> RangeRequest {
         var q = RangeRequest()
+        var mode = fixedMode, reverse = fixedReverse
         var i = start
         while i < ctx.args.count {
-            if ctx.option(i, "byscore") { q.mode = .score }
-            else if ctx.option(i, "bylex") { q.mode = .lex }
-            else if ctx.option(i, "rev") { q.reverse = true }
-            else if !store && ctx.option(i, "withscores") { q.withScores = true }
+            if !store && ctx.option(i, "withscores") { q.withScores = true }
             else if ctx.option(i, "limit") && i + 2 < ctx.args.count {
                 q.limit = (try ctx.int(i + 1), try ctx.int(i + 2))
                 i += 2
-            } else { throw .syntax }
+            } else if reverse == nil && ctx.option(i, "rev") { reverse = true }
+            else if mode == nil && ctx.option(i, "bylex") { mode = .lex }
+            else if mode == nil && ctx.option(i, "byscore") { mode = .score }
+            else { throw .syntax }
             i += 1
         }
-        if q.limit != nil && q.mode == .rank {
+        q.mode = mode ?? .rank
+        q.reverse = reverse ?? false
+        if let limit = q.limit, limit.1 != -1, q.mode == .rank {
             throw CommandError("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
         }
         if q.withScores && q.mode == .lex {
             throw CommandError("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
         }
+        if q.mode == .rank { q.limit = nil }
         return q
     }
 
     static func zrange(_ ctx: CommandContext) throws(CommandError) {
-        let q = try rangeRequest(ctx, from: 4, store: false)
+        let q = try rangeRequest(ctx, from: 4)
         let items = try select(ctx, q, key: ctx.args[1], ctx.args[2], ctx.args[3])
         writeScored(ctx, items, withScores: q.withScores)
     }
@@ -244,20 +252,9 @@ enum SortedSetCommands {
 
     /// ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX.
     static func legacyRange(_ ctx: CommandContext, mode: RangeMode, reverse: Bool) throws(CommandError) {
-        var withScores = false
-        var limit: (Int, Int)? = nil
-        var i = 4
-        while i < ctx.args.count {
-            if ctx.option(i, "withscores") && mode != .lex { withScores = true }
-            else if ctx.option(i, "limit") && mode != .rank && i + 2 < ctx.args.count {
-                limit = (try ctx.int(i + 1), try ctx.int(i + 2))
-                i += 2
-            } else { throw .syntax }
-            i += 1
-        }
-        let (a, b) = reverse && mode != .rank ? (ctx.args[3], ctx.args[2]) : (ctx.args[2], ctx.args[3])
-        let items = try selectRange(ctx, key: ctx.args[1], mode: mode, min: a, max: b, reverse: reverse, limit: limit)
-        writeScored(ctx, items, withScores: withScores)
+        let q = try rangeRequest(ctx, from: 4, mode: mode, reverse: reverse)
+        let items = try select(ctx, q, key: ctx.args[1], ctx.args[2], ctx.args[3])
+        writeScored(ctx, items, withScores: q.withScores)
     }
 
     static func selectRange(_ ctx: CommandContext, key: Bytes, mode: RangeMode, min: Bytes, max: Bytes, reverse: Bool,
@@ -384,19 +381,10 @@ enum SortedSetCommands {
         ctx.reply.nullArray()
     }
 
-    /// Parses ZMPOP's `numkeys key... MIN|MAX [COUNT n]` starting at `index`.
+    /// Parses ZMPOP's `numkeys key... MIN|MAX [COUNT n]` starting at `index`; true for MAX.
     static func parseMultiPop(_ ctx: CommandContext, at index: Int) throws(CommandError) -> ([Bytes], Bool, Int) {
-        let (keys, next) = try numkeys(ctx, at: index, tooMany: .syntax)
-        guard next < ctx.args.count else { throw .syntax }
-        let max: Bool
-        if ctx.option(next, "min") { max = false } else if ctx.option(next, "max") { max = true } else { throw .syntax }
-        var count = 1
-        if next + 1 < ctx.args.count {
-            guard ctx.option(next + 1, "count"), next + 3 == ctx.args.count else { throw .syntax }
-            guard let c = Numbers.int(ctx.args[next + 2]), c > 0 else { throw CommandError("ERR count should be greater than 0") }
-            count = c
-        }
-        return (keys, max, count)
+        let (keys, min, count) = try multiPopArguments(ctx, at: index, sides: ("min", "max"))
+        return (keys, !min, count)
     }
 
     /// Pops up to `count` members of the non-empty `z` and replies `[key, [[member, score]...]]`.

@@ -79,24 +79,45 @@ public enum Glob {
 public enum Numbers {
     public static func int(_ b: Bytes) -> Int? { b.withUnsafeBytes { parseDecimal($0) } }
 
-    /// A double as Redis's string2d accepts it: no spaces, no NaN, "inf"/"-inf" allowed.
+    /// A double as Redis's getDoubleFromObject accepts it (C's strtod over the whole
+    /// string): no spaces, no NaN, "inf"/"-inf" and hexadecimal forms allowed, and a value
+    /// out of range (overflowing to infinity or underflowing to zero) refused.
     public static func double(_ b: Bytes) -> Double? {
         b.withUnsafeBytes { raw -> Double? in
             let n = raw.count
             guard n > 0, n < 256 else { return nil }
-            for c in raw {
-                // Spaces anywhere, "nan" and hexadecimal forms are refused, as Redis does.
-                if c == 32 || c == 9 || c == 10 || c == 13 || c == 11 || c == 12 || c == 0 { return nil }
-                if c == UInt8(ascii: "x") || c == UInt8(ascii: "X") { return nil }
-            }
-            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buf -> Double? in
-                for i in 0..<n { buf[i] = CChar(bitPattern: raw[i]) }
-                buf[n] = 0
+            for c in raw where c == 32 || (c >= 9 && c <= 13) || c == 0 { return nil }
+            return withCString(raw) { text -> Double? in
                 var end: UnsafeMutablePointer<CChar>? = nil
-                let d = strtod(buf.baseAddress!, &end)
-                guard end == buf.baseAddress! + n, !d.isNaN else { return nil }
+                errno = 0
+                let d = strtod(text, &end)
+                guard end == text + n, !d.isNaN else { return nil }
+                if errno == ERANGE && (d.isInfinite || d == 0) { return nil }
                 return d
             }
+        }
+    }
+
+    /// A sorted-set range bound's number as Redis reads it: strtod up to the first NUL, the
+    /// whole of it consumed, NaN refused. Unlike a score, an empty string reads as 0 and
+    /// leading spaces or an out-of-range value are accepted.
+    public static func rangeDouble(_ b: Bytes) -> Double? {
+        b.withUnsafeBytes { raw -> Double? in
+            let n = raw.firstIndex(of: 0) ?? raw.count
+            return withCString(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { text -> Double? in
+                var end: UnsafeMutablePointer<CChar>? = nil
+                let d = strtod(text, &end)
+                guard end == text + n, !d.isNaN else { return nil }
+                return d
+            }
+        }
+    }
+
+    private static func withCString<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeMutablePointer<CChar>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: raw.count + 1) { buf -> R in
+            for i in 0..<raw.count { buf[i] = CChar(bitPattern: raw[i]) }
+            buf[raw.count] = 0
+            return body(buf.baseAddress!)
         }
     }
 }

@@ -3,7 +3,9 @@ import RESP
 /// A sorted set: member -> score for O(1) lookups, plus a counted B+tree ordered by
 /// (score, member) so that ranks and ranges cost O(log n + m).
 ///
-/// Invariant: `scores` and the tree hold the same (member, score) pairs.
+/// Invariants: `scores` and the tree hold the same (member, score) pairs; no score is -0
+/// (stored as 0, which is what Redis's listpack reads back for a small set: a reply that
+/// echoes the computed score, like ZINCRBY's, may still say -0).
 public final class SortedSetValue {
     public private(set) var scores: [Bytes: Double] = [:]
     let tree = ScoreTree()
@@ -24,6 +26,7 @@ public final class SortedSetValue {
     /// Adds or updates; returns true when the member is new.
     @discardableResult
     public func insert(_ member: Bytes, _ score: Double) -> Bool {
+        let score = score + 0.0  // -0 becomes 0
         if let old = scores[member] {
             if old != score {
                 tree.updateScore(old, score, member)
@@ -51,6 +54,7 @@ public final class SortedSetValue {
 
     /// Moves a member `lookup` just found to `score`; nothing may change the set between.
     public func update(_ member: Bytes, _ found: Found, to score: Double) {
+        let score = score + 0.0
         guard found.score != score else { return }
         tree.updateScore(found.score, score, member)
         scores.values[found.index] = score
@@ -58,6 +62,7 @@ public final class SortedSetValue {
 
     /// Adds a member the caller just found absent; saves `insert` a lookup.
     public func add(_ member: Bytes, _ score: Double) {
+        let score = score + 0.0
         scores[member] = score
         tree.insert(score, member)
     }
@@ -135,6 +140,7 @@ public final class SortedSetValue {
     }
 
     public func count(lex range: LexRange) -> Int {
+        if tree.length <= ScoreTree.linearLexLimit { return self.range(lex: range, reverse: false).count }
         guard let first = tree.firstInLexRange(range), let last = tree.lastInLexRange(range) else { return 0 }
         return tree.rank(of: last) - tree.rank(of: first) + 1
     }
@@ -181,5 +187,22 @@ public struct LexRange {
         case .inclusive(let b): return m <= b
         case .exclusive(let b): return m < b
         }
+    }
+
+    /// True when no member can satisfy both bounds: `min` above `max`, or equal with either
+    /// exclusive ("-" and "+" count as exclusive, as in Redis).
+    var isEmpty: Bool {
+        func order(_ b: LexBound) -> (rank: Int, value: Bytes?, exclusive: Bool) {
+            switch b {
+            case .negativeInfinity: return (0, nil, true)
+            case .positiveInfinity: return (2, nil, true)
+            case .inclusive(let v): return (1, v, false)
+            case .exclusive(let v): return (1, v, true)
+            }
+        }
+        let lo = order(min), hi = order(max)
+        if lo.rank != hi.rank { return lo.rank > hi.rank }
+        if let a = lo.value, let b = hi.value, a != b { return a > b }
+        return lo.exclusive || hi.exclusive
     }
 }

@@ -127,7 +127,7 @@ public func formatDouble(_ d: Double, resp3: Bool = false) -> String {
     if d.isNaN { return "nan" }
     if d.isInfinite { return d > 0 ? "inf" : "-inf" }
     if d == d.rounded() && abs(d) < 1e17 {
-        return String(Int64(d))
+        return d == 0 && d.sign == .minus ? "-0" : String(Int64(d))
     }
     var s = "\(d)"
     // Swift prints 1e-05 as "1e-05" like %.17g does; Redis prints the same forms.

@@ -195,9 +195,17 @@ final class NumbersTests: XCTestCase {
         XCTAssertEqual(Numbers.double(Bytes("-inf")), -.infinity)
         XCTAssertEqual(Numbers.double(Bytes("+inf")), .infinity)
         XCTAssertEqual(Numbers.double(Bytes("inf")), .infinity)
-        for bad in ["", " 1", "1 ", "nan", "NaN", "0x10", "1.5x", "abc"] {
+        XCTAssertEqual(Numbers.double(Bytes("0x10")), 16)  // strtod's hexadecimal, as Redis 7
+        for bad in ["", " 1", "1 ", "nan", "NaN", "1.5x", "abc", "1e400", "-1e400", "1e-400", "1\u{0}"] {
             XCTAssertNil(Numbers.double(Bytes(bad)), bad)
         }
+        // Range bounds read as zslParseRange reads them: more lenient.
+        XCTAssertEqual(Numbers.rangeDouble(Bytes("")), 0)
+        XCTAssertEqual(Numbers.rangeDouble(Bytes(" 1")), 1)
+        XCTAssertEqual(Numbers.rangeDouble(Bytes("1e400")), .infinity)
+        XCTAssertEqual(Numbers.rangeDouble(Bytes("2\u{0}x")), 2)
+        XCTAssertNil(Numbers.rangeDouble(Bytes("nan")))
+        XCTAssertNil(Numbers.rangeDouble(Bytes("1 ")))
         XCTAssertEqual(Numbers.int(Bytes("-42")), -42)
         XCTAssertNil(Numbers.int(Bytes("4.2")))
     }

@@ -184,6 +184,7 @@ final class ReplyWriterTests: XCTestCase {
         XCTAssertEqual(formatDouble(3), "3")
         XCTAssertEqual(formatDouble(10.5), "10.5")
         XCTAssertEqual(formatDouble(.infinity), "inf")
+        XCTAssertEqual(formatDouble(-0.0), "-0")  // as C's %.17g prints it
         XCTAssertEqual(formatDouble(-.infinity), "-inf")
         XCTAssertEqual(formatDouble(0.1 + 0.2), "0.30000000000000004")
     }

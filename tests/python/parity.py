@@ -67,7 +67,7 @@ UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS", "KEYS"}
 
 def normalise(args, reply):
     name = args[0].upper()
-    if name in ("SRANDMEMBER", "HRANDFIELD") and not (isinstance(reply, tuple) and reply[0] == "error"):
+    if name in ("SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER") and not (isinstance(reply, tuple) and reply[0] == "error"):
         if isinstance(reply, list):
             return ("count", len(reply))
         return ("one", reply is None)

@@ -1,5 +1,5 @@
 """Differential tests: the same random stream of string, list, hash, set and generic key
-commands goes to Berth and to redis-server over raw sockets, and every reply must match,
+and sorted-set commands goes to Berth and to redis-server over raw sockets, and every reply must match,
 error texts included. Random arguments reach the error paths (wrong types, bad integers,
 out-of-range indexes, syntax errors, wrong arity) as often as the happy ones.
 
@@ -19,7 +19,8 @@ def rnd_timeout(rnd):
 
 class Generator:
     """Random commands over a small keyspace, so that commands meet each other's keys and
-    types. Strings live under s*, lists under l*, hashes under h*, sets under t*, but
+    types. Strings live under s*, lists under l*, hashes under h*, sets under t*, sorted
+    sets under z*, but
     every command now and then picks any key, which is how WRONGTYPE paths get exercised."""
 
     def __init__(self, seed):
@@ -28,7 +29,7 @@ class Generator:
 
     def key(self, family):
         if self.rnd.random() < 0.08:
-            family = self.rnd.choice("slht")
+            family = self.rnd.choice("slhtz")
         return "%s%d" % (family, self.rnd.randrange(4))
 
     def keys(self, family, low=1, high=4):
@@ -78,14 +79,21 @@ class Generator:
             return self.list()
         if r < 0.72:
             return self.hash()
-        if r < 0.89:
+        if r < 0.84:
             return self.set()
+        if r < 0.95:
+            return self.zset()
         return self.generic()
 
     def blocking(self):
         """Blocking commands with a short timeout: served at once or timing out alike."""
         rnd, t = self.rnd, rnd_timeout(self.rnd)
-        c = rnd.choice(["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP"])
+        c = rnd.choice(["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP"])
+        if c in ("BZPOPMIN", "BZPOPMAX"):
+            return [c] + self.keys("z", 1, 2) + [t]
+        if c == "BZMPOP":
+            keys = self.keys("z", 1, 2)
+            return [c, t, len(keys)] + keys + [rnd.choice(["MIN", "MAX", "MID"])] + (["COUNT", self.integer(-1, 4)] if rnd.random() < 0.5 else [])
         if c in ("BLPOP", "BRPOP"):
             return [c] + self.keys("l", 1, 2) + [t]
         if c == "BLMOVE":
@@ -234,14 +242,127 @@ class Generator:
             return args
         return [c, k]
 
+    def score(self):
+        """Scores every Redis version prints alike (halves and quarters, no 0.1), plus the
+        spellings that are errors or infinities."""
+        r = self.rnd.random()
+        if r < 0.8:
+            return self.rnd.choice([str(self.rnd.randrange(-5, 10)), "%s.5" % self.rnd.randrange(-3, 4), "0.25", "1e1"])
+        return self.rnd.choice(["inf", "-inf", "+inf", "nan", "abc", "", "1e400", "-0", " 1", "1.5x"])
+
+    def bound(self):
+        """A ZRANGEBYSCORE bound: inclusive or exclusive, or an infinity, or malformed."""
+        r = self.rnd.random()
+        if r < 0.15:
+            return self.rnd.choice(["-inf", "+inf", "inf", "(-inf", "(inf"])
+        if r < 0.2:
+            return self.rnd.choice(["(", "x", "((1", "nan", "[1"])
+        return ("(" if self.rnd.random() < 0.3 else "") + str(self.rnd.randrange(-5, 10))
+
+    def lex_bound(self):
+        return self.rnd.choice(["-", "+", "[m3", "(m3", "[m", "(m7", "[", "m1", "(", "[5"])
+
+    def zset(self):
+        rnd, k = self.rnd, self.key("z")
+
+        def member():
+            return rnd.choice(["m%d" % rnd.randrange(10), str(rnd.randrange(20))])
+
+        def limit():
+            return ["LIMIT", self.integer(-2, 4), self.integer(-2, 5)] if rnd.random() < 0.3 else []
+
+        def withscores():
+            return ["WITHSCORES"] if rnd.random() < 0.4 else []
+
+        c = rnd.choice(["ZADD", "ZADD", "ZADD", "ZINCRBY", "ZREM", "ZSCORE", "ZMSCORE", "ZCARD", "ZCOUNT", "ZLEXCOUNT",
+                        "ZRANGE", "ZRANGE", "ZRANGESTORE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE",
+                        "ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZRANK", "ZREVRANK", "ZPOPMIN", "ZPOPMAX", "ZMPOP",
+                        "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "ZREMRANGEBYLEX", "ZUNION", "ZINTER", "ZDIFF",
+                        "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZINTERCARD", "ZRANDMEMBER", "ARITY"])
+        if c == "ZADD":
+            opts = rnd.choice([[], [], [], ["NX"], ["XX"], ["GT"], ["LT"], ["CH"], ["INCR"], ["XX", "CH"],
+                               ["GT", "CH"], ["NX", "INCR"], ["XX", "INCR"], ["NX", "XX"], ["GT", "LT"], ["NX", "GT"],
+                               ["LT", "INCR"]])
+            args = [c, k] + opts
+            for _ in range(rnd.randrange(1, 4) if "INCR" not in opts or rnd.random() < 0.1 else 1):
+                args += [self.score(), member()]
+            if rnd.random() < 0.04:
+                args.pop()
+            return args
+        if c == "ZINCRBY":
+            return [c, k, self.score(), member()]
+        if c in ("ZREM", "ZMSCORE"):
+            return [c, k] + [member() for _ in range(rnd.randrange(1, 4))]
+        if c in ("ZSCORE", "ZRANK", "ZREVRANK"):
+            return [c, k, member()]
+        if c == "ZCOUNT":
+            return [c, k, self.bound(), self.bound()]
+        if c == "ZLEXCOUNT":
+            return [c, k, self.lex_bound(), self.lex_bound()]
+        if c in ("ZRANGE", "ZRANGESTORE"):
+            head = [c, k] if c == "ZRANGE" else [c, self.key("z"), k]
+            kind = rnd.choice(["rank", "rank", "score", "lex"])
+            rev = ["REV"] if rnd.random() < 0.3 else []
+            if kind == "rank":
+                args = head + [self.integer(-6, 6), self.integer(-6, 6)] + rev + (limit() if rnd.random() < 0.2 else [])
+            elif kind == "score":
+                args = head + [self.bound(), self.bound(), "BYSCORE"] + rev + limit()
+            else:
+                args = head + [self.lex_bound(), self.lex_bound(), "BYLEX"] + rev + limit()
+            if c == "ZRANGE":
+                args += withscores()
+            if rnd.random() < 0.03:
+                args.append(rnd.choice(["BYSCORE", "NOPE", "LIMIT"]))
+            return args
+        if c == "ZREVRANGE":
+            return [c, k, self.integer(-6, 6), self.integer(-6, 6)] + withscores()
+        if c in ("ZRANGEBYSCORE", "ZREVRANGEBYSCORE"):
+            return [c, k, self.bound(), self.bound()] + withscores() + limit()
+        if c in ("ZRANGEBYLEX", "ZREVRANGEBYLEX"):
+            return [c, k, self.lex_bound(), self.lex_bound()] + limit()
+        if c in ("ZPOPMIN", "ZPOPMAX"):
+            return [c, k] + ([self.integer(-1, 4)] if rnd.random() < 0.4 else [])
+        if c == "ZMPOP":
+            keys = self.keys("z")
+            args = [c, len(keys) if rnd.random() < 0.95 else rnd.choice([0, -1, 9])] + keys
+            args.append(rnd.choice(["MIN", "MAX", "MAX", "MIN", "TOP"]))
+            if rnd.random() < 0.4:
+                args += ["COUNT", self.integer(-1, 4)]
+            return args
+        if c == "ZREMRANGEBYRANK":
+            return [c, k, self.integer(-6, 6), self.integer(-6, 6)]
+        if c == "ZREMRANGEBYSCORE":
+            return [c, k, self.bound(), self.bound()]
+        if c == "ZREMRANGEBYLEX":
+            return [c, k, self.lex_bound(), self.lex_bound()]
+        if c in ("ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZINTERCARD"):
+            keys = [self.key(rnd.choice("zzzt")) for _ in range(rnd.randrange(1, 4))]
+            args = [c] + ([self.key("z")] if c.endswith("STORE") else [])
+            args += [len(keys) if rnd.random() < 0.95 else rnd.choice([0, -1, 9, "x"])] + keys
+            if c == "ZINTERCARD":
+                return args + (["LIMIT", self.integer(-1, 4)] if rnd.random() < 0.3 else [])
+            if c not in ("ZDIFF", "ZDIFFSTORE"):
+                if rnd.random() < 0.3:
+                    args += ["WEIGHTS"] + [rnd.choice(["2", "0.5", "-1", "x", "inf"]) for _ in keys]
+                if rnd.random() < 0.3:
+                    args += ["AGGREGATE", rnd.choice(["SUM", "MIN", "MAX", "AVG"])]
+            if not c.endswith("STORE"):
+                args += withscores()
+            return args
+        if c == "ZRANDMEMBER":
+            return [c, k] + rnd.choice([[], [self.integer(-5, 5)], [self.integer(-5, 5), "WITHSCORES"], [2, "NOPE"]])
+        if c == "ARITY":
+            return self.arity_error(rnd.choice(["ZADD", "ZSCORE", "ZCARD", "ZRANGE", "ZPOPMIN", "ZUNION"]))
+        return [c, k]
+
     def generic(self):
         rnd = self.rnd
-        k = self.key(rnd.choice("slht"))
+        k = self.key(rnd.choice("slhtz"))
         c = rnd.choice(["DEL", "UNLINK", "EXISTS", "TYPE", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL",
                         "PTTL", "EXPIRETIME", "PERSIST", "RENAME", "RENAMENX", "COPY", "KEYS", "DBSIZE", "MOVE",
                         "ARITY", "UNKNOWN", "SELECT", "SWAPDB"])
         if c in ("DEL", "UNLINK", "EXISTS"):
-            return [c] + [self.key(rnd.choice("slht")) for _ in range(rnd.randrange(1, 4))]
+            return [c] + [self.key(rnd.choice("slhtz")) for _ in range(rnd.randrange(1, 4))]
         if c in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
             scale = {"EXPIRE": 1, "PEXPIRE": 1000, "EXPIREAT": 1, "PEXPIREAT": 1000}[c]
             base = 0 if c in ("EXPIRE", "PEXPIRE") else 4000000000
@@ -250,9 +371,9 @@ class Generator:
                 amount *= scale
             return [c, k, amount] + rnd.choice([[], [], ["NX"], ["XX"], ["GT"], ["LT"], ["NX", "XX"], ["GT", "LT"], ["ZZ"]])
         if c in ("RENAME", "RENAMENX"):
-            return [c, k, self.key(rnd.choice("slht"))]
+            return [c, k, self.key(rnd.choice("slhtz"))]
         if c == "COPY":
-            return [c, k, self.key(rnd.choice("slht"))] + rnd.choice([[], ["REPLACE"], ["WHAT"]])
+            return [c, k, self.key(rnd.choice("slhtz"))] + rnd.choice([[], ["REPLACE"], ["WHAT"]])
         if c == "KEYS":
             return [c, rnd.choice(["*", "s*", "l?", "[ht]*", "*3"])]
         if c == "DBSIZE":
@@ -264,7 +385,7 @@ class Generator:
         if c == "SWAPDB":
             return [c, rnd.choice([0, 1, 1, 16, "x"]), rnd.choice([0, 1, 1, -1])]
         if c == "COPY" and rnd.random() < 0.3:
-            return [c, k, self.key(rnd.choice("slht")), "DB", rnd.choice([0, 1, 16, "x"])] + rnd.choice([[], ["REPLACE"]])
+            return [c, k, self.key(rnd.choice("slhtz")), "DB", rnd.choice([0, 1, 16, "x"])] + rnd.choice([[], ["REPLACE"]])
         if c == "ARITY":
             return [rnd.choice(ARITY_CHECKED)]
         if c == "UNKNOWN":
@@ -281,7 +402,11 @@ ARITY_CHECKED = ["GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSET
                  "SREM", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD", "SMOVE", "SINTER", "SUNION", "SDIFF",
                  "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE", "SINTERCARD", "DEL", "UNLINK", "EXISTS", "TYPE", "EXPIRE",
                  "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "EXPIRETIME", "PERSIST", "RENAME", "RENAMENX",
-                 "COPY", "KEYS", "MOVE"]
+                 "COPY", "KEYS", "MOVE", "ZADD", "ZINCRBY", "ZREM", "ZSCORE", "ZMSCORE", "ZCARD", "ZCOUNT", "ZLEXCOUNT", "ZRANGE",
+                 "ZRANGESTORE", "ZREVRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGEBYLEX",
+                 "ZRANK", "ZREVRANK", "ZPOPMIN", "ZPOPMAX", "ZMPOP", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE",
+                 "ZREMRANGEBYLEX", "ZUNION", "ZINTER", "ZDIFF", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE",
+                 "ZINTERCARD", "ZRANDMEMBER", "BZPOPMIN", "BZMPOP"]
 
 
 @pytest.mark.parametrize("shards,protocol", [(1, 2), (2, 2), (2, 3)])
@@ -298,10 +423,10 @@ def test_random_commands_match_redis_server(make_server, redis_server, shards, p
             differences.append((args, mine, reference))
         if isinstance(reference, tuple) and reference[0] == "error":
             errors.add(reference[1].split(" ")[0] + " " + args[0])
-    for key in ["s%d" % i for i in range(4)] + ["l%d" % i for i in range(4)] + ["h%d" % i for i in range(4)] + ["t%d" % i for i in range(4)]:
+    for key in ["%s%d" % (family, i) for family in "slhtz" for i in range(4)]:
         kind = theirs.call("TYPE", key)
         assert ours.call("TYPE", key) == kind, key
-        dump = {b"string": ["GET"], b"list": ["LRANGE", 0, -1], b"hash": ["HGETALL"], b"set": ["SMEMBERS"]}.get(kind)
+        dump = {b"string": ["GET"], b"list": ["LRANGE", 0, -1], b"hash": ["HGETALL"], b"set": ["SMEMBERS"], b"zset": ["ZRANGE", 0, -1, "WITHSCORES"]}.get(kind)
         if dump:
             assert normalise(dump, ours.call(dump[0], key, *dump[1:])) == normalise(dump, theirs.call(dump[0], key, *dump[1:])), key
     # SCAN's cursor order is the server's own; a full walk must find the same keys.
@@ -342,6 +467,21 @@ FIXED_CASES = [
     ("GETEX", "nokey", "EX", "x"), ("GETEX", "l", "EX", "x"), ("GETEX", "f", "EX", "0"), ("GETEX", "f", "EX", "x"),
     ("SETRANGE", "f", "536870912", "x"), ("SETRANGE", "f", "-1", "x"), ("SETRANGE", "f", "536870911", ""),
     ("SET", "k", "v", "EXAT", "0"), ("SET", "k", "v", "PX", "-5"), ("SET", "k", "v", "EX", "9223372036854775807"),
+    # Sorted sets: -0 scores (stored as 0, echoed as -0), out-of-range scores, range bounds
+    # read by strtod, lex ranges over unequal scores (a listpack's linear walk), option order.
+    ("ZINCRBY", "zn", "-0", "a"), ("ZSCORE", "zn", "a"), ("ZADD", "zn", "INCR", "-0", "b"), ("ZADD", "zn", "-0", "c"),
+    ("ZRANGE", "zn", "0", "-1", "WITHSCORES"), ("ZINCRBY", "zn", "-0", "a"), ("ZADD", "zn", "1e400", "d"),
+    ("ZADD", "zn", "1e-400", "d"), ("ZADD", "zn", "0x10", "d"), ("ZINCRBY", "zn", "1e400", "a"),
+    ("ZCOUNT", "zn", "(", ""), ("ZCOUNT", "zn", " 0", "1e400"), ("ZCOUNT", "zn", "nan", "1"), ("ZCOUNT", "f", "(", "x"),
+    ("ZADD", "zl", "3", "b", "1", "x", "2", "a", "5", "c"), ("ZRANGEBYLEX", "zl", "[b", "+"),
+    ("ZREVRANGEBYLEX", "zl", "[c", "-"), ("ZLEXCOUNT", "zl", "[b", "[c"), ("ZRANGEBYLEX", "zl", "+", "-"),
+    ("ZRANGEBYLEX", "zl", "[a", "(a"), ("ZRANGE", "zl", "[a", "[z", "BYLEX", "LIMIT", "1", "2"),
+    ("ZRANGE", "zl", "0", "-1", "BYSCORE", "BYSCORE"), ("ZRANGE", "zl", "0", "-1", "REV", "REV"),
+    ("ZRANGE", "zl", "0", "-1", "LIMIT", "1", "-1"), ("ZRANGE", "zl", "0", "-1", "LIMIT", "0", "1"),
+    ("ZRANGEBYLEX", "zl", "-", "+", "WITHSCORES"), ("ZREVRANGE", "zl", "0", "-1", "LIMIT", "0", "1"),
+    ("ZRANGESTORE", "zd", "zl", "0", "-1", "WITHSCORES"), ("ZMPOP", "1", "zl", "MIN", "COUNT", "0", "COUNT"),
+    ("ZMPOP", "1", "zl", "MIN", "COUNT", "1", "COUNT", "1"), ("BZMPOP", "x", "1", "zl", "MIN", "COUNT", "0"),
+    ("BLMPOP", "x", "1", "l", "LEFT", "COUNT", "0"), ("ZINTERCARD", "1", "zl", "LIMIT", "x"),
     # Connection and server commands' errors.
     ("PING", "a", "b"), ("PING", "hello"), ("ECHO",), ("SELECT", "16"), ("SELECT", "x"), ("SWAPDB", "0", "16"),
     ("SWAPDB", "x", "0"), ("MOVE", "f", "0"), ("MOVE", "f", "x"), ("HELLO", "4"), ("HELLO", "x"),
