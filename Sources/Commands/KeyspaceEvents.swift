@@ -74,6 +74,7 @@ public enum KeyspaceEvents {
     public static let byCommand: [String: (NotifyFlags, String)] = [
         "set": (.string, "set"), "setnx": (.string, "set"), "setex": (.string, "set"), "psetex": (.string, "set"),
         "getset": (.string, "set"), "append": (.string, "append"), "setrange": (.string, "setrange"),
+        "setbit": (.string, "setbit"),
         "incr": (.string, "incrby"), "decr": (.string, "incrby"), "incrby": (.string, "incrby"),
         "decrby": (.string, "incrby"), "incrbyfloat": (.string, "incrbyfloat"), "getdel": (.generic, "del"),
         "expire": (.generic, "expire"), "pexpire": (.generic, "expire"), "expireat": (.generic, "expire"),

@@ -178,8 +178,10 @@ extension SortedSetCommands {
 
     static func reply(_ ctx: CommandContext, _ op: SetCommands.Operation) throws(CommandError) {
         let (inputs, options) = try parse(ctx, numkeysAt: 1, op, form: .reply)
-        let z = sortedSet(combine(inputs, op, options))
-        writeScored(ctx, z.range(ranks: 0, z.count - 1, reverse: false), withScores: options.withScores)
+        // Sorted here rather than through a SortedSetValue, which stores -0 as 0: Redis
+        // replies from a temporary set that keeps a -0 (inf * 0 aside, -1 * 0 makes one).
+        let items = combine(inputs, op, options).sorted { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }
+        writeScored(ctx, items.map { ($0.key, $0.value) }, withScores: options.withScores)
     }
 
     static func store(_ ctx: CommandContext, _ op: SetCommands.Operation, event: String) throws(CommandError) {

@@ -68,15 +68,19 @@ enum StringCommands {
         },
         CommandSpec("append", arity: 3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let key = ctx.args[1]
+            let suffix = ctx.args[2], limit = ctx.maxBulkLength
             if let e = ctx.lookup(key) {
-                guard case .string(let s) = e.value else { throw .wrongType }
-                guard s.count + ctx.args[2].count <= ctx.maxBulkLength else { throw .tooBig }
-                let joined = s + ctx.args[2]
-                e.value = .string(joined)
-                ctx.reply.integer(joined.count)
+                guard case .string = e.value else { throw .wrongType }
+                let count = e.modifyString { bytes -> Int? in
+                    guard bytes.count + suffix.count <= limit else { return nil }
+                    suffix.withUnsafeBytes { bytes.append(contentsOf: $0) }
+                    return bytes.count
+                }
+                guard let count = count ?? nil else { throw .tooBig }
+                ctx.reply.integer(count)
             } else {
-                ctx.db(key).add(key, .string(ctx.args[2]))
-                ctx.reply.integer(ctx.args[2].count)
+                ctx.db(key).add(key, .string(suffix))
+                ctx.reply.integer(suffix.count)
             }
             ctx.dirty += 1
         },
@@ -238,18 +242,32 @@ enum StringCommands {
         let offset = try ctx.int(2)
         guard offset >= 0 else { throw CommandError("ERR offset is out of range") }
         let patch = ctx.args[3]
-        let existing = try ctx.string(key)
+        let entry = ctx.lookup(key)
+        if let entry, case .string = entry.value {} else if entry != nil { throw .wrongType }
         if patch.isEmpty {
-            ctx.reply.integer(existing?.count ?? 0)
+            if case .string(let s) = entry?.value { ctx.reply.integer(s.count) } else { ctx.reply.integer(0) }
             return
         }
         guard offset + patch.count <= ctx.maxBulkLength else { throw .tooBig }
-        var bytes = existing?.array ?? []
-        if bytes.count < offset + patch.count { bytes.append(contentsOf: repeatElement(0, count: offset + patch.count - bytes.count)) }
-        patch.withUnsafeBytes { p in for j in 0..<p.count { bytes[offset + j] = p[j] } }
-        ctx.db(key).overwrite(key, .string(Bytes(bytes)), now: ctx.now, keepTTL: true)
+        let write = { (bytes: inout [UInt8]) -> Int in
+            if bytes.count < offset + patch.count {
+                bytes.append(contentsOf: repeatElement(0, count: offset + patch.count - bytes.count))
+            }
+            patch.withUnsafeBytes { p in
+                bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: offset).copyMemory(from: p.baseAddress!, byteCount: p.count) }
+            }
+            return bytes.count
+        }
+        let count: Int
+        if let entry {
+            count = entry.modifyString(write)!
+        } else {
+            var bytes: [UInt8] = []
+            count = write(&bytes)
+            ctx.db(key).add(key, .string(Bytes(bytes)))
+        }
         ctx.dirty += 1
-        ctx.reply.integer(bytes.count)
+        ctx.reply.integer(count)
     }
 
     static func incrBy(_ ctx: CommandContext, _ by: Int) throws(CommandError) {

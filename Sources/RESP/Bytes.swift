@@ -121,6 +121,21 @@ public struct Bytes: Sendable {
         withUnsafeBytes { Bytes(UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 
+    /// Changes the bytes through `body` in place when this value holds the only reference
+    /// to its storage, which is the case for a string taken out of its key's entry
+    /// (`Entry.modifyString`): APPEND, SETRANGE and SETBIT then cost what they change, not
+    /// a copy of the whole string, and appends grow the storage geometrically.
+    public mutating func modify<R>(_ body: (inout [UInt8]) throws -> R) rethrows -> R {
+        var bytes: [UInt8]
+        switch storage {
+        case .large(let a): bytes = a
+        case .small: bytes = array
+        }
+        storage = .small(0, 0, 0, 0, 0)  // let go of this value's reference: `bytes` is unique
+        defer { self = Bytes(bytes) }
+        return try body(&bytes)
+    }
+
     public static func + (a: Bytes, b: Bytes) -> Bytes {
         var out = [UInt8]()
         out.reserveCapacity(a.count + b.count)

@@ -154,6 +154,32 @@ final class BytesTests: XCTestCase {
         for v in [0, 7, -7, 123456789, Int.max, Int.min] { XCTAssertEqual(Bytes(v), Bytes(String(v))) }
     }
 
+    func testModifyChangesInPlaceOnlyWhenUnshared() {
+        var grown = Bytes("short")
+        grown.modify { $0.append(contentsOf: Array(repeating: UInt8(ascii: "x"), count: 40)) }
+        XCTAssertEqual(grown.count, 45)
+        XCTAssertEqual(grown.slice(0..<5), Bytes("short"))
+
+        // A unique value keeps its storage: the same buffer before and after.
+        var unique = Bytes(Array(repeating: UInt8(7), count: 100))
+        let before = unique.withUnsafeBytes { $0.baseAddress }
+        unique.modify { $0[3] = 9 }
+        XCTAssertEqual(unique.withUnsafeBytes { $0.baseAddress }, before)
+        XCTAssertEqual(unique[3], 9)
+
+        // A shared one is copied: the other holder never sees the change.
+        var shared = Bytes(Array(repeating: UInt8(1), count: 100))
+        let other = shared
+        shared.modify { $0[0] = 2 }
+        XCTAssertEqual(shared[0], 2)
+        XCTAssertEqual(other[0], 1)
+
+        // Shrinking back to the inline size stores it inline and equal to a fresh value.
+        var shrunk = Bytes(Array(repeating: UInt8(ascii: "a"), count: 30))
+        shrunk.modify { $0.removeLast(25) }
+        XCTAssertEqual(shrunk, Bytes("aaaaa"))
+    }
+
     func testOrderingIsMemcmpThenLength() {
         XCTAssertLessThan(Bytes("a"), Bytes("b"))
         XCTAssertLessThan(Bytes("a"), Bytes("aa"))

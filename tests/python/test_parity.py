@@ -73,8 +73,10 @@ class Generator:
             return self.blocking()
         if r < 0.02:
             return self.random_pick()
-        if r < 0.30:
+        if r < 0.26:
             return self.string()
+        if r < 0.30:
+            return self.bitmap()
         if r < 0.55:
             return self.list()
         if r < 0.72:
@@ -149,6 +151,37 @@ class Generator:
         if c == "ARITY":
             return self.arity_error(rnd.choice(["GET", "SETNX", "INCR", "STRLEN"]))
         return [c, k]
+
+    def bitmap(self):
+        """Bit commands over the string keys: offsets near the start, past the end, past the
+        limit of a 512 MB string, and malformed; ranges in bytes and in bits."""
+        rnd, k = self.rnd, self.key("s")
+
+        def offset():
+            r = rnd.random()
+            if r < 0.9:
+                return rnd.randrange(0, 80)
+            return rnd.choice([-1, "x", 4294967296, 1000, "1.5"])
+
+        def unit():
+            return rnd.choice([[], [], ["BYTE"], ["BIT"], ["BIT"], ["bit"], ["NOPE"]])
+
+        c = rnd.choice(["SETBIT", "SETBIT", "GETBIT", "BITCOUNT", "BITCOUNT", "BITPOS", "BITPOS", "BITOP", "ARITY"])
+        if c == "SETBIT":
+            return [c, k, offset(), rnd.choice([0, 1, 1, 0, 2, "x", -1]) if rnd.random() < 0.2 else rnd.choice([0, 1])]
+        if c == "GETBIT":
+            return [c, k, offset()]
+        if c == "BITCOUNT":
+            return [c, k] + rnd.choice([[], [self.integer(-10, 10), self.integer(-10, 10)] + unit(),
+                                        [self.integer(-10, 10), self.integer(-10, 10)] + unit(), [1]])
+        if c == "BITPOS":
+            bit = rnd.choice([0, 1, 0, 1, 2, "x"]) if rnd.random() < 0.1 else rnd.choice([0, 1])
+            return [c, k, bit] + rnd.choice([[], [self.integer(-10, 10)], [self.integer(-10, 10), self.integer(-40, 40)] + unit(),
+                                             [self.integer(-40, 40), self.integer(-10, 10), "BIT"], [1, 2, "BIT", "x"]])
+        if c == "BITOP":
+            op = rnd.choice(["AND", "OR", "XOR", "NOT", "NOT", "nope"])
+            return [c, op, self.key("s")] + self.keys("s", 1, 3 if op != "NOT" or rnd.random() < 0.2 else 1)
+        return self.arity_error(rnd.choice(["SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP"]))
 
     def list(self):
         rnd, k = self.rnd, self.key("l")
@@ -394,7 +427,7 @@ class Generator:
 
 
 # Every command the generator sends, for wrong-arity errors.
-ARITY_CHECKED = ["GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
+ARITY_CHECKED = ["SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
                  "APPEND", "STRLEN", "GETRANGE", "SETRANGE", "INCR", "DECR", "INCRBY", "DECRBY", "INCRBYFLOAT",
                  "LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LINSERT",
                  "LREM", "LTRIM", "LPOS", "LMOVE", "RPOPLPUSH", "LMPOP", "HSET", "HSETNX", "HGET", "HMGET", "HMSET",
@@ -482,6 +515,22 @@ FIXED_CASES = [
     ("ZRANGESTORE", "zd", "zl", "0", "-1", "WITHSCORES"), ("ZMPOP", "1", "zl", "MIN", "COUNT", "0", "COUNT"),
     ("ZMPOP", "1", "zl", "MIN", "COUNT", "1", "COUNT", "1"), ("BZMPOP", "x", "1", "zl", "MIN", "COUNT", "0"),
     ("BLMPOP", "x", "1", "l", "LEFT", "COUNT", "0"), ("ZINTERCARD", "1", "zl", "LIMIT", "x"),
+    # Bitmaps and in-place string changes: strings past the inline size, shared by COPY.
+    ("SETBIT", "b", "0", "1"), ("SETBIT", "b", "200", "1"), ("GET", "b"), ("COPY", "b", "b2"), ("SETBIT", "b", "7", "1"),
+    ("GET", "b2"), ("APPEND", "b2", "tail"), ("GET", "b"), ("GET", "b2"), ("SETRANGE", "b2", "30", "mid"), ("GET", "b2"),
+    ("SETRANGE", "b2", "2", ""), ("SETRANGE", "nob", "3", ""), ("EXISTS", "nob"), ("SETRANGE", "nob", "3", "x"), ("GET", "nob"),
+    ("BITCOUNT", "b"), ("BITCOUNT", "b", "0", "-1", "BIT"), ("BITCOUNT", "b", "1", "199", "BIT"), ("BITCOUNT", "b", "-5", "-10"),
+    ("BITCOUNT", "b", "5", "2"), ("BITCOUNT", "b", "0"), ("BITCOUNT", "b", "-100", "100", "BIT"),
+    ("BITPOS", "b", "1"), ("BITPOS", "b", "0"), ("BITPOS", "b", "1", "1"), ("BITPOS", "b", "1", "8", "-1", "BIT"),
+    ("BITPOS", "b", "0", "0", "0"), ("SET", "ones", b"\xff\xff"), ("BITPOS", "ones", "0"), ("BITPOS", "ones", "0", "0", "-1"),
+    ("BITPOS", "ones", "0", "3", "BIT"), ("BITPOS", "ones", "0", "0", "15", "BIT"), ("BITPOS", "ones", "1", "-3", "-1", "BIT"),
+    ("SET", "empty", ""), ("BITPOS", "empty", "0"), ("BITPOS", "empty", "1"), ("BITCOUNT", "empty"), ("BITPOS", "nob2", "0"),
+    ("BITPOS", "nob2", "1"), ("BITPOS", "b", "2"), ("BITPOS", "b", "x"), ("BITPOS", "l", "1"), ("GETBIT", "b", "4294967295"),
+    ("GETBIT", "b", "4294967296"), ("SETBIT", "b", "-1", "1"), ("SETBIT", "b", "1", "2"), ("SETBIT", "l", "x", "1"),
+    ("SETBIT", "l", "1", "1"), ("BITOP", "AND", "dst", "b", "ones", "nob2"), ("GET", "dst"), ("BITOP", "OR", "dst", "b", "ones"),
+    ("GET", "dst"), ("BITOP", "XOR", "dst", "b", "b2"), ("GET", "dst"), ("BITOP", "NOT", "dst", "ones"), ("GET", "dst"),
+    ("BITOP", "NOT", "dst", "b", "ones"), ("BITOP", "NOT", "dst", "nob2"), ("EXISTS", "dst"), ("BITOP", "AND", "dst", "nob2"),
+    ("BITOP", "FOO", "dst", "b"), ("BITOP", "OR", "dst", "b", "l"), ("EXPIRE", "b2", "100"), ("BITOP", "OR", "b2", "b"), ("TTL", "b2"),
     # Connection and server commands' errors.
     ("PING", "a", "b"), ("PING", "hello"), ("ECHO",), ("SELECT", "16"), ("SELECT", "x"), ("SWAPDB", "0", "16"),
     ("SWAPDB", "x", "0"), ("MOVE", "f", "0"), ("MOVE", "f", "x"), ("HELLO", "4"), ("HELLO", "x"),
