@@ -54,6 +54,9 @@ public final class ServerConfig: @unchecked Sendable {
             "js-memory-limit": Param(kind: .memory, mutable: true, default: "0", effective: true),
             "js-library": Param(kind: .string, mutable: false, default: "", effective: true),
             // Only the pubsub class acts (Berth has no replicas, and normal clients are unlimited).
+            // SLOWLOG (SlowLog.swift): -1 logs nothing, 0 every command.
+            "slowlog-log-slower-than": Param(kind: .integer(min: -1, max: Int.max), mutable: true, default: "10000", effective: true),
+            "slowlog-max-len": Param(kind: .integer(min: 0, max: Int(Int32.max)), mutable: true, default: "128", effective: true),
             "client-output-buffer-limit": Param(kind: .string, mutable: true,
                                                 default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", effective: true),
         ]
@@ -76,8 +79,7 @@ public final class ServerConfig: @unchecked Sendable {
             ("activerehashing", .bool, "yes"), ("activedefrag", .bool, "no"), ("lazyfree-lazy-eviction", .bool, "no"),
             ("lazyfree-lazy-expire", .bool, "no"), ("lazyfree-lazy-server-del", .bool, "no"), ("lazyfree-lazy-user-del", .bool, "no"),
             ("lazyfree-lazy-user-flush", .bool, "no"), ("replica-lazy-flush", .bool, "no"),
-("slowlog-log-slower-than", .integer(min: -1, max: Int.max), "10000"),
-            ("slowlog-max-len", .integer(min: 0, max: Int.max), "128"), ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
+            ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
             ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
             ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
             ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("appendfilename", .string, "appendonly.aof"),
@@ -101,6 +103,8 @@ public final class ServerConfig: @unchecked Sendable {
     let maxBulkLength = Atomic<Int>(536_870_912)
     let queryBufferLimit = Atomic<Int>(1_073_741_824)
     let maxClients = Atomic<Int>(10000)
+    let slowlogSlowerThan = Atomic<Int>(10000)
+    let slowlogMaxLength = Atomic<Int>(128)
     let idleTimeoutSeconds = Atomic<Int>(0)
     let hasPassword = Atomic<Bool>(false)
     /// client-output-buffer-limit pubsub: hard bytes, soft bytes, soft seconds (0 = none).
@@ -231,6 +235,8 @@ public final class ServerConfig: @unchecked Sendable {
         case "proto-max-bulk-len": maxBulkLength.store(n, ordering: .relaxed)
         case "client-query-buffer-limit": queryBufferLimit.store(n, ordering: .relaxed)
         case "maxclients": maxClients.store(n, ordering: .relaxed)
+        case "slowlog-log-slower-than": slowlogSlowerThan.store(n, ordering: .relaxed)
+        case "slowlog-max-len": slowlogMaxLength.store(n, ordering: .relaxed)
         case "timeout": idleTimeoutSeconds.store(n, ordering: .relaxed)
         case "client-migration-streak": migrationStreak.store(n, ordering: .relaxed)
         case "busy-reply-threshold", "lua-time-limit": busyReplyThreshold.store(n, ordering: .relaxed)

@@ -163,7 +163,14 @@ extension Shard {
         let end = clock.microseconds()
         clockBeforeCommand = end
         stats.microseconds[spec.id] += end - start
+        if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
+    }
+
+    private func recordSlow(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], microseconds: Int) {
+        if spec.name == "auth" || spec.name == "hello" { return }  // arguments may hold a password
+        server.slowlog.record(args, microseconds: microseconds, peer: conn.peer, name: conn.name,
+                              maxLength: server.config.slowlogMaxLength.load(ordering: .relaxed))
     }
 
     /// The reply to a command name nobody knows (inside MULTI it also dooms the transaction).

@@ -47,6 +47,7 @@ public final class Server: @unchecked Sendable {
     let scripts = ScriptCache()
     let functions = FunctionLibraries()
     let scriptBusy = ScriptBusy()
+    let slowlog = SlowLog()
     let javascript = JSLibraries()
     let jsWatchdog = JSWatchdog()
     private let started = Atomic<Int>(0)
