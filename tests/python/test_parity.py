@@ -166,7 +166,10 @@ class Generator:
         def unit():
             return rnd.choice([[], [], ["BYTE"], ["BIT"], ["BIT"], ["bit"], ["NOPE"]])
 
-        c = rnd.choice(["SETBIT", "SETBIT", "GETBIT", "BITCOUNT", "BITCOUNT", "BITPOS", "BITPOS", "BITOP", "ARITY"])
+        c = rnd.choice(["SETBIT", "SETBIT", "GETBIT", "BITCOUNT", "BITCOUNT", "BITPOS", "BITPOS", "BITOP", "ARITY",
+                        "BITFIELD", "BITFIELD", "BITFIELD_RO"])
+        if c in ("BITFIELD", "BITFIELD_RO"):
+            return [c, k] + self.bitfield_ops(c == "BITFIELD_RO")
         if c == "SETBIT":
             return [c, k, offset(), rnd.choice([0, 1, 1, 0, 2, "x", -1]) if rnd.random() < 0.2 else rnd.choice([0, 1])]
         if c == "GETBIT":
@@ -182,6 +185,33 @@ class Generator:
             op = rnd.choice(["AND", "OR", "XOR", "NOT", "NOT", "nope"])
             return [c, op, self.key("s")] + self.keys("s", 1, 3 if op != "NOT" or rnd.random() < 0.2 else 1)
         return self.arity_error(rnd.choice(["SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP"]))
+
+    def bitfield_ops(self, read_only):
+        """A few BITFIELD operations: widths at the edges (i1, i64, u63), `#n` offsets,
+        values past the type's range under each OVERFLOW policy, and malformed parts."""
+        rnd, ops = self.rnd, []
+        for _ in range(rnd.randrange(0, 4)):
+            r = rnd.random()
+            width = rnd.choice(["i8", "u8", "i1", "u1", "i5", "u7", "i16", "u16", "i64", "u63", "i32", "u32"])
+            if r < 0.02:
+                width = rnd.choice(["u64", "i65", "x8", "i0", "u"])
+            at = rnd.choice([str(rnd.randrange(0, 40)), "#%d" % rnd.randrange(0, 4)])
+            if r > 0.98:
+                at = rnd.choice(["-1", "x", "#-1", "4294967296"])
+            value = rnd.choice([1, -1, 100, -100, 127, 128, 255, 256, -129, 9223372036854775807, -9223372036854775808,
+                                4611686018427387904, rnd.randrange(-50, 50)])
+            if r < 0.01:
+                value = rnd.choice(["x", "1.5", "9223372036854775808"])
+            kind = rnd.choice(["GET", "GET", "SET", "INCRBY", "OVERFLOW"] if not read_only or rnd.random() < 0.1 else ["GET"])
+            if kind == "GET":
+                ops += ["GET", width, at]
+            elif kind == "OVERFLOW":
+                ops += ["OVERFLOW", rnd.choice(["WRAP", "SAT", "FAIL", "FAIL", "sat", "NOPE"])]
+            else:
+                ops += [kind, width, at, value]
+        if rnd.random() < 0.03:
+            ops += rnd.choice([["GET", "u8"], ["NOPE"], ["SET", "u8", "0"], ["OVERFLOW"]])
+        return ops
 
     def list(self):
         rnd, k = self.rnd, self.key("l")
@@ -427,7 +457,7 @@ class Generator:
 
 
 # Every command the generator sends, for wrong-arity errors.
-ARITY_CHECKED = ["SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
+ARITY_CHECKED = ["SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "BITFIELD", "BITFIELD_RO", "GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
                  "APPEND", "STRLEN", "GETRANGE", "SETRANGE", "INCR", "DECR", "INCRBY", "DECRBY", "INCRBYFLOAT",
                  "LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LINSERT",
                  "LREM", "LTRIM", "LPOS", "LMOVE", "RPOPLPUSH", "LMPOP", "HSET", "HSETNX", "HGET", "HMGET", "HMSET",
@@ -531,6 +561,15 @@ FIXED_CASES = [
     ("GET", "dst"), ("BITOP", "XOR", "dst", "b", "b2"), ("GET", "dst"), ("BITOP", "NOT", "dst", "ones"), ("GET", "dst"),
     ("BITOP", "NOT", "dst", "b", "ones"), ("BITOP", "NOT", "dst", "nob2"), ("EXISTS", "dst"), ("BITOP", "AND", "dst", "nob2"),
     ("BITOP", "FOO", "dst", "b"), ("BITOP", "OR", "dst", "b", "l"), ("EXPIRE", "b2", "100"), ("BITOP", "OR", "b2", "b"), ("TTL", "b2"),
+    ("BITFIELD", "bf", "SET", "i64", "0", "9223372036854775807", "INCRBY", "i64", "0", "1", "GET", "i64", "0"),
+    ("BITFIELD", "bf", "OVERFLOW", "SAT", "INCRBY", "i64", "0", "9223372036854775807", "INCRBY", "i64", "0", "-1"),
+    ("BITFIELD", "bf", "OVERFLOW", "SAT", "SET", "u8", "#3", "-1", "OVERFLOW", "WRAP", "SET", "u8", "#4", "-1",
+     "SET", "i8", "#5", "200", "OVERFLOW", "SAT", "SET", "i8", "#6", "200", "SET", "i8", "#7", "-200", "GET", "u63", "1"),
+    ("BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u8", "800", "300", "SET", "i4", "900", "8"), ("STRLEN", "bf"),
+    ("BITFIELD", "bf", "INCRBY", "u63", "0", "-9223372036854775808", "INCRBY", "u2", "3", "-5", "GET", "i1", "0"),
+    ("BITFIELD", "bf", "GET", "u8", "#9223372036854775807"), ("BITFIELD_RO", "bf", "SET", "u8", "0", "1", "GET", "x", "0"),
+    ("BITFIELD_RO", "bf", "SET", "u8", "0", "1"), ("BITFIELD_RO", "bf", "GET", "i64", "3"), ("BITFIELD", "nobf"),
+    ("BITFIELD", "nobf", "GET", "u8", "0"), ("EXISTS", "nobf"), ("BITFIELD", "l", "GET", "u8", "0"), ("BITFIELD", "bf", "OVERFLOW", "SAT"),
     # Connection and server commands' errors.
     ("PING", "a", "b"), ("PING", "hello"), ("ECHO",), ("SELECT", "16"), ("SELECT", "x"), ("SWAPDB", "0", "16"),
     ("SWAPDB", "x", "0"), ("MOVE", "f", "0"), ("MOVE", "f", "x"), ("HELLO", "4"), ("HELLO", "x"),
