@@ -167,7 +167,10 @@ class Generator:
             return rnd.choice([[], [], ["BYTE"], ["BIT"], ["BIT"], ["bit"], ["NOPE"]])
 
         c = rnd.choice(["SETBIT", "SETBIT", "GETBIT", "BITCOUNT", "BITCOUNT", "BITPOS", "BITPOS", "BITOP", "ARITY",
-                        "BITFIELD", "BITFIELD", "BITFIELD_RO"])
+                        "BITFIELD", "BITFIELD", "BITFIELD_RO", "LCS"])
+        if c == "LCS":
+            return [c, k, self.key("s")] + rnd.choice([[], ["LEN"], ["IDX"], ["IDX", "WITHMATCHLEN"], ["IDX", "MINMATCHLEN", 2],
+                                                      ["IDX", "MINMATCHLEN", "x"], ["LEN", "IDX"], ["NOPE"], ["MINMATCHLEN"]])
         if c in ("BITFIELD", "BITFIELD_RO"):
             return [c, k] + self.bitfield_ops(c == "BITFIELD_RO")
         if c == "SETBIT":
@@ -457,7 +460,7 @@ class Generator:
 
 
 # Every command the generator sends, for wrong-arity errors.
-ARITY_CHECKED = ["SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "BITFIELD", "BITFIELD_RO", "GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
+ARITY_CHECKED = ["LCS", "SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "BITFIELD", "BITFIELD_RO", "GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
                  "APPEND", "STRLEN", "GETRANGE", "SETRANGE", "INCR", "DECR", "INCRBY", "DECRBY", "INCRBYFLOAT",
                  "LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LINSERT",
                  "LREM", "LTRIM", "LPOS", "LMOVE", "RPOPLPUSH", "LMPOP", "HSET", "HSETNX", "HGET", "HMGET", "HMSET",
@@ -570,6 +573,10 @@ FIXED_CASES = [
     ("BITFIELD", "bf", "GET", "u8", "#9223372036854775807"), ("BITFIELD_RO", "bf", "SET", "u8", "0", "1", "GET", "x", "0"),
     ("BITFIELD_RO", "bf", "SET", "u8", "0", "1"), ("BITFIELD_RO", "bf", "GET", "i64", "3"), ("BITFIELD", "nobf"),
     ("BITFIELD", "nobf", "GET", "u8", "0"), ("EXISTS", "nobf"), ("BITFIELD", "l", "GET", "u8", "0"), ("BITFIELD", "bf", "OVERFLOW", "SAT"),
+    ("MSET", "la", "ohmytext", "lb", "mynewtext"), ("LCS", "la", "lb"), ("LCS", "la", "lb", "LEN"),
+    ("LCS", "la", "lb", "IDX"), ("LCS", "la", "lb", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"), ("LCS", "la", "nolcs"),
+    ("LCS", "la", "nolcs", "IDX"), ("MSET", "lc", "abcabcabc", "ld", "cbacbacba"), ("LCS", "lc", "ld", "IDX", "WITHMATCHLEN"),
+    ("LCS", "lc", "ld"), ("LCS", "lc", "l"), ("LCS", "lc", "ld", "IDX", "LEN"), ("LCS", "lc", "ld", "MINMATCHLEN", "-5", "IDX"),
     # Connection and server commands' errors.
     ("PING", "a", "b"), ("PING", "hello"), ("ECHO",), ("SELECT", "16"), ("SELECT", "x"), ("SWAPDB", "0", "16"),
     ("SWAPDB", "x", "0"), ("MOVE", "f", "0"), ("MOVE", "f", "x"), ("HELLO", "4"), ("HELLO", "x"),
