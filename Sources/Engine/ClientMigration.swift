@@ -138,7 +138,7 @@ extension Connection {
 
     /// Nothing about this connection is tied to its home shard's thread or tables.
     var isMovable: Bool {
-        blocked == nil && !suspended && transaction == nil && watched.isEmpty && !isSubscribed
+        blocked == nil && !suspended && transaction == nil && watched.isEmpty && !isSubscribed && !isMonitor
             && parkedCommand == nil && !closing && !closeAfterFlush && moveTo < 0 && !overOutputLimit
     }
 }

@@ -58,6 +58,8 @@ public final class Connection: @unchecked Sendable {
     var softLimitSince: Int64 = 0
     /// Past its output-buffer limit: gets no more messages and closes at the top of the loop.
     var overOutputLimit = false
+    /// Receives every command the server runs (MONITOR).
+    var isMonitor = false
     /// Key-bearing commands in a row whose keys all live on `awayShard`, another shard
     /// than this one's home (ClientMigration.swift).
     var awayShard = -1
@@ -86,6 +88,7 @@ public final class Connection: @unchecked Sendable {
         if transaction != nil { flags += "x" }
         if blocked != nil { flags += "b" }
         if isSubscribed { flags += "P" }
+        if isMonitor { flags += "O" }
         if closeAfterFlush { flags += "c" }
         if flags.isEmpty { flags = "N" }
         let age = (now - createdAt) / 1000

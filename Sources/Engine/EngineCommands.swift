@@ -46,6 +46,7 @@ enum EngineCommands {
             conn.transaction = nil
             shard.unwatchAll(conn)
             shard.unsubscribeAll(conn)
+            shard.stopMonitoring(conn)
             conn.db = 0
             conn.protocolVersion = 2
             conn.name = ""
@@ -109,6 +110,7 @@ enum EngineCommands {
         (spec("module", -2, [.admin, .noMulti], subcommands: ["list", "load", "loadex", "unload", "help"]),
          ModuleAdminCommand.run),
         (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),
+        (spec("monitor", 1, [.admin, .noMulti, .loading, .stale]), Shard.monitorCommand),
         (spec("slowlog", -2, [.admin, .loading, .stale], subcommands: ["get", "len", "reset", "help"]), SlowLog.command),
         (spec("command", -1, [.loading, .stale], subcommands: ["count", "info", "docs", "list", "getkeys", "help"]), CommandCommand.run),
         (spec("shutdown", -1, [.admin, .noMulti, .loading, .stale]), { shard, conn, args, reply in

@@ -153,6 +153,7 @@ extension Shard {
         if spec.flags.contains(.module) {
             failed = runModuleCommand(spec, conn, args, reply, locksHeld: false)
         } else if spec.flags.contains(.script) {
+            feedMonitors(spec, conn, args)  // before the commands it runs, as Redis feeds EVAL
             failed = runScript(spec, conn, args, reply, locksHeld: false)
         } else if spec.flags.contains(.engine) {
             failed = server.engineCommands[spec.id]!(self, conn, args, reply)
@@ -160,6 +161,7 @@ extension Shard {
             failed = runLocked(spec, args, conn, reply)
         }
         stats.calls[spec.id] += 1
+        if !spec.flags.contains(.script) { feedMonitors(spec, conn, args) }
         let end = clock.microseconds()
         clockBeforeCommand = end
         stats.microseconds[spec.id] += end - start
@@ -455,6 +457,7 @@ extension Shard {
             if spec.flags.contains(.module) {
                 failed = runModuleCommand(spec, conn, args, reply, locksHeld: true)
             } else if spec.flags.contains(.script) {
+                feedMonitors(spec, conn, args)
                 failed = runScript(spec, conn, args, reply, locksHeld: true)
             } else if spec.flags.contains(.engine) {
                 failed = server.engineCommands[spec.id]!(self, conn, args, reply)
@@ -462,6 +465,7 @@ extension Shard {
                 failed = runData(spec, args, conn, reply)
             }
             stats.calls[spec.id] += 1
+            if !spec.flags.contains(.script) { feedMonitors(spec, conn, args) }
             if failed { stats.failedCalls[spec.id] += 1 }
         }
         context.inTransaction = false

@@ -43,6 +43,7 @@ public final class Server: @unchecked Sendable {
     let pause = ClientPause()
     let migrations = MigrationGate()
     let pubsub: PubSubRegistry
+    let monitors: MonitorFeed
     let modules = ModuleRegistry()
     let scripts = ScriptCache()
     let functions = FunctionLibraries()
@@ -66,6 +67,7 @@ public final class Server: @unchecked Sendable {
         stores = (0..<shardCount).map { _ in ShardStore(databases: config.int("databases")) }
         locks = (0..<shardCount).map { _ in ShardLock() }
         pubsub = PubSubRegistry(shards: shardCount)
+        monitors = MonitorFeed(shards: shardCount)
         let engine = EngineCommands.table + PubSubCommands.table + TFunctionCommands.table
         commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs + ScriptFunctions.specs)
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }

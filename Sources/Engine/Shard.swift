@@ -85,6 +85,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var overLimit: [Connection] = []
     /// This shard's subscribed connections by channel, pattern and shard channel.
     var subscribers: [[Bytes: [Int: Connection]]] = [[:], [:], [:]]
+    /// This shard's MONITOR clients by ID (Monitor.swift).
+    var monitors: [Int: Connection] = [:]
     /// This thread's Lua interpreter, made on the first script.
     var scriptHostStorage: ScriptHost?
     private var acceptCursor = 0
@@ -213,6 +215,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         unwatchAll(conn)
         _ = abandonBlocked(conn)
         unsubscribeAll(conn)
+        stopMonitoring(conn)
         if conn.parkedCommand != nil { paused.removeAll { $0 === conn } }
     }
 

@@ -181,6 +181,8 @@ final class ScriptRun {
             wrote = true
             if announced { server.scriptBusy.wrote.store(true, ordering: .relaxed) }
         }
-        return server.runNested(spec, args, in: shard.context, db: db, protocolVersion: protocolVersion).readableArray
+        let reply = server.runNested(spec, args, in: shard.context, db: db, protocolVersion: protocolVersion).readableArray
+        shard.feedMonitors(spec, db: db, peer: "lua", args)
+        return reply
     }
 }
