@@ -124,6 +124,18 @@ size_t berth_rss_bytes(void) {
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+void berth_release_free_memory(void) { malloc_trim(0); }
+
+char *berth_allocator_report(void) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return NULL;
+    malloc_info(0, f);
+    fclose(f);
+    return text;
+}
+
 static sigset_t berth_signals(void) {
     sigset_t set;
     sigemptyset(&set);

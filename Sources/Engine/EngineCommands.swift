@@ -110,6 +110,13 @@ enum EngineCommands {
         (spec("module", -2, [.admin, .noMulti], subcommands: ["list", "load", "loadex", "unload", "help"]),
          ModuleAdminCommand.run),
         (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),
+        (spec("memory", -2, [.readonly, .noMulti], subcommands: ["usage", "stats", "doctor", "purge", "malloc-stats", "help"]),
+         MemoryCommand.run),
+        (spec("role", 1, [.loading, .stale, .fast]), { _, _, _, reply in
+            // A primary without replicas: its replication offset stays 0.
+            reply.arrayHeader(3); reply.bulk(Bytes("master")); reply.integer(0); reply.arrayHeader(0)
+            return false
+        }),
         (spec("monitor", 1, [.admin, .noMulti, .loading, .stale]), Shard.monitorCommand),
         (spec("slowlog", -2, [.admin, .loading, .stale], subcommands: ["get", "len", "reset", "help"]), SlowLog.command),
         (spec("command", -1, [.loading, .stale], subcommands: ["count", "info", "docs", "list", "getkeys", "help"]), CommandCommand.run),

@@ -54,6 +54,9 @@ public final class Server: @unchecked Sendable {
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)
+    /// Bytes allocated once every shard ran, before any client: MEMORY STATS' baseline.
+    private let startupBytes = Atomic<Int>(0)
+    var startupMemory: Int { startupBytes.load(ordering: .relaxed) }
 
     public init(config: ServerConfig, configFile: String?, logger: Logger) {
         self.config = config
@@ -133,6 +136,7 @@ public final class Server: @unchecked Sendable {
             threads.append(spawnThread { shard.run(useUring: useUring) })
         }
         while started.load(ordering: .acquiring) < shards.count { usleep(1000) }
+        startupBytes.store(Int(berth_allocated_bytes()), ordering: .relaxed)
         log.notice("Berth \(Server.version) started: pid=\(getpid()) port=\(port) bind=\(config.get("bind")) shards=\(shards.count) io=\(ioBackendName)")
         log.notice("Ready to accept connections tcp")
         SystemdNotify.send("READY=1\nSTATUS=\(statusLine())\nMAINPID=\(getpid())")

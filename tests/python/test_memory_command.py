@@ -1,0 +1,56 @@
+"""MEMORY USAGE/STATS/DOCTOR/PURGE/MALLOC-STATS and ROLE over real sockets; their errors
+and ROLE's reply as redis-server gives them."""
+from parity import Wire
+
+
+def test_usage_follows_the_size_of_the_value(make_server):
+    c = make_server("--shards", 2).client(decode_responses=True)
+    assert c.memory_usage("missing") is None
+    c.set("small", "v")
+    c.set("big", "x" * 10_000)
+    assert c.memory_usage("big") > c.memory_usage("small") + 10_000
+    c.rpush("short", *range(10))
+    c.rpush("long", *range(1000))
+    assert c.memory_usage("long") > c.memory_usage("short") + 990 * 16
+    # Sampling all elements of a uniform list gives the same figure as the default sample.
+    assert c.memory_usage("long", samples=0) == c.memory_usage("long")
+    c.rpush("mixed", "a", "b", "c", "d", "e", "y" * 5000)
+    assert c.memory_usage("mixed", samples=0) > c.memory_usage("mixed")  # the long one only when sampled
+    assert c.memory_usage("mixed", samples=0) > 5000
+    for key, fill in (("h", lambda: c.hset("h", mapping={"f%d" % i: i for i in range(100)})),
+                      ("s", lambda: c.sadd("s", *range(100))), ("z", lambda: c.zadd("z", {"m%d" % i: i for i in range(100)})),
+                      ("x", lambda: [c.xadd("x", {"f": i}) for i in range(100)])):
+        fill()
+        assert c.memory_usage(key) > 100 * 16, key
+    c.close()
+
+
+def test_stats_doctor_purge_and_allocator_report(make_server):
+    c = make_server("--shards", 2).client(decode_responses=True)
+    for i in range(1000):
+        c.set("key:%d" % i, i)
+    stats = c.memory_stats()
+    assert stats["keys.count"] == 1000
+    assert stats["total.allocated"] >= stats["startup.allocated"] > 0
+    assert stats["peak.allocated"] >= stats["total.allocated"]
+    used = c.info("memory")["used_memory"]
+    assert abs(stats["total.allocated"] - used) < used // 2
+    assert c.execute_command("MEMORY", "DOCTOR").startswith("Berth memory report")
+    assert c.memory_purge() is True
+    assert "<malloc" in c.execute_command("MEMORY", "MALLOC-STATS")
+    assert c.get("key:999") == "999"
+    c.close()
+
+
+def test_errors_help_and_role_match_redis_server(make_server, redis_server):
+    ours = Wire(make_server("--shards", 2).port)
+    theirs = Wire(redis_server.connection_pool.connection_kwargs["port"])
+    for w in (ours, theirs):
+        w.call("RPUSH", "l", "a")
+    for args in (("MEMORY", "USAGE", "l", "SAMPLES", "-1"), ("MEMORY", "USAGE", "l", "SAMPLES", "x"),
+                 ("MEMORY", "USAGE", "l", "FOO"), ("MEMORY", "USAGE", "l", "SAMPLES"), ("MEMORY", "USAGE"),
+                 ("MEMORY", "FOO"), ("MEMORY",), ("MEMORY", "HELP"), ("MEMORY", "PURGE"), ("MEMORY", "USAGE", "nokey"),
+                 ("ROLE",), ("ROLE", "x")):
+        assert ours.call(*args) == theirs.call(*args), args
+    ours.close()
+    theirs.close()
