@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side throughput and memory: berth-server (1 and 2 shards) against redis-server,
 # started by this script on free ports of this machine, measured in one run with the same
-# redis-benchmark. Prints per-test requests/second and the ratio berth/redis.
+# redis-benchmark. Prints per-test requests/second and the ratio berth/redis, then the
+# server CPU time each server spent per request in the same runs (from the kernel's
+# per-thread schedstat): on a machine where the benchmark client and the server share
+# few cores, throughput swings with scheduling from run to run, CPU per request much less.
 #
 #   Benchmarks/compare.sh [requests]        (default 200000 requests per test)
 #
@@ -29,24 +32,30 @@ fi
 # shellcheck source=Benchmarks/common.sh
 . Benchmarks/common.sh
 
-start_redis() {
+start_redis() { # -> "port pid"
   local port; port=$(free_port)
   redis-server --port "$port" --save "" --appendonly no --daemonize no --logfile /dev/null >/dev/null 2>&1 &
-  started $!; wait_port "$port"; echo "$port"
+  local pid=$!; started $pid; wait_port "$port"; echo "$port $pid"
 }
 start_berth() {
   local port; port=$(free_port)
   "$BERTH" --port "$port" --shards "$1" --loglevel warning >/dev/null 2>&1 &
-  started $!; wait_port "$port"; echo "$port"
+  local pid=$!; started $pid; wait_port "$port"; echo "$port $pid"
 }
-bench() { # port pipeline test -> requests per second
-  redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$3" -r 100000 --csv 2>/dev/null \
-    | awk -F, 'NR==2 { gsub(/"/, ""); print $2 }'
+# Nanoseconds a process's threads have run on a CPU (first field of each schedstat).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%.0f", t }'; }
+bench() { # port pid pipeline test -> "requests-per-second server-ns-per-request"
+  local before after rps
+  before=$(cpu_ns "$2")
+  rps=$(redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$3" -t "$4" -r 100000 --csv 2>/dev/null \
+    | awk -F, 'NR==2 { gsub(/"/, ""); print $2 }')
+  after=$(cpu_ns "$2")
+  echo "$rps $(( (after - before) / N ))"
 }
 
-REDIS_PORT=$(start_redis)
-declare -A BERTH_PORTS
-for s in $SHARDS; do BERTH_PORTS[$s]=$(start_berth "$s"); done
+read -r REDIS_PORT REDIS_PID <<< "$(start_redis)"
+declare -A BERTH_PORTS BERTH_PIDS
+for s in $SHARDS; do read -r BERTH_PORTS[$s] BERTH_PIDS[$s] <<< "$(start_berth "$s")"; done
 
 echo "# redis-benchmark -c $CLIENTS -n $N -r 100000 -t $TESTS, $(nproc) CPUs, $(date -u +%Y-%m-%d)"
 echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), berth $("$BERTH" --version | awk '{print $3}')"
@@ -58,22 +67,36 @@ for p in $PIPELINES; do
   echo "$header"; echo "$sep"
   # Servers take turns on each test, ROUNDS times, and each reports its median: a noisy
   # neighbour then slows all of them alike instead of whichever ran during the noise.
+  cpu_header="| test (-P $p) | redis ns/req |"
+  for s in $SHARDS; do cpu_header+=" berth ${s}sh ns/req | berth/redis |"; done
+  cpu_rows=()
   for test in ${TESTS//,/ }; do
-    declare -A runs=()
+    declare -A runs=() cpu=()
     for _ in $(seq "$ROUNDS"); do
-      runs[redis]+=" $(bench "$REDIS_PORT" "$p" "$test")"
-      for s in $SHARDS; do runs[$s]+=" $(bench "${BERTH_PORTS[$s]}" "$p" "$test")"; done
+      read -r r c <<< "$(bench "$REDIS_PORT" "$REDIS_PID" "$p" "$test")"; runs[redis]+=" $r"; cpu[redis]+=" $c"
+      for s in $SHARDS; do
+        read -r r c <<< "$(bench "${BERTH_PORTS[$s]}" "${BERTH_PIDS[$s]}" "$p" "$test")"; runs[$s]+=" $r"; cpu[$s]+=" $c"
+      done
     done
     rps=$(echo "${runs[redis]}" | median)
+    rcpu=$(echo "${cpu[redis]}" | median)
     name=$(redis-benchmark -p "$REDIS_PORT" -n 1 -t "$test" --csv 2>/dev/null | awk -F, 'NR==2 { gsub(/"/, ""); print $1 }')
     row="| $name | ${rps%.*} |"
+    cpu_row="| $name | $rcpu |"
     for s in $SHARDS; do
       b=$(echo "${runs[$s]}" | median)
       row+=" ${b%.*} | $(awk -v a="$b" -v r="$rps" 'BEGIN { printf "%.2fx", a / r }') |"
+      bc=$(echo "${cpu[$s]}" | median)
+      cpu_row+=" $bc | $(awk -v a="$bc" -v r="$rcpu" 'BEGIN { printf "%.2fx", (r > 0 ? a / r : 0) }') |"
     done
     echo "$row"
-    unset runs
+    cpu_rows+=("$cpu_row")
+    unset runs cpu
   done
+  echo
+  echo "$cpu_header" | sed 's/|$/|/'
+  echo "$sep"
+  printf '%s\n' "${cpu_rows[@]}"
 done
 
 [ "$KEYS_FOR_MEMORY" -gt 0 ] || exit 0

@@ -34,6 +34,13 @@ public struct CommandFlags: OptionSet, Sendable {
     /// such commands. Given only to commands checked for that (a handler that wrote, or
     /// read a collection through anything but a plain read, would race).
     public static let sharedRead = CommandFlags(rawValue: 1 << 15)
+    /// Reads keys its arguments do not name (SORT's BY and GET patterns), on any shard:
+    /// the engine holds every shard's lock for it, while only its named keys count as
+    /// written (unlike `allShards`, which also stands for "every key").
+    public static let readsAnyKey = CommandFlags(rawValue: 1 << 16)
+
+    /// Whether the command needs every shard's lock.
+    public var locksEveryShard: Bool { contains(.allShards) || contains(.readsAnyKey) }
 
     /// The names COMMAND INFO reports.
     public var names: [String] {

@@ -213,7 +213,7 @@ extension Shard {
 
     /// Which shards a data command needs locked.
     func lockSet(_ spec: CommandSpec, _ args: [Bytes], into set: inout ShardLockSet) {
-        if spec.flags.contains(.allShards) {
+        if spec.flags.locksEveryShard {
             for s in 0..<server.shards.count { set.insert(s) }
             return
         }
@@ -248,7 +248,7 @@ extension Shard {
         let held: LockMode
         // Fast path: one key, one lock.
         let k = spec.keys
-        if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.contains(.allShards) {
+        if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.locksEveryShard {
             let s = slots.shard(of: args[k.first])
             conn.noteKeyShard(s, home: index)
             if batchLocks.cover(s, wanted, locks) {
@@ -266,7 +266,7 @@ extension Shard {
             return failed
         }
         var set = ShardLockSet()
-        if slots.shardCount > 1 && !spec.flags.contains(.allShards) {
+        if slots.shardCount > 1 && !spec.flags.locksEveryShard {
             lockSetRecordingShards(spec, args, into: &set)
         } else {
             lockSet(spec, args, into: &set)
@@ -425,7 +425,7 @@ extension Shard {
             return true
         }
         var set = ShardLockSet()
-        for (spec, args) in txn.queue where !spec.flags.contains(.engine) || spec.flags.contains(.allShards) {
+        for (spec, args) in txn.queue where !spec.flags.contains(.engine) || spec.flags.locksEveryShard {
             lockSet(spec, args, into: &set)
         }
         for w in conn.watched { set.insert(w.shard) }

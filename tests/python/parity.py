@@ -67,6 +67,8 @@ UNORDERED = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS", "KEYS"}
 
 def normalise(args, reply):
     name = args[0].upper()
+    if name in ("SORT", "SORT_RO") and isinstance(reply, list) and sort_order_is_open(args):
+        return ("count", len(reply))
     if name in ("SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER") and not (isinstance(reply, tuple) and reply[0] == "error"):
         if isinstance(reply, list):
             return ("count", len(reply))
@@ -82,6 +84,15 @@ def normalise(args, reply):
     if name in ("TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME") and isinstance(reply, int) and reply > 0:
         return "positive"
     return reply
+
+
+def sort_order_is_open(args):
+    """SORT leaves the order open with BY and no `*` (a set's table order), and with ALPHA
+    by a pattern (ties between equal or missing weights fall to qsort); with LIMIT, which
+    elements are picked too, so only the count is compared."""
+    words = [str(a).upper() for a in args]
+    patterns = [str(args[i + 1]) for i, w in enumerate(words[:-1]) if w == "BY"]
+    return any("*" not in p for p in patterns) or ("ALPHA" in words and bool(patterns))
 
 
 class Session:

@@ -85,6 +85,8 @@ class Generator:
             return self.set()
         if r < 0.95:
             return self.zset()
+        if r < 0.965:
+            return self.sort()
         return self.generic()
 
     def blocking(self):
@@ -421,6 +423,43 @@ class Generator:
             return self.arity_error(rnd.choice(["ZADD", "ZSCORE", "ZCARD", "ZRANGE", "ZPOPMIN", "ZUNION"]))
         return [c, k]
 
+    def sort(self):
+        """SORT and SORT_RO over lists, sets and sorted sets: numeric and ALPHA, BY weights in
+        strings and hash fields (set beforehand, sometimes missing), GET patterns, LIMIT,
+        DESC and STORE. STORE never meets BY with ALPHA, whose ties Redis leaves to qsort."""
+        rnd = self.rnd
+        r = rnd.random()
+        if r < 0.25:
+            # Weights and objects the patterns name, for the members the collections hold.
+            member = rnd.choice(["m%d" % rnd.randrange(10), str(rnd.randrange(20)), "v%d" % rnd.randrange(12)])
+            return rnd.choice([["SET", "w_" + member, rnd.choice([str(rnd.randrange(-5, 9)), "1.5", "x", ""])],
+                               ["SET", "o_" + member, "obj-" + member],
+                               ["HSET", "hw_" + member, "f", str(rnd.randrange(-5, 9)), "g", "v%d" % rnd.randrange(3)]])
+        c = rnd.choice(["SORT", "SORT", "SORT_RO"])
+        args = [c, self.key(rnd.choice("lltz"))]
+        alpha = rnd.random() < 0.4
+        by = rnd.choice([None, None, "w_*", "hw_*->f", "hw_*->g", "nosort", "w_*->", "hw_*->nofield"])
+        store = c == "SORT" and rnd.random() < 0.25 and not (alpha and by and "*" in by)
+        options = []
+        if by:
+            options.append(["BY", by])
+        if rnd.random() < 0.4:
+            options.append(["LIMIT", self.integer(-2, 4), self.integer(-2, 5)])
+        for _ in range(rnd.choice([0, 0, 1, 2])):
+            options.append(["GET", rnd.choice(["#", "o_*", "hw_*->f", "nostar", "w_*"])])
+        if rnd.random() < 0.4:
+            options.append([rnd.choice(["ASC", "DESC", "DESC"])])
+        if alpha:
+            options.append(["ALPHA"])
+        if store:
+            options.append(["STORE", self.key("l")])
+        if rnd.random() < 0.03:
+            options.append([rnd.choice(["NOPE", "LIMIT", "BY", "STORE"])])
+        rnd.shuffle(options)
+        for o in options:
+            args += o
+        return args
+
     def generic(self):
         rnd = self.rnd
         k = self.key(rnd.choice("slhtz"))
@@ -460,7 +499,7 @@ class Generator:
 
 
 # Every command the generator sends, for wrong-arity errors.
-ARITY_CHECKED = ["LCS", "SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "BITFIELD", "BITFIELD_RO", "GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
+ARITY_CHECKED = ["SORT", "SORT_RO", "LCS", "SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP", "BITFIELD", "BITFIELD_RO", "GET", "SET", "SETNX", "SETEX", "PSETEX", "MGET", "MSET", "MSETNX", "GETSET", "GETDEL", "GETEX",
                  "APPEND", "STRLEN", "GETRANGE", "SETRANGE", "INCR", "DECR", "INCRBY", "DECRBY", "INCRBYFLOAT",
                  "LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LINSERT",
                  "LREM", "LTRIM", "LPOS", "LMOVE", "RPOPLPUSH", "LMPOP", "HSET", "HSETNX", "HGET", "HMGET", "HMSET",

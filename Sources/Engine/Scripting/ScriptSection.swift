@@ -149,7 +149,7 @@ extension ScriptRun {
         let shardCount = server.shards.count
         if held.count == shardCount { return true }
         var missing: [Int] = []
-        if spec.flags.contains(.allShards) {
+        if spec.flags.locksEveryShard {
             missing = (0..<shardCount).filter { !held.contains($0) }
         } else {
             for p in spec.keys.positions(args) {
