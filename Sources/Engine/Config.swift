@@ -111,6 +111,10 @@ public final class ServerConfig: @unchecked Sendable {
     let pubsubHardLimit = Atomic<Int>(33_554_432)
     let pubsubSoftLimit = Atomic<Int>(8_388_608)
     let pubsubSoftSeconds = Atomic<Int>(60)
+    /// The replica ("slave") class, which Redis applies to MONITOR clients too.
+    let replicaHardLimit = Atomic<Int>(268_435_456)
+    let replicaSoftLimit = Atomic<Int>(67_108_864)
+    let replicaSoftSeconds = Atomic<Int>(60)
     /// notify-keyspace-events, parsed (`NotifyFlags.rawValue`).
     let notifyFlags = Atomic<UInt16>(0)
     /// busy-reply-threshold in milliseconds.
@@ -250,6 +254,11 @@ public final class ServerConfig: @unchecked Sendable {
                 pubsubHardLimit.store(Int(words[at + 1]) ?? 0, ordering: .relaxed)
                 pubsubSoftLimit.store(Int(words[at + 2]) ?? 0, ordering: .relaxed)
                 pubsubSoftSeconds.store(Int(words[at + 3]) ?? 0, ordering: .relaxed)
+            }
+            if let at = words.firstIndex(where: { $0 == "slave" || $0 == "replica" }), at + 3 < words.count {
+                replicaHardLimit.store(Int(words[at + 1]) ?? 0, ordering: .relaxed)
+                replicaSoftLimit.store(Int(words[at + 2]) ?? 0, ordering: .relaxed)
+                replicaSoftSeconds.store(Int(words[at + 3]) ?? 0, ordering: .relaxed)
             }
         default: break
         }

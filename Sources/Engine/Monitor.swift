@@ -108,10 +108,15 @@ extension Shard {
         }
     }
 
+    /// Appends a line to this shard's monitors; one that does not read its feed is closed
+    /// by the replica class of client-output-buffer-limit, as Redis closes it.
     func deliverToMonitors(_ line: Bytes) {
-        for conn in monitors.values where !conn.closing && !conn.closeAfterFlush {
+        let config = server.config
+        for conn in monitors.values where !conn.closing && !conn.closeAfterFlush && !conn.overOutputLimit {
             conn.output.append(line)
-            backend.flush(conn)
+            flushWithinLimits(conn, hard: config.replicaHardLimit.load(ordering: .relaxed),
+                              soft: config.replicaSoftLimit.load(ordering: .relaxed),
+                              softSeconds: config.replicaSoftSeconds.load(ordering: .relaxed))
         }
     }
 

@@ -117,17 +117,24 @@ extension Shard {
 
     /// Flushes a subscriber and applies the pubsub output-buffer limits to it.
     private func sent(to conn: Connection) {
+        let config = server.config
+        flushWithinLimits(conn, hard: config.pubsubHardLimit.load(ordering: .relaxed),
+                          soft: config.pubsubSoftLimit.load(ordering: .relaxed),
+                          softSeconds: config.pubsubSoftSeconds.load(ordering: .relaxed))
+    }
+
+    /// Flushes a connection that is sent what it did not ask for (messages, a MONITOR
+    /// feed) and closes it once its unsent output passes `hard` bytes, or `soft` bytes for
+    /// `softSeconds` (0: no such limit), as client-output-buffer-limit does.
+    func flushWithinLimits(_ conn: Connection, hard: Int, soft: Int, softSeconds: Int) {
         guard !conn.closing else { return }
         backend.flush(conn)
-        let config = server.config
         let pending = conn.output.readableCount + conn.sending.readableCount
-        let hard = config.pubsubHardLimit.load(ordering: .relaxed)
-        let soft = config.pubsubSoftLimit.load(ordering: .relaxed)
         var over = hard > 0 && pending > hard
         if soft > 0 && pending > soft {
             let now = ShardStore.nowMilliseconds()
             if conn.softLimitSince == 0 { conn.softLimitSince = now }
-            if now - conn.softLimitSince >= Int64(config.pubsubSoftSeconds.load(ordering: .relaxed)) * 1000 { over = true }
+            if now - conn.softLimitSince >= Int64(softSeconds) * 1000 { over = true }
         } else {
             conn.softLimitSince = 0
         }

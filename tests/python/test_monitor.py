@@ -110,3 +110,24 @@ def test_closing_the_monitor_stops_the_feed_and_others_keep_working(make_server)
     sock.settimeout(2)
     assert sock.recv(1000) == b"+OK\r\n+RESET\r\n+PONG\r\n"
     sock.close()
+
+
+def test_a_monitor_that_does_not_read_is_closed_by_the_replica_output_limit(make_server):
+    s = make_server("--shards", 2)
+    c = s.client(decode_responses=True)
+    c.config_set("client-output-buffer-limit", "slave 200000 0 0")
+    monitor = start_monitor(s.port)  # never reads its feed
+    monitor.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    time.sleep(0.1)
+    big = "x" * 20_000
+    for i in range(2000):  # 40 MB of feed, far past what the sockets can buffer
+        c.set("k%d" % (i % 10), big)
+        if i % 100 == 0 and not any("O" in x["flags"] for x in c.client_list()):
+            break
+    deadline = time.time() + 5
+    while any("O" in x["flags"] for x in c.client_list()) and time.time() < deadline:
+        c.set("k", big)
+        time.sleep(0.01)
+    assert not any("O" in x["flags"] for x in c.client_list())
+    assert c.get("k0") == big
+    monitor.close()
