@@ -42,7 +42,7 @@ enum MemoryCommand {
         case ("malloc-stats", 2):
             reply.verbatim(mallocInfo())
         case ("help", 2):
-            let lines = [
+            reply.simpleLines([
                 "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "DOCTOR",
                 "    Return memory problems reports.",
@@ -57,9 +57,7 @@ enum MemoryCommand {
                 "    sampled up to <count> times (default: 5, 0 means sample all).",
                 "HELP",
                 "    Prints this help.",
-            ]
-            reply.arrayHeader(lines.count)
-            for l in lines { reply.simple(l) }
+            ])
         case ("usage", _), ("stats", _), ("doctor", _), ("purge", _), ("malloc-stats", _), ("help", _):
             reply.error(CommandError.wrongArity("memory|\(sub)").message)
             return true

@@ -98,7 +98,7 @@ final class SlowLog: Sendable {
         if sub.equalsIgnoringCase("len") && args.count == 2 { reply.integer(log.count); return false }
         if sub.equalsIgnoringCase("reset") && args.count == 2 { log.reset(); reply.ok(); return false }
         if sub.equalsIgnoringCase("help") && args.count == 2 {
-            let lines = [
+            reply.simpleLines([
                 "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "GET [<count>]",
                 "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
@@ -111,9 +111,7 @@ final class SlowLog: Sendable {
                 "    Reset the slowlog.",
                 "HELP",
                 "    Prints this help.",
-            ]
-            reply.arrayHeader(lines.count)
-            for l in lines { reply.simple(l) }
+            ])
             return false
         }
         if sub.equalsIgnoringCase("get") {

@@ -24,6 +24,12 @@ public struct ReplyWriter {
         buffer.append(43); buffer.append(s); buffer.append("\r\n")
     }
 
+    /// An array of simple strings, the shape of every HELP subcommand's reply.
+    public func simpleLines(_ lines: [String]) {
+        arrayHeader(lines.count)
+        for l in lines { simple(l) }
+    }
+
     /// `message` is the full error line without the leading '-', e.g. "ERR syntax error".
     public func error(_ message: String) {
         buffer.append(45)
