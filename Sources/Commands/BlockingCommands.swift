@@ -70,11 +70,14 @@ public enum Blocking {
     public static func deadline(_ arg: Bytes, now: Int64, inSeconds: Bool) throws(CommandError) -> Int64 {
         var ms: Int64
         if inSeconds {
-            guard let seconds = Numbers.double(arg), !seconds.isNaN else {
+            // Read in long double, as Redis does: 1e400 seconds is a number (and then out of
+            // range for a timeout), not a malformed one.
+            guard FloatIncrement.kind(arg) != .invalid, let seconds = Numbers.rangeDouble(arg), !seconds.isNaN else {
                 throw CommandError("ERR timeout is not a float or out of range")
             }
             let scaled = (seconds * 1000).rounded(.up)
             guard scaled < 9.2e18 else { throw CommandError("ERR timeout is out of range") }
+            guard scaled > -9.2e18 else { throw CommandError("ERR timeout is negative") }  // -inf too
             ms = Int64(scaled)
         } else {
             guard let v = Numbers.int(arg) else { throw CommandError("ERR timeout is not an integer or out of range") }

@@ -625,6 +625,8 @@ FIXED_CASES = [
     ("LCS", "la", "lb", "IDX"), ("LCS", "la", "lb", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"), ("LCS", "la", "nolcs"),
     ("LCS", "la", "nolcs", "IDX"), ("MSET", "lc", "abcabcabc", "ld", "cbacbacba"), ("LCS", "lc", "ld", "IDX", "WITHMATCHLEN"),
     ("LCS", "lc", "ld"), ("LCS", "lc", "l"), ("LCS", "lc", "ld", "IDX", "LEN"), ("LCS", "lc", "ld", "MINMATCHLEN", "-5", "IDX"),
+    # A timeout of -inf is negative (it used to crash the server converting it to an integer).
+    ("BLPOP", "nol", "-inf"), ("BZPOPMIN", "nol", "-1e400"), ("BLMPOP", "-inf", "1", "nol", "LEFT"), ("PING",),
     # Connection and server commands' errors.
     ("PING", "a", "b"), ("PING", "hello"), ("ECHO",), ("SELECT", "16"), ("SELECT", "x"), ("SWAPDB", "0", "16"),
     ("SWAPDB", "x", "0"), ("MOVE", "f", "0"), ("MOVE", "f", "x"), ("HELLO", "4"), ("HELLO", "x"),
