@@ -53,20 +53,11 @@ enum BitfieldCommand {
         if readOnly { throw CommandError("ERR BITFIELD_RO only supports the GET subcommand") }
         let farthest = writes.map { $0.field.offset + $0.field.bits - 1 }.max()!
         let neededBytes = farthest >> 3 + 1
-        let grow = { (bytes: inout [UInt8]) in
-            if bytes.count < neededBytes { bytes.append(contentsOf: repeatElement(0, count: neededBytes - bytes.count)) }
-        }
-        let entry: Entry
-        if let e = ctx.lookup(key) {
-            guard e.modifyString(grow) != nil else { throw .wrongType }
-            entry = e
-        } else {
-            var bytes: [UInt8] = []
-            grow(&bytes)
-            entry = ctx.db(key).add(key, .string(Bytes(bytes)))
-        }
-        ctx.reply.arrayHeader(ops.count)
-        _ = entry.modifyString { bytes in
+        // A wrong type throws before the body runs, so before any reply; the growth stays
+        // even if every write then fails on overflow.
+        try ctx.modifyString(key) { bytes in
+            bytes.padWithZeros(to: neededBytes)
+            ctx.reply.arrayHeader(ops.count)
             bytes.withUnsafeMutableBytes { raw in
                 for op in ops { reply(ctx, apply(op, raw)) }
             }

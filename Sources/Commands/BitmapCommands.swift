@@ -43,20 +43,11 @@ enum BitmapCommands {
             throw CommandError("ERR bit is not an integer or out of range")
         }
         let byte = offset >> 3, mask = UInt8(0x80) >> UInt8(offset & 7)
-        let write = { (bytes: inout [UInt8]) -> Int in
-            if bytes.count <= byte { bytes.append(contentsOf: repeatElement(0, count: byte + 1 - bytes.count)) }
+        let old = try ctx.modifyString(key) { bytes -> Int in
+            bytes.padWithZeros(to: byte + 1)
             let old = bytes[byte] & mask != 0 ? 1 : 0
             if value == 1 { bytes[byte] |= mask } else { bytes[byte] &= ~mask }
             return old
-        }
-        let old: Int
-        if let e = ctx.lookup(key) {
-            guard let o = e.modifyString(write) else { throw .wrongType }
-            old = o
-        } else {
-            var bytes: [UInt8] = []
-            old = write(&bytes)
-            ctx.db(key).add(key, .string(Bytes(bytes)))
         }
         ctx.dirty += 1
         ctx.reply.integer(old)

@@ -249,22 +249,12 @@ enum StringCommands {
             return
         }
         guard offset + patch.count <= ctx.maxBulkLength else { throw .tooBig }
-        let write = { (bytes: inout [UInt8]) -> Int in
-            if bytes.count < offset + patch.count {
-                bytes.append(contentsOf: repeatElement(0, count: offset + patch.count - bytes.count))
-            }
+        let count = try ctx.modifyString(key) { bytes -> Int in
+            bytes.padWithZeros(to: offset + patch.count)
             patch.withUnsafeBytes { p in
                 bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: offset).copyMemory(from: p.baseAddress!, byteCount: p.count) }
             }
             return bytes.count
-        }
-        let count: Int
-        if let entry {
-            count = entry.modifyString(write)!
-        } else {
-            var bytes: [UInt8] = []
-            count = write(&bytes)
-            ctx.db(key).add(key, .string(Bytes(bytes)))
         }
         ctx.dirty += 1
         ctx.reply.integer(count)
