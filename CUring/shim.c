@@ -46,6 +46,10 @@ static struct io_uring_sqe *next_sqe(berth_ring *r) {
 void berth_ring_recv(berth_ring *r, int fd, void *buffer, size_t length, uint64_t tag) {
     struct io_uring_sqe *sqe = next_sqe(r);
     io_uring_prep_recv(sqe, fd, buffer, length, 0);
+    // A recv is armed right after the reply to the last request went out, before the
+    // client can have sent the next one: trying the socket first would fail every time
+    // (a socket lock and a tcp_recvmsg for nothing), so go straight to waiting for data.
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     io_uring_sqe_set_data64(sqe, tag);
 }
 

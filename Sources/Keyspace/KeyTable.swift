@@ -10,21 +10,40 @@ import RESP
 /// whatever resizes happen in between; Dictionary exposes no bucket order to build that
 /// on. Chaining also keeps one allocation per key, which the memory budget needs.
 ///
+/// The buckets are a buffer the table allocates and frees itself rather than an Array:
+/// reading an Array stored in a class retains its buffer for the duration, and with
+/// several shard threads looking keys up in one table that reference count is a cache
+/// line they would take turns writing on every lookup.
+///
 /// Invariant: every entry sits in bucket `entry.hash & mask`; `count` is the number of
-/// entries; the table is resized only inside `insert` and `remove`.
+/// entries; `buckets` holds `mask + 1` initialized slots, each owning the head of its
+/// chain; the table is resized only inside `insert` and `remove`.
 public final class KeyTable {
-    private var buckets: [Entry?]
+    private var buckets: UnsafeMutablePointer<Entry?>
     private var mask: Int
     public private(set) var count = 0
     private static let minimumSize = 16
 
     public init() {
-        buckets = Array(repeating: nil, count: KeyTable.minimumSize)
+        buckets = KeyTable.allocateBuckets(KeyTable.minimumSize)
         mask = KeyTable.minimumSize - 1
     }
 
+    deinit {
+        buckets.deinitialize(count: mask + 1)
+        buckets.deallocate()
+    }
+
+    private static func allocateBuckets(_ n: Int) -> UnsafeMutablePointer<Entry?> {
+        let b = UnsafeMutablePointer<Entry?>.allocate(capacity: n)
+        b.initialize(repeating: nil, count: n)
+        return b
+    }
+
+    private var bucketCount: Int { mask + 1 }
+
     @inline(__always)
-    public static func hash(_ key: Bytes) -> Int { key.hashValue }
+    public static func hash(_ key: Bytes) -> Int { key._rawHashValue(seed: 0) }
 
     public func find(_ key: Bytes) -> Entry? { find(key, hash: KeyTable.hash(key)) }
 
@@ -46,13 +65,14 @@ public final class KeyTable {
     /// The first entry of `hash`'s chain, unretained (see `find`).
     @inline(__always)
     private func chainHead(_ hash: Int) -> Unmanaged<Entry>? {
-        buckets.withUnsafeBufferPointer { $0[hash & mask].map { Unmanaged.passUnretained($0) } }
+        // The slot's bits, read without the retain a load of `Entry?` may cost.
+        UnsafeRawPointer(buckets + (hash & mask)).load(as: UnsafeRawPointer?.self).map { Unmanaged.fromOpaque($0) }
     }
 
     /// Starts loading the bucket slot of `hash` into the cache, without waiting for it.
     @inline(__always)
     public func prefetchBucket(_ hash: Int) {
-        buckets.withUnsafeBufferPointer { berth_prefetch(UnsafeRawPointer($0.baseAddress! + (hash & mask))) }
+        berth_prefetch(UnsafeRawPointer(buckets + (hash & mask)))
     }
 
     /// Starts loading the first entry of the chain of `hash`, without waiting for it. Reads
@@ -76,7 +96,7 @@ public final class KeyTable {
         entry.next = buckets[b]
         buckets[b] = entry
         count += 1
-        if count > buckets.count { resize(buckets.count * 2) }
+        if count > bucketCount { resize(bucketCount * 2) }
         return entry
     }
 
@@ -91,8 +111,8 @@ public final class KeyTable {
                 if let p = prev { p.next = entry.next } else { buckets[b] = entry.next }
                 entry.next = nil
                 count -= 1
-                if buckets.count > KeyTable.minimumSize && count < buckets.count / 8 {
-                    resize(max(KeyTable.minimumSize, buckets.count / 4))
+                if bucketCount > KeyTable.minimumSize && count < bucketCount / 8 {
+                    resize(max(KeyTable.minimumSize, bucketCount / 4))
                 }
                 return entry
             }
@@ -103,15 +123,17 @@ public final class KeyTable {
     }
 
     public func removeAll() {
-        buckets = Array(repeating: nil, count: KeyTable.minimumSize)
+        buckets.deinitialize(count: bucketCount)
+        buckets.deallocate()
+        buckets = KeyTable.allocateBuckets(KeyTable.minimumSize)
         mask = KeyTable.minimumSize - 1
         count = 0
     }
 
     private func resize(_ newSize: Int) {
-        var fresh = [Entry?](repeating: nil, count: newSize)
+        let fresh = KeyTable.allocateBuckets(newSize)
         let newMask = newSize - 1
-        for i in 0..<buckets.count {
+        for i in 0..<bucketCount {
             var e = buckets[i]
             buckets[i] = nil
             while let entry = e {
@@ -121,6 +143,8 @@ public final class KeyTable {
                 fresh[b] = entry
             }
         }
+        buckets.deinitialize(count: bucketCount)
+        buckets.deallocate()
         buckets = fresh
         mask = newMask
     }
@@ -140,8 +164,8 @@ public final class KeyTable {
     }
 
     public func forEach(_ body: (Entry) -> Void) {
-        for head in buckets {
-            var e = head
+        for i in 0..<bucketCount {
+            var e = buckets[i]
             while let entry = e {
                 e = entry.next
                 body(entry)

@@ -196,9 +196,22 @@ extension Bytes: Hashable {
         }
     }
 
+    /// Sets, Dictionaries and `hashValue` (the key tables) ask for this: `SipHash12`, not
+    /// a `Hasher`.
+    @inlinable
+    public func _rawHashValue(seed: Int) -> Int {
+        switch storage {
+        case let .small(a, b, c, d, n):
+            return SipHash12.hash(words: a, b, UInt64(c) | UInt64(d) << 32 | UInt64(n) << 56, seed: seed)
+        case .large(let array):
+            return array.withUnsafeBytes { SipHash12.hash($0, seed: seed) }
+        }
+    }
+
+    /// Only where a `Bytes` is part of a larger hashed value.
     @inlinable
     public func hash(into hasher: inout Hasher) {
-        withUnsafeBytes { hasher.combine(bytes: $0) }
+        hasher.combine(_rawHashValue(seed: 0))
     }
 }
 

@@ -3,7 +3,7 @@ import XCTest
 @testable import RESP
 
 final class HashSlotTests: XCTestCase {
-    /// The two-bytes-per-step CRC against the definition, bit by bit, for every length
+    /// The eight-bytes-per-step CRC against the definition, bit by bit, for every length
     /// up to 64 (odd and even) and random bytes.
     func testCRC16MatchesTheBitwiseDefinition() {
         func reference(_ bytes: [UInt8]) -> UInt16 {
@@ -35,6 +35,27 @@ final class HashSlotTests: XCTestCase {
         // An empty tag hashes the whole key.
         XCTAssertEqual(HashSlot.of(Bytes("foo{}{bar}")), Array("foo{}{bar}".utf8).withUnsafeBytes { Int(HashSlot.crc16($0)) & 16383 })
         XCTAssertEqual(HashSlot.of(Bytes("foo{{bar}}zap")), HashSlot.of(Bytes("{bar")))
+    }
+
+    /// The word-at-a-time brace search against the rule as written (the first "{", then
+    /// the first "}" after it, a non-empty tag between), with braces anywhere in keys of
+    /// every length up to 40, including bytes that differ from a brace in one bit.
+    func testHashTagsMatchTheRuleForBracesAnywhere() {
+        func reference(_ key: [UInt8]) -> Int {
+            var slice = key[...]
+            if let open = key.firstIndex(of: 0x7B), let close = key[(open + 1)...].firstIndex(of: 0x7D), close > open + 1 {
+                slice = key[(open + 1)..<close]
+            }
+            return Array(slice).withUnsafeBytes { Int(HashSlot.crc16($0)) & 16383 }
+        }
+        var rng = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x7B, 0x7D, 0x7A, 0xFB, 0x3B, 0x61, 0x00, 0xFF]
+        for length in 0...40 {
+            for _ in 0..<50 {
+                let key = (0..<length).map { _ in alphabet.randomElement(using: &rng)! }
+                XCTAssertEqual(HashSlot.of(Bytes(key)), reference(key), "\(key)")
+            }
+        }
     }
 }
 

@@ -1,0 +1,59 @@
+import XCTest
+@testable import RESP
+
+final class SipHashTests: XCTestCase {
+    /// The algorithm with SipHash-2-4's round counts must give the published test vectors
+    /// (key 00..0f, message 00..n-1); SipHash-1-2 differs only in those counts.
+    func testMatchesSipHash24Vectors() {
+        let key: (UInt64, UInt64) = (0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908)
+        let vectors: [Int: UInt64] = [0: 0x726f_db47_dd0e_0e31, 8: 0x93f5_f579_9a93_2462, 15: 0xa129_ca61_49be_45e5]
+        for (n, expected) in vectors {
+            let message = (0..<n).map { UInt8($0) }
+            let h = message.withUnsafeBytes { SipHash12.hash($0, seed: 0, key: key, rounds: (2, 4)) }
+            XCTAssertEqual(UInt64(bitPattern: Int64(h)), expected, "message of \(n) bytes")
+        }
+    }
+
+    /// Inline values hash as their three payload words: the same as the byte-string path
+    /// over those 24 bytes.
+    func testInlineWordsAreTheByteHashOfThePayload() {
+        for text in ["", "a", "key:12345", "exactly-22-bytes-long!"] {
+            let b = Bytes(text)
+            var payload = [UInt8](repeating: 0, count: 24)
+            for (i, byte) in Array(text.utf8).enumerated() { payload[i] = byte }
+            payload[23] = UInt8(text.utf8.count)
+            let viaBytes = payload.withUnsafeBytes { SipHash12.hash($0, seed: 7) }
+            XCTAssertEqual(b._rawHashValue(seed: 7), viaBytes, text)
+        }
+    }
+
+    func testEqualValuesHashAlikeAndSeedsMatter() {
+        let long = String(repeating: "x", count: 100)
+        for text in ["", "k", "twenty-two-byte-key!!!", "twenty-three-byte-key!!", long] {
+            let a = Bytes(text), b = Bytes(Array(text.utf8))
+            XCTAssertEqual(a._rawHashValue(seed: 0), b._rawHashValue(seed: 0))
+            XCTAssertEqual(a.hashValue, b.hashValue)
+            XCTAssertNotEqual(a._rawHashValue(seed: 1), a._rawHashValue(seed: 2))
+        }
+        XCTAssertNotEqual(Bytes("key:1").hashValue, Bytes("key:2").hashValue)
+    }
+
+    /// Sequential keys, as benchmarks and job queues name them, spread evenly over a
+    /// power-of-two table: the fullest of 1024 buckets holds far fewer than twice the mean.
+    func testSequentialKeysSpreadOverBuckets() {
+        var buckets = [Int](repeating: 0, count: 1024)
+        for i in 0..<100_000 { buckets[Bytes("key:\(i)").hashValue & 1023] += 1 }
+        XCTAssertLessThan(buckets.max()!, 2 * 100_000 / 1024)
+        XCTAssertGreaterThan(buckets.min()!, 100_000 / 1024 / 2)
+    }
+
+    func testSetsAndDictionariesOfBytes() {
+        var set = Set<Bytes>()
+        for i in 0..<10_000 { set.insert(Bytes("member:\(i)")); set.insert(Bytes(String(repeating: "m", count: 30) + "\(i)")) }
+        XCTAssertEqual(set.count, 20_000)
+        XCTAssertTrue(set.contains(Bytes("member:9999")))
+        XCTAssertFalse(set.contains(Bytes("member:10000")))
+        let dict = Dictionary(uniqueKeysWithValues: set.map { ($0, $0.count) })
+        XCTAssertEqual(dict[Bytes("member:42")], 9)
+    }
+}
