@@ -5,13 +5,16 @@
 # server CPU time each server spent per request in the same runs (from the kernel's
 # per-thread schedstat): on a machine where the benchmark client and the server share
 # few cores, throughput swings with scheduling from run to run, CPU per request much less.
+# A second redis-server, measured in the same turns as a control, shows how far two
+# identical servers differ in that run: a berth ratio inside that spread is a tie.
 #
 #   Benchmarks/compare.sh [requests]        (default 200000 requests per test)
 #
 # Environment: BERTH=path/to/berth-server (default: a fresh release build),
 #              PIPELINES="1 16", CLIENTS=50, SHARDS="1 2", KEYS_FOR_MEMORY=1000000
 #              (0 skips the memory table), ROUNDS=3 (runs per test and server; medians),
-#              TESTS=set,get,... (redis-benchmark -t names).
+#              TESTS=set,get,... (redis-benchmark -t names), CONTROL=1 (0 leaves out the
+#              second redis-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -21,6 +24,7 @@ SHARDS=${SHARDS:-"1 2"}
 KEYS_FOR_MEMORY=${KEYS_FOR_MEMORY:-1000000}
 ROUNDS=${ROUNDS:-3}
 TESTS=${TESTS:-set,get,incr,lpush,lpop,sadd,hset,zadd,mset}
+CONTROL=${CONTROL:-1}
 
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 command -v redis-benchmark >/dev/null || ./scripts/setup
@@ -54,6 +58,7 @@ bench() { # port pid pipeline test -> "requests-per-second server-ns-per-request
 }
 
 read -r REDIS_PORT REDIS_PID <<< "$(start_redis)"
+[ "$CONTROL" = 1 ] && read -r CONTROL_PORT CONTROL_PID <<< "$(start_redis)"
 declare -A BERTH_PORTS BERTH_PIDS
 for s in $SHARDS; do read -r BERTH_PORTS[$s] BERTH_PIDS[$s] <<< "$(start_berth "$s")"; done
 
@@ -63,11 +68,13 @@ for p in $PIPELINES; do
   echo
   header="| test (-P $p) | redis rps |"
   sep="|---|---|"
+  [ "$CONTROL" = 1 ] && { header+=" redis again rps | ratio |"; sep+="---|---|"; }
   for s in $SHARDS; do header+=" berth ${s}sh rps | ratio |"; sep+="---|---|"; done
   echo "$header"; echo "$sep"
   # Servers take turns on each test, ROUNDS times, and each reports its median: a noisy
   # neighbour then slows all of them alike instead of whichever ran during the noise.
   cpu_header="| test (-P $p) | redis ns/req |"
+  [ "$CONTROL" = 1 ] && cpu_header+=" redis again ns/req | again/redis |"
   for s in $SHARDS; do cpu_header+=" berth ${s}sh ns/req | berth/redis |"; done
   cpu_rows=()
   for test in ${TESTS//,/ }; do
@@ -77,13 +84,16 @@ for p in $PIPELINES; do
       for s in $SHARDS; do
         read -r r c <<< "$(bench "${BERTH_PORTS[$s]}" "${BERTH_PIDS[$s]}" "$p" "$test")"; runs[$s]+=" $r"; cpu[$s]+=" $c"
       done
+      if [ "$CONTROL" = 1 ]; then
+        read -r r c <<< "$(bench "$CONTROL_PORT" "$CONTROL_PID" "$p" "$test")"; runs[again]+=" $r"; cpu[again]+=" $c"
+      fi
     done
     rps=$(echo "${runs[redis]}" | median)
     rcpu=$(echo "${cpu[redis]}" | median)
     name=$(redis-benchmark -p "$REDIS_PORT" -n 1 -t "$test" --csv 2>/dev/null | awk -F, 'NR==2 { gsub(/"/, ""); print $1 }')
     row="| $name | ${rps%.*} |"
     cpu_row="| $name | $rcpu |"
-    for s in $SHARDS; do
+    for s in $( [ "$CONTROL" = 1 ] && echo again) $SHARDS; do
       b=$(echo "${runs[$s]}" | median)
       row+=" ${b%.*} | $(awk -v a="$b" -v r="$rps" 'BEGIN { printf "%.2fx", a / r }') |"
       bc=$(echo "${cpu[$s]}" | median)
