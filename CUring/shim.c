@@ -32,6 +32,17 @@ berth_ring *berth_ring_create(unsigned entries, int *deferred, int *error) {
     return r;
 }
 
+int berth_ring_has_required_ops(berth_ring *r) {
+    // Multishot accept and IORING_RECVSEND_POLL_FIRST are flags, which a probe cannot
+    // see; both came with kernel 5.19, as did the SOCKET opcode, which it can. Older
+    // kernels refuse the accept (a loop of failed re-arms) and the recv (EINVAL).
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
+    if (!probe) return 0;
+    int ok = io_uring_opcode_supported(probe, IORING_OP_SOCKET);
+    io_uring_free_probe(probe);
+    return ok;
+}
+
 void berth_ring_destroy(berth_ring *r) {
     io_uring_queue_exit(&r->ring);
     free(r);

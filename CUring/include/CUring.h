@@ -29,6 +29,8 @@ enum {
 
 /// Creates a ring; tries SINGLE_ISSUER|DEFER_TASKRUN first. Returns NULL and sets *error.
 berth_ring *berth_ring_create(unsigned entries, int *deferred, int *error);
+/// Nonzero when the kernel has every io_uring operation Berth uses (5.19 or later).
+int berth_ring_has_required_ops(berth_ring *ring);
 void berth_ring_destroy(berth_ring *ring);
 void berth_ring_recv(berth_ring *ring, int fd, void *buffer, size_t length, uint64_t tag);
 void berth_ring_send(berth_ring *ring, int fd, const void *buffer, size_t length, uint64_t tag);

@@ -105,7 +105,7 @@ public final class Server: @unchecked Sendable {
             return false
         default:
             if Ring.isAvailable() { return true }
-            log.warning("io_uring is not available (kernel or seccomp policy); using epoll")
+            log.warning("io_uring is not available (kernel older than 5.19, or a seccomp policy); using epoll")
             return false
         }
     }

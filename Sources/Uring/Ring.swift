@@ -33,8 +33,12 @@ public final class Ring {
 
     deinit { berth_ring_destroy(ring) }
 
-    /// Probes whether this kernel and sandbox allow io_uring at all.
-    public static func isAvailable() -> Bool { (try? Ring(entries: 8)) != nil }
+    /// Probes whether this kernel and sandbox allow io_uring, with every operation the
+    /// event loop uses (multishot accept, recv that polls first: kernel 5.19 or later).
+    public static func isAvailable() -> Bool {
+        guard let probe = try? Ring(entries: 8) else { return false }
+        return berth_ring_has_required_ops(probe.ring) != 0
+    }
 
     public func recv(fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int, tag: UInt64) {
         berth_ring_recv(ring, fd, buffer, count, tag)
