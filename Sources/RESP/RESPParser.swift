@@ -95,7 +95,27 @@ public struct RESPParser: Sendable {
     /// Reads `<prefix><integer>\r?`: like Redis, the line ends at its first CR and the byte
     /// after that CR is skipped unread, so a lone CR gives the errors Redis gives (the next
     /// line is then misread, not refused). The integer is nil when malformed.
+    @inline(__always)
     private func readCountLine(_ buffer: IOBuffer, limitError: String) -> CountLine {
+        let raw = buffer.readableBytes
+        // The common line, a short count in canonical digits followed by CRLF, in one pass
+        // without calls: the digits are accumulated as they are scanned for the CR.
+        var i = 1, value = 0
+        while i < raw.count && i <= 18 {
+            let digit = raw[i] &- 48
+            if digit > 9 { break }
+            value = value &* 10 &+ Int(digit)
+            i += 1
+        }
+        if i > 1 && i + 1 < raw.count && raw[i] == 13 && (raw[1] != 48 || i == 2) {
+            buffer.consume(i + 2)
+            return .value(value)
+        }
+        return readCountLineSlowly(buffer, limitError: limitError)
+    }
+
+    /// Everything else: signs, leading zeros, malformed or long lines, lines not yet whole.
+    private func readCountLineSlowly(_ buffer: IOBuffer, limitError: String) -> CountLine {
         let raw = buffer.readableBytes
         guard raw.count > 1, let hit = memchr(raw.baseAddress! + 1, 13, raw.count - 1) else {
             return raw.count > RESPParser.maxCountLine ? .error(limitError) : .needMore

@@ -100,6 +100,22 @@ final class RESPParserTests: XCTestCase {
         XCTAssertEqual(cmds, [["PING"]])
     }
 
+    /// Count lines take a one-pass path when they are plain digits followed by CRLF, and
+    /// the general one otherwise: both must read a count as `parseDecimal` does.
+    func testCountLinesAgreeOnBothPaths() {
+        XCTAssertEqual(feed([Array("*2\r\n$1\r\na\r\n$10\r\n0123456789\r\n".utf8)]).0, [["a", "0123456789"]])
+        XCTAssertEqual(feed([Array("*1\r\n$0\r\n\r\n".utf8)]).0, [[""]])
+        XCTAssertEqual(feed([Array("*01\r\n$4\r\nPING\r\n".utf8)]).1, "Protocol error: invalid multibulk length")
+        XCTAssertEqual(feed([Array("*1\r\n$04\r\nPING\r\n".utf8)]).1, "Protocol error: invalid bulk length")
+        XCTAssertEqual(feed([Array("*1\r\n$-0\r\n".utf8)]).1, "Protocol error: invalid bulk length")
+        XCTAssertEqual(feed([Array("*1\r\n$999999999999999999\r\n".utf8)]).1, "Protocol error: invalid bulk length")
+        XCTAssertEqual(feed([Array("*1\r\n$9999999999999999999\r\n".utf8)]).1, "Protocol error: invalid bulk length")
+        XCTAssertEqual(feed([Array("*1\r\n$4 \r\nPING\r\n".utf8)]).1, "Protocol error: invalid bulk length")
+        // 18 digits, the most the one-pass path takes, are a valid count where the limit allows.
+        let (_, huge) = feed([Array("*1\r\n$100000000000000000\r\n".utf8)], maxBulk: Int.max)
+        XCTAssertNil(huge)
+    }
+
     func testParseDecimal() {
         func p(_ s: String) -> Int? { Array(s.utf8).withUnsafeBytes { parseDecimal($0) } }
         XCTAssertEqual(p("123"), 123)
