@@ -68,6 +68,8 @@ enum BitmapCommands {
         var e = end < 0 ? total + end : end
         s = max(s, 0); e = max(e, 0)
         e = min(e, total - 1)
+        // An empty range stays empty: a start past the end shifted into bits would wrap.
+        if s > e { return BitRange(first: 1, last: 0) }
         return inBits ? BitRange(first: s, last: e) : BitRange(first: s << 3, last: (e << 3) | 7)
     }
 

@@ -63,7 +63,7 @@ enum ListCommands {
             let key = ctx.args[1], value = ctx.args[3]
             guard let l = try ctx.list(key) else { ctx.reply.integer(0); return }
             var removed = 0
-            let limit = count == 0 ? Int.max : abs(count)
+            let limit = count == 0 ? Int.max : Int(clamping: count.magnitude)
             if count >= 0 {
                 var i = 0
                 while i < l.items.count && removed < limit {

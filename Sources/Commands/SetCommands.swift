@@ -57,6 +57,7 @@ enum SetCommands {
         CommandSpec("srandmember", arity: -2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             if ctx.args.count > 3 { throw .syntax }
             let n = ctx.args.count == 3 ? try ctx.int(2) : nil  // the count before the key, as Redis
+            if let n, n == Int.min { throw CommandError("ERR value is out of range") }
             let s = try ctx.set(ctx.args[1])
             if let n {
                 ctx.reply.bulkArray(randomPick(Array(s?.members ?? []), count: n))

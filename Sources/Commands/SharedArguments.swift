@@ -6,7 +6,7 @@ import RESP
 /// Key positions for commands shaped `CMD [dest] numkeys key [key ...] ...`.
 func numkeysFinder(at index: Int) -> @Sendable ([Bytes]) -> [Int] {
     { args in
-        guard index < args.count, let n = Numbers.int(args[index]), n > 0, index + n < args.count else { return [] }
+        guard index < args.count, let n = Numbers.int(args[index]), n > 0, n < args.count - index else { return [] }
         return Array((index + 1)...(index + n))
     }
 }
@@ -17,7 +17,7 @@ func numkeysFinder(at index: Int) -> @Sendable ([Bytes]) -> [Int] {
 func numkeys(_ ctx: CommandContext, at index: Int, tooMany: CommandError = CommandError("ERR Number of keys can't be greater than number of args"))
     throws(CommandError) -> ([Bytes], Int) {
     guard let n = Numbers.int(ctx.args[index]), n > 0 else { throw CommandError("ERR numkeys should be greater than 0") }
-    guard index + n < ctx.args.count else { throw tooMany }
+    guard n < ctx.args.count - index else { throw tooMany }
     return (Array(ctx.args[(index + 1)...(index + n)]), index + n + 1)
 }
 

@@ -248,7 +248,7 @@ enum StringCommands {
             if case .string(let s) = entry?.value { ctx.reply.integer(s.count) } else { ctx.reply.integer(0) }
             return
         }
-        guard offset + patch.count <= ctx.maxBulkLength else { throw .tooBig }
+        guard offset <= ctx.maxBulkLength - patch.count else { throw .tooBig }
         let count = try ctx.modifyString(key) { bytes -> Int in
             bytes.padWithZeros(to: offset + patch.count)
             patch.withUnsafeBytes { p in

@@ -246,9 +246,10 @@ extension Shard {
     func runLocked(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection, _ reply: ReplyWriter) -> Bool {
         let wanted: LockMode = spec.flags.contains(.sharedRead) ? .shared : .exclusive
         let held: LockMode
-        // Fast path: one key, one lock.
+        // Fast path: one key, one lock. (A container command such as XINFO passes its arity
+        // check without the key its subcommand needs; the general path finds no key then.)
         let k = spec.keys
-        if k.finder == nil && k.first > 0 && k.first == k.last && !spec.flags.locksEveryShard {
+        if k.finder == nil && k.first > 0 && k.first == k.last && k.first < args.count && !spec.flags.locksEveryShard {
             let s = slots.shard(of: args[k.first])
             conn.noteKeyShard(s, home: index)
             if batchLocks.cover(s, wanted, locks) {
