@@ -78,7 +78,7 @@ int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int ins
     b->n = 0;
     h->context = NULL;
     h->chunk = "user_function";
-    if (luaL_loadbuffer(L, code, length, "@user_function") != 0) {
+    if (bl_load_text(L, code, length, "@user_function") != 0) {
         Buf tmp = {0};
         bl_buf_str(&tmp, "ERR Error compiling function: ");
         bl_buf_str(&tmp, lua_tostring(L, -1));
@@ -97,6 +97,8 @@ int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int ins
     lua_newtable(L);
     bl_set_function(L, "__index", loader_missing);
     lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "server");  // Valkey's name for it
     lua_setfield(L, -2, "redis");
     lua_newtable(L);  // env's metatable
     lua_pushvalue(L, LUA_GLOBALSINDEX);
@@ -109,7 +111,9 @@ int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int ins
     lua_setfield(L, LUA_REGISTRYINDEX, BL_REGISTRY_PENDING);
     lua_pushcfunction(L, bl_error_handler);
     lua_pushvalue(L, -3);  // the chunk
+    h->load_deadline_ms = bl_monotonic_ms() + BL_LOAD_TIMEOUT_MS;
     int status = lua_pcall(L, 0, 0, -2);
+    h->load_deadline_ms = 0;
     if (status != 0) {
         Buf tmp = {0};
         bl_buf_str(&tmp, "ERR Error registering functions: ");
@@ -129,7 +133,9 @@ int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int ins
     lua_pop(L, 1);  // the handler; env and chunk remain
     // At run time the library's functions see the whole redis API.
     lua_getglobal(L, "redis");
-    lua_setfield(L, -2, "redis");  // the key exists, so the read-only guard is not consulted
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "server");  // the keys exist, so the read-only guard is not consulted
+    lua_setfield(L, -2, "redis");
     lua_getfield(L, LUA_REGISTRYINDEX, BL_REGISTRY_PENDING);
     int count = 0;
     lua_getfield(L, LUA_REGISTRYINDEX, BL_REGISTRY_FUNCTIONS);

@@ -14,6 +14,7 @@ extern int berth_luaopen_struct(lua_State *L);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // ---- the redis table ----
 
@@ -180,7 +181,7 @@ static int script_pcall(lua_State *L) {
             lua_getfield(L, -1, "err");
             const char *e = lua_tostring(L, -1);
             // A kill is not the script's to catch: pass it on.
-            if (e && strncmp(e, "ERR Script killed by user", 25) == 0) {
+            if (e && (strncmp(e, "ERR Script killed by user", 25) == 0 || strcmp(e, "FUNCTION LOAD timeout") == 0)) {
                 lua_pop(L, 1);
                 return lua_error(L);
             }
@@ -196,14 +197,7 @@ static int script_pcall(lua_State *L) {
     return lua_gettop(L);
 }
 
-// ---- protected globals ----
-
 int bl_globals_newindex(lua_State *L) { return luaL_error(L, "Attempt to modify a readonly table"); }
-
-static int globals_index(lua_State *L) {
-    const char *name = lua_tostring(L, 2);
-    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'", name ? name : "?");
-}
 
 // Records the script line where an error was raised, for the error's trailer.
 int bl_error_handler(lua_State *L) {
@@ -233,7 +227,17 @@ void bl_set_number(lua_State *L, const char *name, int v) {
 static void count_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     BerthLua *h = bl_host(L);
-    if (!h->context) return;
+    if (!h->context) {
+        // A library's load-time code only registers functions: past its time it is stopped,
+        // and stopped again at every later check, so its own pcall cannot keep it going.
+        if (h->load_deadline_ms && bl_monotonic_ms() > h->load_deadline_ms) {
+            lua_createtable(L, 0, 1);
+            lua_pushstring(L, "FUNCTION LOAD timeout");
+            lua_setfield(L, -2, "err");
+            lua_error(L);
+        }
+        return;
+    }
     int verdict = h->busy(h->context);
     if (verdict == 0) return;
     lua_createtable(L, 0, 1);
@@ -241,6 +245,12 @@ static void count_hook(lua_State *L, lua_Debug *ar) {
                                    : "ERR Script killed by user with SCRIPT KILL...");
     lua_setfield(L, -2, "err");
     lua_error(L);
+}
+
+uint64_t bl_monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 // redis.LOG_* on the table at the top of the stack (the run-time and load-time redis tables).
@@ -309,13 +319,8 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy b
     bl_set_number(L, "REPL_REPLICA", 2);
     bl_set_number(L, "REPL_ALL", 3);
     lua_setglobal(L, "redis");
-    // From here on, globals are read-only and unknown ones are errors.
-    lua_pushvalue(L, LUA_GLOBALSINDEX);
-    lua_newtable(L);
-    bl_set_function(L, "__newindex", bl_globals_newindex);
-    bl_set_function(L, "__index", globals_index);
-    lua_setmetatable(L, -2);
-    lua_pop(L, 1);
+    // From here on, globals and libraries are read-only and unknown globals are errors.
+    bl_seal_environment(L);
     return h;
 }
 
@@ -338,7 +343,7 @@ int berth_lua_load(BerthLua *h, const char *sha, const char *body, size_t length
     lua_State *L = h->L;
     h->result.n = 0;
     if (berth_lua_has(h, sha)) return 0;
-    if (luaL_loadbuffer(L, body, length, "@user_script") != 0) {
+    if (bl_load_text(L, body, length, "@user_script") != 0) {
         size_t n;
         const char *msg = lua_tolstring(L, -1, &n);
         Buf tmp = {0};
@@ -364,12 +369,13 @@ static void push_array(lua_State *L, const char *const *items, const size_t *len
     }
 }
 
-// KEYS or ARGV, as a global (past the read-only guard).
+// KEYS or ARGV, as a global: set in the globals table behind the read-only proxy.
 static void set_array(lua_State *L, const char *name, const char *const *items, const size_t *lens, int n) {
-    push_array(L, items, lens, n);
+    lua_getfield(L, LUA_REGISTRYINDEX, BL_REGISTRY_REAL_GLOBALS);
     lua_pushstring(L, name);
-    lua_insert(L, -2);
-    lua_rawset(L, LUA_GLOBALSINDEX);
+    push_array(L, items, lens, n);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
 }
 
 // Calls the function under the arguments on the stack (handler, function, nargs values)

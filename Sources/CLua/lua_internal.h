@@ -32,12 +32,14 @@ struct BerthLua {
     const char *chunk;  // "user_script" or "user_function": where errors point
     uint64_t random;    // math.random's state, reset for every run
     int restart;        // the host asked for the run to be abandoned (see raise_restart)
+    uint64_t load_deadline_ms;  // while a library's load-time code runs: when it is stopped
 };
 
 #define BL_REGISTRY_HOST "berth.host"
 #define BL_REGISTRY_SCRIPTS "berth.scripts"
 #define BL_REGISTRY_FUNCTIONS "berth.functions"
 #define BL_REGISTRY_PENDING "berth.pending"
+#define BL_REGISTRY_REAL_GLOBALS "berth.globals"  // the table behind the read-only _G
 
 // Which protocols a conversion writes for: the client's decides the reply's shape
 // (RESP3 maps, sets, doubles and booleans flatten to RESP2 forms for a RESP2 client);
@@ -59,11 +61,19 @@ const char *bl_parse_reply(lua_State *L, const char *p, const char *end);
 /* Writes the value at the top of the stack (left there) as a reply. */
 void bl_write_value(lua_State *L, Buf *b, Protocols resp, int depth);
 
+uint64_t bl_monotonic_ms(void);
+/* How long a library's load-time code may run (Redis and Valkey: 500 ms). */
+#define BL_LOAD_TIMEOUT_MS 500
+
 void bl_set_function(lua_State *L, const char *name, lua_CFunction f);
 void bl_set_number(lua_State *L, const char *name, int v);
 void bl_set_log_levels(lua_State *L);
 int bl_redis_log(lua_State *L);
 int bl_globals_newindex(lua_State *L);
 int bl_error_handler(lua_State *L);
+/* lua_sandbox.c: makes libraries and globals read-only and installs the guards. */
+void bl_seal_environment(lua_State *L);
+/* luaL_loadbuffer that never takes the body for bytecode. */
+int bl_load_text(lua_State *L, const char *body, size_t length, const char *name);
 
 #endif

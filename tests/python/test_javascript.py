@@ -177,6 +177,18 @@ LOAD_ERRORS = [
 ]
 
 
+def test_load_time_code_is_stopped_at_lock_redis_timeout(srv):
+    r = srv.client(decode_responses=True)
+    other = srv.client(decode_responses=True)
+    # Under either failure policy: a load that never ends would hold every client.
+    for policy in ["kill", "abort"]:
+        r.config_set("library-fatal-failure-policy", policy)
+        spin = "#!js api_version=1.0 name=spin\nwhile (true) {}\nredis.registerFunction('f', () => 1);"
+        assert raw(r, "TFUNCTION", "LOAD", spin) == ("error", "Execution was terminated due to timeout")
+        assert other.ping()
+    assert r.execute_command("TFUNCTION", "LIST") == []
+
+
 def test_load_and_call_errors(srv):
     r = srv.client(decode_responses=True)
     for code, error in LOAD_ERRORS:

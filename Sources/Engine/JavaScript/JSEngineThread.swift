@@ -97,10 +97,15 @@ final class Semaphore: @unchecked Sendable {
     func wait() { sem_wait(s) }
 
     /// Waits at most `seconds`; false on timeout.
-    func wait(seconds: Int) -> Bool {
+    func wait(seconds: Int) -> Bool { wait(milliseconds: seconds * 1000) }
+
+    /// Waits at most `milliseconds`; false on timeout.
+    func wait(milliseconds: Int) -> Bool {
         var deadline = timespec()
         clock_gettime(CLOCK_REALTIME, &deadline)
-        deadline.tv_sec += seconds
+        let nanoseconds = deadline.tv_nsec + (milliseconds % 1000) * 1_000_000
+        deadline.tv_sec += milliseconds / 1000 + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
         while sem_timedwait(s, &deadline) != 0 {
             if errno != EINTR { return false }
         }

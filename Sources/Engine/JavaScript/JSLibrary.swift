@@ -67,7 +67,9 @@ final class JSLibrary: @unchecked Sendable {
     }
 
     /// Starts an engine on a new thread and runs `code` in it; the library, or the error
-    /// reply. Waits for the load (Redis blocks the whole server for a FUNCTION LOAD).
+    /// reply. Waits for the load (Redis blocks the whole server for a FUNCTION LOAD), at
+    /// most lock-redis-timeout whatever library-fatal-failure-policy says: load-time code
+    /// only registers functions, and a load that never ends would hold every client.
     static func load(name: String, code: Bytes, body: Bytes, config: String?, server: Server) -> Result<JSLibrary, JSError> {
         let api: JSAPI
         switch JSRuntime.api(libraryPath: server.config.get("js-library")) {
@@ -82,7 +84,10 @@ final class JSLibrary: @unchecked Sendable {
             outcome.withLock { $0 = result }
             done.signal()
         }
-        done.wait()
+        if !done.wait(milliseconds: server.config.int("lock-redis-timeout")) {
+            library.interrupt(stop: true, memoryLimit: 0)
+            done.wait()
+        }
         switch outcome.withLock({ $0 }) {
         case .success(let functions):
             library.functions = functions
