@@ -3,11 +3,18 @@ import RESP
 import Glibc
 #endif
 
-/// Redis glob-style matching (KEYS, SCAN MATCH, CONFIG GET): `*`, `?`, `[abc]`, `[^a]`,
-/// `[a-z]` and backslash escapes.
+/// Redis glob-style matching (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET): `*`, `?`,
+/// `[abc]`, `[^a]`, `[a-z]` and backslash escapes, with Redis's reading of odd patterns
+/// (an unterminated class runs to the end; a trailing backslash is a literal one).
+///
+/// Every token but `*` matches exactly one byte, so the matcher needs to remember only the
+/// last star: on a mismatch it lets that star take one more byte and retries from just
+/// after it. An earlier star never needs revisiting (whatever it could take, the last star
+/// can take instead), which bounds the work by pattern length times string length; the
+/// recursive matcher this replaces was exponential in the number of stars.
 public enum Glob {
     public static func matches(_ pattern: Bytes, _ string: Bytes, ignoreCase: Bool = false) -> Bool {
-        pattern.withUnsafeBytes { p in string.withUnsafeBytes { s in match(p, 0, s, 0, ignoreCase, depth: 0) } }
+        pattern.withUnsafeBytes { p in string.withUnsafeBytes { s in match(p, s, ignoreCase) } }
     }
 
     public static func matches(_ pattern: String, _ string: String, ignoreCase: Bool = true) -> Bool {
@@ -18,60 +25,77 @@ public enum Glob {
         on && c >= 65 && c <= 90 ? c | 0x20 : c
     }
 
-    private static func match(_ p: UnsafeRawBufferPointer, _ pi: Int, _ s: UnsafeRawBufferPointer, _ si: Int,
-                              _ nocase: Bool, depth: Int) -> Bool {
-        // Deeply nested stars are cut off, as Redis does, to bound the work.
-        if depth > 1000 { return false }
-        var pi = pi, si = si
-        while pi < p.count {
-            let c = p[pi]
-            switch c {
-            case UInt8(ascii: "*"):
-                while pi + 1 < p.count && p[pi + 1] == UInt8(ascii: "*") { pi += 1 }
-                if pi + 1 == p.count { return true }
-                while si <= s.count {
-                    if match(p, pi + 1, s, si, nocase, depth: depth + 1) { return true }
+    private static let star = UInt8(ascii: "*")
+
+    private static func match(_ p: UnsafeRawBufferPointer, _ s: UnsafeRawBufferPointer, _ nocase: Bool) -> Bool {
+        var pi = 0, si = 0
+        var afterStar = -1, starTook = 0  // the last star's next token, and where its match ends
+        while si < s.count {
+            if pi < p.count {
+                if p[pi] == star {
+                    while pi < p.count && p[pi] == star { pi += 1 }
+                    if pi == p.count { return true }
+                    afterStar = pi
+                    starTook = si
+                    continue
+                }
+                var next = pi
+                if token(p, &next, matches: s[si], nocase) {
+                    pi = next
                     si += 1
+                    continue
                 }
-                return false
-            case UInt8(ascii: "?"):
-                if si >= s.count { return false }
-                si += 1
-            case UInt8(ascii: "["):
-                if si >= s.count { return false }
+            }
+            guard afterStar >= 0 else { return false }
+            starTook += 1
+            si = starTook
+            pi = afterStar
+        }
+        while pi < p.count && p[pi] == star { pi += 1 }
+        return pi == p.count
+    }
+
+    /// Whether the one-byte token at `pi` matches `ch`; moves `pi` past the token.
+    private static func token(_ p: UnsafeRawBufferPointer, _ pi: inout Int, matches ch: UInt8, _ nocase: Bool) -> Bool {
+        let c = p[pi]
+        pi += 1
+        switch c {
+        case UInt8(ascii: "?"):
+            return true
+        case UInt8(ascii: "["):
+            return classMatches(p, &pi, ch, nocase)
+        case UInt8(ascii: "\\") where pi < p.count:
+            pi += 1
+            return fold(p[pi - 1], nocase) == fold(ch, nocase)
+        default:
+            return fold(c, nocase) == fold(ch, nocase)
+        }
+    }
+
+    /// A class, `pi` just past its `[`: read as Redis reads it (an escaped byte compares
+    /// exactly; `x-y` is a range whenever two more bytes follow, in either order).
+    private static func classMatches(_ p: UnsafeRawBufferPointer, _ pi: inout Int, _ ch: UInt8, _ nocase: Bool) -> Bool {
+        let negate = pi < p.count && p[pi] == UInt8(ascii: "^")
+        if negate { pi += 1 }
+        var matched = false
+        while pi < p.count && p[pi] != UInt8(ascii: "]") {
+            if p[pi] == UInt8(ascii: "\\") && pi + 1 < p.count {
                 pi += 1
-                let negate = pi < p.count && p[pi] == UInt8(ascii: "^")
-                if negate { pi += 1 }
-                var matched = false
-                while pi < p.count && p[pi] != UInt8(ascii: "]") {
-                    if p[pi] == UInt8(ascii: "\\") && pi + 1 < p.count {
-                        pi += 1
-                        if p[pi] == s[si] { matched = true }
-                    } else if pi + 2 < p.count && p[pi + 1] == UInt8(ascii: "-") && p[pi + 2] != UInt8(ascii: "]") {
-                        var lo = fold(p[pi], nocase), hi = fold(p[pi + 2], nocase)
-                        if lo > hi { swap(&lo, &hi) }
-                        let ch = fold(s[si], nocase)
-                        if ch >= lo && ch <= hi { matched = true }
-                        pi += 2
-                    } else if fold(p[pi], nocase) == fold(s[si], nocase) {
-                        matched = true
-                    }
-                    pi += 1
-                }
-                if pi >= p.count { pi = p.count - 1 }  // unterminated class: treat end as ']'
-                if matched == negate { return false }
-                si += 1
-            case UInt8(ascii: "\\") where pi + 1 < p.count:
-                pi += 1
-                if si >= s.count || p[pi] != s[si] { return false }
-                si += 1
-            default:
-                if si >= s.count || fold(c, nocase) != fold(s[si], nocase) { return false }
-                si += 1
+                if p[pi] == ch { matched = true }
+            } else if pi + 2 < p.count && p[pi + 1] == UInt8(ascii: "-") {
+                var lo = p[pi], hi = p[pi + 2]
+                if lo > hi { swap(&lo, &hi) }  // ordered before folding, as Redis does
+                lo = fold(lo, nocase); hi = fold(hi, nocase)
+                let folded = fold(ch, nocase)
+                if folded >= lo && folded <= hi { matched = true }
+                pi += 2
+            } else if fold(p[pi], nocase) == fold(ch, nocase) {
+                matched = true
             }
             pi += 1
         }
-        return si == s.count
+        if pi < p.count { pi += 1 }  // the ']'; an unterminated class ends with the pattern
+        return matched != negate
     }
 }
 
