@@ -72,6 +72,14 @@ extension Shard {
         return ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
     }
 
+    /// The writer for a push to `conn` in place of `reply`: the connection's own output when
+    /// CLIENT REPLY OFF/SKIP routed `reply` to the discard buffer, `reply` otherwise (a
+    /// transaction's or script's reply keeps its pushes in order).
+    func pushWriter(for conn: Connection, instead reply: ReplyWriter) -> ReplyWriter {
+        guard conn.repliesOff || conn.skipReplies > 0, reply.buffer === discard else { return reply }
+        return ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
+    }
+
     /// Runs one command outside an input batch.
     func execute(_ conn: Connection, _ args: [Bytes]) {
         let outer = activeConnection

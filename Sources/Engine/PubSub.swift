@@ -177,16 +177,19 @@ extension Shard {
 enum PubSubCommands {
     typealias Kind = PubSubRegistry.Kind
 
+    // (Un)subscribe confirmations are pushes: like messages, they reach a client that
+    // silenced its replies with CLIENT REPLY OFF or SKIP (as in Redis 7.2 and Valkey),
+    // since a subscriber waits for them.
     static func subscribeHandler(_ kind: Kind) -> EngineHandler {
         { shard, conn, args, reply in
-            shard.subscribe(conn, kind, args[1...], reply)
+            shard.subscribe(conn, kind, args[1...], shard.pushWriter(for: conn, instead: reply))
             return false
         }
     }
 
     static func unsubscribeHandler(_ kind: Kind) -> EngineHandler {
         { shard, conn, args, reply in
-            shard.unsubscribe(conn, kind, args[1...], reply)
+            shard.unsubscribe(conn, kind, args[1...], shard.pushWriter(for: conn, instead: reply))
             return false
         }
     }

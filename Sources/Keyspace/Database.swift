@@ -80,6 +80,7 @@ public final class Database {
             if !keepTTL && e.expireAt != 0 { persist(e) }
             return e
         }
+        if keyEvents.isTracking { keyEvents.record(.new, DatabaseKey(db: index, key: key)) }
         return table.insert(key, value: value)
     }
 

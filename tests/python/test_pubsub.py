@@ -249,3 +249,52 @@ def test_keyspace_notifications(srv):
     r.config_set("notify-keyspace-events", "")
     r.lpush("fresh", "b")
     assert ps.get_message(timeout=0.2) is None
+
+
+def read_exactly(sock, expected, timeout=5):
+    """Reads as many bytes as `expected` has (or what came before a timeout)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while len(data) < len(expected):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    return data
+
+
+@pytest.mark.parametrize("mode", ["off", "skip"])
+def test_subscribe_confirmations_reach_clients_with_replies_off(srv, mode):
+    r = srv.client(decode_responses=True)
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        s.sendall(f"CLIENT REPLY {mode}\r\nSUBSCRIBE chan\r\nPSUBSCRIBE ch*\r\n".encode())
+        expected = (b"*3\r\n$9\r\nsubscribe\r\n$4\r\nchan\r\n:1\r\n"
+                    b"*3\r\n$10\r\npsubscribe\r\n$3\r\nch*\r\n:2\r\n")
+        assert read_exactly(s, expected) == expected
+        assert r.publish("chan", "hi") == 2
+        expected = (b"*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n$2\r\nhi\r\n"
+                    b"*4\r\n$8\r\npmessage\r\n$3\r\nch*\r\n$4\r\nchan\r\n$2\r\nhi\r\n")
+        assert read_exactly(s, expected) == expected
+        s.sendall(b"UNSUBSCRIBE chan\r\n")
+        expected = b"*3\r\n$11\r\nunsubscribe\r\n$4\r\nchan\r\n:1\r\n"
+        assert read_exactly(s, expected) == expected
+
+
+def test_new_key_event(srv):
+    r = srv.client(decode_responses=True)
+    r.config_set("notify-keyspace-events", "En")
+    ps = srv.client(decode_responses=True).pubsub()
+    ps.psubscribe("*")
+    assert ps.get_message(timeout=2)["type"] == "psubscribe"
+    r.set("foo", "bar")
+    r.set("foo", "baz")  # not new the second time
+    r.set("bar", "bar")
+    r.rpush("list", "a")
+    r.incr("counter")
+    got = [(m["channel"], m["data"]) for m in messages(ps, 4)]
+    assert got == [("__keyevent@0__:new", "foo"), ("__keyevent@0__:new", "bar"),
+                   ("__keyevent@0__:new", "list"), ("__keyevent@0__:new", "counter")]
+    ps.close()

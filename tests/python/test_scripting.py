@@ -614,9 +614,17 @@ def test_busy_function_and_function_kill(srv):
     assert wait_for(lambda: "BUSY" in str(raw(other, "GET", "x")[1]))
     assert raw(other, "GET", "x")[1] == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
     assert raw(other, "SCRIPT", "KILL")[0] == "error"
+    # FUNCTION STATS names the running function, as Redis answers it (clients poll it to
+    # learn when to kill); allow-busy commands run too.
+    stats = other.execute_command("FUNCTION", "STATS")
+    running = stats[1]
+    assert running[0::2] == ["name", "command", "duration_ms"]
+    assert running[1] == "spin" and running[3] == ["FCALL", "spin", "0"] and running[5] >= 100
+    assert other.execute_command("MULTI") == "OK" and other.execute_command("DISCARD") == "OK"
     assert other.function_kill() == "OK"
     t.join(10)
     assert str(out["reply"]).startswith("Script killed by user with FUNCTION KILL...")
+    assert r.execute_command("FUNCTION", "STATS")[1] is None
 
 
 def test_shutdown_nosave_stops_a_script_that_wrote(make_server):

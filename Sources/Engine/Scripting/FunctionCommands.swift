@@ -131,7 +131,15 @@ enum ScriptFunctions {
         case "stats" where args.count == 2:
             let libs = libraries.all
             reply.mapHeader(2)
-            reply.bulk("running_script"); reply.null()
+            reply.bulk("running_script")
+            if let running = shard.server.scriptBusy.runningFunction {
+                reply.mapHeader(3)
+                reply.bulk("name"); reply.bulk(running.command.count > 1 ? running.command[1] : Bytes())
+                reply.bulk("command"); reply.bulkArray(running.command)
+                reply.bulk("duration_ms"); reply.integer(monotonicMicroseconds() / 1000 - running.startedAt)
+            } else {
+                reply.null()
+            }
             reply.bulk("engines"); reply.mapHeader(1)
             reply.bulk("LUA"); reply.mapHeader(2)
             reply.bulk("libraries_count"); reply.integer(libs.count)
@@ -171,6 +179,7 @@ extension Shard {
         let host = scriptHost
         host.syncFunctions(with: server.functions)
         let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites, isFunction: true)
+        run.command = args
         let keys = args[3..<(3 + numkeys)]
         if !function.noCluster && !locksHeld { noteKeys(keys, of: conn) }
         guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: function.noCluster, locksHeld: locksHeld, {

@@ -80,6 +80,7 @@ final class ScriptHost {
             }
             run.announced = true
             server.scriptBusy.wrote.store(run.wrote, ordering: .relaxed)
+            if run.isFunction { server.scriptBusy.announceFunction(run.command, startedAt: run.startedAt) }
             server.scriptBusy.running.store(run.isFunction ? 2 : 1, ordering: .releasing)
             server.log.warning("Slow script detected: still in execution after \(server.config.busyReplyThreshold.load(ordering: .relaxed)) milliseconds. You can try killing the script using the \(run.isFunction ? "FUNCTION" : "SCRIPT") KILL command.")
         }
@@ -108,6 +109,8 @@ final class ScriptRun {
     let startedAt = monotonicMicroseconds() / 1000
     /// A write command ran: SCRIPT KILL can no longer stop it.
     var wrote = false
+    /// The FCALL that runs a function, for FUNCTION STATS once the run is announced.
+    var command: [Bytes] = []
     /// Past busy-reply-threshold and announced in `server.scriptBusy`.
     var announced = false
     /// The shard locks the script holds (ScriptSection.swift).

@@ -50,8 +50,21 @@ final class ScriptBusy: Sendable {
     /// Runs started again over every shard, and escalations (INFO stats).
     let restarts = Atomic<Int>(0)
     let escalations = Atomic<Int>(0)
+    /// The announced function's FCALL and start (monotonic ms), for FUNCTION STATS.
+    private let function = Mutex<(command: [Bytes], startedAt: Int)?>(nil)
+
+    var runningFunction: (command: [Bytes], startedAt: Int)? { function.withLock { $0 } }
+
+    func announceFunction(_ command: [Bytes], startedAt: Int) {
+        function.withLock { $0 = (command, startedAt) }
+    }
+
+    /// Commands Redis flags allow-busy: they run while a script holds the server.
+    private static let allowedWhileBusy: Set<String> = ["auth", "hello", "multi", "discard", "watch", "unwatch",
+                                                         "quit", "reset"]
 
     func clear() {
+        function.withLock { $0 = nil }
         kill.store(false, ordering: .relaxed)
         wrote.store(false, ordering: .relaxed)
         running.store(0, ordering: .releasing)
@@ -69,6 +82,9 @@ final class ScriptBusy: Sendable {
         guard state != 0 else { return nil }
         let kill = state == 2 ? "function" : "script"
         if spec.name == kill && args.count == 2 && args[1].equalsIgnoringCase("kill") { return nil }
+        if Self.allowedWhileBusy.contains(spec.name) { return nil }
+        // FUNCTION STATS reports a running function; during an EVAL script it is refused.
+        if state == 2 && spec.name == "function" && args.count == 2 && args[1].equalsIgnoringCase("stats") { return nil }
         if spec.name == "shutdown" && args.dropFirst().contains(where: { $0.equalsIgnoringCase("nosave") }) { return nil }
         return "BUSY Redis is busy running a script. You can only call \(state == 2 ? "FUNCTION" : "SCRIPT") KILL or SHUTDOWN NOSAVE."
     }
