@@ -97,6 +97,7 @@ int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int ins
     lua_newtable(L);
     bl_set_function(L, "__index", loader_missing);
     lua_setmetatable(L, -2);
+    bl_make_readonly(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "server");  // Valkey's name for it
     lua_setfield(L, -2, "redis");
@@ -106,7 +107,8 @@ int berth_lua_load_library(BerthLua *h, const char *code, size_t length, int ins
     bl_set_function(L, "__newindex", bl_globals_newindex);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    lua_setfenv(L, -3);  // chunk's environment; env stays below for the switch after loading
+    bl_make_readonly(L);
+    lua_setfenv(L, -3);  // chunk's environment, a read-only view; env stays below for the switch after loading
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, BL_REGISTRY_PENDING);
     lua_pushcfunction(L, bl_error_handler);

@@ -14,6 +14,7 @@ extern int berth_luaopen_struct(lua_State *L);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 // ---- the redis table ----
@@ -60,6 +61,7 @@ static int redis_command(lua_State *L, int raise) {
     int status = h->command(h->context, argv, lens, argc, h->resp, &h->call);
     free(argv);
     free(lens);
+    lua_settop(L, 0);  // the arguments are done with: room on the stack for the reply
     if (status == -2) return raise_restart(L, h);
     bl_parse_reply(L, h->call.p, h->call.p + h->call.n);
     if (raise && h->call.n > 0 && h->call.p[0] == '-') return lua_error(L);
@@ -139,7 +141,8 @@ static int redis_setresp(lua_State *L) {
 static int redis_noop(lua_State *L) { (void)L; return 0; }
 static int redis_true(lua_State *L) { lua_pushboolean(L, 1); return 1; }
 
-// ---- math.random: deterministic within a script, as Redis makes it ----
+// ---- math.random: one generator per interpreter, seeded at random; math.randomseed makes
+// the sequence that follows repeatable, as in Redis 7 ----
 
 static int math_random(lua_State *L) {
     BerthLua *h = bl_host(L);
@@ -267,6 +270,7 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy b
     h->log = log;
     h->busy = busy;
     h->resp = 2;
+    if (getrandom(&h->random, sizeof h->random, 0) != sizeof h->random) h->random = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)h;
     lua_State *L = luaL_newstate();
     h->L = L;
     lua_pushcfunction(L, luaopen_base); lua_call(L, 0, 0);
@@ -427,7 +431,6 @@ static void begin_call(BerthLua *h, void *context, const char *chunk) {
     h->context = context;
     h->resp = 2;
     h->line = 0;
-    h->random = 0;
     h->restart = 0;
     h->chunk = chunk;
 }

@@ -73,6 +73,8 @@ int bl_globals_newindex(lua_State *L);
 int bl_error_handler(lua_State *L);
 /* lua_sandbox.c: makes libraries and globals read-only and installs the guards. */
 void bl_seal_environment(lua_State *L);
+/* Replaces the table at the top of the stack by a read-only proxy of it. */
+void bl_make_readonly(lua_State *L);
 /* luaL_loadbuffer that never takes the body for bytecode. */
 int bl_load_text(lua_State *L, const char *body, size_t length, const char *name);
 

@@ -59,8 +59,8 @@ static void see_through(lua_State *L, int index) {
     else lua_pop(L, 1);
 }
 
-// Pushes a read-only proxy of the table at the top of the stack, which it replaces.
-static void make_readonly(lua_State *L) {
+// Replaces the table at the top of the stack by a read-only proxy of it.
+void bl_make_readonly(lua_State *L) {
     int real = lua_gettop(L);
     lua_newtable(L);  // proxy
     lua_newtable(L);  // its metatable
@@ -318,7 +318,7 @@ void bl_seal_environment(lua_State *L) {
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushvalue(L, -1);
-    make_readonly(L);
+    bl_make_readonly(L);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2);
 
@@ -327,7 +327,7 @@ void bl_seal_environment(lua_State *L) {
     for (int i = 0; libraries[i]; i++) {
         lua_getfield(L, g, libraries[i]);
         if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
-        make_readonly(L);
+        bl_make_readonly(L);
         lua_setfield(L, g, libraries[i]);
     }
     lua_getfield(L, g, "redis");
@@ -336,11 +336,11 @@ void bl_seal_environment(lua_State *L) {
     // The globals: the real table keeps its metatable (unknown names are errors); scripts
     // get a proxy of it as their environment and as _G.
     lua_pushvalue(L, g);
-    make_readonly(L);
+    bl_make_readonly(L);
     int proxy = lua_gettop(L);
     lua_getmetatable(L, proxy);  // the proxy's metatable: hand out a read-only view
     lua_pushvalue(L, -1);
-    make_readonly(L);
+    bl_make_readonly(L);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     // The real table's own metatable: unknown names are errors, new ones refused.
@@ -348,7 +348,7 @@ void bl_seal_environment(lua_State *L) {
     bl_set_function(L, "__newindex", refuse_write);
     bl_set_function(L, "__index", missing_global);
     lua_pushvalue(L, -1);
-    make_readonly(L);
+    bl_make_readonly(L);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, g);
     lua_pushvalue(L, g);

@@ -26,7 +26,7 @@ enum ScriptCommands {
         let end = raw.firstIndex(of: 10) ?? raw.count
         let line = String(decoding: raw[2..<end], as: UTF8.self).split(separator: " ").map(String.init)
         guard let engine = line.first, engine == "lua" else {
-            throw CommandError("ERR Could not find engine '\(line.first ?? "")'")
+            throw CommandError("ERR Unexpected engine in script shebang: #!\(line.first ?? "")")
         }
         var noWrites = false, noCluster = false
         for part in line.dropFirst() {
@@ -79,6 +79,13 @@ enum ScriptCommands {
         case "exists" where args.count >= 3:
             reply.arrayHeader(args.count - 2)
             for a in args.dropFirst(2) { reply.integer(cache.body(a.string) == nil ? 0 : 1) }
+        case "show" where args.count == 3:
+            // Valkey 8's SCRIPT SHOW: the body of a cached script.
+            guard let body = cache.body(args[2].string) else {
+                reply.error("NOSCRIPT No matching script. Please use EVAL.")
+                return true
+            }
+            reply.bulk(body)
         case "flush" where args.count <= 3:
             if args.count == 3 && !args[2].equalsIgnoringCase("async") && !args[2].equalsIgnoringCase("sync") {
                 reply.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
@@ -94,6 +101,7 @@ enum ScriptCommands {
                          "FLUSH [ASYNC|SYNC]", "    Flush the Lua scripts cache.",
                          "KILL", "    Kill the currently executing Lua script.",
                          "LOAD <script>", "    Load a script into the scripts cache without executing it.",
+                         "SHOW <sha1>", "    Show a script from the scripts cache.",
                          "HELP", "    Print this help."]
             reply.arrayHeader(lines.count)
             for l in lines { reply.simple(l) }
