@@ -264,8 +264,20 @@ void bl_set_log_levels(lua_State *L) {
     bl_set_number(L, "LOG_WARNING", 3);
 }
 
-BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy) {
+// redis.REDIS_VERSION and REDIS_VERSION_NUM (0x00MMmmpp) on the table at the top of the stack.
+void bl_set_version(lua_State *L) {
+    const char *version = bl_host(L)->version;
+    int major = 0, minor = 0, patch = 0;
+    sscanf(version, "%d.%d.%d", &major, &minor, &patch);
+    lua_pushstring(L, version);
+    lua_setfield(L, -2, "REDIS_VERSION");
+    lua_pushnumber(L, (lua_Number)((major << 16) | (minor << 8) | patch));
+    lua_setfield(L, -2, "REDIS_VERSION_NUM");
+}
+
+BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy, const char *version) {
     BerthLua *h = calloc(1, sizeof *h);
+    snprintf(h->version, sizeof h->version, "%s", version);
     h->command = command;
     h->log = log;
     h->busy = busy;
@@ -317,6 +329,7 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy b
     bl_set_function(L, "set_repl", redis_noop);
     bl_set_function(L, "replicate_commands", redis_true);
     bl_set_log_levels(L);
+    bl_set_version(L);
     bl_set_number(L, "REPL_NONE", 0);
     bl_set_number(L, "REPL_AOF", 1);
     bl_set_number(L, "REPL_SLAVE", 2);

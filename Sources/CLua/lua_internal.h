@@ -32,7 +32,8 @@ struct BerthLua {
     const char *chunk;  // "user_script" or "user_function": where errors point
     uint64_t random;    // math.random's state, reset for every run
     int restart;        // the host asked for the run to be abandoned (see raise_restart)
-    uint64_t load_deadline_ms;  // while a library's load-time code runs: when it is stopped
+    uint64_t load_deadline_ms;
+    char version[16];   // redis.REDIS_VERSION  // while a library's load-time code runs: when it is stopped
 };
 
 #define BL_REGISTRY_HOST "berth.host"
@@ -68,6 +69,7 @@ uint64_t bl_monotonic_ms(void);
 void bl_set_function(lua_State *L, const char *name, lua_CFunction f);
 void bl_set_number(lua_State *L, const char *name, int v);
 void bl_set_log_levels(lua_State *L);
+void bl_set_version(lua_State *L);
 int bl_redis_log(lua_State *L);
 int bl_globals_newindex(lua_State *L);
 int bl_error_handler(lua_State *L);

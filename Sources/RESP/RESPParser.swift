@@ -176,8 +176,8 @@ public func parseDecimal(_ raw: UnsafeRawBufferPointer) -> Int? {
 /// anywhere in a word (`GET'x'` is `GETx`), "double quotes" understand \n \r \t \b \a
 /// \\ \" and \xHH, 'single quotes' only \'. A closing quote must be followed by a blank
 /// or the end of the line, and a NUL byte ends the line (Redis reads it as a C string).
-enum InlineSplitter {
-    static func split(_ line: UnsafeRawBufferPointer) -> [Bytes]? {
+public enum InlineSplitter {
+    public static func split(_ line: UnsafeRawBufferPointer) -> [Bytes]? {
         var words: [Bytes] = []
         var i = 0
         let n = line.firstIndex(of: 0) ?? line.count

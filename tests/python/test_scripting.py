@@ -397,7 +397,7 @@ def test_function_load_time_is_limited(srv):
     r = srv.client(decode_responses=True)
     other = srv.client(decode_responses=True)
     for body in ["local a = 1 while 1 do a = a + 1 end",
-                 "while 1 do pcall(function() while 1 do end end) end"]:
+                 "local t = {} while true do t[1] = (t[1] or 0) + 1 end"]:
         with pytest.raises(redis.ResponseError, match="FUNCTION LOAD timeout"):
             r.function_load("#!lua name=spin\n" + body)
         assert other.ping()
@@ -406,6 +406,259 @@ def test_function_load_time_is_limited(srv):
         r.function_load("#!lua name=glob\na = 1")
     r.function_load("#!lua name=ok\nserver.register_function('f', function(k, a) return server.call('ping') end)")
     assert r.fcall("f", 0) == "PONG"
+
+
+# FUNCTION LOAD metadata and register_function's argument checks, FCALL and FUNCTION's
+# argument errors: each case runs on an empty function set, here and on redis-server.
+FUNCTION_CASES = [
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function()"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function('f')"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function('f', function() end, 3)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function(1, 2)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function('f', 2)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function{function_name=1, callback=function() end}"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function{function_name='f', callback=1}"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, description=1}"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, foo=1}"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function{callback=function() end}"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function{function_name='f'}"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, flags='x'}"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function('f b', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nredis.register_function('f', function() end)\nredis.register_function('f', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nreturn math.random()"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nreturn getmetatable('')"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nlocal a = redis.call"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=t\nlocal a = REDIS_VERSION_NUM redis.register_function('f', function() return a end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#! name=test\nredis.register_function('f', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=foo name=bar\nredis.register_function('f', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=\"foo\"\nredis.register_function('f', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=a-b\nredis.register_function('f', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=\nredis.register_function('f', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=x foo=bar\nredis.register_function('f', function() end)"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "foo",
+    "bar"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "REPLACE",
+    "x",
+    "#!lua name=t\n"
+    ],
+    [
+    "FUNCTION",
+    "LOAD",
+    "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
+    ],
+    [
+    "FCALL",
+    "F1",
+    "0"
+    ],
+    [
+    "FCALL",
+    "f1",
+    "bad"
+    ],
+    [
+    "FCALL",
+    "f1",
+    "-1"
+    ],
+    [
+    "FCALL",
+    "f1",
+    "5"
+    ],
+    [
+    "FUNCTION",
+    "LIST",
+    "LIBRARYNAME"
+    ],
+    [
+    "FUNCTION",
+    "LIST",
+    "WITHCODE",
+    "WITHCODE"
+    ],
+    [
+    "FUNCTION",
+    "LIST",
+    "LIBRARYNAME",
+    "a",
+    "LIBRARYNAME",
+    "b"
+    ],
+    [
+    "FUNCTION",
+    "LIST",
+    "foo"
+    ],
+    [
+    "FUNCTION",
+    "DELETE",
+    "nosuch"
+    ],
+    [
+    "FUNCTION",
+    "RESTORE",
+    "bad"
+    ],
+    [
+    "FUNCTION",
+    "FLUSH",
+    "bad"
+    ],
+    [
+    "FUNCTION",
+    "STATS",
+    "x"
+    ],
+    [
+    "EVAL",
+    "return redis.error_reply('')",
+    "0"
+    ],
+    [
+    "EVAL",
+    "return redis.error_reply('MY_ERR x')",
+    "0"
+    ],
+    [
+    "EVAL",
+    "return {err='x'}",
+    "0"
+    ],
+    [
+    "EVAL",
+    "return redis.pcall('get', {})",
+    "0"
+    ],
+    [
+    "EVAL",
+    "return redis.status_reply('')",
+    "0"
+    ]
+    ]
+
+
+def test_function_errors_match_redis_server(srv, redis_server):
+    b = srv.client(decode_responses=True)
+    lib = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
+    differences = []
+    for case in FUNCTION_CASES:
+        replies = []
+        for c in (b, redis_server):
+            c.execute_command("FUNCTION", "FLUSH")
+            c.execute_command("FUNCTION", "LOAD", lib)
+            replies.append(raw(c, *case))
+        if replies[0] != replies[1]:
+            differences.append((case, *replies))
+    assert differences == []
 
 
 def test_eval_inside_multi(srv):

@@ -27,7 +27,8 @@ typedef void (*BerthLuaLog)(void *context, int level, const char *message, size_
  * SCRIPT KILL does, 2 as FUNCTION KILL does. */
 typedef int (*BerthLuaBusy)(void *context);
 
-BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy);
+/* `version` is the Redis version the server reports (redis.REDIS_VERSION), "x.y.z". */
+BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy, const char *version);
 void berth_lua_free(BerthLua *lua);
 
 /* Compiles `body` as the function of script `sha` (40 hex chars) unless it is already

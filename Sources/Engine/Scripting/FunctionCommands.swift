@@ -11,21 +11,25 @@ enum ScriptFunctions {
     }
 
     /// The library name from `#!lua name=<lib>`, and the code with that line commented out
-    /// (line numbers stay as Redis reports them).
+    /// (line numbers stay as Redis reports them). The line is split as Redis splits it
+    /// (quotes allowed), and its first word is the engine after the `#!`.
     static func metadata(_ code: Bytes) throws(CommandError) -> (name: String, source: Bytes) {
         var raw = code.array
         guard raw.starts(with: [35, 33]) else { throw CommandError("ERR Missing library metadata") }
-        let end = raw.firstIndex(of: 10) ?? raw.count
-        let words = String(decoding: raw[2..<end], as: UTF8.self).split(separator: " ").map(String.init)
-        guard let engine = words.first, engine.lowercased() == "lua" else {
-            throw CommandError("ERR Engine '\(words.first ?? "")' not found")
-        }
+        guard let end = raw.firstIndex(of: 10) else { throw CommandError("ERR Invalid library metadata") }
+        let parts = raw[0..<end].withUnsafeBytes { InlineSplitter.split($0) }
+        guard let parts, let first = parts.first else { throw CommandError("ERR Invalid library metadata") }
         var name: String?
-        for w in words.dropFirst() {
-            guard w.hasPrefix("name=") else { throw CommandError("ERR Invalid metadata value given: \(w)") }
-            name = String(w.dropFirst(5))
+        for part in parts.dropFirst() {
+            let word = part.string
+            guard word.hasPrefix("name=") else { throw CommandError("ERR Invalid metadata value given: \(word)") }
+            guard name == nil else { throw CommandError("ERR Invalid metadata value, name argument was given multiple times") }
+            name = String(word.dropFirst(5))
         }
-        guard let name, !name.isEmpty, name.utf8.allSatisfy({ c in
+        guard let name else { throw CommandError("ERR Library name was not given") }
+        let engine = String(first.string.dropFirst(2))
+        guard engine.lowercased() == "lua" else { throw CommandError("ERR Engine '\(engine)' not found") }
+        guard !name.isEmpty, name.utf8.allSatisfy({ c in
             (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95
         }) else {
             throw CommandError("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
@@ -52,6 +56,12 @@ enum ScriptFunctions {
         }
     }
 
+    /// Redis's arity of each FUNCTION subcommand (counting FUNCTION and the subcommand):
+    /// outside it the reply names `function|<sub>`; within it, a bad argument list gets the
+    /// container's "unknown subcommand or wrong number of arguments".
+    static let subcommandArity: [String: Int] = ["delete": 3, "dump": 2, "flush": -2, "help": 2, "kill": 2,
+                                                 "list": -2, "load": -3, "restore": -3, "stats": 2]
+
     static func function(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         let libraries = shard.server.functions
         func fail(_ e: ScriptError) -> Bool {
@@ -59,11 +69,15 @@ enum ScriptFunctions {
             return true
         }
         let sub = args[1].string.lowercased()
+        if let arity = subcommandArity[sub], !(arity >= 0 ? args.count == arity : args.count >= -arity) {
+            reply.error(CommandError.wrongArity("function|\(sub)").message)
+            return true
+        }
         switch sub {
         case "load" where args.count >= 3:
             var replace = false
             for a in args[2..<(args.count - 1)] {
-                guard a.equalsIgnoringCase("replace") else { reply.error(CommandError.syntax.message); return true }
+                guard a.equalsIgnoringCase("replace") else { reply.error("ERR Unknown option given: \(a.string)"); return true }
                 replace = true
             }
             switch load(shard, args[args.count - 1], replace: replace) {
@@ -84,9 +98,16 @@ enum ScriptFunctions {
             var withCode = false, pattern: Bytes?
             var i = 2
             while i < args.count {
-                if args[i].equalsIgnoringCase("withcode") { withCode = true }
-                else if args[i].equalsIgnoringCase("libraryname") && i + 1 < args.count { i += 1; pattern = args[i] }
-                else { reply.error("ERR Unknown argument \(args[i].string)"); return true }
+                if args[i].equalsIgnoringCase("withcode") && !withCode {
+                    withCode = true
+                } else if args[i].equalsIgnoringCase("libraryname") && pattern == nil {
+                    guard i + 1 < args.count else { reply.error("ERR library name argument was not given"); return true }
+                    i += 1
+                    pattern = args[i]
+                } else {
+                    reply.error("ERR Unknown argument \(args[i].string)")
+                    return true
+                }
                 i += 1
             }
             let libs = libraries.all.filter { pattern == nil || Glob.matches(pattern!, Bytes($0.name)) }
@@ -114,7 +135,7 @@ enum ScriptFunctions {
                 reply.error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
                 return true
             }
-            guard let codes = FunctionLibraries.parseDump(args[2]) else { reply.error("ERR payload version or checksum are wrong"); return true }
+            guard let codes = FunctionLibraries.parseDump(args[2]) else { reply.error("ERR DUMP payload version or checksum are wrong"); return true }
             if policy == "append" {
                 for code in codes {
                     if let name = try? metadata(code).name, libraries.library(name) != nil {
@@ -152,8 +173,11 @@ enum ScriptFunctions {
                          "FLUSH [ASYNC|SYNC]", "DUMP", "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]", "STATS", "KILL", "HELP"]
             reply.arrayHeader(lines.count)
             for l in lines { reply.simple(l) }
-        default:
+        case _ where subcommandArity[sub] != nil:
             reply.error("ERR unknown subcommand or wrong number of arguments for '\(args[1].string)'. Try FUNCTION HELP.")
+            return true
+        default:
+            reply.error(CommandError.unknownSubcommand(args[1], "function").message)
             return true
         }
         return false
@@ -167,7 +191,7 @@ extension ScriptError {
 extension Shard {
     /// FCALL / FCALL_RO, in a script section (ScriptSection.swift).
     func runFunction(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter, locksHeld: Bool) -> Bool {
-        guard let numkeys = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
+        guard let numkeys = Numbers.int(args[2]) else { reply.error("ERR Bad number of keys provided"); return true }
         guard numkeys >= 0 else { reply.error("ERR Number of keys can't be negative"); return true }
         guard numkeys <= args.count - 3 else { reply.error("ERR Number of keys can't be greater than number of args"); return true }
         let name = args[1].string
@@ -183,7 +207,7 @@ extension Shard {
         let keys = args[3..<(3 + numkeys)]
         if !function.noCluster && !locksHeld { noteKeys(keys, of: conn) }
         guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: function.noCluster, locksHeld: locksHeld, {
-            host.fcall(name, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
+            host.fcall(function.name, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }) else { return replyBusy(spec, args, reply) }
         host.result.withUnsafeBytes { reply.buffer.append($0) }
         return outcome != .replied

@@ -47,10 +47,12 @@ final class FunctionLibraries: Sendable {
 
     func library(_ name: String) -> FunctionLibrary? { state.withLock { $0.libraries[name] } }
 
+    /// A function by name, whatever its case (as Redis's function names).
     func function(_ name: String) -> LibraryFunction? {
-        state.withLock { s in
-            guard let lib = s.owner[name] else { return nil }
-            return s.libraries[lib]?.functions.first { $0.name == name }
+        let key = name.lowercased()
+        return state.withLock { s in
+            guard let lib = s.owner[key] else { return nil }
+            return s.libraries[lib]?.functions.first { $0.name.lowercased() == key }
         }
     }
 
@@ -59,11 +61,11 @@ final class FunctionLibraries: Sendable {
         let error: String? = state.withLock { s in
             if s.libraries[library.name] != nil && !replace { return "ERR Library '\(library.name)' already exists" }
             for f in library.functions {
-                if let other = s.owner[f.name], other != library.name { return "ERR Function \(f.name) already exists" }
+                if let other = s.owner[f.name.lowercased()], other != library.name { return "ERR Function \(f.name) already exists" }
             }
-            if let old = s.libraries[library.name] { for f in old.functions { s.owner[f.name] = nil } }
+            if let old = s.libraries[library.name] { for f in old.functions { s.owner[f.name.lowercased()] = nil } }
             s.libraries[library.name] = library
-            for f in library.functions { s.owner[f.name] = library.name }
+            for f in library.functions { s.owner[f.name.lowercased()] = library.name }
             return nil
         }
         if error == nil { generation.add(1, ordering: .releasing) }
@@ -73,7 +75,7 @@ final class FunctionLibraries: Sendable {
     func delete(_ name: String) -> Bool {
         let found: Bool = state.withLock { s in
             guard let lib = s.libraries.removeValue(forKey: name) else { return false }
-            for f in lib.functions { s.owner[f.name] = nil }
+            for f in lib.functions { s.owner[f.name.lowercased()] = nil }
             return true
         }
         if found { generation.add(1, ordering: .releasing) }

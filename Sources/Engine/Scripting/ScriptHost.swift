@@ -14,7 +14,7 @@ final class ScriptHost {
     var functionGeneration = -1
 
     init() {
-        lua = berth_lua_new(ScriptHost.command, ScriptHost.log, ScriptHost.busy)
+        lua = berth_lua_new(ScriptHost.command, ScriptHost.log, ScriptHost.busy, Server.redisCompatibleVersion)
     }
 
     deinit { berth_lua_free(lua) }
