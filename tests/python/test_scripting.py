@@ -411,293 +411,51 @@ def test_function_load_time_is_limited(srv):
 # FUNCTION LOAD metadata and register_function's argument checks, FCALL and FUNCTION's
 # argument errors: each case runs on an empty function set, here and on redis-server.
 FUNCTION_CASES = [
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function()"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function('f')"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function('f', function() end, 3)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function(1, 2)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function('f', 2)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function{function_name=1, callback=function() end}"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function{function_name='f', callback=1}"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, description=1}"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, foo=1}"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function{callback=function() end}"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function{function_name='f'}"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, flags='x'}"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function('f b', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nredis.register_function('f', function() end)\nredis.register_function('f', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nreturn math.random()"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nreturn getmetatable('')"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nlocal a = redis.call"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=t\nlocal a = REDIS_VERSION_NUM redis.register_function('f', function() return a end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#! name=test\nredis.register_function('f', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=foo name=bar\nredis.register_function('f', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=\"foo\"\nredis.register_function('f', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=a-b\nredis.register_function('f', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=\nredis.register_function('f', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=x foo=bar\nredis.register_function('f', function() end)"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "foo",
-    "bar"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "REPLACE",
-    "x",
-    "#!lua name=t\n"
-    ],
-    [
-    "FUNCTION",
-    "LOAD",
-    "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
-    ],
-    [
-    "FCALL",
-    "F1",
-    "0"
-    ],
-    [
-    "FCALL",
-    "f1",
-    "bad"
-    ],
-    [
-    "FCALL",
-    "f1",
-    "-1"
-    ],
-    [
-    "FCALL",
-    "f1",
-    "5"
-    ],
-    [
-    "FUNCTION",
-    "LIST",
-    "LIBRARYNAME"
-    ],
-    [
-    "FUNCTION",
-    "LIST",
-    "WITHCODE",
-    "WITHCODE"
-    ],
-    [
-    "FUNCTION",
-    "LIST",
-    "LIBRARYNAME",
-    "a",
-    "LIBRARYNAME",
-    "b"
-    ],
-    [
-    "FUNCTION",
-    "LIST",
-    "foo"
-    ],
-    [
-    "FUNCTION",
-    "DELETE",
-    "nosuch"
-    ],
-    [
-    "FUNCTION",
-    "RESTORE",
-    "bad"
-    ],
-    [
-    "FUNCTION",
-    "FLUSH",
-    "bad"
-    ],
-    [
-    "FUNCTION",
-    "STATS",
-    "x"
-    ],
-    [
-    "EVAL",
-    "return redis.error_reply('')",
-    "0"
-    ],
-    [
-    "EVAL",
-    "return redis.error_reply('MY_ERR x')",
-    "0"
-    ],
-    [
-    "EVAL",
-    "return {err='x'}",
-    "0"
-    ],
-    [
-    "EVAL",
-    "return redis.pcall('get', {})",
-    "0"
-    ],
-    [
-    "EVAL",
-    "return redis.status_reply('')",
-    "0"
-    ]
-    ]
-
-
-def test_function_errors_match_redis_server(srv, redis_server):
-    b = srv.client(decode_responses=True)
-    lib = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
-    differences = []
-    for case in FUNCTION_CASES:
-        replies = []
-        for c in (b, redis_server):
-            c.execute_command("FUNCTION", "FLUSH")
-            c.execute_command("FUNCTION", "LOAD", lib)
-            replies.append(raw(c, *case))
-        if replies[0] != replies[1]:
-            differences.append((case, *replies))
-    assert differences == []
-
-
-def test_eval_inside_multi(srv):
-    r = srv.client(decode_responses=True)
-    p = r.pipeline(transaction=True)
-    p.set("m", 1)
-    p.eval("return redis.call('incr', KEYS[1])", 1, "m")
-    p.get("m")
-    assert p.execute() == [True, 2, "2"]
-
-
-LIBRARY = """#!lua name=bank
-local function transfer(keys, args)
-    local amount = tonumber(args[1])
-    local from = tonumber(redis.call('get', keys[1]) or '0')
-    if from < amount then return redis.error_reply('ERR insufficient funds') end
-    redis.call('decrby', keys[1], amount)
-    return redis.call('incrby', keys[2], amount)
-end
-redis.register_function('transfer', transfer)
-redis.register_function{function_name='balance', callback=function(keys) return tonumber(redis.call('get', keys[1]) or '0') end,
-                        flags={'no-writes'}, description='read a balance'}
-"""
-
-FUNCTION_PARITY = [
-    ("FUNCTION", "LOAD", "return 1"),
-    ("FUNCTION", "LOAD", "#!lua name=bad\nfoo("),
-    ("FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"),
-    ("FUNCTION", "LOAD", "#!lua name=callload\nredis.call('ping')"),
-    ("FUNCTION", "LOAD", "#!js name=x\n"),
-    ("FUNCTION", "LOAD", "#!lua name=b-d\n"),
-    ("FUNCTION", "LOAD", "#!lua name=g\nx = 1\nredis.register_function('gg', function() return 1 end)"),
-    ("FUNCTION", "LOAD", "#!lua name=err\nredis.register_function('e', function() error('boom') end)"),
-    ("FCALL", "e", 0),
-    ("FUNCTION", "LOAD", "#!lua name=dupe\nredis.register_function('e', function() return 1 end)"),
-    ("FCALL", "nosuch", 0),
-    ("FCALL_RO", "e", 0),
-    ("FUNCTION", "DELETE", "nolib"),
-    ("FUNCTION", "STATS"),
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function()"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function('f')"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function('f', function() end, 3)"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function(1, 2)"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function('f', 2)"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{function_name=1, callback=function() end}"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{function_name='f', callback=1}"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, description=1}"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, foo=1}"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{callback=function() end}"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{function_name='f'}"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function{function_name='f', callback=function() end, flags='x'}"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function('f b', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nredis.register_function('f', function() end)\nredis.register_function('f', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nreturn math.random()"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nreturn getmetatable('')"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nlocal a = redis.call"],
+    ["FUNCTION", "LOAD", "#!lua name=t\nlocal a = REDIS_VERSION_NUM redis.register_function('f', function() return a end)"],
+    ["FUNCTION", "LOAD", "#!lua"],
+    ["FUNCTION", "LOAD", "#! name=test\nredis.register_function('f', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=foo name=bar\nredis.register_function('f', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=\"foo\"\nredis.register_function('f', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=a-b\nredis.register_function('f', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=\nredis.register_function('f', function() end)"],
+    ["FUNCTION", "LOAD", "#!lua name=x foo=bar\nredis.register_function('f', function() end)"],
+    ["FUNCTION", "LOAD", "foo", "bar"],
+    ["FUNCTION", "LOAD", "REPLACE", "x", "#!lua name=t\n"],
+    ["FUNCTION", "LOAD", "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"],
+    ["FCALL", "F1", "0"],
+    ["FCALL", "f1", "bad"],
+    ["FCALL", "f1", "-1"],
+    ["FCALL", "f1", "5"],
+    ["FUNCTION", "LIST", "LIBRARYNAME"],
+    ["FUNCTION", "LIST", "WITHCODE", "WITHCODE"],
+    ["FUNCTION", "LIST", "LIBRARYNAME", "a", "LIBRARYNAME", "b"],
+    ["FUNCTION", "LIST", "foo"],
+    ["FUNCTION", "DELETE", "nosuch"],
+    ["FUNCTION", "RESTORE", "bad"],
+    ["FUNCTION", "FLUSH", "bad"],
+    ["FUNCTION", "STATS", "x"],
+    ["EVAL", "return redis.error_reply('')", "0"],
+    ["EVAL", "return redis.error_reply('MY_ERR x')", "0"],
+    ["EVAL", "return {err='x'}", "0"],
+    ["EVAL", "return redis.pcall('get', {})", "0"],
+    ["EVAL", "return redis.status_reply('')", "0"],
 ]
 
 
