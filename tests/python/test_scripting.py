@@ -459,6 +459,61 @@ FUNCTION_CASES = [
 ]
 
 
+def test_function_errors_match_redis_server(srv, redis_server):
+    b = srv.client(decode_responses=True)
+    lib = "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
+    differences = []
+    for case in FUNCTION_CASES:
+        replies = []
+        for c in (b, redis_server):
+            c.execute_command("FUNCTION", "FLUSH")
+            c.execute_command("FUNCTION", "LOAD", lib)
+            replies.append(raw(c, *case))
+        if replies[0] != replies[1]:
+            differences.append((case, *replies))
+    assert differences == []
+
+
+def test_eval_inside_multi(srv):
+    r = srv.client(decode_responses=True)
+    p = r.pipeline(transaction=True)
+    p.set("m", 1)
+    p.eval("return redis.call('incr', KEYS[1])", 1, "m")
+    p.get("m")
+    assert p.execute() == [True, 2, "2"]
+
+
+LIBRARY = """#!lua name=bank
+local function transfer(keys, args)
+    local amount = tonumber(args[1])
+    local from = tonumber(redis.call('get', keys[1]) or '0')
+    if from < amount then return redis.error_reply('ERR insufficient funds') end
+    redis.call('decrby', keys[1], amount)
+    return redis.call('incrby', keys[2], amount)
+end
+redis.register_function('transfer', transfer)
+redis.register_function{function_name='balance', callback=function(keys) return tonumber(redis.call('get', keys[1]) or '0') end,
+                        flags={'no-writes'}, description='read a balance'}
+"""
+
+FUNCTION_PARITY = [
+    ("FUNCTION", "LOAD", "return 1"),
+    ("FUNCTION", "LOAD", "#!lua name=bad\nfoo("),
+    ("FUNCTION", "LOAD", "#!lua name=empty\nlocal x = 1"),
+    ("FUNCTION", "LOAD", "#!lua name=callload\nredis.call('ping')"),
+    ("FUNCTION", "LOAD", "#!js name=x\n"),
+    ("FUNCTION", "LOAD", "#!lua name=b-d\n"),
+    ("FUNCTION", "LOAD", "#!lua name=g\nx = 1\nredis.register_function('gg', function() return 1 end)"),
+    ("FUNCTION", "LOAD", "#!lua name=err\nredis.register_function('e', function() error('boom') end)"),
+    ("FCALL", "e", 0),
+    ("FUNCTION", "LOAD", "#!lua name=dupe\nredis.register_function('e', function() return 1 end)"),
+    ("FCALL", "nosuch", 0),
+    ("FCALL_RO", "e", 0),
+    ("FUNCTION", "DELETE", "nolib"),
+    ("FUNCTION", "STATS"),
+]
+
+
 def test_function_replies_and_errors_match_redis_server(srv, redis_server):
     b = srv.client(decode_responses=True)
     differences = [(cmd, raw(b, *cmd), raw(redis_server, *cmd)) for cmd in FUNCTION_PARITY]
