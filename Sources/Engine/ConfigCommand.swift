@@ -34,6 +34,7 @@ enum ConfigCommand {
         }
         if sub.equalsIgnoringCase("resetstat") {
             guard args.count == 2 else { reply.error("ERR wrong number of arguments for 'config|resetstat' command"); return true }
+            shard.server.errorStats.reset()
             for s in shard.server.shards {
                 s.post(.run { target in
                     target.stats = ShardStats(commandCount: target.server.statsSlots)

@@ -132,7 +132,7 @@ enum InfoCommand {
             }
             section("Commandstats", fields)
         }
-        if sections.contains("errorstats") { section("Errorstats", []) }
+        if sections.contains("errorstats") { section("Errorstats", server.errorStats.fields) }
         var keyspace: [(String, String)] = []
         for db in 0..<server.databaseCount {
             let keys = sum { $0.keys[db] }

@@ -49,6 +49,7 @@ public final class Server: @unchecked Sendable {
     let functions = FunctionLibraries()
     let scriptBusy = ScriptBusy()
     let slowlog = SlowLog()
+    let errorStats = ErrorStats()
     let javascript = JSLibraries()
     let jsWatchdog = JSWatchdog()
     private let started = Atomic<Int>(0)
@@ -62,6 +63,7 @@ public final class Server: @unchecked Sendable {
         self.config = config
         self.configFile = configFile
         log = logger
+        ReplyWriter.errorObserver = { [errorStats] in errorStats.count(message: $0) }
         var shardCount = config.int("shards")
         if shardCount <= 0 { shardCount = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
         databaseCount = config.int("databases")

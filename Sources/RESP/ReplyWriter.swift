@@ -30,8 +30,12 @@ public struct ReplyWriter {
         for l in lines { simple(l) }
     }
 
+    /// Sees every error reply written (INFO errorstats); set once, before any writer runs.
+    nonisolated(unsafe) public static var errorObserver: (@Sendable (String) -> Void)? = nil
+
     /// `message` is the full error line without the leading '-', e.g. "ERR syntax error".
     public func error(_ message: String) {
+        ReplyWriter.errorObserver?(message)
         buffer.append(45)
         // An error line must not contain newlines; Redis replaces them with spaces.
         // Bytes, not Characters: Swift reads "\r\n" as one Character equal to neither.

@@ -317,3 +317,23 @@ def test_idle_timeout_and_query_buffer_limit(make_server):
     out, closed = raw(s.port, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1500000\r\n" + b"x" * 1_200_000)
     assert closed and out == b""
     assert s.client().ping() is True
+
+
+def test_errorstats_count_error_replies_by_code(make_server, redis_server):
+    berth = make_server("--shards", "2").client(decode_responses=True)
+    for c in (berth, redis_server):
+        c.config_resetstat()
+        c.set("s", "x")
+        for args in [("LPUSH", "s", "a"), ("NOSUCH",), ("GET",), ("INCR", "s"),
+                     ("EVAL", "return redis.error_reply('MY_ERR custom')", "0"),
+                     ("EVAL", "return {err='lowercase start'}", "0"), ("EVALSHA", "0" * 40, "0")]:
+            with pytest.raises(redis.ResponseError):
+                c.execute_command(*args)
+        p = c.pipeline(transaction=True)
+        p.incr("s")
+        p.lpush("s", "x")
+        with pytest.raises(redis.ResponseError):
+            p.execute()
+    assert berth.info("errorstats") == redis_server.info("errorstats")
+    berth.config_resetstat()
+    assert berth.info("errorstats") == {}

@@ -65,6 +65,7 @@ enum ScriptFunctions {
     static func function(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         let libraries = shard.server.functions
         func fail(_ e: ScriptError) -> Bool {
+            shard.server.errorStats.countReply(e.reply)
             e.reply.withUnsafeBytes { reply.buffer.append($0) }
             return true
         }
@@ -209,7 +210,9 @@ extension Shard {
         guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: function.noCluster, locksHeld: locksHeld, {
             host.fcall(function.name, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }) else { return replyBusy(spec, args, reply) }
-        host.result.withUnsafeBytes { reply.buffer.append($0) }
+        let result = host.result
+        server.errorStats.countReply(result)
+        result.withUnsafeBytes { reply.buffer.append($0) }
         return outcome != .replied
     }
 }

@@ -71,6 +71,7 @@ enum ScriptCommands {
             let host = shard.scriptHost
             host.sync(with: cache)
             if let error = host.load(sha: sha, source: source) {
+                shard.server.errorStats.countReply(error)
                 error.withUnsafeBytes { reply.buffer.append($0) }
                 return true
             }
@@ -139,6 +140,7 @@ extension Shard {
         let host = scriptHost
         host.sync(with: cache)
         if let error = host.load(sha: sha, source: source) {
+            server.errorStats.countReply(error)
             error.withUnsafeBytes { reply.buffer.append($0) }
             return true
         }
@@ -149,7 +151,9 @@ extension Shard {
         guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: noCluster, locksHeld: locksHeld, {
             host.run(sha: sha, keys: keys, args: args[(3 + numkeys)...], resp: conn.protocolVersion, context: run)
         }) else { return replyBusy(spec, args, reply) }
-        host.result.withUnsafeBytes { reply.buffer.append($0) }
+        let result = host.result
+        server.errorStats.countReply(result)
+        result.withUnsafeBytes { reply.buffer.append($0) }
         return outcome != .replied
     }
 }
