@@ -16,12 +16,20 @@ enum CommandCommand {
         if sub.equalsIgnoringCase("count") {
             reply.integer(all.count)
         } else if sub.equalsIgnoringCase("list") {
-            reply.bulkArray(all.map { Bytes($0.name) })
+            return list(all, Array(args.dropFirst(2)), shard.server.modules.modules, reply)
         } else if sub.equalsIgnoringCase("info") {
             let names = args.count > 2 ? Array(args.dropFirst(2)) : all.map { Bytes($0.name) }
             reply.arrayHeader(names.count)
             for n in names {
-                if let spec = table.lookup(n) { info(spec, reply) } else { reply.nullArray() }
+                if let spec = table.lookup(n) {
+                    info(spec, reply)
+                } else if let (container, sub) = subcommand(n, table) {
+                    let full = "\(container.name)|\(sub)"
+                    let m = RedisCommandMetadata.byName[full] ?? RedisCommandMetadata(arity: -2, flags: [], first: 0, last: 0, step: 0, categories: [])
+                    entry(full, arity: m.arity, m, subcommands: [], reply)
+                } else {
+                    reply.nullArray()
+                }
             }
         } else if sub.equalsIgnoringCase("docs") {
             let specs = args.count > 2 ? args.dropFirst(2).compactMap { table.lookup($0) } : all
@@ -51,27 +59,72 @@ enum CommandCommand {
         return false
     }
 
+    /// `container|sub` when the container exists and has that subcommand.
+    private static func subcommand(_ name: Bytes, _ table: CommandTable) -> (CommandSpec, String)? {
+        let parts = name.string.lowercased().split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 2, let spec = table.lookup(Bytes(String(parts[0]))),
+              spec.subcommands.contains(String(parts[1])) else { return nil }
+        return (spec, String(parts[1]))
+    }
+
+    /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: commands and
+    /// their subcommands (`container|sub`), as Redis lists them.
+    private static func list(_ all: [CommandSpec], _ filter: [Bytes], _ modules: [Module], _ reply: ReplyWriter) -> Bool {
+        var names: [String] = []
+        for spec in all {
+            names.append(spec.name)
+            names += spec.subcommands.map { "\(spec.name)|\($0)" }
+        }
+        guard !filter.isEmpty else { reply.bulkArray(names.map { Bytes($0) }); return false }
+        guard filter.count == 3, filter[0].equalsIgnoringCase("filterby") else {
+            reply.error(CommandError.syntax.message)
+            return true
+        }
+        let value = filter[2].string
+        let kept: [String]
+        if filter[1].equalsIgnoringCase("pattern") {
+            kept = names.filter { Glob.matchesName(value, $0) }
+        } else if filter[1].equalsIgnoringCase("aclcat") {
+            kept = names.filter { RedisCommandMetadata.byName[$0]?.categories.contains(value.lowercased()) == true }
+        } else if filter[1].equalsIgnoringCase("module") {
+            kept = modules.first { $0.name == value }?.commands.map(\.string) ?? []
+        } else {
+            reply.error(CommandError.syntax.message)
+            return true
+        }
+        reply.bulkArray(kept.map { Bytes($0) })
+        return false
+    }
+
+    /// One COMMAND INFO entry: Redis's description where Redis has the command (flags, key
+    /// range, ACL categories), Berth's own for the rest (module commands, Berth's own).
     private static func info(_ spec: CommandSpec, _ reply: ReplyWriter) {
-        reply.arrayHeader(10)
-        reply.bulk(spec.name)
-        reply.integer(spec.arity)
-        reply.setHeader(spec.flags.names.count)
-        for f in spec.flags.names { reply.simple(f) }
         let k = spec.keys
-        reply.integer(k.finder != nil ? 1 : k.first)
-        reply.integer(k.finder != nil ? 1 : k.last)
-        reply.integer(k.finder != nil ? 1 : k.step)
-        reply.setHeader(0)
+        let own = RedisCommandMetadata(arity: spec.arity, flags: spec.flags.names, first: k.finder != nil ? 1 : k.first,
+                                       last: k.finder != nil ? 1 : k.last, step: k.finder != nil ? 1 : k.step, categories: [])
+        let described = RedisCommandMetadata.byName[spec.name]
+        let subcommands = spec.subcommands.map { sub in
+            (name: "\(spec.name)|\(sub)", RedisCommandMetadata.byName["\(spec.name)|\(sub)"]
+                ?? RedisCommandMetadata(arity: -2, flags: [], first: 0, last: 0, step: 0, categories: []))
+        }
+        entry(spec.name, arity: spec.arity, described ?? own, subcommands: subcommands, reply)
+    }
+
+    private static func entry(_ name: String, arity: Int, _ m: RedisCommandMetadata,
+                              subcommands: [(name: String, RedisCommandMetadata)], _ reply: ReplyWriter) {
+        reply.arrayHeader(10)
+        reply.bulk(name)
+        reply.integer(arity)
+        reply.setHeader(m.flags.count)
+        for f in m.flags { reply.simple(f) }
+        reply.integer(m.first)
+        reply.integer(m.last)
+        reply.integer(m.step)
+        reply.setHeader(m.categories.count)
+        for c in m.categories { reply.simple("@" + c) }
         reply.setHeader(0)
         reply.arrayHeader(0)
-        reply.arrayHeader(spec.subcommands.count)
-        for sub in spec.subcommands {
-            reply.arrayHeader(10)
-            reply.bulk("\(spec.name)|\(sub)")
-            reply.integer(-2)
-            reply.setHeader(0)
-            reply.integer(0); reply.integer(0); reply.integer(0)
-            reply.setHeader(0); reply.setHeader(0); reply.arrayHeader(0); reply.arrayHeader(0)
-        }
+        reply.arrayHeader(subcommands.count)
+        for (subName, sub) in subcommands { entry(subName, arity: sub.arity, sub, subcommands: [], reply) }
     }
 }

@@ -123,8 +123,8 @@ extension Shard {
         let reply = writer(for: conn)
         defer { if conn.skipReplies > 0 { conn.skipReplies -= 1 } }
         conn.lastCommand = spec.id
-        guard spec.arityMatches(args.count) else {
-            reply.error(CommandError.wrongArity(spec.name).message)
+        guard spec.arityMatches(args.count), subcommandArityMatches(spec, args) else {
+            reply.error(CommandError.wrongArity(Self.fullName(spec, args)).message)
             conn.transaction?.failed = true
             stats.rejectedCalls[spec.id] += 1
             stats.errorReplies += 1
@@ -181,6 +181,14 @@ extension Shard {
         if spec.name == "auth" || spec.name == "hello" { return }  // arguments may hold a password
         server.slowlog.record(args, microseconds: microseconds, peer: conn.peer, name: conn.name,
                               maxLength: server.config.slowlogMaxLength.load(ordering: .relaxed))
+    }
+
+    /// A container's subcommand (CONFIG GET, XINFO STREAM, ...) checked against Redis's arity
+    /// for it, as Redis checks it before the command runs.
+    private func subcommandArityMatches(_ spec: CommandSpec, _ args: [Bytes]) -> Bool {
+        guard !spec.subcommands.isEmpty, args.count >= 2,
+              let sub = RedisCommandMetadata.byName["\(spec.name)|\(args[1].string.lowercased())"] else { return true }
+        return sub.arity >= 0 ? args.count == sub.arity : args.count >= -sub.arity
     }
 
     /// The reply to a command name nobody knows (inside MULTI it also dooms the transaction).

@@ -1,6 +1,7 @@
 """Connection, server and protocol behaviour over real sockets: redis-py, raw sockets,
 redis-cli and redis-benchmark."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -337,3 +338,47 @@ def test_errorstats_count_error_replies_by_code(make_server, redis_server):
     assert berth.info("errorstats") == redis_server.info("errorstats")
     berth.config_resetstat()
     assert berth.info("errorstats") == {}
+
+
+def test_command_info_describes_commands_as_redis_does(make_server, redis_server):
+    """Flags (movablekeys among them), legacy key ranges and ACL categories are what
+    clients route by: for every command both servers have, COMMAND INFO agrees."""
+    berth = make_server("--shards", "2").client()
+    theirs = redis.Redis(port=redis_server.connection_pool.connection_kwargs["port"])
+    for c in (berth, theirs):
+        c.response_callbacks.clear()
+
+    def table(c):
+        return {e[0]: (e[1], sorted(e[2]), e[3], e[4], e[5], sorted(e[6])) for e in c.execute_command("COMMAND")}
+    ours, redis_table = table(berth), table(theirs)
+    # ZRANK and ZREVRANK take Redis 7.2's WITHSCORE, so their arity is 7.2's.
+    for name in (b"zrank", b"zrevrank"):
+        ours[name] = (3,) + ours[name][1:]
+    common = set(ours) & set(redis_table)
+    assert len(common) > 190
+    assert {n: ours[n] for n in common} == {n: redis_table[n] for n in common}
+    assert b"movablekeys" in ours[b"zunionstore"][1] and ours[b"eval"][2:5] == (0, 0, 0)
+    # Subcommands: their own arity, checked before they run.
+    info = berth.execute_command("COMMAND", "INFO", "config|get", "get|key")
+    assert info[0][0] == b"config|get" and info[0][1] == -3 and info[1] is None
+    for args, name in [(("XINFO", "STREAM"), "xinfo|stream"), (("CONFIG", "GET"), "config|get"),
+                       (("CLIENT", "KILL"), "client|kill"), (("FUNCTION", "DELETE"), "function|delete")]:
+        with pytest.raises(redis.ResponseError, match=rf"wrong number of arguments for '{re.escape(name)}' command"):
+            berth.execute_command(*args)
+
+
+def test_command_list_filters(make_server):
+    c = make_server("--shards", "2").client(decode_responses=True)
+    c.response_callbacks.clear()  # redis-py parses COMMAND replies as COMMAND INFO's
+    everything = c.execute_command("COMMAND", "LIST")
+    assert "set" in everything and "client|list" in everything
+    assert c.execute_command("COMMAND", "LIST", "FILTERBY", "PATTERN", "set") == ["set"]
+    config = c.execute_command("COMMAND", "LIST", "FILTERBY", "PATTERN", "config*")
+    assert "config" in config and "config|get" in config and "set" not in config
+    scripting = c.execute_command("COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting")
+    assert "eval" in scripting and "script|kill" in scripting and "set" not in scripting
+    assert c.execute_command("COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch") == []
+    assert c.execute_command("COMMAND", "LIST", "FILTERBY", "MODULE", "nosuch") == []
+    for bad in [("bad_arg",), ("filterby", "bad_arg"), ("filterby", "bad_arg", "x")]:
+        with pytest.raises(redis.ResponseError, match="syntax error"):
+            c.execute_command("COMMAND", "LIST", *bad)
