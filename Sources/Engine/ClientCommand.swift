@@ -30,7 +30,19 @@ enum ClientCommand {
             reply.verbatim(conn.infoLine(now: ShardStore.nowMilliseconds(), server: shard.server, shard: shard.index) + "\n")
         } else if sub.equalsIgnoringCase("setinfo") {
             guard arity(args.count == 4) else { return true }
-            guard args[2].equalsIgnoringCase("lib-name") || args[2].equalsIgnoringCase("lib-ver") else {
+            // Redis's rules: printable text without spaces, as it is shown in CLIENT LIST.
+            let value = args[3]
+            if value.array.contains(where: { $0 == 10 || $0 == 13 }) {
+                reply.error("ERR \(args[2].string) cannot contain newlines"); return true
+            }
+            if value.array.contains(where: { $0 < 33 || $0 > 126 }) {
+                reply.error("ERR \(args[2].string) cannot contain spaces, newlines or special characters."); return true
+            }
+            if args[2].equalsIgnoringCase("lib-name") {
+                conn.libraryName = value.string
+            } else if args[2].equalsIgnoringCase("lib-ver") {
+                conn.libraryVersion = value.string
+            } else {
                 reply.error("ERR Unrecognized option '\(args[2].string)'")
                 return true
             }
@@ -64,7 +76,7 @@ enum ClientCommand {
             var all = true
             if args.count == 4 {
                 if args[3].equalsIgnoringCase("write") { all = false }
-                else if !args[3].equalsIgnoringCase("all") { reply.error(CommandError.syntax.message); return true }
+                else if !args[3].equalsIgnoringCase("all") { reply.error("ERR CLIENT PAUSE mode must be WRITE or ALL"); return true }
             }
             let now = ShardStore.nowMilliseconds()
             shard.server.pause.pause(until: now + Int64(ms), all: all, now: now)
@@ -109,8 +121,8 @@ enum ClientCommand {
             } else if args[i].equalsIgnoringCase("id") && i + 1 < args.count {
                 var set = ids ?? []
                 i += 1
-                while i < args.count, let id = Numbers.int(args[i]) {
-                    guard id > 0 else { reply.error("ERR Invalid client ID"); return true }
+                while i < args.count {
+                    guard let id = Numbers.int(args[i]), id > 0 else { reply.error("ERR Invalid client ID"); return true }
                     set.insert(id); i += 1
                 }
                 ids = set
@@ -183,7 +195,11 @@ enum ClientCommand {
                     f.id = id
                 } else if args[i].equalsIgnoringCase("addr") { f.addr = v.string }
                 else if args[i].equalsIgnoringCase("laddr") { f.laddr = v.string }
-                else if args[i].equalsIgnoringCase("user") { f.user = v.string }
+                else if args[i].equalsIgnoringCase("user") {
+                    // Berth has one user (ACLs come later): any other name is unknown.
+                    guard v.string == "default" else { reply.error("ERR No such user '\(v.string)'"); return true }
+                    f.user = v.string
+                }
                 else if args[i].equalsIgnoringCase("type") {
                     let t = v.string.lowercased()
                     guard ["normal", "master", "replica", "slave", "pubsub"].contains(t) else {

@@ -91,8 +91,11 @@ public final class ServerConfig: @unchecked Sendable {
             ("lfu-decay-time", .integer(min: 0, max: Int.max), "1"), ("maxmemory-clients", .memory, "0"),
             ("tracking-table-max-keys", .integer(min: 0, max: Int.max), "1000000"), ("acllog-max-len", .integer(min: 0, max: Int.max), "128"),
         ]
+        // Redis refuses these at run time too.
+        let immutable: Set<String> = ["daemonize", "supervised", "pidfile", "unixsocket", "unixsocketperm", "io-threads",
+                                      "io-threads-do-reads", "enable-debug-command", "appendfilename"]
         for (name, kind, def) in stored {
-            p[name] = Param(kind: kind, mutable: true, default: def, effective: false)
+            p[name] = Param(kind: kind, mutable: !immutable.contains(name), default: def, effective: false)
         }
         return p
     }()

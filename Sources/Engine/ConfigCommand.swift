@@ -15,8 +15,13 @@ enum ConfigCommand {
             return false
         }
         if sub.equalsIgnoringCase("set") {
-            guard args.count >= 4, args.count % 2 == 0 else {
-                reply.error("ERR wrong number of arguments for 'config|set' command"); return true
+            guard args.count >= 4 else { reply.error("ERR wrong number of arguments for 'config|set' command"); return true }
+            guard args.count % 2 == 0 else { reply.error(CommandError.syntax.message); return true }
+            // A name given twice is refused before anything is applied, as Redis 7 does.
+            var seen = Set<String>()
+            for i in stride(from: 2, to: args.count, by: 2) where !seen.insert(args[i].string.lowercased()).inserted {
+                reply.error("ERR CONFIG SET failed (possibly related to argument '\(args[i].string)') - duplicate parameter")
+                return true
             }
             // Validate every pair before applying any, as Redis 7 does.
             for i in stride(from: 2, to: args.count, by: 2) {

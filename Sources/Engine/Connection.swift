@@ -41,11 +41,18 @@ public final class Connection: @unchecked Sendable {
     var authenticated: Bool
     /// `CommandSpec.id` of the last command run, -1 before any (CLIENT LIST's cmd=).
     var lastCommand = -1
+    /// The subcommand of the last command when it was a container's (cmd=client|list).
+    var lastSubcommand: String? = nil
     var transaction: Transaction? = nil
     var watched: [WatchedKey] = []
     let watchToken = WatchToken()
     /// CLIENT REPLY OFF.
     var repliesOff = false
+    /// CLIENT SETINFO LIB-NAME / LIB-VER.
+    var libraryName = "", libraryVersion = ""
+    /// Bytes read from and written to the socket, and commands run (CLIENT LIST's
+    /// tot-net-in, tot-net-out, tot-cmds).
+    var netInputBytes = 0, netOutputBytes = 0, commandsRun = 0
     /// CLIENT REPLY SKIP: replies still to drop (the SKIP itself and the next command).
     var skipReplies = 0
     /// Set while the connection waits in a blocking command.
@@ -83,7 +90,8 @@ public final class Connection: @unchecked Sendable {
     /// The CLIENT LIST / CLIENT INFO line for this connection.
     /// `shard=` is Berth's own field (the home shard), after Redis's fields.
     func infoLine(now: Int64, server: Server, shard: Int) -> String {
-        let lastCommand = self.lastCommand >= 0 ? server.commandName(self.lastCommand) : "NULL"
+        var lastCommand = self.lastCommand >= 0 ? server.commandName(self.lastCommand) : "NULL"
+        if let sub = lastSubcommand { lastCommand += "|" + sub }
         var flags = ""
         if transaction != nil { flags += "x" }
         if blocked != nil { flags += "b" }
@@ -94,7 +102,7 @@ public final class Connection: @unchecked Sendable {
         let age = (now - createdAt) / 1000
         let idle = (now - lastInteraction) / 1000
         let multi = transaction.map { $0.queue.count } ?? -1
-        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=\(subscriptions[0].count) psub=\(subscriptions[1].count) ssub=\(subscriptions[2].count) multi=\(multi) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) shard=\(shard)"
+        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=\(subscriptions[0].count) psub=\(subscriptions[1].count) ssub=\(subscriptions[2].count) multi=\(multi) watch=\(watched.count) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) lib-name=\(libraryName) lib-ver=\(libraryVersion) tot-net-in=\(netInputBytes) tot-net-out=\(netOutputBytes) tot-cmds=\(commandsRun) shard=\(shard)"
     }
 }
 

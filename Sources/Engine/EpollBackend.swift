@@ -108,6 +108,7 @@ final class EpollBackend: EventBackend {
             let n = recv(conn.fd, conn.input.writePointer, room, 0)
             if n > 0 {
                 conn.input.writerIndex += n
+                conn.netInputBytes += n
                 gotData = true
                 if n < room { break }
             } else if n == 0 {
@@ -129,6 +130,7 @@ final class EpollBackend: EventBackend {
             let n = send(conn.fd, conn.output.readPointer, conn.output.readableCount, Int32(MSG_NOSIGNAL))
             if n > 0 {
                 conn.output.consume(n)
+                conn.netOutputBytes += n
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                 if writing.insert(conn.fd).inserted { control(modify, conn.fd, inMask | outMask) }
                 return

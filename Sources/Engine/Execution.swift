@@ -120,9 +120,11 @@ extension Shard {
             return
         }
         stats.commandsProcessed += 1
+        conn.commandsRun += 1
         let reply = writer(for: conn)
         defer { if conn.skipReplies > 0 { conn.skipReplies -= 1 } }
         conn.lastCommand = spec.id
+        conn.lastSubcommand = spec.subcommands.isEmpty || args.count < 2 ? nil : args[1].string.lowercased()
         guard spec.arityMatches(args.count), subcommandArityMatches(spec, args) else {
             reply.error(CommandError.wrongArity(Self.fullName(spec, args)).message)
             conn.transaction?.failed = true
@@ -210,7 +212,8 @@ extension Shard {
     static func fullName(_ spec: CommandSpec, _ args: [Bytes]) -> String {
         guard args.count > 1, !spec.subcommands.isEmpty else { return spec.name }
         let sub = args[1].string.lowercased()
-        return spec.subcommands.contains(sub) ? "\(spec.name)|\(sub)" : spec.name
+        let full = "\(spec.name)|\(sub)"
+        return spec.subcommands.contains(sub) || RedisCommandMetadata.byName[full] != nil ? full : spec.name
     }
 
     /// Redis's text: the name and arguments printed as C strings (a NUL ends each), the

@@ -186,6 +186,7 @@ final class UringBackend: EventBackend {
             close(conn)
         } else if result > 0 {
             conn.input.writerIndex += Int(result)
+            conn.netInputBytes += Int(result)
             handler.received(conn)
             if conn.closeAfterFlush || conn.closing {
                 close(conn)
@@ -206,6 +207,7 @@ final class UringBackend: EventBackend {
     private func sent(_ conn: Connection, _ result: Int32) {
         if result > 0 {
             conn.sending.consume(Int(result))
+            conn.netOutputBytes += Int(result)
             if !conn.sending.isEmpty {
                 submitSend(conn)
                 return

@@ -382,3 +382,60 @@ def test_command_list_filters(make_server):
     for bad in [("bad_arg",), ("filterby", "bad_arg"), ("filterby", "bad_arg", "x")]:
         with pytest.raises(redis.ResponseError, match="syntax error"):
             c.execute_command("COMMAND", "LIST", *bad)
+
+
+# CLIENT and CONFIG argument errors, each compared with redis-server's reply.
+CLIENT_CONFIG_CASES = [
+    ["CLIENT", "KILL"], ["CLIENT", "KILL", "id", "10", "wrong_arg"], ["CLIENT", "KILL", "id", "str"],
+    ["CLIENT", "KILL", "id", "-1"], ["CLIENT", "KILL", "id", "0"], ["CLIENT", "KILL", "type", "wrong_type"],
+    ["CLIENT", "KILL", "user", "wrong_user"], ["CLIENT", "KILL", "skipme", "yes_or_no"], ["CLIENT", "KILL", "id", "99999"],
+    ["CLIENT", "KILL", "1.2.3.4:5"], ["CLIENT", "NO-EVICT", "wrongInput"], ["CLIENT", "REPLY", "wrongInput"],
+    ["CLIENT", "PAUSE", "10", "wrong"], ["CLIENT", "PAUSE", "-1"], ["CLIENT", "UNBLOCK", "x"],
+    ["CLIENT", "UNBLOCK", "1", "wrong"], ["CLIENT", "SETNAME", "a b"], ["CLIENT", "ID", "x"], ["CLIENT", "LIST", "TYPE", "wrong"],
+    ["CLIENT", "LIST", "ID", "a"], ["CLIENT", "LIST", "ID"], ["CLIENT", "LIST", "x"], ["CLIENT", "INFO", "x"], ["CLIENT", "FOO"],
+    ["CLIENT", "GETREDIR", "x"], ["CLIENT", "TRACKING"],
+    ["CONFIG", "SET", "maxmemory", "10000001", "maxmemory", "10000002"], ["CONFIG", "SET", "daemonize", "yes"],
+    ["CONFIG", "SET", "hz"], ["CONFIG", "SET", "hz", "10", "timeout"], ["CONFIG", "SET", "notexist", "1"],
+    ["CONFIG", "SET", "hz", "abc", "timeout", "0"], ["CONFIG", "GET"],
+]
+
+
+def test_client_and_config_errors_match_redis_server(make_server, redis_server):
+    berth = make_server("--shards", "2").client(decode_responses=True)
+    differences = []
+    for case in CLIENT_CONFIG_CASES:
+        replies = []
+        for c in (berth, redis_server):
+            try:
+                replies.append(("ok", c.execute_command(*case)))
+            except redis.ResponseError as e:
+                replies.append(("error", str(e)))
+        if replies[0] != replies[1]:
+            differences.append((case, *replies))
+    assert differences == []
+    assert berth.config_get("maxmemory") == {"maxmemory": "0"}  # nothing of a refused CONFIG SET applied
+
+
+def test_client_list_fields(make_server):
+    s = make_server("--shards", "2")
+    c = s.client(decode_responses=True)
+    c.execute_command("CLIENT", "SETINFO", "LIB-NAME", "redis.py")
+    c.execute_command("CLIENT", "SETINFO", "LIB-VER", "1.2.3")
+    for bad, message in [("valkey py", "cannot contain spaces"), ("redis.py\n", "newlines")]:
+        with pytest.raises(redis.ResponseError, match=message):
+            c.execute_command("CLIENT", "SETINFO", "LIB-NAME", bad)
+    with pytest.raises(redis.ResponseError, match="Unrecognized"):
+        c.execute_command("CLIENT", "SETINFO", "badger", "hamster")
+    c.execute_command("WATCH", "w")
+    before = c.execute_command("CLIENT", "INFO")
+    after = c.execute_command("CLIENT", "INFO")
+    fields = dict(f.split("=", 1) for f in after.split())
+    assert fields["lib-name"] == "redis.py" and fields["lib-ver"] == "1.2.3" and fields["watch"] == "1"
+    assert fields["cmd"] == "client|info"
+    old = dict(f.split("=", 1) for f in before.split())
+    # CLIENT INFO as redis-py sends it is 26 bytes; its reply went out in between.
+    assert int(fields["tot-net-in"]) == int(old["tot-net-in"]) + 26
+    assert int(fields["tot-net-out"]) > int(old["tot-net-out"]) + 300
+    assert int(fields["tot-cmds"]) == int(old["tot-cmds"]) + 1
+    c.execute_command("RESET")
+    assert "lib-name=redis.py" in c.execute_command("CLIENT", "INFO")
