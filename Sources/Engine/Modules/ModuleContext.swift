@@ -13,7 +13,7 @@ import RESP
 /// alive until `close()`.
 final class ModuleContext {
     enum Kind {
-        case load, command, blockedReply, blockedTimeout, disconnect, threadSafe
+        case load, command, blockedReply, blockedTimeout, disconnect, threadSafe, timer
     }
 
     let kind: Kind
@@ -41,6 +41,12 @@ final class ModuleContext {
     var holdsLocks: Bool
     /// True inside MULTI or a nested Call: blocking is refused.
     var denyBlocking = false
+    /// True for a command run by EXEC (GetContextFlags reports MULTI).
+    var inMulti = false
+    /// When this callback or thread-safe section started (monotonic µs), for Yield's
+    /// busy-reply-threshold; and whether its Yield announced the server busy.
+    var sectionStart = 0
+    var announcedBusy = false
     /// The client a command callback runs for (BlockClient blocks it).
     var connection: Connection?
     /// The command being run, for WrongArity, and its statistics id (-1 outside commands).
