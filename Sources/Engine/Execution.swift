@@ -173,7 +173,11 @@ extension Shard {
         let end = clock.microseconds()
         clockBeforeCommand = end
         stats.microseconds[spec.id] += end - start
-        if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
+        if let block = conn.blocked?.operation.external as? ModuleBlock, block.commandID == spec.id {
+            block.commandMicroseconds = end - start  // logged with the module's time when the wait ends
+        } else if SlowLog.isSlow(end - start, server.config) {
+            recordSlow(spec, conn, args, microseconds: end - start)
+        }
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
     }
 

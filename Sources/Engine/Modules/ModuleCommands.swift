@@ -118,18 +118,25 @@ extension Shard {
             reply.error("ERR unknown command '\(spec.name)'")
             return true
         }
-        if !locksHeld && spec.flags.contains(.allowBusy) && server.scriptBusy.running.load(ordering: .acquiring) == 3,
-           let failed = runInsideYieldingSection(spec, conn, args, reply) {
-            return failed
-        }
         let all = ShardLockSet.all(server.shards.count)
-        if !locksHeld && !all.lock(server.locks, unless: server.scriptBusy) { return replyBusy(spec, args, reply) }
+        let allowBusy = spec.flags.contains(.allowBusy)
+        while !locksHeld {
+            // An allow-busy command runs inside a yielding module's section, whether the
+            // section was announced before it came or while it waited for the locks.
+            if allowBusy && server.scriptBusy.running.load(ordering: .acquiring) == 3,
+               let failed = runInsideYieldingSection(spec, conn, args, reply) {
+                return failed
+            }
+            if all.lock(server.locks, unless: server.scriptBusy) { break }
+            if !(allowBusy && server.scriptBusy.running.load(ordering: .acquiring) == 3) { return replyBusy(spec, args, reply) }
+        }
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         let ctx = ModuleContext(kind: .command, module: command.module, server: server, shard: self, clientID: conn.id,
                                 db: conn.db, protocolVersion: conn.protocolVersion, holdsLocks: true)
         ctx.commandName = spec.name
         ctx.commandID = spec.id
         ctx.connection = conn
+        ctx.arguments = args
         ctx.denyBlocking = conn.transaction != nil || context.inTransaction
         ctx.inMulti = ctx.denyBlocking
         ctx.sectionStart = monotonicMicroseconds()

@@ -25,7 +25,13 @@ final class ModuleContext {
     var db: Int
     let protocolVersion: Int
     let raw: UnsafeMutablePointer<BerthModuleCtx>
-    var reply = ModuleReplyBuilder()
+    /// On a thread-safe context of a blocked client, each complete reply moves to the
+    /// block as soon as it is made (as Redis writes it to the client's reply buffer at
+    /// once), so it is there even if the module calls UnblockClient before
+    /// FreeThreadSafeContext.
+    var reply = ModuleReplyBuilder() {
+        didSet { if kind == .threadSafe, let block { block.addThreadReplies(reply.takeComplete()) } }
+    }
     var autoMemory = false
     var autoStrings: [ModuleString] = []
     var autoCallReplies: [CallReply] = []

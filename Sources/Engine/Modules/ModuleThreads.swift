@@ -50,7 +50,9 @@ extension ModuleAPI {
         } as @convention(c) (RawPointer) -> Void)
         register("ThreadSafeContextTryLock", { c in
             let ctx = ModuleContext.from(c)
-            guard !ctx.holdsLocks else { return ModuleAPI.ok }
+            // Redis's GIL is not recursive: while it is held (by this context's owner or
+            // any thread) TryLock fails.
+            guard !ctx.holdsLocks else { return ModuleAPI.err }
             guard ShardLockSet.all(ctx.server.shards.count).tryLock(ctx.server.locks) else { return ModuleAPI.err }
             ctx.holdsLocks = true
             ctx.sectionStart = monotonicMicroseconds()
