@@ -115,7 +115,7 @@ enum ModuleCall {
         let resp3 = flags.contains("3") || (flags.contains("0") && ctx.protocolVersion == 3)
         let server = ctx.server
         guard let spec = server.commands.lookup(args[0]) ?? server.modules.command(named: args[0])?.spec else {
-            return .failure(Refusal(code: ENOENT, message: "ERR Unknown Redis command '\(args[0].string)'."))
+            return .failure(Refusal(code: ENOENT, message: Shard.unknownCommandMessage(args)))
         }
         guard spec.arityMatches(args.count) else {
             return .failure(Refusal(code: EINVAL, message: CommandError.wrongArity(spec.name).message))
