@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_API 256
+#define MAX_API 512
 
 static struct {
     const char *name;
@@ -45,8 +45,10 @@ int berth_module_get_api(const char *name, void *target) {
                 return 0;
             }
         }
-        return 1;
+        break;
     }
+    // The target is left as it was (NULL in a module's Init), as Redis does.
+    if (helpers.missing_api) helpers.missing_api(name);
     return 1;
 }
 
@@ -181,10 +183,50 @@ static void *host_call(void *ctx, const char *command, const char *fmt, ...) {
     return reply;
 }
 
+// Counts the arguments a Call/Replicate format describes (letters c s b l; v is a vector
+// whose length follows it), consuming them from `ap`. -1 for a letter that names no
+// argument and is not one of Redis's flag letters.
+static int count_format_arguments(const char *fmt, va_list ap) {
+    int argc = 0;
+    for (const char *p = fmt; *p; p++) {
+        switch (*p) {
+        case 'c': (void)va_arg(ap, const char *); argc++; break;
+        case 's': (void)va_arg(ap, const void *); argc++; break;
+        case 'b': (void)va_arg(ap, const char *); (void)va_arg(ap, size_t); argc++; break;
+        case 'l': (void)va_arg(ap, long long); argc++; break;
+        case 'v': (void)va_arg(ap, void **); argc += (int)va_arg(ap, size_t); break;
+        case '!': case 'A': case 'R': break;  // Replicate's target flags
+        default: return -1;
+        }
+    }
+    return argc;
+}
+
+// Replicate(ctx, command, fmt, ...): Berth has no replicas or AOF, so there is nothing to
+// send; the call is checked as Redis checks it (known command, valid format) and counted.
+static int host_replicate(void *ctx, const char *command, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int argc = count_format_arguments(fmt, ap);
+    va_end(ap);
+    if (argc < 0) return 1;
+    return helpers.replicate(ctx, command, argc);
+}
+
+// EmitAOF(io, command, fmt, ...): only reachable from a data type's aof_rewrite callback,
+// which Berth never calls (it has no AOF).
+static void host_emit_aof(void *io, const char *command, const char *fmt, ...) {
+    (void)io;
+    (void)command;
+    (void)fmt;
+}
+
 void berth_module_set_helpers(BerthModuleHelpers h) {
     helpers = h;
     berth_module_register("Log", (void *)host_log);
     berth_module_register("CreateStringPrintf", (void *)host_create_string_printf);
     berth_module_register("ReplyWithErrorFormat", (void *)host_reply_with_error_format);
     berth_module_register("Call", (void *)host_call);
+    berth_module_register("Replicate", (void *)host_replicate);
+    berth_module_register("EmitAOF", (void *)host_emit_aof);
 }

@@ -38,6 +38,9 @@ public struct CommandFlags: OptionSet, Sendable {
     /// the engine holds every shard's lock for it, while only its named keys count as
     /// written (unlike `allShards`, which also stands for "every key").
     public static let readsAnyKey = CommandFlags(rawValue: 1 << 16)
+    /// Runs while a module command is busy (Yield past busy-reply-threshold): a module
+    /// command created with Redis's `allow-busy` flag.
+    public static let allowBusy = CommandFlags(rawValue: 1 << 17)
 
     /// Whether the command needs every shard's lock.
     public var locksEveryShard: Bool { contains(.allShards) || contains(.readsAnyKey) }

@@ -80,6 +80,9 @@ public final class ServerConfig: @unchecked Sendable {
             ("lazyfree-lazy-expire", .bool, "no"), ("lazyfree-lazy-server-del", .bool, "no"), ("lazyfree-lazy-user-del", .bool, "no"),
             ("lazyfree-lazy-user-flush", .bool, "no"), ("replica-lazy-flush", .bool, "no"),
             ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
+            // Per-command latency histograms (INFO latencystats): accepted and stored; Berth
+            // keeps no histograms yet, so INFO has no latencystats section.
+            ("latency-tracking", .bool, "yes"), ("latency-tracking-info-percentiles", .string, "50 99 99.9"),
             ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
             ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
             ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("appendfilename", .string, "appendonly.aof"),

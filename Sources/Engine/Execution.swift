@@ -175,7 +175,11 @@ extension Shard {
         let end = clock.microseconds()
         clockBeforeCommand = end
         stats.microseconds[spec.id] += end - start
-        if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
+        if let block = conn.blocked?.operation.external as? ModuleBlock, block.commandID == spec.id {
+            block.commandMicroseconds = end - start  // logged with the module's time when the wait ends
+        } else if SlowLog.isSlow(end - start, server.config) {
+            recordSlow(spec, conn, args, microseconds: end - start)
+        }
         if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
     }
 
@@ -196,7 +200,7 @@ extension Shard {
     /// The reply to a command name nobody knows (inside MULTI it also dooms the transaction).
     private func rejectUnknownCommand(_ conn: Connection, _ args: [Bytes]) {
         stats.commandsProcessed += 1
-        writer(for: conn).error(unknownCommandMessage(args))
+        writer(for: conn).error(Shard.unknownCommandMessage(args))
         if conn.skipReplies > 0 { conn.skipReplies -= 1 }
         conn.transaction?.failed = true
         stats.errorReplies += 1
@@ -218,7 +222,7 @@ extension Shard {
 
     /// Redis's text: the name and arguments printed as C strings (a NUL ends each), the
     /// name cut at 128 bytes, arguments added while the list is under 128 bytes.
-    private func unknownCommandMessage(_ args: [Bytes]) -> String {
+    static func unknownCommandMessage(_ args: [Bytes]) -> String {
         func cString(_ b: Bytes, max: Int) -> String {
             String(decoding: b.withUnsafeBytes { Array($0.prefix { $0 != 0 }.prefix(max)) }, as: UTF8.self)
         }

@@ -45,6 +45,10 @@ public final class Server: @unchecked Sendable {
     let pubsub: PubSubRegistry
     let monitors: MonitorFeed
     let modules = ModuleRegistry()
+    /// Timers modules created (ModuleTimers.swift).
+    let moduleTimers = ModuleTimers()
+    /// Allow-busy module commands admitted into a yielding module's section (ModuleYield.swift).
+    let moduleYieldGate = ModuleYieldGate()
     let scripts = ScriptCache()
     let functions = FunctionLibraries()
     let scriptBusy = ScriptBusy()

@@ -131,12 +131,16 @@ public final class Shard: @unchecked Sendable, EventHandler {
                 tick(now: now)
                 nextTick = now + Int64(1000 / max(1, server.config.int("hz")))
             }
+            // Module timers first, and what they posted (an UnblockClient) with them: a
+            // timer due with a blocked client's deadline answers that client first.
+            if fireModuleTimers(now: now) { drainInbox() }
             fireTimeouts(now: now)
             if !paused.isEmpty { resumePaused(now: now) }
             if !waitingWalks.isEmpty { retryWaitingWalks() }
             runDeferredWork()
             var wake = nextTick
             if let d = timers.nextDeadline { wake = min(wake, d) }
+            if let d = server.moduleTimers.nextDue(shard: index) { wake = min(wake, d) }
             if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
             if !waitingWalks.isEmpty { wake = min(wake, now + 1) }
             backend.poll(timeoutMicros: Int(max(0, wake * 1000 - ShardStore.nowMicroseconds())))

@@ -232,7 +232,7 @@ def test_call_and_key_api(srv):
     assert r.execute_command("blockdemo.call", "set", "a", "1") == "OK"
     assert r.execute_command("blockdemo.call", "incrby", "a", "41") == 42
     assert r.execute_command("blockdemo.call", "lrange", "nolist", "0", "-1") == []
-    with pytest.raises(redis.ResponseError, match="Unknown Redis command 'nosuch'"):
+    with pytest.raises(redis.ResponseError, match="unknown command 'nosuch', with args beginning with"):
         r.execute_command("blockdemo.call", "nosuch")
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get'"):
         r.execute_command("blockdemo.call", "get")
@@ -466,3 +466,61 @@ def test_module_data_type_same_in_redis_server():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# ---- timers, Yield and the other APIs of modules/examples/yieldtimer.c -------------------
+
+YIELDTIMER = os.path.join(os.path.dirname(MODULE), "yieldtimer.so")
+
+
+@pytest.fixture
+def yt():
+    s = Server("--shards", 2, "--loadmodule", YIELDTIMER)
+    yield s
+    assert s.stop() == 0, s.output()
+
+
+def test_timer_fires_once_on_its_shard_and_can_be_stopped(yt):
+    r = yt.client(decode_responses=True)
+    fired = r.execute_command("yt.timer", 100, "tk", "done")
+    stopped = r.execute_command("yt.timer", 100, "tk2", "never")
+    remaining = r.execute_command("yt.timerinfo", fired)
+    assert 0 < remaining <= 100
+    assert r.execute_command("yt.stoptimer", stopped) == 1
+    assert r.execute_command("yt.stoptimer", stopped) == 0
+    assert r.get("tk") is None
+    wait_for(lambda: r.get("tk") == "done", timeout=3)
+    time.sleep(0.2)
+    assert r.get("tk2") is None
+    with pytest.raises(redis.ResponseError, match="no such timer"):
+        r.execute_command("yt.timerinfo", fired)
+
+
+def test_yield_answers_busy_and_runs_allow_busy_commands(yt):
+    r = yt.client(decode_responses=True)
+    r.config_set("busy-reply-threshold", 50)
+    result = {}
+    busy = threading.Thread(target=lambda: result.setdefault("yields", yt.client().execute_command("yt.busy")))
+    busy.start()
+    time.sleep(0.3)
+    others = [yt.client(decode_responses=True) for _ in range(4)]  # on both shards
+    for c in others:
+        with pytest.raises(redis.ResponseError, match="yieldtimer is busy"):
+            c.get("x")
+    assert others[0].execute_command("yt.stop") == "OK"  # allow-busy: runs inside the section
+    busy.join(5)
+    assert not busy.is_alive() and result["yields"] > 10
+    for c in others:
+        assert c.ping()
+
+
+def test_string_append_flags_replicate_and_missing_api(yt):
+    r = yt.client(decode_responses=True)
+    assert r.execute_command("yt.append", "ab", "cd") == "abcd"
+    flags = r.execute_command("yt.flagsall")
+    assert flags & (1 << 1) and flags & (1 << 21) and not flags & (1 << 3)  # MULTI, DENY_BLOCKING; no REPLICA
+    assert r.execute_command("yt.replicate") == [0, 1, 0]
+    assert r.execute_command("yt.missing") == [1, 1]
+    log = yt.output()
+    line = "module yieldtimer asked for API RedisModule_NoSuchFunctionAnywhere, which Berth does not provide"
+    assert log.count(line) == 1

@@ -3,10 +3,11 @@
  *
  * The engine implements the module API in Swift and registers each function here by its
  * bare name ("CreateString"); GetApi answers a module asking for "RedisModule_<name>" or
- * "ValkeyModule_<name>". The few variadic API functions (Call, Log, CreateStringPrintf,
- * ReplyWithErrorFormat) cannot be written in Swift: they live in host.c, turn their
- * arguments into plain arrays and strings, and call the Swift helpers set with
- * berth_module_set_helpers.
+ * "ValkeyModule_<name>"; a name it does not know is answered with 1 (REDISMODULE_ERR)
+ * and reported to the engine (`missing_api`), which logs it once. The few variadic API
+ * functions (Call, Log, CreateStringPrintf, ReplyWithErrorFormat, Replicate, EmitAOF)
+ * cannot be written in Swift: they live in host.c, turn their arguments into plain
+ * arrays and strings, and call the Swift helpers set with berth_module_set_helpers.
  */
 #ifndef BERTH_MODULE_HOST_H
 #define BERTH_MODULE_HOST_H
@@ -29,6 +30,10 @@ typedef struct BerthModuleHelpers {
     /* Runs a command for RedisModule_Call; NULL (with errno set) or a call reply. */
     void *(*call)(void *ctx, const char *command, const char *flags, const char *const *argv, const size_t *lengths,
                   int argc);
+    /* A module asked GetApi for a name Berth does not provide (the full name asked). */
+    void (*missing_api)(const char *name);
+    /* Replicate(ctx, command, ...): 0 when Berth accepts it (the command exists), else 1. */
+    int (*replicate)(void *ctx, const char *command, int argc);
 } BerthModuleHelpers;
 
 /* Registers `fn` as the API function `name` (without prefix). Not thread-safe: the

@@ -34,6 +34,10 @@ enum ModuleAPI {
             log: { c, level, m in ModuleAPI.log(c.map(ModuleContext.from), String(cString: level!), String(cString: m!)) },
             call: { c, cmd, flags, argv, lens, argc in
                 ModuleCall.call(ModuleContext.from(c), command: cmd!, flags: flags!, argv: argv!, lengths: lens!, count: Int(argc))
+            },
+            missing_api: { name in ModuleMissingAPIs.asked(String(cString: name!)) },
+            replicate: { c, cmd, argc in
+                ModuleReplication.replicate(ModuleContext.from(c), command: String(cString: cmd!), argumentCount: Int(argc))
             }))
         registerCore()
         registerReplies()
@@ -43,6 +47,10 @@ enum ModuleAPI {
         registerBlocking()
         registerThreads()
         registerTypes()
+        registerTypeIO()
+        registerTimers()
+        registerYield()
+        registerReplication()
     }
 
     static func register<F>(_ name: StaticString, _ fn: F) {
@@ -107,11 +115,24 @@ enum ModuleAPI {
             let ctx = ModuleContext.from(c)
             var flags: Int32 = 1 << 2  // master
             if ctx.protocolVersion == 3 { flags |= 1 << 22 }
-            if ctx.denyBlocking { flags |= (1 << 21) | (1 << 1) }
+            if ctx.denyBlocking { flags |= 1 << 21 }
+            if ctx.inMulti { flags |= 1 << 1 }
             return flags
         } as @convention(c) (RawPointer) -> Int32)
+        register("GetContextFlagsAll", { ModuleAPI.supportedContextFlags } as @convention(c) () -> Int32)
         register("AutoMemory", { c in ModuleContext.from(c).autoMemory = true } as @convention(c) (RawPointer) -> Void)
+        register("_Assert", { expression, file, line in
+            // Redis's ValkeyModule_Assert: a failed assertion in a module stops the server.
+            let text = "module assertion failed: \(String(cString: expression!)) (\(String(cString: file!)):\(line))"
+            ModuleAPI.server?.log.warning("\(text)")
+            _ = text.withCString { write(2, $0, strlen($0)) }
+            abort()
+        } as @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32) -> Void)
     }
+
+    /// The GetContextFlags bits Berth can report (GetContextFlagsAll): MULTI, MASTER,
+    /// DENY_BLOCKING and RESP3. The others (replica, loading, OOM, AOF/RDB, ...) never apply.
+    static let supportedContextFlags: Int32 = (1 << 1) | (1 << 2) | (1 << 21) | (1 << 22)
 
     private static func add(_ c: RawPointer, _ r: ModuleReplyBuilder.Reply) -> Int32 {
         ModuleContext.from(c).reply.add(r)

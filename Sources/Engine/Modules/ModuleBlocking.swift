@@ -75,8 +75,13 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
     /// added to the command's INFO commandstats when the wait ends, as Redis does.
     let measureStart = Atomic<Int>(-1)
     let measuredMicroseconds = Atomic<Int>(0)
-    /// The statistics id of the command that blocked.
+    /// The statistics id of the command that blocked, its arguments and client (for the
+    /// slow log), and how long the command itself ran (set once it returned).
     let commandID: Int
+    let command: [Bytes]
+    let peer: String
+    let clientName: String
+    var commandMicroseconds = 0
 
     init(ctx: ModuleContext, home: Int, connectionID: Int, reply: ModuleCallback?, timeout: ModuleCallback?,
          free: PrivdataRelease?, timeoutMilliseconds: Int, keys: [Bytes], unblockOnDeleted: Bool, privdata: UnsafeMutableRawPointer?) {
@@ -93,6 +98,9 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
         self.unblockOnDeleted = unblockOnDeleted
         moduleHoldsHandle = keys.isEmpty
         commandID = ctx.commandID
+        command = ctx.arguments
+        peer = ctx.connection?.peer ?? ""
+        clientName = ctx.connection?.name ?? ""
         shared = Mutex(Shared(privdata: privdata))
         module.liveBlocks.add(1, ordering: .relaxed)
     }
@@ -133,10 +141,25 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
 
     /// The client's wait is over, whatever ended it (home thread).
     func outcomeFinished(on shard: Shard) {
-        if commandID >= 0 { shard.stats.microseconds[commandID] += measuredMicroseconds.load(ordering: .acquiring) }
+        recordTime(on: shard)
         outcomeDone = true
         client = nil  // the client's operation holds this block: break the cycle
         freePrivdataIfDone(on: shard)
+    }
+
+    /// As Redis does when a blocked client's wait ends: the background time the module
+    /// measured joins the command's INFO commandstats time, and the command enters the
+    /// slow log if the command and that time together pass the threshold (the command's
+    /// own run skipped the slow log for this reason, Execution.swift).
+    private func recordTime(on shard: Shard) {
+        guard commandID >= 0, client != nil else { return }
+        let measured = measuredMicroseconds.load(ordering: .acquiring)
+        shard.stats.microseconds[commandID] += measured
+        let total = commandMicroseconds + measured
+        if SlowLog.isSlow(total, shard.server.config) {
+            shard.server.slowlog.record(command, microseconds: total, peer: peer, name: clientName,
+                                        maxLength: shard.server.config.slowlogMaxLength.load(ordering: .relaxed))
+        }
     }
 
     /// The module gave the handle back (home thread).

@@ -114,8 +114,8 @@ enum ModuleCall {
     static func run(_ ctx: ModuleContext, _ args: [Bytes], flags: Set<Character>) -> Result<RESPValue, Refusal> {
         let resp3 = flags.contains("3") || (flags.contains("0") && ctx.protocolVersion == 3)
         let server = ctx.server
-        guard let spec = server.commands.lookup(args[0]) else {
-            return .failure(Refusal(code: ENOENT, message: "ERR Unknown Redis command '\(args[0].string)'."))
+        guard let spec = server.commands.lookup(args[0]) ?? server.modules.command(named: args[0])?.spec else {
+            return .failure(Refusal(code: ENOENT, message: Shard.unknownCommandMessage(args)))
         }
         guard spec.arityMatches(args.count) else {
             return .failure(Refusal(code: EINVAL, message: CommandError.wrongArity(spec.name).message))
@@ -123,11 +123,51 @@ enum ModuleCall {
         if flags.contains("W") && spec.flags.contains(.write) {
             return .failure(Refusal(code: ENOSPC, message: "ERR Write command '\(spec.name)' was called while write is not allowed."))
         }
+        if let refusal = refusedForDenyBlocking(spec.name) { return .failure(refusal) }
+        if spec.flags.contains(.module) { return callModuleCommand(ctx, spec, args, resp3: resp3) }
         guard spec.handler != nil else {
             return .failure(Refusal(code: ENOTSUP, message: "ERR command '\(spec.name)' is not available to modules in Berth"))
         }
         let out = ModuleKey.withLocks(ctx) { cc in
             server.runNested(spec, args, in: cc, db: ctx.db, protocolVersion: resp3 ? 3 : 2)
+        }
+        guard let value = RESPReplyParser.parse(out) else {
+            return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))
+        }
+        return .success(value)
+    }
+
+    /// Commands that would make the calling client wait for pushes, which a Call's client
+    /// can never do (Redis's DENY BLOCKING client).
+    private static func refusedForDenyBlocking(_ name: String) -> Refusal? {
+        switch name {
+        case "monitor": return Refusal(code: EINVAL, message: "ERR MONITOR isn't allowed for DENY BLOCKING client")
+        case "subscribe", "psubscribe", "ssubscribe":
+            return Refusal(code: EINVAL, message: "ERR \(name.uppercased()) isn't allowed for a DENY BLOCKING client")
+        default: return nil
+        }
+    }
+
+    /// A module command called through Call: its callback runs at once, inside the
+    /// caller's atomic section, with a context that may not block (BlockClient answers
+    /// NULL, GetContextFlags reports DENY_BLOCKING); its reply is parsed like any other.
+    private static func callModuleCommand(_ ctx: ModuleContext, _ spec: CommandSpec, _ args: [Bytes], resp3: Bool) -> Result<RESPValue, Refusal> {
+        guard let command = ctx.server.modules.command(id: spec.id) else {
+            return .failure(Refusal(code: ENOENT, message: "ERR Unknown Redis command '\(args[0].string)'."))
+        }
+        let out = ModuleKey.withLocks(ctx) { _ -> IOBuffer in
+            let nested = ModuleContext(kind: .command, module: command.module, server: ctx.server, shard: ctx.shard,
+                                       clientID: ctx.clientID, db: ctx.db, protocolVersion: resp3 ? 3 : 2, holdsLocks: true)
+            nested.commandName = spec.name
+            nested.commandID = spec.id
+            nested.denyBlocking = true
+            nested.sectionStart = ctx.sectionStart > 0 ? ctx.sectionStart : monotonicMicroseconds()
+            _ = command.body.run(nested, arguments: args)
+            ModuleYield.sectionEnded(nested)
+            let buffer = IOBuffer(capacity: 64)
+            nested.reply.write(to: ReplyWriter(buffer: buffer, protocolVersion: resp3 ? 3 : 2))
+            nested.close()
+            return buffer
         }
         guard let value = RESPReplyParser.parse(out) else {
             return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))

@@ -12,7 +12,7 @@ enum ModuleCommands {
         "write": .write, "readonly": .readonly, "admin": .admin, "deny-oom": .denyOOM, "fast": .fast,
         "no-auth": .noAuth, "blocking": .blocking, "allow-loading": .loading, "allow-stale": .stale,
         "deny-script": [], "pubsub": [], "random": [], "no-monitor": [], "no-slowlog": [], "may-replicate": [],
-        "getkeys-api": [], "no-cluster": [], "no-mandatory-keys": [], "allow-busy": [], "no-commandstats": [],
+        "getkeys-api": [], "no-cluster": [], "no-mandatory-keys": [], "allow-busy": .allowBusy, "no-commandstats": [],
     ]
 
     static func create(_ ctx: ModuleContext, name: String, function: ModuleCallback?, flags: String,
@@ -61,7 +61,9 @@ enum ModuleCommands {
                                     protocolVersion: 2, holdsLocks: false)
             let argv = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: max(1, arguments.count))
             for (i, a) in arguments.enumerated() { argv[i] = Unmanaged.passRetained(ModuleString.make(Bytes(a))).toOpaque() }
+            ModuleMissingAPIs.beginLoad()
             let status = onLoad(ctx.pointer, argv, Int32(arguments.count))
+            ModuleMissingAPIs.endLoad(module: module.name)
             for i in 0..<arguments.count { Unmanaged<ModuleString>.fromOpaque(argv[i]!).release() }
             argv.deallocate()
             ctx.close()
@@ -117,15 +119,29 @@ extension Shard {
             return true
         }
         let all = ShardLockSet.all(server.shards.count)
-        if !locksHeld && !all.lock(server.locks, unless: server.scriptBusy) { return replyBusy(spec, args, reply) }
+        let allowBusy = spec.flags.contains(.allowBusy)
+        while !locksHeld {
+            // An allow-busy command runs inside a yielding module's section, whether the
+            // section was announced before it came or while it waited for the locks.
+            if allowBusy && server.scriptBusy.running.load(ordering: .acquiring) == 3,
+               let failed = runInsideYieldingSection(spec, conn, args, reply) {
+                return failed
+            }
+            if all.lock(server.locks, unless: server.scriptBusy) { break }
+            if !(allowBusy && server.scriptBusy.running.load(ordering: .acquiring) == 3) { return replyBusy(spec, args, reply) }
+        }
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         let ctx = ModuleContext(kind: .command, module: command.module, server: server, shard: self, clientID: conn.id,
                                 db: conn.db, protocolVersion: conn.protocolVersion, holdsLocks: true)
         ctx.commandName = spec.name
         ctx.commandID = spec.id
         ctx.connection = conn
+        ctx.arguments = args
         ctx.denyBlocking = conn.transaction != nil || context.inTransaction
+        ctx.inMulti = ctx.denyBlocking
+        ctx.sectionStart = monotonicMicroseconds()
         _ = command.body.run(ctx, arguments: args)
+        ModuleYield.sectionEnded(ctx)
         conn.db = ctx.db
         registerModuleBlocks(ctx, conn)
         if !locksHeld {
@@ -138,6 +154,17 @@ extension Shard {
         ctx.reply.write(to: reply)
         ctx.close()
         return failed
+    }
+
+    /// An allow-busy module command while a module's operation yields (ModuleYield.swift):
+    /// it runs inside that operation's section, on this thread. Nil when the operation
+    /// ended before letting it in.
+    private func runInsideYieldingSection(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool? {
+        let gate = server.moduleYieldGate
+        if gate.isHolderThread { return runModuleCommand(spec, conn, args, reply, locksHeld: true) }
+        guard gate.enter() else { return nil }
+        defer { gate.leave() }
+        return runModuleCommand(spec, conn, args, reply, locksHeld: true)
     }
 }
 

@@ -13,7 +13,7 @@ import RESP
 /// alive until `close()`.
 final class ModuleContext {
     enum Kind {
-        case load, command, blockedReply, blockedTimeout, disconnect, threadSafe
+        case load, command, blockedReply, blockedTimeout, disconnect, threadSafe, timer
     }
 
     let kind: Kind
@@ -25,7 +25,13 @@ final class ModuleContext {
     var db: Int
     let protocolVersion: Int
     let raw: UnsafeMutablePointer<BerthModuleCtx>
-    var reply = ModuleReplyBuilder()
+    /// On a thread-safe context of a blocked client, each complete reply moves to the
+    /// block as soon as it is made (as Redis writes it to the client's reply buffer at
+    /// once), so it is there even if the module calls UnblockClient before
+    /// FreeThreadSafeContext.
+    var reply = ModuleReplyBuilder() {
+        didSet { if kind == .threadSafe, let block { block.addThreadReplies(reply.takeComplete()) } }
+    }
     var autoMemory = false
     var autoStrings: [ModuleString] = []
     var autoCallReplies: [CallReply] = []
@@ -41,6 +47,12 @@ final class ModuleContext {
     var holdsLocks: Bool
     /// True inside MULTI or a nested Call: blocking is refused.
     var denyBlocking = false
+    /// True for a command run by EXEC (GetContextFlags reports MULTI).
+    var inMulti = false
+    /// When this callback or thread-safe section started (monotonic µs), for Yield's
+    /// busy-reply-threshold; and whether its Yield announced the server busy.
+    var sectionStart = 0
+    var announcedBusy = false
     /// The client a command callback runs for (BlockClient blocks it).
     var connection: Connection?
     /// The command being run, for WrongArity, and its statistics id (-1 outside commands).

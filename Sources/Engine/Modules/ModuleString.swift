@@ -5,15 +5,17 @@ import RESP
 import Glibc
 #endif
 
-/// `RedisModuleString`: an immutable byte string with a NUL-terminated copy, since
-/// StringPtrLen hands modules a C pointer that must stay valid as long as the string.
+/// `RedisModuleString`: a byte string with a NUL-terminated copy, since StringPtrLen
+/// hands modules a C pointer that must stay valid as long as the string.
 ///
 /// Invariants: the C handle is this object's unmanaged pointer; each Create*, Hold and
 /// Retain adds one reference, each FreeString (or the end of an auto-memory callback)
-/// drops one, and the last drop frees the bytes.
+/// drops one, and the last drop frees the bytes. The bytes never change, except through
+/// StringAppendBuffer, which (as in Redis) a module may only use on a string nobody else
+/// holds; it moves the bytes, so an earlier StringPtrLen pointer is stale afterwards.
 final class ModuleString {
-    let pointer: UnsafeMutablePointer<CChar>
-    let count: Int
+    private(set) var pointer: UnsafeMutablePointer<CChar>
+    private(set) var count: Int
 
     init(_ raw: UnsafeRawBufferPointer) {
         count = raw.count
@@ -27,6 +29,17 @@ final class ModuleString {
     deinit { pointer.deallocate() }
 
     var bytes: Bytes { Bytes(UnsafeRawBufferPointer(start: pointer, count: count)) }
+
+    /// StringAppendBuffer: the string grows by `raw`, in a new buffer.
+    func append(_ raw: UnsafeRawBufferPointer) {
+        let grown = UnsafeMutablePointer<CChar>.allocate(capacity: count + raw.count + 1)
+        UnsafeMutableRawPointer(grown).copyMemory(from: pointer, byteCount: count)
+        if raw.count > 0 { (UnsafeMutableRawPointer(grown) + count).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+        grown[count + raw.count] = 0
+        pointer.deallocate()
+        pointer = grown
+        count += raw.count
+    }
 
     /// A new string with one reference, owned by `ctx`'s auto-memory when enabled.
     static func create(_ raw: UnsafeRawBufferPointer, in ctx: ModuleContext?) -> UnsafeMutableRawPointer {
@@ -87,6 +100,11 @@ extension ModuleAPI {
             return Unmanaged<ModuleString>.fromOpaque(s).retain().toOpaque()
         } as @convention(c) (RawPointer, RawPointer) -> RawPointer)
         register("StringPtrLen", stringPtrLen)
+        register("StringAppendBuffer", { (_: RawPointer, s: RawPointer, p: UnsafePointer<CChar>?, n: Int) -> Int32 in
+            guard let s else { return ModuleAPI.err }
+            ModuleString.from(s).append(UnsafeRawBufferPointer(start: p, count: n))
+            return ModuleAPI.ok
+        } as @convention(c) (RawPointer, RawPointer, UnsafePointer<CChar>?, Int) -> Int32)
         register("StringToLongLong", { (s: UnsafeRawPointer?, out: UnsafeMutablePointer<Int64>?) -> Int32 in
             guard let s, let v = Numbers.int(ModuleString.from(s).bytes) else { return ModuleAPI.err }
             out?.pointee = Int64(v)

@@ -46,12 +46,16 @@ extension ModuleAPI {
             guard !ctx.holdsLocks else { return }
             ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks, yieldingTo: ctx.server.scriptBusy)
             ctx.holdsLocks = true
+            ctx.sectionStart = monotonicMicroseconds()
         } as @convention(c) (RawPointer) -> Void)
         register("ThreadSafeContextTryLock", { c in
             let ctx = ModuleContext.from(c)
-            guard !ctx.holdsLocks else { return ModuleAPI.ok }
+            // Redis's GIL is not recursive: while it is held (by this context's owner or
+            // any thread) TryLock fails.
+            guard !ctx.holdsLocks else { return ModuleAPI.err }
             guard ShardLockSet.all(ctx.server.shards.count).tryLock(ctx.server.locks) else { return ModuleAPI.err }
             ctx.holdsLocks = true
+            ctx.sectionStart = monotonicMicroseconds()
             return ModuleAPI.ok
         } as @convention(c) (RawPointer) -> Int32)
         register("ThreadSafeContextUnlock", { c in
@@ -70,6 +74,7 @@ extension ModuleAPI {
 
     /// Leaves the atomic section of a module thread (Server.leaveThreadSection).
     static func unlockAll(_ ctx: ModuleContext) {
+        ModuleYield.sectionEnded(ctx)
         ctx.server.leaveThreadSection(ctx.shard == nil ? ctx.commandContext : nil)
         ctx.holdsLocks = false
     }

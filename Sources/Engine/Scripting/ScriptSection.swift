@@ -38,7 +38,9 @@ import Glibc
 ///
 /// Invariants: `lock` is held by the thread running a script (or an EXEC that contains
 /// one) for the whole run, so at most one script is announced or escalating at a time;
-/// `running` is 0 (none), 1 (an EVAL script) or 2 (a function); `kill` is only set while
+/// `running` is 0 (none), 1 (an EVAL script), 2 (a function) or 3 (a module section that
+/// yielded past the threshold, ModuleYield.swift: it holds every shard lock, so it never
+/// overlaps a script's announcement); `moduleReply` is set before `running` becomes 3; `kill` is only set while
 /// `running` is; `escalating` is only true while its script waits for shard locks out of
 /// order. The script's own thread clears them all before it releases `lock`.
 final class ScriptBusy: Sendable {
@@ -54,6 +56,15 @@ final class ScriptBusy: Sendable {
     private let function = Mutex<(command: [Bytes], startedAt: Int)?>(nil)
 
     var runningFunction: (command: [Bytes], startedAt: Int)? { function.withLock { $0 } }
+    /// The busy reply a yielding module gave (running == 3).
+    private let moduleReply = Mutex<String>("")
+
+    func announceModule(_ reply: String) {
+        moduleReply.withLock { $0 = reply }
+        running.store(3, ordering: .releasing)
+    }
+
+    func setModuleReply(_ reply: String) { moduleReply.withLock { $0 = reply } }
 
     func announceFunction(_ command: [Bytes], startedAt: Int) {
         function.withLock { $0 = (command, startedAt) }
@@ -80,6 +91,10 @@ final class ScriptBusy: Sendable {
     func refusal(_ spec: CommandSpec, _ args: [Bytes]) -> String? {
         let state = running.load(ordering: .acquiring)
         guard state != 0 else { return nil }
+        if state == 3 {
+            if Self.allowedWhileBusy.contains(spec.name) || spec.flags.contains(.allowBusy) { return nil }
+            return "BUSY " + moduleReply.withLock { $0 }
+        }
         let kill = state == 2 ? "function" : "script"
         if spec.name == kill && args.count == 2 && args[1].equalsIgnoringCase("kill") { return nil }
         if Self.allowedWhileBusy.contains(spec.name) { return nil }

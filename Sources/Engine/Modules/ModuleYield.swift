@@ -1,0 +1,133 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// RedisModule_Yield: a long module operation lets the server breathe.
+//
+// In Redis a module command, or a thread holding the GIL, that runs long calls Yield so
+// that the event loop runs meanwhile: once busy-reply-threshold has passed since the
+// operation began, other clients' commands are answered `-BUSY <reply>` (with
+// YIELD_FLAG_CLIENTS), except commands flagged `allow-busy`, which run right there, in the
+// middle of the module's operation.
+//
+// In Berth such an operation holds every shard lock (a module command, a timer callback,
+// a thread between ThreadSafeContextLock and Unlock). Yield does three things:
+// - Past the threshold, with YIELD_FLAG_CLIENTS, it announces the server busy
+//   (`ScriptBusy.running` = 3, with the module's reply). Shard threads waiting for a lock
+//   give up and answer -BUSY, and commands that need no lock are refused the same way,
+//   exactly as behind a busy script. With YIELD_FLAG_NONE nothing is announced: other
+//   clients' commands wait for the locks, as Redis's do.
+// - On a shard thread, it serves that shard's other clients without waiting
+//   (`serveOthersWhileBusy`, as a busy script does); an allow-busy module command among
+//   them runs at once on this thread, inside the section this thread holds.
+// - It opens the gate (`ModuleYieldGate`) for allow-busy module commands that arrived on
+//   other threads: each runs on its own thread, one at a time, while the yielding thread
+//   waits inside Yield. The yielder is parked at a point the module chose, so the guest
+//   sees the keyspace as Redis's nested command would, and the locks' owner is not
+//   running meanwhile.
+// When the operation ends (`sectionEnded`), the announcement is withdrawn and guests
+// still waiting go the usual way (they take the locks).
+
+/// Who may run inside a yielding module's section.
+///
+/// Invariants: `holder` is the thread of the section that announced busy, nil otherwise;
+/// guests enter only while `open` (the holder is inside Yield), one at a time (`inside`);
+/// the holder closes the gate only when no guest is inside or waiting, so it never runs
+/// alongside a guest; a guest that finds no holder gives up and takes the locks itself.
+final class ModuleYieldGate: Sendable {
+    private struct State {
+        var holder: pthread_t?
+        var open = false
+        var inside = false
+        var waiting = 0
+    }
+
+    private let state = Mutex(State())
+
+    var hasHolder: Bool { state.withLock { $0.holder != nil } }
+
+    var isHolderThread: Bool {
+        state.withLock { s in s.holder.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    func setHolder() { state.withLock { $0.holder = pthread_self() } }
+    func clearHolder() { state.withLock { $0.holder = nil } }
+
+    /// The holder, inside Yield: lets waiting guests run, one after the other, then
+    /// closes. A guest arriving later waits for the next Yield.
+    func admitGuests() {
+        state.withLock { $0.open = true }
+        while true {
+            let closed = state.withLock { s -> Bool in
+                guard !s.inside && s.waiting == 0 else { return false }
+                s.open = false
+                return true
+            }
+            if closed { return }
+            usleep(50)
+        }
+    }
+
+    /// A guest: waits for the holder to yield; false when the section ended meanwhile.
+    func enter() -> Bool {
+        state.withLock { $0.waiting += 1 }
+        while true {
+            let outcome = state.withLock { s -> Bool? in
+                if s.open && !s.inside {
+                    s.inside = true
+                    s.waiting -= 1
+                    return true
+                }
+                if s.holder == nil {
+                    s.waiting -= 1
+                    return false
+                }
+                return nil
+            }
+            if let outcome { return outcome }
+            usleep(50)
+        }
+    }
+
+    func leave() { state.withLock { $0.inside = false } }
+}
+
+enum ModuleYield {
+    static let flagClients: Int32 = 1 << 1
+
+    static func yield(_ ctx: ModuleContext, flags: Int32, reply: String?) {
+        guard ctx.holdsLocks else { return }  // not inside an atomic section: nothing to yield
+        let server = ctx.server
+        let gate = server.moduleYieldGate
+        let message = reply ?? "Berth is busy running a module command"
+        if !ctx.announcedBusy {
+            let threshold = server.config.busyReplyThreshold.load(ordering: .relaxed)
+            guard flags & flagClients != 0, monotonicMicroseconds() - ctx.sectionStart >= threshold * 1000 else { return }
+            guard !gate.hasHolder else { return }  // an outer operation of this thread announced already
+            ctx.announcedBusy = true
+            gate.setHolder()
+            server.scriptBusy.announceModule(message)
+        } else {
+            server.scriptBusy.setModuleReply(message)
+        }
+        ctx.shard?.serveOthersWhileBusy()
+        gate.admitGuests()
+    }
+
+    /// The operation of `ctx` is over (command returned, timer ran, thread unlocked).
+    static func sectionEnded(_ ctx: ModuleContext) {
+        guard ctx.announcedBusy else { return }
+        ctx.announcedBusy = false
+        ctx.server.scriptBusy.running.store(0, ordering: .releasing)
+        ctx.server.moduleYieldGate.clearHolder()
+    }
+}
+
+extension ModuleAPI {
+    static func registerYield() {
+        register("Yield", { c, flags, reply in
+            ModuleYield.yield(ModuleContext.from(c), flags: flags, reply: reply.map { String(cString: $0) })
+        } as @convention(c) (RawPointer, Int32, UnsafePointer<CChar>?) -> Void)
+    }
+}
