@@ -131,12 +131,10 @@ def without_times(args, reply):
     if args[0] == "XPENDING" and len(args) > 3 and isinstance(reply, list):
         return [[e[0], e[1], "idle", e[3]] if isinstance(e, list) else e for e in reply]
     if name == "XINFO CONSUMERS" and isinstance(reply, list):
-        # Berth also reports "inactive", which Redis added in 7.2 (the reference here is 7.0).
         rows = []
         for e in reply:
             if isinstance(e, list):
-                pairs = [(e[i], e[i + 1]) for i in range(0, len(e), 2) if e[i] != b"inactive"]
-                e = [x for k, v in pairs for x in (k, "idle" if k == b"idle" else v)]
+                e = [e[i] if i == 0 or e[i - 1] != b"idle" else "idle" for i in range(len(e))]
             rows.append(e)
         return rows
     return reply
