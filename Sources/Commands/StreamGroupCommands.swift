@@ -46,10 +46,25 @@ enum StreamGroupCommands {
         }
         if sub.equalsIgnoringCase("help") {
             try arity(ctx.args.count == 2)
-            ctx.reply.bulkArray(["XGROUP <subcommand> [<arg> ...]",
-                                 "CREATE <key> <groupname> <id|$> [option]", "CREATECONSUMER <key> <groupname> <consumer>",
-                                 "DELCONSUMER <key> <groupname> <consumer>", "DESTROY <key> <groupname>",
-                                 "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]"].map { Bytes($0) })
+            ctx.reply.bulkArray([
+                "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CREATE <key> <groupname> <id|$> [option]",
+                "    Create a new consumer group. Options are:",
+                "    * MKSTREAM",
+                "      Create the empty stream if it does not exist.",
+                "    * ENTRIESREAD entries_read",
+                "      Set the group's entries_read counter (internal use).",
+                "CREATECONSUMER <key> <groupname> <consumer>",
+                "    Create a new consumer in the specified group.",
+                "DELCONSUMER <key> <groupname> <consumer>",
+                "    Remove the specified consumer.",
+                "DESTROY <key> <groupname>",
+                "    Remove the specified group.",
+                "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+                "    Set the current group ID and entries_read counter.",
+                "HELP",
+                "    Prints this help.",
+            ].map { Bytes($0) })
             return
         }
         let isCreate = sub.equalsIgnoringCase("create"), isSetID = sub.equalsIgnoringCase("setid")

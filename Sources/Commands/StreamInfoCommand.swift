@@ -14,8 +14,18 @@ enum StreamInfoCommand {
         }
         if sub.equalsIgnoringCase("help") {
             try arity(ctx.args.count == 2)
-            ctx.reply.bulkArray(["XINFO <subcommand> [<arg> ...]", "CONSUMERS <key> <groupname>", "GROUPS <key>",
-                                 "STREAM <key> [FULL [COUNT <count>]]"].map { Bytes($0) })
+            // Redis's text, its missing bracket included.
+            ctx.reply.bulkArray([
+                "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CONSUMERS <key> <groupname>",
+                "    Show consumers of <groupname>.",
+                "GROUPS <key>",
+                "    Show the stream consumer groups.",
+                "STREAM <key> [FULL [COUNT <count>]",
+                "    Show information about the stream.",
+                "HELP",
+                "    Prints this help.",
+            ].map { Bytes($0) })
             return
         }
         let isStream = sub.equalsIgnoringCase("stream"), isGroups = sub.equalsIgnoringCase("groups")

@@ -106,11 +106,11 @@ public final class ConsumerGroup {
 /// and ranges are found by binary search; XDEL in the middle is O(n).
 public final class StreamValue {
     public private(set) var entries = Deque<StreamEntry>()
-    /// The node appends go to; nil when the last one was emptied (a new one opens then).
-    var openNode: OpenStreamNode? = nil
+    /// The nodes holding entries, by serial number (`StreamEntry.node`).
+    private var nodes: [Int: StreamNode] = [:]
     private var nodeSerials = 0
     /// Nodes holding at least one entry (XINFO's radix-tree-keys).
-    public private(set) var nodeCount = 0
+    public var nodeCount: Int { nodes.count }
     public var lastID = StreamID.zero
     public var maxDeletedID = StreamID.zero
     /// Entries ever added (XINFO entries-added), the base of consumer-group lag.
@@ -154,13 +154,16 @@ public final class StreamValue {
     }
 
     public func append(_ id: StreamID, _ fields: [Bytes]) {
-        if openNode == nil || openNode!.isFull(adding: fields) {
+        var serial = nodeSerials
+        if let last = entries.last, !nodes[last.node]!.isFull(adding: fields) {
+            serial = last.node
+        } else {
             nodeSerials += 1
-            nodeCount += 1
-            openNode = OpenStreamNode(serial: nodeSerials, id: id, fieldsAndValues: fields)
+            serial = nodeSerials
+            nodes[serial] = StreamNode(id: id, fieldsAndValues: fields)
         }
-        openNode!.append(id, fields)
-        entries.append(StreamEntry(id: id, fields: fields, node: openNode!.serial))
+        nodes[serial]!.append(id, fields)
+        entries.append(StreamEntry(id: id, fields: fields, node: serial))
         lastID = id
         entriesAdded += 1
     }
@@ -175,17 +178,14 @@ public final class StreamValue {
         return true
     }
 
-    /// Node bookkeeping after `n` entries of `node` went: an emptied node is freed (the
-    /// open one too, so the next append opens another); in the open node they still
-    /// take room, marked deleted.
+    /// Node bookkeeping after `n` entries of `node` went: an emptied node is freed;
+    /// otherwise they still take room in it, marked deleted.
     private func noteRemoved(_ n: Int, from node: Int, nodeEmptied: Bool) {
-        if nodeEmptied { nodeCount -= 1 }
-        guard openNode?.serial == node else { return }
         if nodeEmptied {
-            openNode = nil
+            nodes[node] = nil
         } else {
-            openNode!.live -= n
-            openNode!.deleted += n
+            nodes[node]!.live -= n
+            nodes[node]!.deleted += n
         }
     }
 
@@ -201,7 +201,7 @@ public final class StreamValue {
             var nodeEnd = 1
             while nodeEnd < entries.count && entries[nodeEnd].node == first.node { nodeEnd += 1 }
             if limit > 0 && removed + nodeEnd > limit { break }
-            let wholeNode = maxLength.map { entries.count - nodeEnd >= $0 } ?? (entries[nodeEnd - 1].id < minID!)
+            let wholeNode = maxLength.map { entries.count - nodeEnd >= $0 } ?? (nodes[first.node]!.lastID < minID!)
             if wholeNode {
                 entries.removeFirst(nodeEnd)
                 noteRemoved(nodeEnd, from: first.node, nodeEmptied: true)
@@ -261,9 +261,8 @@ public final class StreamValue {
     public func copy() -> StreamValue {
         let s = StreamValue()
         s.entries = entries
-        s.openNode = openNode
+        s.nodes = nodes
         s.nodeSerials = nodeSerials
-        s.nodeCount = nodeCount
         s.lastID = lastID
         s.maxDeletedID = maxDeletedID
         s.entriesAdded = entriesAdded

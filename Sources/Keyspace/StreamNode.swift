@@ -5,7 +5,8 @@ import Synchronization
 /// stream-node-max-entries entries and stream-node-max-bytes bytes; `~` trimming removes
 /// whole nodes only, so how many entries it removes depends on where the nodes end.
 /// Berth keeps the entries in one deque, tags each with the node Redis would have put it
-/// in, and follows the open (tail) node's size as Redis's listpack encoding would have it.
+/// in, and follows each node's size as Redis's listpack encoding would have it: entries
+/// go to the last node (which, once the newest node is emptied, is an older one again).
 public enum StreamNodeLimits {
     /// stream-node-max-entries (0: no limit), set by CONFIG.
     public static let maxEntries = Atomic<Int>(100)
@@ -23,9 +24,9 @@ public enum StreamNodeLimits {
     }
 }
 
-/// The node entries are being appended to, with what decides when Redis opens the next one.
-struct OpenStreamNode {
-    let serial: Int
+/// What Berth knows of one node: what decides whether Redis appends to it or opens the
+/// next one, and whether MINID trimming may remove it whole.
+struct StreamNode {
     /// The node's first entry: later entries are stored as differences from its ID and,
     /// when they have the same field names, without them.
     let primaryID: StreamID
@@ -33,13 +34,15 @@ struct OpenStreamNode {
     /// Entries in the node: still there, and deleted but still taking room.
     var live = 0
     var deleted = 0
+    /// The last ID appended, its entry deleted or not (Redis reads it from the listpack).
+    var lastID: StreamID
     /// The listpack's size, less the count and deleted-count elements (whose encoding
     /// grows with them).
     var otherBytes: Int
 
-    init(serial: Int, id: StreamID, fieldsAndValues: [Bytes]) {
-        self.serial = serial
+    init(id: StreamID, fieldsAndValues: [Bytes]) {
         primaryID = id
+        lastID = id
         primaryFields = stride(from: 0, to: fieldsAndValues.count, by: 2).map { fieldsAndValues[$0] }
         // Header and end byte, then the master entry: field count, fields, terminator.
         otherBytes = 7 + ListpackSize.integer(primaryFields.count)
@@ -73,6 +76,7 @@ struct OpenStreamNode {
         size += ListpackSize.integer(sameFields ? fieldCount + 3 : 2 * fieldCount + 4)
         otherBytes += size
         live += 1
+        lastID = id
     }
 }
 
