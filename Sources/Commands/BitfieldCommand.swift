@@ -55,37 +55,48 @@ enum BitfieldCommand {
         let neededBytes = farthest >> 3 + 1
         // A wrong type throws before the body runs, so before any reply; the growth stays
         // even if every write then fails on overflow.
-        try ctx.modifyString(key) { bytes in
+        let changes = try ctx.modifyString(key) { bytes -> Int in
+            // As in Redis, every write counts as a change when the string was created or
+            // grown; otherwise only one that altered its field does.
+            let grown = bytes.count < neededBytes
             bytes.padWithZeros(to: neededBytes)
             ctx.reply.arrayHeader(ops.count)
-            bytes.withUnsafeMutableBytes { raw in
-                for op in ops { reply(ctx, apply(op, raw)) }
+            return bytes.withUnsafeMutableBytes { raw -> Int in
+                var changes = 0
+                for op in ops {
+                    let result = apply(op, raw)
+                    reply(ctx, result?.reply)
+                    if let result, op.kind != .get, grown || result.changed { changes += 1 }
+                }
+                return changes
             }
         }
+        guard changes > 0 else { return }
         ctx.notify(.string, "setbit", key)
-        ctx.dirty += writes.count
+        ctx.dirty += changes
     }
 
     static func reply(_ ctx: CommandContext, _ value: Int128?) {
         if let value { ctx.reply.integer(Int(value)) } else { ctx.reply.null() }
     }
 
-    /// Runs one operation on the grown string; nil when FAIL refused it.
-    static func apply(_ op: Operation, _ raw: UnsafeMutableRawBufferPointer) -> Int128? {
+    /// Runs one operation on the grown string: its reply, and whether it changed the
+    /// field; nil when FAIL refused it.
+    static func apply(_ op: Operation, _ raw: UnsafeMutableRawBufferPointer) -> (reply: Int128, changed: Bool)? {
         let old = read(UnsafeRawBufferPointer(raw), op.field)
         switch op.kind {
         case .get:
-            return old
+            return (old, false)
         case .incrBy:
             guard let new = fit(old + Int128(op.value), op.field, op.overflow) else { return nil }
             write(raw, op.field, new)
-            return new
+            return (new, new != old)
         case .set:
             // An unsigned field takes the value's 64 bits as unsigned: -1 is 2^64-1.
             let wanted = op.field.signed ? Int128(op.value) : Int128(UInt64(bitPattern: op.value))
             guard let new = fit(wanted, op.field, op.overflow) else { return nil }
             write(raw, op.field, new)
-            return old
+            return (old, new != old)
         }
     }
 

@@ -43,13 +43,15 @@ enum BitmapCommands {
             throw CommandError("ERR bit is not an integer or out of range")
         }
         let byte = offset >> 3, mask = UInt8(0x80) >> UInt8(offset & 7)
-        let old = try ctx.modifyString(key) { bytes -> Int in
+        let (old, changed) = try ctx.modifyString(key) { bytes -> (Int, Bool) in
+            // A string created or grown is a change even when the bit stays 0, as in Redis.
+            let grown = bytes.count <= byte
             bytes.padWithZeros(to: byte + 1)
             let old = bytes[byte] & mask != 0 ? 1 : 0
             if value == 1 { bytes[byte] |= mask } else { bytes[byte] &= ~mask }
-            return old
+            return (old, grown || old != value)
         }
-        ctx.dirty += 1
+        if changed { ctx.dirty += 1 }
         ctx.reply.integer(old)
     }
 

@@ -151,6 +151,11 @@ public struct CommandError: Error, Sendable {
         CommandError("ERR unknown subcommand '\(sub.string.prefix(128))'. Try \(command.uppercased()) HELP.")
     }
 
+    /// A known subcommand with arguments it does not take, in the count or in kind.
+    public static func subcommandSyntax(_ sub: Bytes, _ command: String) -> CommandError {
+        CommandError("ERR unknown subcommand or wrong number of arguments for '\(sub.string.prefix(128))'. Try \(command.uppercased()) HELP.")
+    }
+
     public static func mustBePositive(_ what: String) -> CommandError {
         CommandError("ERR \(what) must be positive")
     }

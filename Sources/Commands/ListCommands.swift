@@ -139,7 +139,7 @@ enum ListCommands {
     static func pop(_ ctx: CommandContext, left: Bool) throws(CommandError) {
         let key = ctx.args[1]
         var count: Int? = nil
-        if ctx.args.count > 3 { throw .syntax }
+        if ctx.args.count > 3 { throw .wrongArity(left ? "lpop" : "rpop") }
         if ctx.args.count == 3 {
             guard let n = Numbers.int(ctx.args[2]), n >= 0 else {
                 throw CommandError("ERR value is out of range, must be positive")

@@ -2,7 +2,7 @@ import Keyspace
 import RESP
 
 /// Stream commands without consumer groups: XADD, XLEN, XRANGE, XREVRANGE, XDEL,
-/// XTRIM and XREAD (which blocks through `BlockedOperation.streamRead`).
+/// XTRIM, XSETID and XREAD (which blocks through `BlockedOperation.streamRead`).
 enum StreamCommands {
     static let specs: [CommandSpec] = [
         CommandSpec("xadd", arity: -5, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: xadd),
@@ -34,6 +34,7 @@ enum StreamCommands {
             ctx.dirty += removed
             ctx.reply.integer(removed)
         },
+        CommandSpec("xsetid", arity: -3, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: xsetid),
         CommandSpec("xread", arity: -4, flags: [.readonly, .blocking], keys: KeySpec(finder: streamsFinder), handler: xread),
     ]
 
@@ -114,6 +115,46 @@ enum StreamCommands {
         ctx.dirty += 1
         ctx.reply.bulk(id.bytes)
         if let trim { ctx.dirty += trim.apply(s) }
+    }
+
+    /// XSETID key last-id [ENTRIESADDED n] [MAXDELETEDID id]: the arguments are checked
+    /// before the key, as Redis does. Like Redis 7.0, a last ID below the stream's
+    /// current maximal deleted ID is accepted (7.2 refuses it).
+    static func xsetid(_ ctx: CommandContext) throws(CommandError) {
+        let id = try strictID(ctx.args[2])
+        var entriesAdded: Int? = nil
+        var maxDeletedID: StreamID? = nil
+        var i = 3
+        while i < ctx.args.count {
+            guard i + 1 < ctx.args.count else { throw .syntax }
+            if ctx.option(i, "entriesadded") {
+                let n = try ctx.int(i + 1)
+                guard n >= 0 else { throw CommandError("ERR entries_added must be positive") }
+                entriesAdded = n
+            } else if ctx.option(i, "maxdeletedid") {
+                let deleted = try strictID(ctx.args[i + 1])
+                guard deleted <= id else {
+                    throw CommandError("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id")
+                }
+                maxDeletedID = deleted
+            } else {
+                throw .syntax
+            }
+            i += 2
+        }
+        guard let s = try ctx.stream(ctx.args[1]) else { throw .noSuchKey }
+        if let last = s.entries.last?.id {
+            guard id >= last else { throw CommandError("ERR The ID specified in XSETID is smaller than the target stream top item") }
+            if let entriesAdded, entriesAdded < s.count {
+                throw CommandError("ERR The entries_added specified in XSETID is smaller than the target stream length")
+            }
+        }
+        s.lastID = id
+        if let entriesAdded { s.entriesAdded = entriesAdded }
+        if let maxDeletedID, maxDeletedID != .zero { s.maxDeletedID = maxDeletedID }
+        ctx.dirty += 1
+        ctx.notify(.stream, "xsetid", ctx.args[1])
+        ctx.reply.ok()
     }
 
     static func xrange(_ ctx: CommandContext, reverse: Bool) throws(CommandError) {
@@ -254,7 +295,7 @@ struct TrimOptions {
     /// Trims `s`; returns the entries removed.
     func apply(_ s: StreamValue) -> Int {
         // `~` without LIMIT removes at most 100 nodes' worth, as Redis does.
-        let cap = approximate ? (limit ?? 100 * 100) : 0
+        let cap = approximate ? (limit ?? StreamNodeLimits.defaultTrimLimit) : 0
         return s.trim(maxLength: maxLength, minID: minID, approximate: approximate, limit: cap)
     }
 }

@@ -41,15 +41,31 @@ enum StreamGroupCommands {
 
     static func xgroup(_ ctx: CommandContext) throws(CommandError) {
         let sub = ctx.args[1]
-        if sub.equalsIgnoringCase("help") {
-            ctx.reply.bulkArray(["XGROUP <subcommand> [<arg> ...]",
-                                 "CREATE <key> <groupname> <id|$> [option]", "CREATECONSUMER <key> <groupname> <consumer>",
-                                 "DELCONSUMER <key> <groupname> <consumer>", "DESTROY <key> <groupname>",
-                                 "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]"].map { Bytes($0) })
-            return
-        }
         func arity(_ ok: Bool) throws(CommandError) {
-            if !ok { throw CommandError("ERR wrong number of arguments for 'xgroup|\(sub.string.lowercased())' command") }
+            if !ok { throw .wrongArity("xgroup|\(sub.string.lowercased())") }
+        }
+        if sub.equalsIgnoringCase("help") {
+            try arity(ctx.args.count == 2)
+            ctx.reply.bulkArray([
+                "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CREATE <key> <groupname> <id|$> [option]",
+                "    Create a new consumer group. Options are:",
+                "    * MKSTREAM",
+                "      Create the empty stream if it does not exist.",
+                "    * ENTRIESREAD entries_read",
+                "      Set the group's entries_read counter (internal use).",
+                "CREATECONSUMER <key> <groupname> <consumer>",
+                "    Create a new consumer in the specified group.",
+                "DELCONSUMER <key> <groupname> <consumer>",
+                "    Remove the specified consumer.",
+                "DESTROY <key> <groupname>",
+                "    Remove the specified group.",
+                "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+                "    Set the current group ID and entries_read counter.",
+                "HELP",
+                "    Prints this help.",
+            ].map { Bytes($0) })
+            return
         }
         let isCreate = sub.equalsIgnoringCase("create"), isSetID = sub.equalsIgnoringCase("setid")
         if isCreate || isSetID {
@@ -63,25 +79,23 @@ enum StreamGroupCommands {
         }
         let key = ctx.args[2], name = ctx.args[3]
         var makeStream = false
-        var entriesRead: Int?? = nil
-        if isCreate || isSetID {
-            var i = 5
-            while i < ctx.args.count {
-                if isCreate && ctx.option(i, "mkstream") {
-                    makeStream = true
-                    i += 1
-                } else if ctx.option(i, "entriesread"), i + 1 < ctx.args.count {
-                    let n = try ctx.int(i + 1)
-                    guard n >= -1 else { throw CommandError("ERR value for ENTRIESREAD must be positive or -1") }
-                    entriesRead = .some(n == -1 ? nil : n)
-                    i += 2
-                } else {
-                    throw .syntax
-                }
+        var entriesRead: Int? = nil
+        var i = 5
+        while i < ctx.args.count {
+            if isCreate && ctx.option(i, "mkstream") {
+                makeStream = true
+                i += 1
+            } else if (isCreate || isSetID) && ctx.option(i, "entriesread"), i + 1 < ctx.args.count {
+                let n = try ctx.int(i + 1)
+                guard n >= -1 else { throw CommandError("ERR value for ENTRIESREAD must be positive or -1") }
+                entriesRead = n == -1 ? nil : n
+                i += 2
+            } else {
+                throw .subcommandSyntax(sub, "xgroup")
             }
         }
-        // Redis's order: the key, the group (for SETID), the ID; MKSTREAM creates the stream
-        // only once nothing can fail.
+        // Redis's order: the options, the key, the group (for SETID), the argument count,
+        // the ID; MKSTREAM creates the stream only once nothing can fail.
         let existing = try ctx.stream(key)
         guard existing != nil || makeStream else {
             throw CommandError("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.")
@@ -89,8 +103,16 @@ enum StreamGroupCommands {
         if isSetID, existing?.groups[name] == nil {
             throw CommandError("NOGROUP No such consumer group '\(name.string)' for key name '\(key.string)'")
         }
+        if isCreate && ctx.args.count > 8 || isSetID && ctx.args.count != 5 && ctx.args.count != 7 {
+            throw .subcommandSyntax(sub, "xgroup")
+        }
         let idArg = isCreate || isSetID ? ctx.args[4] : Bytes()
-        let explicitID = isCreate || isSetID ? (idArg == Bytes("$") ? nil : try StreamCommands.strictID(idArg)) : nil
+        var explicitID: StreamID? = nil
+        if idArg != Bytes("$") && (isCreate || isSetID) {
+            // SETID also takes `-` and `+` for the first and last possible IDs; CREATE does not.
+            explicitID = isSetID && idArg == Bytes("-") ? .zero : isSetID && idArg == Bytes("+") ? .max
+                : try StreamCommands.strictID(idArg)
+        }
         let s: StreamValue
         if let existing {
             s = existing
@@ -100,7 +122,8 @@ enum StreamGroupCommands {
         }
         if isCreate || isSetID {
             let id = explicitID ?? s.lastID
-            let read: Int? = entriesRead ?? (idArg == Bytes("$") ? s.entriesAdded : nil)
+            // Without ENTRIESREAD the position is unknown, even at `$` (Redis 7.0).
+            let read = entriesRead
             if isCreate {
                 guard s.groups[name] == nil else { throw CommandError("BUSYGROUP Consumer Group name already exists") }
                 s.groups[name] = ConsumerGroup(name: name, lastDelivered: id, entriesRead: read)
@@ -214,7 +237,6 @@ enum StreamGroupCommands {
             }
             consumer.pending.insert(e.id)
         }
-        consumer.activeTime = ctx.now
         ctx.dirty += 1
         return entries.map { ($0.id, $0.fields) }
     }
@@ -394,7 +416,6 @@ enum StreamGroupCommands {
             if let retryCount { p.deliveryCount = retryCount }
             claimed.append((id, entry.fields))
         }
-        if !claimed.isEmpty { claimer?.activeTime = ctx.now }
         ctx.dirty += 1
         ctx.reply.arrayHeader(claimed.count)
         for item in claimed {
@@ -461,7 +482,6 @@ enum StreamGroupCommands {
             claimed.append((id, entry.fields))
         }
         if k < candidates.count { cursor = candidates[k] }
-        if !claimed.isEmpty { claimer?.activeTime = ctx.now }
         ctx.dirty += 1
         ctx.reply.arrayHeader(3)
         ctx.reply.bulk(cursor.bytes)

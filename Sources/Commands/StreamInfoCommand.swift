@@ -9,13 +9,24 @@ enum StreamInfoCommand {
 
     static func run(_ ctx: CommandContext) throws(CommandError) {
         let sub = ctx.args[1]
-        if sub.equalsIgnoringCase("help") {
-            ctx.reply.bulkArray(["XINFO <subcommand> [<arg> ...]", "CONSUMERS <key> <groupname>", "GROUPS <key>",
-                                 "STREAM <key> [FULL [COUNT <count>]]"].map { Bytes($0) })
-            return
-        }
         func arity(_ ok: Bool) throws(CommandError) {
-            if !ok { throw CommandError("ERR wrong number of arguments for 'xinfo|\(sub.string.lowercased())' command") }
+            if !ok { throw .wrongArity("xinfo|\(sub.string.lowercased())") }
+        }
+        if sub.equalsIgnoringCase("help") {
+            try arity(ctx.args.count == 2)
+            // Redis's text, its missing bracket included.
+            ctx.reply.bulkArray([
+                "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CONSUMERS <key> <groupname>",
+                "    Show consumers of <groupname>.",
+                "GROUPS <key>",
+                "    Show the stream consumer groups.",
+                "STREAM <key> [FULL [COUNT <count>]",
+                "    Show information about the stream.",
+                "HELP",
+                "    Prints this help.",
+            ].map { Bytes($0) })
+            return
         }
         let isStream = sub.equalsIgnoringCase("stream"), isGroups = sub.equalsIgnoringCase("groups")
         let isConsumers = sub.equalsIgnoringCase("consumers")
@@ -46,11 +57,11 @@ enum StreamInfoCommand {
             let consumers = g.consumers.values.sorted { $0.name.string < $1.name.string }
             w.arrayHeader(consumers.count)
             for c in consumers {
-                w.mapHeader(4)
+                // Redis 7.0's fields: "inactive" (from the active time) came in 7.2.
+                w.mapHeader(3)
                 w.bulk("name"); w.bulk(c.name)
                 w.bulk("pending"); w.integer(c.pending.count)
                 w.bulk("idle"); w.integer(Int(max(0, ctx.now - c.seenTime)))
-                w.bulk("inactive"); w.integer(c.activeTime < 0 ? -1 : Int(max(0, ctx.now - c.activeTime)))
             }
             return
         }
@@ -64,8 +75,9 @@ enum StreamInfoCommand {
         }
         w.mapHeader(full ? 9 : 10)
         w.bulk("length"); w.integer(s.count)
-        w.bulk("radix-tree-keys"); w.integer((s.count + 99) / 100)
-        w.bulk("radix-tree-nodes"); w.integer((s.count + 99) / 100 + 1)
+        w.bulk("radix-tree-keys"); w.integer(s.nodeCount)
+        // Inner radix-tree nodes have no counterpart in Berth: the fewest a tree has.
+        w.bulk("radix-tree-nodes"); w.integer(s.nodeCount + 1)
         w.bulk("last-generated-id"); w.bulk(s.lastID.bytes)
         w.bulk("max-deleted-entry-id"); w.bulk(s.maxDeletedID.bytes)
         w.bulk("entries-added"); w.integer(s.entriesAdded)
@@ -97,10 +109,9 @@ enum StreamInfoCommand {
             let consumers = g.consumers.values.sorted { $0.name.string < $1.name.string }
             w.bulk("consumers"); w.arrayHeader(consumers.count)
             for c in consumers {
-                w.mapHeader(5)
+                w.mapHeader(4)
                 w.bulk("name"); w.bulk(c.name)
                 w.bulk("seen-time"); w.integer(Int(c.seenTime))
-                w.bulk("active-time"); w.integer(Int(c.activeTime))
                 w.bulk("pel-count"); w.integer(c.pending.count)
                 let own = limited(c.pending.sorted(), count)
                 w.bulk("pending"); w.arrayHeader(own.count)

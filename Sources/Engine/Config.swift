@@ -57,6 +57,9 @@ public final class ServerConfig: @unchecked Sendable {
             // SLOWLOG (SlowLog.swift): -1 logs nothing, 0 every command.
             "slowlog-log-slower-than": Param(kind: .integer(min: -1, max: Int.max), mutable: true, default: "10000", effective: true),
             "slowlog-max-len": Param(kind: .integer(min: 0, max: Int(Int32.max)), mutable: true, default: "128", effective: true),
+            // Where Redis would close a stream node: `~` trimming removes whole nodes (StreamNode.swift).
+            "stream-node-max-bytes": Param(kind: .memory, mutable: true, default: "4096", effective: true),
+            "stream-node-max-entries": Param(kind: .integer(min: 0, max: Int.max), mutable: true, default: "100", effective: true),
             "client-output-buffer-limit": Param(kind: .string, mutable: true,
                                                 default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", effective: true),
         ]
@@ -75,7 +78,6 @@ public final class ServerConfig: @unchecked Sendable {
             ("set-max-listpack-value", .integer(min: 0, max: Int.max), "64"),
             ("zset-max-listpack-entries", .integer(min: 0, max: Int.max), "128"), ("zset-max-listpack-value", .integer(min: 0, max: Int.max), "64"),
             ("zset-max-ziplist-entries", .integer(min: 0, max: Int.max), "128"), ("zset-max-ziplist-value", .integer(min: 0, max: Int.max), "64"),
-            ("stream-node-max-bytes", .memory, "4096"), ("stream-node-max-entries", .integer(min: 0, max: Int.max), "100"),
             ("activerehashing", .bool, "yes"), ("activedefrag", .bool, "no"), ("lazyfree-lazy-eviction", .bool, "no"),
             ("lazyfree-lazy-expire", .bool, "no"), ("lazyfree-lazy-server-del", .bool, "no"), ("lazyfree-lazy-user-del", .bool, "no"),
             ("lazyfree-lazy-user-flush", .bool, "no"), ("replica-lazy-flush", .bool, "no"),
@@ -251,6 +253,8 @@ public final class ServerConfig: @unchecked Sendable {
         case "client-migration-streak": migrationStreak.store(n, ordering: .relaxed)
         case "busy-reply-threshold", "lua-time-limit": busyReplyThreshold.store(n, ordering: .relaxed)
         case "requirepass": hasPassword.store(!v.isEmpty, ordering: .releasing)
+        case "stream-node-max-bytes": StreamNodeLimits.maxBytes.store(n, ordering: .relaxed)
+        case "stream-node-max-entries": StreamNodeLimits.maxEntries.store(n, ordering: .relaxed)
         case "notify-keyspace-events":
             let f = NotifyFlags.parse(v) ?? NotifyFlags()
             notifyFlags.store(f.isActive ? f.rawValue : 0, ordering: .relaxed)

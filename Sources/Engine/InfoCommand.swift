@@ -17,6 +17,7 @@ enum InfoCommand {
         var expires: [Int]
         var expired: Int
         var blockingKeys: Int
+        var blockingKeysOnNoKey: Int
         var timedClients: Int
         var pausedClients: Int
         var pubsubClients: Int
@@ -37,10 +38,11 @@ enum InfoCommand {
             let expires = locked ? s.store.databases.map { $0.volatileCount } : keys
             let expired = locked ? s.store.databases.reduce(0) { $0 + $1.expiredTotal } : 0
             let blockingKeys = locked ? s.waiters.keyCount : 0
+            let blockingKeysOnNoKey = locked ? s.waiters.groupReaderKeyCount : 0
             if locked { lock.unlock() }
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
                                dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
-                               blockingKeys: blockingKeys, timedClients: s.timers.live, pausedClients: s.paused.count,
+                               blockingKeys: blockingKeys, blockingKeysOnNoKey: blockingKeysOnNoKey, timedClients: s.timers.live, pausedClients: s.paused.count,
                                pubsubClients: s.connections.values.filter { $0.isSubscribed }.count)
         }, finish: { s, c, reports in
             s.writer(for: c).verbatim(render(s.server, reports, sections))
@@ -75,6 +77,7 @@ enum InfoCommand {
             ("clients_in_timeout_table", String(reports.reduce(0) { $0 + $1.timedClients })),
             ("total_watched_keys", String(server.watchedKeys.load(ordering: .relaxed))),
             ("total_blocking_keys", String(reports.reduce(0) { $0 + $1.blockingKeys })),
+            ("total_blocking_keys_on_nokey", String(reports.reduce(0) { $0 + $1.blockingKeysOnNoKey })),
             ("paused_clients", String(reports.reduce(0) { $0 + $1.pausedClients })),
         ])
         let used = Int(berth_allocated_bytes())

@@ -22,6 +22,9 @@ final class WaiterTable {
     var isEmpty: Bool { queues.isEmpty }
     /// Keys with at least one waiter (INFO's total_blocking_keys).
     var keyCount: Int { queues.count }
+    /// Keys with at least one XREADGROUP waiter, which the key's deletion also wakes
+    /// (INFO's total_blocking_keys_on_nokey).
+    var groupReaderKeyCount: Int { groupReaders.count }
 
     func add(_ client: BlockedClient, on key: DatabaseKey) {
         queues[key, default: []].append(client)

@@ -104,12 +104,13 @@ public enum Numbers {
     public static func int(_ b: Bytes) -> Int? { b.withUnsafeBytes { parseDecimal($0) } }
 
     /// A double as Redis's getDoubleFromObject accepts it (C's strtod over the whole
-    /// string): no spaces, no NaN, "inf"/"-inf" and hexadecimal forms allowed, and a value
-    /// out of range (overflowing to infinity or underflowing to zero) refused.
+    /// string, of any length: DBL_MAX written out has 309 digits): no spaces, no NaN,
+    /// "inf"/"-inf" and hexadecimal forms allowed, and a value out of range (overflowing
+    /// to infinity or underflowing to zero) refused.
     public static func double(_ b: Bytes) -> Double? {
         b.withUnsafeBytes { raw -> Double? in
             let n = raw.count
-            guard n > 0, n < 256 else { return nil }
+            guard n > 0 else { return nil }
             for c in raw where c == 32 || (c >= 9 && c <= 13) || c == 0 { return nil }
             return withCString(raw) { text -> Double? in
                 var end: UnsafeMutablePointer<CChar>? = nil

@@ -50,9 +50,8 @@ public struct StreamEntry {
     public let id: StreamID
     /// field, value, field, value...
     public let fields: [Bytes]
-    /// How many entries the stream had ever added before this one; entries with the same
-    /// `ordinal / StreamValue.nodeSize` form one node for approximate (`~`) trimming.
-    let ordinal: Int
+    /// The serial number of the node Redis would keep it in (see `StreamNodeLimits`).
+    let node: Int
 }
 
 /// A message delivered to a consumer and not yet acknowledged.
@@ -69,11 +68,10 @@ public final class PendingEntry {
 
 public final class StreamConsumer {
     public let name: Bytes
-    /// Last time it was seen by any command (XINFO's idle), and last successful read or claim.
+    /// Last time it was seen by any command (XINFO's idle).
     public var seenTime: Int64
-    public var activeTime: Int64
     public var pending: Set<StreamID> = []
-    public init(name: Bytes, now: Int64) { self.name = name; seenTime = now; activeTime = -1 }
+    public init(name: Bytes, now: Int64) { self.name = name; seenTime = now }
 }
 
 public final class ConsumerGroup {
@@ -107,7 +105,12 @@ public final class ConsumerGroup {
 /// Entries sit in a deque ordered by ID, so appends and trims from the front are O(1)
 /// and ranges are found by binary search; XDEL in the middle is O(n).
 public final class StreamValue {
-    public var entries = Deque<StreamEntry>()
+    public private(set) var entries = Deque<StreamEntry>()
+    /// The nodes holding entries, by serial number (`StreamEntry.node`).
+    private var nodes: [Int: StreamNode] = [:]
+    private var nodeSerials = 0
+    /// Nodes holding at least one entry (XINFO's radix-tree-keys).
+    public var nodeCount: Int { nodes.count }
     public var lastID = StreamID.zero
     public var maxDeletedID = StreamID.zero
     /// Entries ever added (XINFO entries-added), the base of consumer-group lag.
@@ -151,7 +154,16 @@ public final class StreamValue {
     }
 
     public func append(_ id: StreamID, _ fields: [Bytes]) {
-        entries.append(StreamEntry(id: id, fields: fields, ordinal: entriesAdded))
+        var serial = nodeSerials
+        if let last = entries.last, !nodes[last.node]!.isFull(adding: fields) {
+            serial = last.node
+        } else {
+            nodeSerials += 1
+            serial = nodeSerials
+            nodes[serial] = StreamNode(id: id, fieldsAndValues: fields)
+        }
+        nodes[serial]!.append(id, fields)
+        entries.append(StreamEntry(id: id, fields: fields, node: serial))
         lastID = id
         entriesAdded += 1
     }
@@ -159,40 +171,51 @@ public final class StreamValue {
     public func delete(_ id: StreamID) -> Bool {
         let i = lowerBound(id)
         guard i < entries.count && entries[i].id == id else { return false }
-        entries.remove(at: i)
+        let node = entries.remove(at: i).node
+        let nodeEmptied = (i == 0 || entries[i - 1].node != node) && (i == entries.count || entries[i].node != node)
+        noteRemoved(1, from: node, nodeEmptied: nodeEmptied)
         if id > maxDeletedID { maxDeletedID = id }
         return true
     }
 
-    /// Entries per node: Redis keeps a stream in radix-tree nodes of up to 100 entries
-    /// (stream-node-max-entries), and `~` trimming removes only whole nodes.
-    public static let nodeSize = 100
-
-    /// Removes entries from the front; returns how many. `approximate` removes only whole
-    /// nodes, never more than `limit` entries (0: no limit).
-    public func trim(maxLength: Int? = nil, minID: StreamID? = nil, approximate: Bool, limit: Int) -> Int {
-        var removable: Int
-        if let maxLength {
-            removable = Swift.max(0, entries.count - maxLength)
-        } else if let minID {
-            removable = lowerBound(minID)
+    /// Node bookkeeping after `n` entries of `node` went: an emptied node is freed;
+    /// otherwise they still take room in it, marked deleted.
+    private func noteRemoved(_ n: Int, from node: Int, nodeEmptied: Bool) {
+        if nodeEmptied {
+            nodes[node] = nil
         } else {
-            return 0
+            nodes[node]!.live -= n
+            nodes[node]!.deleted += n
         }
-        if approximate {
-            var whole = 0
-            while whole < removable {
-                let node = entries[whole].ordinal / Self.nodeSize
-                var end = whole + 1
-                while end < entries.count && entries[end].ordinal / Self.nodeSize == node { end += 1 }
-                if end > removable || (limit > 0 && end > limit) { break }
-                whole = end
+    }
+
+    /// Removes entries from the front, as Redis's trim does, and returns how many: whole
+    /// nodes while that stays within `maxLength` / below `minID`, stopping before a node
+    /// that would take the count past `limit` (0: none); then, unless `approximate`, the
+    /// remaining excess from the next node one entry at a time.
+    public func trim(maxLength: Int? = nil, minID: StreamID? = nil, approximate: Bool, limit: Int) -> Int {
+        guard maxLength != nil || minID != nil else { return 0 }
+        var removed = 0
+        while let first = entries.first {
+            if let maxLength, entries.count <= maxLength { break }
+            var nodeEnd = 1
+            while nodeEnd < entries.count && entries[nodeEnd].node == first.node { nodeEnd += 1 }
+            if limit > 0 && removed + nodeEnd > limit { break }
+            let wholeNode = maxLength.map { entries.count - nodeEnd >= $0 } ?? (nodes[first.node]!.lastID < minID!)
+            if wholeNode {
+                entries.removeFirst(nodeEnd)
+                noteRemoved(nodeEnd, from: first.node, nodeEmptied: true)
+                removed += nodeEnd
+                continue
             }
-            removable = whole
+            if approximate { break }
+            let n = maxLength.map { entries.count - $0 } ?? lowerBound(minID!)
+            entries.removeFirst(n)
+            noteRemoved(n, from: first.node, nodeEmptied: false)
+            removed += n
+            break
         }
-        guard removable > 0 else { return 0 }
-        entries.removeFirst(removable)
-        return removable
+        return removed
     }
 
     /// True when an entry between `start` and `end` was deleted (the range has holes).
@@ -225,17 +248,21 @@ public final class StreamValue {
         return entriesAdded(through: group.lastDelivered).map { entriesAdded - $0 }
     }
 
-    /// The next auto-generated ID after `lastID` for the time `now`, nil when exhausted.
+    /// The next auto-generated ID after `lastID` for the time `now` (or the `requested`
+    /// millisecond of an `ms-*` ID), nil when there is none.
     public func nextID(now: Int64, ms requested: UInt64? = nil) -> StreamID? {
         let ms = requested ?? UInt64(Swift.max(0, now))
         if ms > lastID.ms { return StreamID(ms, 0) }
-        if requested != nil && ms < lastID.ms { return nil }
-        return lastID.successor
+        guard requested != nil else { return lastID.successor }
+        // `ms-*`: the sequence goes on within that millisecond, never into the next one.
+        return ms == lastID.ms && lastID.seq < UInt64.max ? StreamID(ms, lastID.seq + 1) : nil
     }
 
     public func copy() -> StreamValue {
         let s = StreamValue()
         s.entries = entries
+        s.nodes = nodes
+        s.nodeSerials = nodeSerials
         s.lastID = lastID
         s.maxDeletedID = maxDeletedID
         s.entriesAdded = entriesAdded
@@ -244,7 +271,6 @@ public final class StreamValue {
             for (id, p) in g.pending { ng.pending[id] = PendingEntry(consumer: p.consumer, deliveryTime: p.deliveryTime, deliveryCount: p.deliveryCount) }
             for (cn, c) in g.consumers {
                 let nc = StreamConsumer(name: cn, now: c.seenTime)
-                nc.activeTime = c.activeTime
                 nc.pending = c.pending
                 ng.consumers[cn] = nc
             }

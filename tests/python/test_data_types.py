@@ -223,3 +223,32 @@ def test_reads_follow_swapdb_on_every_shard_thread(make_server):
         assert c.mget(keys) == ["one"] * 8
         assert [c.get(k) for k in keys] == ["one"] * 8
         assert c.exists(*keys) == 8 and c.strlen(keys[1]) == 3
+
+
+def test_setbit_and_bitfield_count_only_changes_as_redis(make_server, redis_server):
+    """rdb_changes_since_last_save moves only when a bit command changed the string: a
+    created or grown string counts for every write, an unchanged field for none."""
+    ours = make_server("--shards", 2).client(decode_responses=True)
+    steps = [["SETBIT", "b", 0, 0], ["BITFIELD", "f", "SET", "i5", 0, 0], ["SETBIT", "b", 0, 0],
+             ["BITFIELD", "f", "SET", "i5", 0, 0], ["SETBIT", "b", 0, 1], ["SETBIT", "b", 0, 1], ["SETBIT", "b", 100, 0],
+             ["BITFIELD", "f", "SET", "i5", 0, 1, "GET", "u4", 0, "INCRBY", "i5", 0, 0],
+             ["BITFIELD", "g", "SET", "i5", 0, 0, "SET", "i5", 8, 0], ["BITFIELD", "g", "SET", "i5", 0, 3, "SET", "i5", 0, 0],
+             ["BITFIELD", "g", "OVERFLOW", "FAIL", "INCRBY", "i5", 0, 100]]
+
+    def changes(c):
+        out = []
+        for args in steps:
+            before = c.info("persistence")["rdb_changes_since_last_save"]
+            c.execute_command(*args)
+            out.append(c.info("persistence")["rdb_changes_since_last_save"] - before)
+        return out
+    mine = changes(ours)
+    assert mine == changes(redis_server)
+    assert mine == [1, 1, 0, 0, 1, 0, 1, 1, 2, 2, 0]
+
+
+def test_pop_with_extra_arguments_is_an_arity_error(r):
+    r.rpush("l", "a", "b")
+    for command in ("LPOP", "RPOP"):
+        with pytest.raises(redis.ResponseError, match=f"wrong number of arguments for '{command.lower()}' command"):
+            r.execute_command(command, "l", 1, 2)

@@ -184,3 +184,25 @@ def test_store_wakes_a_client_blocked_on_the_destination(make_server, command):
     r.execute_command(*command)
     t.join(10)
     assert result == [("{q}dst", "x", 1.0)]
+
+
+def test_scores_of_any_length_as_redis(make_server, redis_server):
+    """DBL_MAX written out in full has 309 digits; Redis reads a double of any length."""
+    ours = make_server().client(decode_responses=True)
+    dbl_max = str(int(1.7976931348623157e308))
+    long_one = "1." + "0" * 6000
+
+    def replies(c):
+        out = []
+        for args in (["ZADD", "z", dbl_max, "max"], ["ZADD", "z", "-" + dbl_max, "min"], ["ZSCORE", "z", "max"],
+                     ["ZADD", "z", long_one, "one"], ["ZINCRBY", "z", long_one, "one"],
+                     ["ZUNIONSTORE", "u", 1, "z", "WEIGHTS", long_one], ["ZSCORE", "u", "one"],
+                     ["ZADD", "z", "1" + "0" * 309, "too-big"], ["ZADD", "z", " 1", "space"]):
+            try:
+                out.append(c.execute_command(*args))
+            except redis.ResponseError as e:
+                out.append("error: %s" % e)
+        return out
+    mine = replies(ours)
+    assert mine == replies(redis_server)
+    assert mine[:3] == [1, 1, 1.7976931348623157e308]
