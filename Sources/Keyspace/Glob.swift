@@ -27,14 +27,21 @@ public enum Glob {
 
     private static let star = UInt8(ascii: "*")
 
+    /// Redis gives up on a match that passes more than this many stars with string left
+    /// (its recursion limit), and so answers "no match"; Berth answers the same.
+    static let maxStars = 1000
+
     private static func match(_ p: UnsafeRawBufferPointer, _ s: UnsafeRawBufferPointer, _ nocase: Bool) -> Bool {
         var pi = 0, si = 0
         var afterStar = -1, starTook = 0  // the last star's next token, and where its match ends
+        var stars = 0
         while si < s.count {
             if pi < p.count {
                 if p[pi] == star {
                     while pi < p.count && p[pi] == star { pi += 1 }
                     if pi == p.count { return true }
+                    stars += 1
+                    if stars > maxStars { return false }
                     afterStar = pi
                     starTook = si
                     continue

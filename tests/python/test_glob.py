@@ -47,3 +47,14 @@ def test_pathological_patterns_answer_at_once(make_server, redis_server):
     p.psubscribe("a*" * 20 + "b")
     assert c.publish(key, "x") == 0
     p.close()
+
+
+def test_patterns_past_redis_star_limit_answer_as_redis(make_server, redis_server):
+    """Redis gives up (no match) past 1000 stars with string left; the answers agree."""
+    berth = make_server("--shards", "2").client()
+    for c in (berth, redis_server):
+        c.flushall()
+        c.set("a" * 50000, "1")
+        c.set("a" * 999, "1")
+    for pattern in ["*?" * 50000, "*a" * 999, "*a" * 1000, "*a" * 1001, "*?" * 1000 + "*", "*?" * 1001 + "*"]:
+        assert sorted(berth.keys(pattern)) == sorted(redis_server.keys(pattern))
