@@ -51,7 +51,7 @@ def test_pathological_patterns_answer_at_once(make_server, redis_server):
 
 def test_patterns_past_redis_star_limit_answer_as_redis(make_server, redis_server):
     """Redis gives up (no match) past 1000 stars with string left; the answers agree."""
-    berth = make_server("--shards", "2").client()
+    berth = make_server("--shards", "2").client(decode_responses=True)
     for c in (berth, redis_server):
         c.flushall()
         c.set("a" * 50000, "1")
