@@ -27,9 +27,10 @@ public struct NotifyFlags: OptionSet, Sendable {
     public static let stream = NotifyFlags(rawValue: 1 << 10)   // t
     public static let keyMiss = NotifyFlags(rawValue: 1 << 11)  // m
     public static let new = NotifyFlags(rawValue: 1 << 12)      // n
+    public static let module = NotifyFlags(rawValue: 1 << 13)   // d (events modules emit)
 
     /// `A`: every class but key-miss and new, as in Redis.
-    public static let all: NotifyFlags = [.generic, .string, .list, .set, .hash, .zset, .expired, .evicted, .stream]
+    public static let all: NotifyFlags = [.generic, .string, .list, .set, .hash, .zset, .expired, .evicted, .stream, .module]
 
     /// Parses a `notify-keyspace-events` value; nil for an unknown letter.
     public static func parse(_ s: String) -> NotifyFlags? {
@@ -49,11 +50,29 @@ public struct NotifyFlags: OptionSet, Sendable {
             case "t": f.insert(.stream)
             case "m": f.insert(.keyMiss)
             case "n": f.insert(.new)
+            case "d": f.insert(.module)
             case "A": f.formUnion(.all)
             default: return nil
             }
         }
         return f
+    }
+
+    /// The value as Redis writes it back (CONFIG GET): the classes (`A` for all of them,
+    /// which leaves `n` out, as Redis 7.0 writes it), then K, E and m.
+    public var description: String {
+        var out = ""
+        if isSuperset(of: .all) {
+            out = "A"
+        } else {
+            let classes: [(NotifyFlags, Character)] = [(.generic, "g"), (.string, "$"), (.list, "l"), (.set, "s"), (.hash, "h"),
+                                                        (.zset, "z"), (.expired, "x"), (.evicted, "e"), (.stream, "t"),
+                                                        (.module, "d"), (.new, "n")]
+            for (flag, letter) in classes where contains(flag) { out.append(letter) }
+        }
+        for (flag, letter) in [(NotifyFlags.keyspace, "K"), (.keyevent, "E"), (.keyMiss, "m")] as [(NotifyFlags, Character)]
+        where contains(flag) { out.append(letter) }
+        return out
     }
 
     /// Whether anything would be published: a channel kind and an event class.
@@ -89,7 +108,6 @@ public enum KeyspaceEvents {
         "zpopmin": (.zset, "zpopmin"), "zpopmax": (.zset, "zpopmax"), "zremrangebyscore": (.zset, "zrembyscore"),
         "zremrangebyrank": (.zset, "zrembyrank"), "zremrangebylex": (.zset, "zrembylex"),
         "xadd": (.stream, "xadd"), "xdel": (.stream, "xdel"), "xtrim": (.stream, "xtrim"),
-        "xclaim": (.stream, "xclaim"), "xautoclaim": (.stream, "xautoclaim"),
     ]
 }
 

@@ -153,14 +153,25 @@ enum StreamGroupCommands {
         let consumer = ctx.args[4]
         if sub.equalsIgnoringCase("createconsumer") {
             let (_, created) = g.consumer(consumer, now: ctx.now)
-            if created { ctx.dirty += 1 }
+            if created {
+                ctx.dirty += 1
+                ctx.notify(.stream, "xgroup-createconsumer", key)
+            }
             ctx.reply.integer(created ? 1 : 0)
             return
         }
         guard let c = g.consumers.removeValue(forKey: consumer) else { ctx.reply.integer(0); return }
         for id in c.pending { g.pending.removeValue(forKey: id) }
         ctx.dirty += 1
+        ctx.notify(.stream, "xgroup-delconsumer", key)
         ctx.reply.integer(c.pending.count)
+    }
+
+    /// The consumer, created (with its keyspace event, as Redis emits it) when missing.
+    static func consumerCreatingIfMissing(_ ctx: CommandContext, _ g: ConsumerGroup, _ name: Bytes, of key: Bytes) -> StreamConsumer {
+        let (consumer, created) = g.consumer(name, now: ctx.now)
+        if created { ctx.notify(.stream, "xgroup-createconsumer", key) }
+        return consumer
     }
 
     // MARK: XREADGROUP
@@ -192,7 +203,7 @@ enum StreamGroupCommands {
             // A `>` read with nothing new leaves a missing consumer uncreated, as in Redis;
             // a history read always creates it.
             if history[i] == nil && (s.entries.last?.id ?? .zero) <= g.lastDelivered { continue }
-            let consumer = g.consumer(consumerName, now: ctx.now).0
+            let consumer = consumerCreatingIfMissing(ctx, g, consumerName, of: key)
             consumer.seenTime = ctx.now
             if let after = history[i] {
                 found.append((key, readHistory(ctx, s, g, consumer, after: after, count: req.count)))
@@ -270,7 +281,7 @@ enum StreamGroupCommands {
         guard let g = s.groups[group] else {
             throw CommandError("NOGROUP the consumer group this client was blocked on no longer exists")
         }
-        let c = g.consumer(consumer, now: ctx.now).0
+        let c = consumerCreatingIfMissing(ctx, g, consumer, of: key)
         c.seenTime = ctx.now
         writeGroupStreams(ctx.reply, [(key, deliverNew(ctx, s, g, c, count: count, noAck: noAck))])
     }
@@ -394,6 +405,7 @@ enum StreamGroupCommands {
             if g.pending[id] == nil && force, s.entry(id) != nil {
                 if claimer == nil {
                     g.consumers[consumerName] = consumer
+                    ctx.notify(.stream, "xgroup-createconsumer", ctx.args[1])
                     claimer = consumer
                 }
                 // Redis creates a forced entry as delivered once; the claim below counts again.
@@ -410,6 +422,7 @@ enum StreamGroupCommands {
             guard minIdle == 0 || ctx.now - p.deliveryTime >= minIdle else { continue }
             if claimer == nil {
                 g.consumers[consumerName] = consumer
+                ctx.notify(.stream, "xgroup-createconsumer", ctx.args[1])
                 claimer = consumer
             }
             claim(p, id, to: consumer, in: g, at: deliveryTime, justID: justID)
@@ -476,7 +489,7 @@ enum StreamGroupCommands {
                 continue
             }
             guard minIdle == 0 || ctx.now - p.deliveryTime >= minIdle else { continue }
-            let consumer = claimer ?? g.consumer(consumerName, now: ctx.now).0
+            let consumer = claimer ?? consumerCreatingIfMissing(ctx, g, consumerName, of: ctx.args[1])
             claimer = consumer
             claim(p, id, to: consumer, in: g, at: ctx.now, justID: justID)
             claimed.append((id, entry.fields))

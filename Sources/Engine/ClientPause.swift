@@ -5,7 +5,10 @@ import Synchronization
 
 /// CLIENT PAUSE: while a pause is in force, commands it covers (all of them, or only
 /// those that may write) are held back on their connection and run when it ends; the
-/// connection's later input waits behind them, so replies stay in order.
+/// connection's later input waits behind them, so replies stay in order. What may write,
+/// as Redis decides it: write commands, PUBLISH/SPUBLISH, EXEC of a transaction holding
+/// one, and scripts and functions not declared `no-writes` (EVAL_RO and FCALL_RO never
+/// write). A held-back client counts in INFO's blocked_clients, as in Redis.
 ///
 /// Invariants: `end` (wall-clock milliseconds) and `all` are written only by CLIENT
 /// PAUSE/UNPAUSE and read by every shard before each command; a shard that parked a
@@ -19,8 +22,10 @@ final class ClientPause: Sendable {
 
     @inline(__always) var isActive: Bool { endMs.load(ordering: .relaxed) > 0 }
 
-    /// Whether `spec` from `conn` must wait for the pause to end.
-    func holdsBack(_ spec: CommandSpec, _ conn: Connection) -> Bool {
+    /// Whether `spec` from `conn` must wait for the pause to end; `scriptMayWrite` answers
+    /// for a script or function (its flags live with its body).
+    func holdsBack(_ spec: CommandSpec, _ args: [Bytes], _ conn: Connection,
+                   scriptMayWrite: (CommandSpec, [Bytes]) -> Bool) -> Bool {
         let end = endMs.load(ordering: .acquiring)
         guard end > 0 else { return false }
         guard ShardStore.nowMilliseconds() < end else {
@@ -29,11 +34,16 @@ final class ClientPause: Sendable {
             return false
         }
         if allCommands.load(ordering: .relaxed) { return true }
-        if spec.flags.contains(.write) || spec.name == "publish" || spec.name == "spublish" { return true }
+        if mayWrite(spec, args, scriptMayWrite) { return true }
         if spec.name == "exec", let txn = conn.transaction {
-            return txn.queue.contains { $0.0.flags.contains(.write) }
+            return txn.queue.contains { mayWrite($0.0, $0.1, scriptMayWrite) }
         }
         return false
+    }
+
+    private func mayWrite(_ spec: CommandSpec, _ args: [Bytes], _ scriptMayWrite: (CommandSpec, [Bytes]) -> Bool) -> Bool {
+        if spec.flags.contains(.write) || spec.name == "publish" || spec.name == "spublish" { return true }
+        return spec.flags.contains(.script) && !spec.flags.contains(.readonly) && scriptMayWrite(spec, args)
     }
 
     /// Starts or extends a pause; a pause never becomes shorter or less strict.
@@ -56,14 +66,30 @@ extension Shard {
         conn.parkedCommand = args
         conn.suspended = true
         paused.append(conn)
+        server.blockedClients.add(1, ordering: .relaxed)
+    }
+
+    /// Whether the script `args` runs (EVAL, EVALSHA, FCALL) may write: false only when
+    /// its shebang or its function says `no-writes`.
+    func scriptMayWrite(_ spec: CommandSpec, _ args: [Bytes]) -> Bool {
+        guard args.count > 1 else { return true }
+        switch spec.name {
+        case "eval": return !((try? ScriptCommands.shebang(args[1]).noWrites) ?? false)
+        case "evalsha":
+            guard let body = server.scripts.body(args[1].string) else { return true }
+            return !((try? ScriptCommands.shebang(body).noWrites) ?? false)
+        case "fcall": return !(server.functions.function(args[1].string)?.noWrites ?? false)
+        default: return true
+        }
     }
 
     /// Runs parked commands the pause no longer covers, then the input behind them.
     func resumePaused(now: Int64) {
         let waiting = paused
         paused = []
-        for conn in waiting where !conn.closing {
-            guard let args = conn.parkedCommand else { continue }
+        for conn in waiting {
+            server.blockedClients.subtract(1, ordering: .relaxed)
+            guard !conn.closing, let args = conn.parkedCommand else { continue }
             conn.parkedCommand = nil
             conn.suspended = false
             batchTime = now

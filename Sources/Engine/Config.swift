@@ -204,7 +204,8 @@ public final class ServerConfig: @unchecked Sendable {
         case .string:
             if name == "client-output-buffer-limit" { return try normalizeOutputLimits(value) }
             if name == "notify-keyspace-events" {
-                guard NotifyFlags.parse(value) != nil else { throw .invalid(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.") }
+                guard let flags = NotifyFlags.parse(value) else { throw .invalid(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.") }
+                return flags.description
             }
             return value
         }

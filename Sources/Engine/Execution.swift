@@ -115,7 +115,7 @@ extension Shard {
         if !batchLocks.isEmpty && (!isPlainData(spec) || conn.transaction != nil) {
             releaseBatchLocks()
         }
-        if pause.isActive, pause.holdsBack(spec, conn), conn.authenticated {
+        if pause.isActive, pause.holdsBack(spec, args, conn, scriptMayWrite: scriptMayWrite), conn.authenticated {
             park(conn, args)
             return
         }
@@ -149,7 +149,7 @@ extension Shard {
             return
         }
         if conn.transaction != nil && !spec.flags.contains(.transaction) {
-            if spec.flags.contains(.noMulti) {
+            if spec.flags.contains(.noMulti) && !Self.clientSubcommandsInMulti(spec, args) {
                 reply.error("ERR Command not allowed inside a transaction")
                 conn.transaction?.failed = true
                 return
@@ -187,6 +187,15 @@ extension Shard {
         if spec.name == "auth" || spec.name == "hello" { return }  // arguments may hold a password
         server.slowlog.record(args, microseconds: microseconds, peer: conn.peer, name: conn.name,
                               maxLength: server.config.slowlogMaxLength.load(ordering: .relaxed))
+    }
+
+    /// CLIENT subcommands that touch only the client itself (or the pause state) may be
+    /// queued; those that walk every shard's connections (LIST, KILL, UNBLOCK) may not,
+    /// since EXEC holds every shard lock while the walk would wait on the other shards.
+    static func clientSubcommandsInMulti(_ spec: CommandSpec, _ args: [Bytes]) -> Bool {
+        guard spec.name == "client", args.count > 1 else { return false }
+        return ["pause", "unpause", "id", "getname", "setname", "info", "setinfo", "no-evict", "no-touch", "reply"]
+            .contains(args[1].string.lowercased())
     }
 
     /// A container's subcommand (CONFIG GET, XINFO STREAM, ...) checked against Redis's arity
@@ -319,7 +328,7 @@ extension Shard {
     private func finishAfterLocks() {
         if !context.expiredUnderSharedLock.isEmpty { expireKeysSeenUnderSharedLock() }
         if !readyQueue.isEmpty { serveReadyKeys() }
-        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        if hasEventsToPublish { publishKeyspaceEvents() }
     }
 
     /// Deletes the keys a reader under a shared lock found past their TTL, each under its
@@ -499,7 +508,7 @@ extension Shard {
         unwatchAll(conn)
         // Blocked clients are served only now that the whole transaction is done.
         if !readyQueue.isEmpty { serveReadyKeys() }
-        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        if hasEventsToPublish { publishKeyspaceEvents() }
         return false
     }
 }

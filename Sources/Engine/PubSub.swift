@@ -74,12 +74,17 @@ extension Shard {
         for kind in [Kind.channel, .pattern, .shardChannel] { unsubscribe(conn, kind, [], nil) }
     }
 
-    /// PUBLISH / SPUBLISH: returns the receivers counted.
-    func publish(_ channel: Bytes, _ message: Bytes, sharded: Bool) -> Int {
+    /// PUBLISH / SPUBLISH: returns the receivers counted. Inside a transaction or a script
+    /// (`deferOwn`), this shard's own subscribers get the message after the reply.
+    func publish(_ channel: Bytes, _ message: Bytes, sharded: Bool, deferOwn: Bool = false) -> Int {
         let (receivers, shards) = server.pubsub.route(channel, sharded: sharded)
         for s in shards {
             if s == index {
-                deliverMessage(channel, message, sharded: sharded)
+                if deferOwn || context.inTransaction {
+                    deferredMessages.append((channel, message, sharded))
+                } else {
+                    deliverMessage(channel, message, sharded: sharded)
+                }
             } else {
                 server.shards[s].post(.run { $0.deliverMessage(channel, message, sharded: sharded) })
             }
@@ -149,7 +154,12 @@ extension Shard {
 
     /// Publishes what the last command recorded (and the expirations and new keys the
     /// keyspace logged) as keyspace notifications. Call with no shard lock held.
-    func publishKeyspaceEvents() {
+    func publishKeyspaceEvents(includingMessages: Bool = true) {
+        if includingMessages && !deferredMessages.isEmpty {
+            let messages = deferredMessages
+            deferredMessages.removeAll()
+            for m in messages { deliverMessage(m.channel, m.message, sharded: m.sharded) }
+        }
         let flags = NotifyFlags(rawValue: server.config.notifyFlags.load(ordering: .relaxed))
         var events = pendingKeyEvents
         events += context.events

@@ -81,6 +81,14 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var waitingWalks: [(Shard) -> Void] = []
     /// Expirations and new keys taken from the keyspace, to publish as keyspace events.
     var pendingKeyEvents: [KeyspaceEvent] = []
+    /// Messages a transaction or script published to this shard's own subscribers: they
+    /// are delivered after its reply (as Redis 7.2 orders them), with the keyspace events.
+    var deferredMessages: [(channel: Bytes, message: Bytes, sharded: Bool)] = []
+
+    /// Whether a command left keyspace events or messages to publish after its locks.
+    @inline(__always) var hasEventsToPublish: Bool {
+        !context.events.isEmpty || !pendingKeyEvents.isEmpty || !deferredMessages.isEmpty
+    }
     /// Subscribers past their output-buffer limit, to close at the top of the loop.
     var overLimit: [Connection] = []
     /// This shard's subscribed connections by channel, pattern and shard channel.
@@ -220,7 +228,10 @@ public final class Shard: @unchecked Sendable, EventHandler {
         _ = abandonBlocked(conn)
         unsubscribeAll(conn)
         stopMonitoring(conn)
-        if conn.parkedCommand != nil { paused.removeAll { $0 === conn } }
+        if conn.parkedCommand != nil {
+            paused.removeAll { $0 === conn }
+            server.blockedClients.subtract(1, ordering: .relaxed)
+        }
     }
 
     /// Closes a connection as CLIENT KILL or a limit does: no more replies, except a
@@ -248,7 +259,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             lock.unlock()
         }
         serveReadyKeys()
-        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        if hasEventsToPublish { publishKeyspaceEvents() }
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
         if idle > 0 {
             for conn in Array(connections.values) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {

@@ -461,6 +461,33 @@ def test_client_pause_write_holds_writers_not_readers(srv, bg):
         r.execute_command("CLIENT", "PAUSE", -1)
 
 
+def test_client_pause_write_holds_scripts_that_may_write_and_counts_them_blocked(srv, bg):
+    r = client(srv)
+    r.function_load("#!lua name=pl\nredis.register_function{function_name='ro', callback=function() return 'ro' end, "
+                    "flags={'no-writes'}}\nredis.register_function('rw', function() return 'rw' end)")
+    assert r.execute_command("CLIENT", "PAUSE", 5000, "WRITE") == "OK"
+    held = [bg.run("EVAL", "return 1", 0), bg.run("FCALL", "rw", 0), bg.run("PUBLISH", "ch", "m")]
+    # Declared read-only, these run at once.
+    assert r.eval("#!lua flags=no-writes\nreturn 2", 0) == 2
+    assert r.execute_command("EVAL_RO", "return 3", 0) == 3
+    assert r.fcall("ro", 0) == "ro"
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] == 3)
+    assert not any(h.done() for h in held)
+    assert r.execute_command("CLIENT", "UNPAUSE") == "OK"
+    assert [h.result(5) for h in held] == [1, "rw", 0]
+    assert r.info("clients")["blocked_clients"] == 0
+    # A pause set inside a transaction takes effect after it: its own writes run.
+    p = r.pipeline(transaction=True)
+    p.set("in-multi", 1)
+    p.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+    p.set("also-in-multi", 2)
+    assert p.execute() == [True, "OK", True]
+    later = bg.run("SET", "after-multi", 3)
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] == 1)
+    assert r.execute_command("CLIENT", "UNPAUSE") == "OK"
+    assert later.result(5) is True
+
+
 def test_client_reply_and_no_evict(srv):
     r = client(srv)
     assert r.execute_command("CLIENT", "NO-EVICT", "on") == "OK"

@@ -224,9 +224,10 @@ def test_keyspace_notifications(srv):
                              ("__keyspace@0__:{x}2", "rename_to"), ("__keyevent@0__:rename_to", "{x}2")]
     # Only key-event channels, only list events, plus new keys.
     r.config_set("notify-keyspace-events", "Eln")
-    r.set("ignored", "1")
+    r.set("string", "1")  # a new key, but no list event
     r.lpush("fresh", "a")
-    assert events(2) == [("__keyevent@0__:new", "fresh"), ("__keyevent@0__:lpush", "fresh")]
+    assert events(3) == [("__keyevent@0__:new", "string"), ("__keyevent@0__:new", "fresh"),
+                         ("__keyevent@0__:lpush", "fresh")]
     # Key misses (m) and the destination of a *STORE command (s).
     r.config_set("notify-keyspace-events", "Ems")
     r.get("absent")
@@ -298,3 +299,50 @@ def test_new_key_event(srv):
     assert got == [("__keyevent@0__:new", "foo"), ("__keyevent@0__:new", "bar"),
                    ("__keyevent@0__:new", "list"), ("__keyevent@0__:new", "counter")]
     ps.close()
+
+
+def test_messages_published_by_a_transaction_or_script_follow_its_reply(srv):
+    """A client subscribed to a channel it publishes to from MULTI/EXEC or a script gets
+    the reply first, then the messages, as Redis 7.2 and Valkey order them."""
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        s.sendall(b"HELLO 3\r\n")
+        s.recv(65536)
+        s.sendall(b"SUBSCRIBE foo\r\n")
+        expected = b">3\r\n$9\r\nsubscribe\r\n$3\r\nfoo\r\n:1\r\n"
+        assert read_exactly(s, expected) == expected
+        s.sendall(b"MULTI\r\nPING abc\r\nPUBLISH foo bar\r\nPUBLISH foo vaz\r\nPING def\r\nEXEC\r\n")
+        expected = (b"+OK\r\n" + b"+QUEUED\r\n" * 4 + b"*4\r\n$3\r\nabc\r\n:1\r\n:1\r\n$3\r\ndef\r\n"
+                    b">3\r\n$7\r\nmessage\r\n$3\r\nfoo\r\n$3\r\nbar\r\n>3\r\n$7\r\nmessage\r\n$3\r\nfoo\r\n$3\r\nvaz\r\n")
+        assert read_exactly(s, expected) == expected
+        s.sendall(b"EVAL \"redis.call('publish','foo','x') return 'bla'\" 0\r\n")
+        expected = b"$3\r\nbla\r\n>3\r\n$7\r\nmessage\r\n$3\r\nfoo\r\n$1\r\nx\r\n"
+        assert read_exactly(s, expected) == expected
+    r = srv.client(decode_responses=True)
+    with pytest.raises(redis.ResponseError, match="Write commands are not allowed from read-only scripts"):
+        r.eval_ro("return redis.call('publish', 'ch', 'msg')", 0)
+
+
+def test_keyspace_event_settings_and_stream_events_match_redis_server(srv, redis_server):
+    r = srv.client(decode_responses=True)
+    for value in ["KA", "EKgx", "Kg$lshzxet", "Kg$lshzxetd", "Em", "KEAn", "Ex", "Kdn"]:
+        r.config_set("notify-keyspace-events", value)
+        redis_server.config_set("notify-keyspace-events", value)
+        assert r.config_get("notify-keyspace-events") == redis_server.config_get("notify-keyspace-events"), value
+    seen = []
+    for c in (r, redis_server):
+        c.config_set("notify-keyspace-events", "Kt")
+        ps = c.pubsub()
+        ps.psubscribe("*")
+        assert ps.get_message(timeout=2)["type"] == "psubscribe"
+        c.xgroup_create("mystream", "mygroup", "$", mkstream=True)
+        c.execute_command("XGROUP", "CREATECONSUMER", "mystream", "mygroup", "Bob")
+        entry = c.xadd("mystream", {"field1": "A"}, id="1")
+        c.xreadgroup("mygroup", "Alice", {"mystream": ">"})
+        c.execute_command("XCLAIM", "mystream", "mygroup", "Mike", "0", entry, "FORCE")
+        c.execute_command("XGROUP", "DELCONSUMER", "mystream", "mygroup", "Lee")  # no such consumer
+        c.execute_command("XAUTOCLAIM", "mystream", "mygroup", "Bob", "0", entry)
+        c.execute_command("XGROUP", "DELCONSUMER", "mystream", "mygroup", "Bob")
+        seen.append([m["data"] for m in messages(ps, 6)])
+        ps.close()
+    assert seen[0] == seen[1] == ["xgroup-create", "xgroup-createconsumer", "xadd", "xgroup-createconsumer",
+                                  "xgroup-createconsumer", "xgroup-delconsumer"]

@@ -241,7 +241,7 @@ extension Shard {
             finishBlocked(client, .reply(result.bytes))
         }
         if !readyQueue.isEmpty { serveReadyKeys() }
-        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        if hasEventsToPublish { publishKeyspaceEvents() }
     }
 
     /// Runs the reply callback and returns its status and reply bytes, followed by the

@@ -148,7 +148,7 @@ extension Shard {
             for s in all.shards { takeReadyKeys(from: s) }
             all.unlock(server.locks)
             if !readyQueue.isEmpty { serveReadyKeys() }
-            if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+            if hasEventsToPublish { publishKeyspaceEvents() }
         }
         let failed = ctx.reply.isError
         ctx.reply.write(to: reply)

@@ -109,7 +109,7 @@ extension Shard {
         all.unlock(server.locks)
         ctx.close()
         if !readyQueue.isEmpty { serveReadyKeys() }
-        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        if hasEventsToPublish { publishKeyspaceEvents() }
     }
 }
 

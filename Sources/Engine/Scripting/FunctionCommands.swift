@@ -213,6 +213,7 @@ extension Shard {
         let result = host.result
         server.errorStats.countReply(result)
         result.withUnsafeBytes { reply.buffer.append($0) }
+        if !locksHeld && !deferredMessages.isEmpty { publishKeyspaceEvents() }  // after the reply
         return outcome != .replied
     }
 }

@@ -172,6 +172,13 @@ final class ScriptRun {
         func refuse(_ message: String) -> [UInt8] { Array("-\(message)\r\n".utf8) }
         guard let spec = server.commands.lookup(args[0]) else { return refuse("ERR Unknown Redis command called from script") }
         guard spec.arityMatches(args.count) else { return refuse("ERR Wrong number of args calling Redis command from script") }
+        if spec.name == "publish" || spec.name == "spublish" {
+            // May replicate, so a read-only script may not (Redis's rule); delivered to this
+            // shard's subscribers after the script's reply.
+            if readOnly { return refuse("ERR Write commands are not allowed from read-only scripts.") }
+            let receivers = shard.publish(args[1], args[2], sharded: spec.name == "spublish", deferOwn: true)
+            return Array(":\(receivers)\r\n".utf8)
+        }
         guard spec.handler != nil else {
             return server.connectionFreeReply(spec, args, protocolVersion: protocolVersion)
                 ?? refuse("ERR This Redis command is not allowed from script")

@@ -167,7 +167,8 @@ extension Shard {
         run.finish()
         busy.lock.unlock()
         if !readyQueue.isEmpty { serveReadyKeys() }
-        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents() }
+        // Messages the script published wait for its reply (the caller delivers them).
+        if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents(includingMessages: false) }
         return outcome == .restart ? nil : outcome
     }
 }
