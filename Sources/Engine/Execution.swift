@@ -139,8 +139,17 @@ extension Shard {
             return
         }
         if server.scriptBusy.running.load(ordering: .relaxed) != 0, let busy = server.scriptBusy.refusal(spec, args) {
-            reply.error(busy)
             stats.errorReplies += 1
+            // Inside MULTI a refused command dooms the transaction; a refused EXEC ends it,
+            // as Redis answers both, so no half of a transaction runs around a busy script.
+            if spec.name == "exec" && conn.transaction != nil {
+                conn.transaction = nil
+                unwatchAll(conn)
+                reply.error("EXECABORT Transaction discarded because of: \(busy)")
+            } else {
+                conn.transaction?.failed = true
+                reply.error(busy)
+            }
             return
         }
         if conn.protocolVersion == 2 && conn.isSubscribed && !Shard.subscribedModeCommands.contains(spec.name) {
