@@ -61,6 +61,7 @@ extension Shard {
     private func closeIfOverQueryBufferLimit(_ conn: Connection) {
         guard conn.input.readableCount > server.config.queryBufferLimit.load(ordering: .relaxed) else { return }
         server.log.warning("Closing client that reached max query buffer length: id=\(conn.id) addr=\(conn.peer)")
+        stats.queryLimitDisconnections += 1
         kill(conn)
     }
 
@@ -129,7 +130,6 @@ extension Shard {
             reply.error(CommandError.wrongArity(Self.fullName(spec, args)).message)
             conn.transaction?.failed = true
             stats.rejectedCalls[spec.id] += 1
-            stats.errorReplies += 1
             return
         }
         if !conn.authenticated && !spec.flags.contains(.noAuth) {
@@ -140,12 +140,10 @@ extension Shard {
         }
         if server.scriptBusy.running.load(ordering: .relaxed) != 0, let busy = server.scriptBusy.refusal(spec, args) {
             reply.error(busy)
-            stats.errorReplies += 1
             return
         }
         if conn.protocolVersion == 2 && conn.isSubscribed && !Shard.subscribedModeCommands.contains(spec.name) {
             reply.error("ERR Can't execute '\(Self.fullName(spec, args))': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
-            stats.errorReplies += 1
             return
         }
         if conn.transaction != nil && !spec.flags.contains(.transaction) {
@@ -177,10 +175,11 @@ extension Shard {
         stats.microseconds[spec.id] += end - start
         if let block = conn.blocked?.operation.external as? ModuleBlock, block.commandID == spec.id {
             block.commandMicroseconds = end - start  // logged with the module's time when the wait ends
-        } else if SlowLog.isSlow(end - start, server.config) {
-            recordSlow(spec, conn, args, microseconds: end - start)
+        } else {
+            if server.config.latencyTracking.load(ordering: .relaxed) { latencies.record(spec.id, microseconds: end - start) }
+            if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
         }
-        if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
+        if failed { stats.failedCalls[spec.id] += 1 }
     }
 
     private func recordSlow(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], microseconds: Int) {
@@ -203,7 +202,6 @@ extension Shard {
         writer(for: conn).error(Shard.unknownCommandMessage(args))
         if conn.skipReplies > 0 { conn.skipReplies -= 1 }
         conn.transaction?.failed = true
-        stats.errorReplies += 1
     }
 
     /// A command `runLocked` runs: no module, script or engine command.

@@ -156,6 +156,9 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
         let measured = measuredMicroseconds.load(ordering: .acquiring)
         shard.stats.microseconds[commandID] += measured
         let total = commandMicroseconds + measured
+        if shard.server.config.latencyTracking.load(ordering: .relaxed) {
+            shard.latencies.record(commandID, microseconds: total)
+        }
         if SlowLog.isSlow(total, shard.server.config) {
             shard.server.slowlog.record(command, microseconds: total, peer: peer, name: clientName,
                                         maxLength: shard.server.config.slowlogMaxLength.load(ordering: .relaxed))
@@ -259,6 +262,9 @@ extension Shard {
         defer { ctx.close() }
         if readyKey != nil && status != ModuleAPI.ok { return (status, []) }
         for r in block.takeThreadReplies() { ctx.reply.add(r) }
+        // The command fails when its client is answered with an error, as Redis counts it
+        // when the unblocked client's reply is written.
+        if ctx.reply.isError && block.commandID >= 0 { stats.failedCalls[block.commandID] += 1 }
         let out = IOBuffer(capacity: 128)
         ctx.reply.write(to: ReplyWriter(buffer: out, protocolVersion: block.protocolVersion))
         return (status, out.readableArray)

@@ -151,8 +151,10 @@ struct ModuleReplyBuilder {
 
     /// True when the first complete reply is an error (the call counts as failed).
     var isError: Bool {
-        if case .error = replies.first { return true }
-        return false
+        switch replies.first {
+        case .error, .value(.error): return true
+        default: return false
+        }
     }
 
     mutating func add(_ r: Reply) {
