@@ -164,6 +164,9 @@ extension Shard {
             feedMonitors(spec, conn, args)  // before the commands it runs, as Redis feeds EVAL
             failed = runScript(spec, conn, args, reply, locksHeld: false)
         } else if spec.flags.contains(.engine) {
+            if server.moduleYieldGate.sectionHeld.load(ordering: .relaxed), !waitOutModuleSection(spec, args, reply) {
+                return
+            }
             failed = server.engineCommands[spec.id]!(self, conn, args, reply)
         } else {
             failed = runLocked(spec, args, conn, reply)
@@ -180,6 +183,23 @@ extension Shard {
             if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
         }
         if failed { stats.failedCalls[spec.id] += 1 }
+    }
+
+    /// An engine command takes no shard lock, so it would run beside a module operation
+    /// that holds them all (ModuleYield.swift), where Redis runs nothing: it waits for
+    /// this shard's lock instead. False when the operation announced busy meanwhile and
+    /// the command got its -BUSY reply. Once busy is announced, the -BUSY check before has
+    /// already let this command through (allowed while busy), and it does not wait: the
+    /// operation may be serving this very shard from inside Yield.
+    private func waitOutModuleSection(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        guard server.scriptBusy.running.load(ordering: .acquiring) == 0 else { return true }
+        if locks[index].lock(unless: server.scriptBusy, .shared) {
+            locks[index].unlock()
+            return true
+        }
+        guard let busy = server.scriptBusy.refusal(spec, args) else { return true }
+        reply.error(busy)
+        return false
     }
 
     private func recordSlow(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], microseconds: Int) {

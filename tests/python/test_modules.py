@@ -564,6 +564,33 @@ def test_yield_answers_busy_and_runs_allow_busy_commands(yt):
         assert c.ping()
 
 
+def test_commands_without_locks_wait_for_a_module_operation(yt):
+    """While a module command runs (yielding without letting clients in), a command that
+    takes no shard lock waits for it on every shard, as in Redis: TIME sent meanwhile
+    answers a time after the command's end."""
+    r = yt.client(decode_responses=True)
+    clients = [yt.client() for _ in range(4)]  # on both shards, connected before it starts
+    assert {c.client_info()["shard"] for c in clients} == {"0", "1"}
+    # Active expiry takes its shard's lock now and then: off, so only the rule tested here
+    # can hold the other shard's commands back.
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    result = {}
+    spin = threading.Thread(target=lambda: result.setdefault("end", yt.client().execute_command("yt.spin", 1000)))
+    spin.start()
+    time.sleep(0.2)  # the command is running
+    answers = []
+    threads = [threading.Thread(target=lambda c=c: answers.append(c.time())) for c in clients]
+    for t in threads:
+        t.start()
+    spin.join(10)
+    for t in threads:
+        t.join(10)
+    assert len(answers) == 4
+    for seconds, micros in answers:
+        assert seconds * 1000 + micros // 1000 >= result["end"]
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+
+
 def test_string_append_flags_replicate_and_missing_api(yt):
     r = yt.client(decode_responses=True)
     assert r.execute_command("yt.append", "ab", "cd") == "abcd"
