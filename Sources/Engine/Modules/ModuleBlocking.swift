@@ -226,6 +226,13 @@ extension Shard {
         block.handleGivenBack(on: self)
     }
 
+    /// UnblockClient of a client blocked on keys reached the home shard: unless its wait
+    /// already ended, it ends as by timeout (its timeout callback answers).
+    func moduleUnblockedOnKeys(_ block: ModuleBlock) {
+        guard let client = block.client, client.claim(.unblocked) else { return }
+        finishBlocked(client, .timeout)
+    }
+
     /// A key `client` waits on may serve it: ask the module (home shard, no lock held).
     func moduleKeyReady(_ client: BlockedClient, _ block: ModuleBlock, key: Bytes) {
         guard client.isWaiting, block.replyCallback != nil else { return }
@@ -258,7 +265,8 @@ extension Shard {
         ctx.readyKey = readyKey
         ctx.denyBlocking = true
         var status = ModuleAPI.ok
-        if let cb = block.replyCallback { status = cb.run(ctx, arguments: []) }
+        // As in Redis, the callbacks get the arguments of the command that blocked.
+        if let cb = block.replyCallback { status = cb.run(ctx, arguments: block.command) }
         defer { ctx.close() }
         if readyKey != nil && status != ModuleAPI.ok { return (status, []) }
         for r in block.takeThreadReplies() { ctx.reply.add(r) }
@@ -278,7 +286,7 @@ extension Shard {
                                 holdsLocks: false)
         ctx.block = block
         ctx.denyBlocking = true
-        _ = cb.run(ctx, arguments: [])
+        _ = cb.run(ctx, arguments: block.command)
         ctx.reply.write(to: w)
         ctx.close()
     }
