@@ -92,7 +92,10 @@ enum KeyCommands {
                 throw CommandError("ERR invalid first DB index")
             }
             guard a >= 0, a < ctx.databaseCount, b >= 0, b < ctx.databaseCount else { throw .dbIndexOutOfRange }
-            for store in ctx.stores { store.databases.swapAt(a, b) }
+            for store in ctx.stores where a != b {
+                store.databases.swapAt(a, b)
+                store.databases[a].tradeNumbers(with: store.databases[b])
+            }
             ShardStore.layoutGeneration.add(1, ordering: .relaxed)
             ctx.dirty += 1
             ctx.reply.ok()

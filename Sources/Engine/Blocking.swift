@@ -189,7 +189,7 @@ extension Shard {
         }
         // Out to the socket now: a CLIENT KILL handled before the input resumes would
         // otherwise drop the reply, and with it a popped element.
-        backend.flush(conn)
+        flushReplies(conn)
         resumeQueue.append(conn)
     }
 
@@ -260,7 +260,7 @@ extension Shard {
             resumeQueue = []
             for conn in batch where !conn.closing {
                 processInput(conn)
-                backend.flush(conn)
+                flushReplies(conn)
             }
         }
     }

@@ -82,8 +82,7 @@ public final class ServerConfig: @unchecked Sendable {
             ("lazyfree-lazy-expire", .bool, "no"), ("lazyfree-lazy-server-del", .bool, "no"), ("lazyfree-lazy-user-del", .bool, "no"),
             ("lazyfree-lazy-user-flush", .bool, "no"), ("replica-lazy-flush", .bool, "no"),
             ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
-            // Per-command latency histograms (INFO latencystats): accepted and stored; Berth
-            // keeps no histograms yet, so INFO has no latencystats section.
+            // Per-command latency histograms (INFO latencystats, LatencyStats.swift).
             ("latency-tracking", .bool, "yes"), ("latency-tracking-info-percentiles", .string, "50 99 99.9"),
             ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
             ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
@@ -119,6 +118,12 @@ public final class ServerConfig: @unchecked Sendable {
     let pubsubHardLimit = Atomic<Int>(33_554_432)
     let pubsubSoftLimit = Atomic<Int>(8_388_608)
     let pubsubSoftSeconds = Atomic<Int>(60)
+    /// latency-tracking: commands are recorded in the latency histograms.
+    let latencyTracking = Atomic<Bool>(true)
+    /// The normal class (every other client); Redis's default is no limit.
+    let normalHardLimit = Atomic<Int>(0)
+    let normalSoftLimit = Atomic<Int>(0)
+    let normalSoftSeconds = Atomic<Int>(0)
     /// The replica ("slave") class, which Redis applies to MONITOR clients too.
     let replicaHardLimit = Atomic<Int>(268_435_456)
     let replicaSoftLimit = Atomic<Int>(67_108_864)
@@ -203,6 +208,7 @@ public final class ServerConfig: @unchecked Sendable {
             return value.lowercased()
         case .string:
             if name == "client-output-buffer-limit" { return try normalizeOutputLimits(value) }
+            if name == "latency-tracking-info-percentiles" { return try normalizePercentiles(value) }
             if name == "notify-keyspace-events" {
                 guard let flags = NotifyFlags.parse(value) else { throw .invalid(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.") }
                 return flags.description
@@ -242,6 +248,26 @@ public final class ServerConfig: @unchecked Sendable {
         }.joined(separator: " ")
     }
 
+    /// Percentiles between 0 and 100, printed as Redis prints them ("50.0" -> "50").
+    private func normalizePercentiles(_ value: String) throws(SetError) -> String {
+        var names: [String] = []
+        for word in value.split(separator: " ") {
+            guard let p = Double(word) else {
+                throw .invalid("latency-tracking-info-percentiles", "Invalid latency-tracking-info-percentiles parameters")
+            }
+            guard p >= 0 && p <= 100 else {
+                throw .invalid("latency-tracking-info-percentiles", "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+            }
+            names.append(LatencyHistogram.name(p))
+        }
+        return names.joined(separator: " ")
+    }
+
+    /// The percentiles INFO latencystats reports.
+    var latencyPercentiles: [Double] {
+        self.get("latency-tracking-info-percentiles").split(separator: " ").compactMap { Double($0) }
+    }
+
     private func applyMirror(_ name: String, _ v: String) {
         let n = Int(v) ?? 0
         switch name {
@@ -256,11 +282,17 @@ public final class ServerConfig: @unchecked Sendable {
         case "requirepass": hasPassword.store(!v.isEmpty, ordering: .releasing)
         case "stream-node-max-bytes": StreamNodeLimits.maxBytes.store(n, ordering: .relaxed)
         case "stream-node-max-entries": StreamNodeLimits.maxEntries.store(n, ordering: .relaxed)
+        case "latency-tracking": latencyTracking.store(v == "yes", ordering: .relaxed)
         case "notify-keyspace-events":
             let f = NotifyFlags.parse(v) ?? NotifyFlags()
             notifyFlags.store(f.isActive ? f.rawValue : 0, ordering: .relaxed)
         case "client-output-buffer-limit":
             let words = v.split(separator: " ")
+            if let at = words.firstIndex(of: "normal"), at + 3 < words.count {
+                normalHardLimit.store(Int(words[at + 1]) ?? 0, ordering: .relaxed)
+                normalSoftLimit.store(Int(words[at + 2]) ?? 0, ordering: .relaxed)
+                normalSoftSeconds.store(Int(words[at + 3]) ?? 0, ordering: .relaxed)
+            }
             if let at = words.firstIndex(of: "pubsub"), at + 3 < words.count {
                 pubsubHardLimit.store(Int(words[at + 1]) ?? 0, ordering: .relaxed)
                 pubsubSoftLimit.store(Int(words[at + 2]) ?? 0, ordering: .relaxed)

@@ -43,6 +43,7 @@ enum ConfigCommand {
             for s in shard.server.shards {
                 s.post(.run { target in
                     target.stats = ShardStats(commandCount: target.server.statsSlots)
+                    target.latencies.reset()
                     target.context.keyspaceHits = 0
                     target.context.keyspaceMisses = 0
                 })

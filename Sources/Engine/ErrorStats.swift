@@ -12,10 +12,15 @@ import Synchronization
 /// than per-shard tables that would follow migrating clients. Like Redis, it tracks at
 /// most 128 distinct codes; later codes are not counted.
 ///
+/// INFO stats `total_error_replies` is the count of the same errors, codes past the
+/// table's limit included, as Redis counts both where an error reply is written.
+///
 /// Invariants: `counts` has at most `maxCodes` entries; every access holds the mutex.
+/// `total` is bumped inside the same critical section, so a reset clears both at once.
 final class ErrorStats: Sendable {
     static let maxCodes = 128
     private let counts = Mutex<[String: Int]>([:])
+    private let totalCount = Atomic<Int>(0)
 
     /// Counts a reply written as raw bytes (a script's result) when it is an error.
     func countReply(_ reply: [UInt8]) {
@@ -34,6 +39,7 @@ final class ErrorStats: Sendable {
         let code = word.isEmpty ? "ERR" : word
         counts.withLock { c in
             if c[code] != nil || c.count < Self.maxCodes { c[code, default: 0] += 1 }
+            totalCount.add(1, ordering: .relaxed)
         }
     }
 
@@ -42,5 +48,13 @@ final class ErrorStats: Sendable {
         counts.withLock { $0 }.sorted { $0.key < $1.key }.map { ("errorstat_\($0.key)", "count=\($0.value)") }
     }
 
-    func reset() { counts.withLock { $0.removeAll() } }
+    /// Every error reply counted since start or the last reset.
+    var total: Int { totalCount.load(ordering: .relaxed) }
+
+    func reset() {
+        counts.withLock {
+            $0.removeAll()
+            totalCount.store(0, ordering: .relaxed)
+        }
+    }
 }

@@ -61,6 +61,7 @@ extension Shard {
     private func closeIfOverQueryBufferLimit(_ conn: Connection) {
         guard conn.input.readableCount > server.config.queryBufferLimit.load(ordering: .relaxed) else { return }
         server.log.warning("Closing client that reached max query buffer length: id=\(conn.id) addr=\(conn.peer)")
+        stats.queryLimitDisconnections += 1
         kill(conn)
     }
 
@@ -129,7 +130,6 @@ extension Shard {
             reply.error(CommandError.wrongArity(Self.fullName(spec, args)).message)
             conn.transaction?.failed = true
             stats.rejectedCalls[spec.id] += 1
-            stats.errorReplies += 1
             return
         }
         if !conn.authenticated && !spec.flags.contains(.noAuth) {
@@ -139,7 +139,6 @@ extension Shard {
             return
         }
         if server.scriptBusy.running.load(ordering: .relaxed) != 0, let busy = server.scriptBusy.refusal(spec, args) {
-            stats.errorReplies += 1
             // Inside MULTI a refused command dooms the transaction; a refused EXEC ends it,
             // as Redis answers both, so no half of a transaction runs around a busy script.
             if spec.name == "exec" && conn.transaction != nil {
@@ -154,7 +153,6 @@ extension Shard {
         }
         if conn.protocolVersion == 2 && conn.isSubscribed && !Shard.subscribedModeCommands.contains(spec.name) {
             reply.error("ERR Can't execute '\(Self.fullName(spec, args))': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
-            stats.errorReplies += 1
             return
         }
         if conn.transaction != nil && !spec.flags.contains(.transaction) {
@@ -175,6 +173,9 @@ extension Shard {
             feedMonitors(spec, conn, args)  // before the commands it runs, as Redis feeds EVAL
             failed = runScript(spec, conn, args, reply, locksHeld: false)
         } else if spec.flags.contains(.engine) {
+            if server.moduleYieldGate.sectionHeld.load(ordering: .relaxed), !waitOutModuleSection(spec, args, reply) {
+                return
+            }
             failed = server.engineCommands[spec.id]!(self, conn, args, reply)
         } else {
             failed = runLocked(spec, args, conn, reply)
@@ -186,10 +187,28 @@ extension Shard {
         stats.microseconds[spec.id] += end - start
         if let block = conn.blocked?.operation.external as? ModuleBlock, block.commandID == spec.id {
             block.commandMicroseconds = end - start  // logged with the module's time when the wait ends
-        } else if SlowLog.isSlow(end - start, server.config) {
-            recordSlow(spec, conn, args, microseconds: end - start)
+        } else {
+            if server.config.latencyTracking.load(ordering: .relaxed) { latencies.record(spec.id, microseconds: end - start) }
+            if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
         }
-        if failed { stats.failedCalls[spec.id] += 1; stats.errorReplies += 1 }
+        if failed { stats.failedCalls[spec.id] += 1 }
+    }
+
+    /// An engine command takes no shard lock, so it would run beside a module operation
+    /// that holds them all (ModuleYield.swift), where Redis runs nothing: it waits for
+    /// this shard's lock instead. False when the operation announced busy meanwhile and
+    /// the command got its -BUSY reply. Once busy is announced, the -BUSY check before has
+    /// already let this command through (allowed while busy), and it does not wait: the
+    /// operation may be serving this very shard from inside Yield.
+    private func waitOutModuleSection(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        guard server.scriptBusy.running.load(ordering: .acquiring) == 0 else { return true }
+        if locks[index].lock(unless: server.scriptBusy, .shared) {
+            locks[index].unlock()
+            return true
+        }
+        guard let busy = server.scriptBusy.refusal(spec, args) else { return true }
+        reply.error(busy)
+        return false
     }
 
     private func recordSlow(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], microseconds: Int) {
@@ -221,7 +240,6 @@ extension Shard {
         writer(for: conn).error(Shard.unknownCommandMessage(args))
         if conn.skipReplies > 0 { conn.skipReplies -= 1 }
         conn.transaction?.failed = true
-        stats.errorReplies += 1
     }
 
     /// A command `runLocked` runs: no module, script or engine command.

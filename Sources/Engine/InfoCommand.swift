@@ -21,6 +21,8 @@ enum InfoCommand {
         var timedClients: Int
         var pausedClients: Int
         var pubsubClients: Int
+        /// Latency histograms by command id, when INFO asked for latencystats.
+        var latencies: [Int: [UInt64]]
     }
 
     static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"]
@@ -28,7 +30,7 @@ enum InfoCommand {
     static func run(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         var wanted = Set(args.dropFirst().map { $0.string.lowercased() })
         if wanted.isEmpty || wanted.contains("default") { wanted.formUnion(defaultSections) }
-        if wanted.contains("all") || wanted.contains("everything") { wanted.formUnion(defaultSections + ["commandstats", "errorstats"]) }
+        if wanted.contains("all") || wanted.contains("everything") { wanted.formUnion(defaultSections + ["commandstats", "errorstats", "latencystats"]) }
         let sections = wanted
         shard.gather(conn, work: { s -> ShardReport in
             let lock = s.server.locks[s.index]
@@ -43,11 +45,32 @@ enum InfoCommand {
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
                                dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
                                blockingKeys: blockingKeys, blockingKeysOnNoKey: blockingKeysOnNoKey, timedClients: s.timers.live, pausedClients: s.paused.count,
-                               pubsubClients: s.connections.values.filter { $0.isSubscribed }.count)
+                               pubsubClients: s.connections.values.filter { $0.isSubscribed }.count,
+                               latencies: sections.contains("latencystats") ? s.latencies.snapshot() : [:])
         }, finish: { s, c, reports in
             s.writer(for: c).verbatim(render(s.server, reports, sections))
         })
         return false
+    }
+
+    /// One latency_percentiles_usec_<cmd> line per command recorded on any shard, from
+    /// the sum of the shards' histograms; none while latency-tracking is off.
+    private static func latencyFields(_ server: Server, _ reports: [ShardReport]) -> [(String, String)] {
+        guard server.config.latencyTracking.load(ordering: .relaxed) else { return [] }
+        var merged: [Int: [UInt64]] = [:]
+        for r in reports {
+            for (id, counts) in r.latencies {
+                if var m = merged[id] {
+                    for i in m.indices { m[i] += counts[i] }
+                    merged[id] = m
+                } else {
+                    merged[id] = counts
+                }
+            }
+        }
+        let percentiles = server.config.latencyPercentiles
+        return merged.map { (server.commandName($0.key), $0.value) }.sorted { $0.0 < $1.0 }
+            .map { LatencyHistogram.line(command: $0.0, counts: $0.1, percentiles: percentiles) }
     }
 
     static func render(_ server: Server, _ reports: [ShardReport], _ sections: Set<String>) -> String {
@@ -110,7 +133,9 @@ enum InfoCommand {
             ("pubsubshard_channels", String(server.pubsub.count(.shardChannel))),
             ("expired_keys", String(sum { $0.expired })), ("evicted_keys", "0"),
             ("keyspace_hits", String(sum { $0.hits })), ("keyspace_misses", String(sum { $0.misses })),
-            ("total_error_replies", String(sum { $0.stats.errorReplies })),
+            ("total_error_replies", String(server.errorStats.total)),
+            ("client_query_buffer_limit_disconnections", String(sum { $0.stats.queryLimitDisconnections })),
+            ("client_output_buffer_limit_disconnections", String(sum { $0.stats.outputLimitDisconnections })),
             // Berth's own: how often scripts widened their atomic section (ScriptSection.swift).
             ("script_section_restarts", String(server.scriptBusy.restarts.load(ordering: .relaxed))),
             ("script_section_escalations", String(server.scriptBusy.escalations.load(ordering: .relaxed))),
@@ -136,6 +161,7 @@ enum InfoCommand {
             section("Commandstats", fields)
         }
         if sections.contains("errorstats") { section("Errorstats", server.errorStats.fields) }
+        if sections.contains("latencystats") { section("Latencystats", latencyFields(server, reports)) }
         var keyspace: [(String, String)] = []
         for db in 0..<server.databaseCount {
             let keys = sum { $0.keys[db] }

@@ -7,17 +7,21 @@ extension Server {
     /// every shard lock: in `cc` (the shard's own context on a shard thread, so ready keys
     /// and keyspace events flow as for any command), as inside MULTI (a blocking command
     /// answers at once), and returns its reply bytes. `cc`'s state is restored after.
-    func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int) -> IOBuffer {
-        runNested(spec, args, in: cc, db: db, protocolVersion: protocolVersion, allowingBlock: false).reply
+    /// With `countingErrors` false its error replies stay out of INFO errorstats (a module's
+    /// Call: the module counts them if it replies with them).
+    func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int,
+                   countingErrors: Bool = true) -> IOBuffer {
+        runNested(spec, args, in: cc, db: db, protocolVersion: protocolVersion, allowingBlock: false,
+                  countingErrors: countingErrors).reply
     }
 
     /// runNested, except that with `allowingBlock` a blocking command that has to wait
     /// files its request instead of answering at once: the request comes back, and the
     /// caller registers the wait (JavaScript's callAsync).
     func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int,
-                   allowingBlock: Bool) -> (reply: IOBuffer, block: BlockRequest?) {
+                   allowingBlock: Bool, countingErrors: Bool = true) -> (reply: IOBuffer, block: BlockRequest?) {
         let out = IOBuffer(capacity: 256)
-        let writer = ReplyWriter(buffer: out, protocolVersion: protocolVersion)
+        let writer = ReplyWriter(buffer: out, protocolVersion: protocolVersion, countsErrors: countingErrors)
         let saved = (cc.args, cc.reply, cc.dbIndex, cc.inTransaction, cc.keyShard)
         cc.args = args
         cc.reply = writer

@@ -128,30 +128,6 @@ extension Shard {
                           softSeconds: config.pubsubSoftSeconds.load(ordering: .relaxed))
     }
 
-    /// Flushes a connection that is sent what it did not ask for (messages, a MONITOR
-    /// feed) and closes it once its unsent output passes `hard` bytes, or `soft` bytes for
-    /// `softSeconds` (0: no such limit), as client-output-buffer-limit does.
-    func flushWithinLimits(_ conn: Connection, hard: Int, soft: Int, softSeconds: Int) {
-        guard !conn.closing else { return }
-        backend.flush(conn)
-        let pending = conn.output.readableCount + conn.sending.readableCount
-        var over = hard > 0 && pending > hard
-        if soft > 0 && pending > soft {
-            let now = ShardStore.nowMilliseconds()
-            if conn.softLimitSince == 0 { conn.softLimitSince = now }
-            if now - conn.softLimitSince >= Int64(softSeconds) * 1000 { over = true }
-        } else {
-            conn.softLimitSince = 0
-        }
-        if over {
-            // Closed at the top of the loop: a PUBLISH inside EXEC runs under shard locks,
-            // and closing a client may need them.
-            server.log.warning("Client id=\(conn.id) addr=\(conn.peer) closed for overcoming of output buffer limits.")
-            conn.overOutputLimit = true
-            overLimit.append(conn)
-        }
-    }
-
     /// Publishes what the last command recorded (and the expirations and new keys the
     /// keyspace logged) as keyspace notifications. Call with no shard lock held.
     func publishKeyspaceEvents(includingMessages: Bool = true) {

@@ -53,6 +53,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// The connection whose input is being processed (a busy script's client).
     var activeConnection: Connection?
     var stats: ShardStats
+    /// Per-command latency histograms (INFO latencystats).
+    let latencies: CommandLatencies
     let context: CommandContext
     /// Replies written while CLIENT REPLY is OFF/SKIP go here and are dropped.
     let discard = IOBuffer(capacity: 1024)
@@ -112,6 +114,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         waiters = WaiterTable(store: store)
         wakeFD = berth_eventfd()
         stats = ShardStats(commandCount: server.statsSlots)
+        latencies = CommandLatencies(commandCount: server.statsSlots)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
     }
 
@@ -215,7 +218,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         // stay kept for the next connection's batch; whatever comes next that takes locks
         // releases them first, and the loop releases them after each pass.
         processInput(conn, keepingLocks: activeConnection == nil)
-        backend.flush(conn)
+        flushReplies(conn)
         runDeferredWork()
         if conn.awayStreak > 0 { considerMoving(conn) }
     }
@@ -283,7 +286,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             guard !conn.closing else { return }
             finish(shard, conn, collector.results.map { $0! })
             shard.processInput(conn)
-            shard.backend.flush(conn)
+            shard.flushReplies(conn)
         }
         let box = UncheckedBox(done)
         for shard in server.shards {
@@ -329,12 +332,13 @@ struct UncheckedBox<T>: @unchecked Sendable {
 struct ShardStats: Sendable {
     var connectionsReceived = 0
     var rejectedConnections = 0
+    var queryLimitDisconnections = 0
+    var outputLimitDisconnections = 0
     var commandsProcessed = 0
     var netInputBytes = 0
     var netOutputBytes = 0
     var keyspaceHits = 0
     var keyspaceMisses = 0
-    var errorReplies = 0
     var clientMigrations = 0
     var calls: [Int]
     var microseconds: [Int]

@@ -11,8 +11,8 @@ import RESP
 /// heap is rebuilt when stale items outnumber live TTLs.
 public final class Database {
     public let table = KeyTable()
-    /// This database's number, for ready-key signals.
-    public let index: Int
+    /// This database's number, for ready-key signals (SWAPDB trades it, `tradeNumbers`).
+    public private(set) var index: Int
     private let ready: ReadyKeys
     private let keyEvents: KeyEventLog
     /// Keys that blocked clients wait on, with how many wait on each. Kept by the engine's
@@ -140,6 +140,18 @@ public final class Database {
     @inline(__always)
     public func signalReady(_ key: Bytes) {
         if !blockedKeys.isEmpty && blockedKeys[key] != nil { ready.keys.append(DatabaseKey(db: index, key: key)) }
+    }
+
+    /// SWAPDB: `self` and `other` have traded places in their store's list, so they trade
+    /// numbers. The blocked-key registry stays with the number (clients wait on a number
+    /// and a key, not on the data), and every key waited on in either database is
+    /// signalled ready, so its clients look again at what the number now holds (Redis
+    /// likewise serves, or ends with "key no longer exists", clients of swapped databases).
+    public func tradeNumbers(with other: Database) {
+        swap(&index, &other.index)
+        swap(&blockedKeys, &other.blockedKeys)
+        for key in blockedKeys.keys { signalReady(key) }
+        for key in other.blockedKeys.keys { other.signalReady(key) }
     }
 
     public func addBlocked(_ key: Bytes) { blockedKeys[key, default: 0] += 1 }

@@ -5,10 +5,14 @@
 public struct ReplyWriter {
     public let buffer: IOBuffer
     public var protocolVersion: Int
+    /// False for a reply that goes to a module's Call rather than a client: its errors are
+    /// counted only if the module passes them on (ReplyWithCallReply), as Redis counts them.
+    public var countsErrors = true
 
-    public init(buffer: IOBuffer, protocolVersion: Int = 2) {
+    public init(buffer: IOBuffer, protocolVersion: Int = 2, countsErrors: Bool = true) {
         self.buffer = buffer
         self.protocolVersion = protocolVersion
+        self.countsErrors = countsErrors
     }
 
     public var isRESP3: Bool { protocolVersion >= 3 }
@@ -35,7 +39,7 @@ public struct ReplyWriter {
 
     /// `message` is the full error line without the leading '-', e.g. "ERR syntax error".
     public func error(_ message: String) {
-        ReplyWriter.errorObserver?(message)
+        if countsErrors { ReplyWriter.errorObserver?(message) }
         buffer.append(45)
         // An error line must not contain newlines; Redis replaces them with spaces.
         // Bytes, not Characters: Swift reads "\r\n" as one Character equal to neither.

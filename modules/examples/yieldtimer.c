@@ -88,6 +88,19 @@ static int busy_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return RedisModule_ReplyWithLongLong(ctx, yields);
 }
 
+/* yt.spin <ms>: runs for ms milliseconds, yielding without letting clients in (as a
+ * long computation would), and answers the server's clock (ms) when it ended. */
+static int spin_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    long long ms;
+    if (argc != 2 || RedisModule_StringToLongLong(argv[1], &ms) != REDISMODULE_OK) return RedisModule_WrongArity(ctx);
+    long long until = RedisModule_Milliseconds() + ms;
+    while (RedisModule_Milliseconds() < until) {
+        RedisModule_Yield(ctx, REDISMODULE_YIELD_FLAG_NONE, NULL);
+        usleep(1000);
+    }
+    return RedisModule_ReplyWithLongLong(ctx, RedisModule_Milliseconds());
+}
+
 static int stop_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv;
     (void)argc;
@@ -144,7 +157,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         {"yt.stoptimer", "write", stoptimer_cmd}, {"yt.busy", "", busy_cmd},
         {"yt.stop", "allow-busy", stop_cmd},      {"yt.append", "readonly", append_cmd},
         {"yt.flagsall", "readonly", flagsall_cmd}, {"yt.replicate", "write", replicate_cmd},
-        {"yt.missing", "readonly", missing_cmd},
+        {"yt.missing", "readonly", missing_cmd},  {"yt.spin", "", spin_cmd},
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (RedisModule_CreateCommand(ctx, cmds[i].name, cmds[i].fn, cmds[i].flags, 0, 0, 0) == REDISMODULE_ERR)

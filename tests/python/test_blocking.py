@@ -631,3 +631,26 @@ def test_many_blocked_clients_all_time_out(srv):
     assert info["blocked_clients"] == 0 and info["total_blocking_keys"] == 0
     for s in socks:
         s.close()
+
+
+def test_swapdb_serves_clients_blocked_in_either_database(srv):
+    """SWAPDB: a client waits on a database number and a key, so once the data behind
+    the number changes it is served from the new data; the databases keep their numbers
+    (keyspace notifications and later blocks name the right one)."""
+    r = client(srv)
+    r.rpush("k", "from-db0")
+    waiter = client(srv, db=1)
+    with ThreadPoolExecutor(1) as pool:
+        popped = pool.submit(waiter.blpop, "k", 5)
+        wait_blocked(r, 1)
+        assert r.swapdb(0, 1)
+        assert tuple(popped.result(10)) == ("k", "from-db0")
+    assert r.exists("k") == 0 and client(srv, db=1).exists("k") == 0
+    r.rpush("q", "x")
+    assert r.swapdb(0, 1) and client(srv, db=1).lpop("q") == "x"
+    with ThreadPoolExecutor(1) as pool:
+        popped = pool.submit(client(srv).blpop, "q", 5)
+        wait_blocked(r, 1)
+        client(srv, db=1).rpush("q", "other-db")  # not the waiter's database
+        r.rpush("q", "mine")
+        assert tuple(popped.result(10)) == ("q", "mine")

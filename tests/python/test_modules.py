@@ -247,6 +247,56 @@ def test_call_and_key_api(srv):
     assert r.execute_command("blockdemo.keyinfo", "missing") == [0, 0, -1]
 
 
+def test_call_runs_connection_free_engine_commands_and_counts_them(srv):
+    """CONFIG, PING, ECHO and TIME run through Call with their own replies and errors;
+    commands that act on a connection answer ENOTSUP. What Call ran counts in
+    commandstats, and an error it returned counts in errorstats once, when the module
+    replies with it."""
+    r = srv.client(decode_responses=True)
+    r.config_resetstat()
+    assert r.execute_command("blockdemo.call", "config", "get", "maxclients") == ["maxclients", "10000"]
+    assert r.execute_command("blockdemo.call", "ping") == "PONG"
+    assert r.execute_command("blockdemo.call", "echo", "hi") == "hi"
+    with pytest.raises(redis.ResponseError, match=r"^unknown subcommand 'bla'. Try CONFIG HELP.$"):
+        r.execute_command("blockdemo.call", "config", "bla")
+    with pytest.raises(redis.ResponseError, match="not available to modules"):
+        r.execute_command("blockdemo.call", "client", "list")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.set("s", "x")
+        r.execute_command("blockdemo.call", "lpush", "s", "x")
+    info = r.info("all")
+    assert info["errorstat_ERR"] == {"count": 2} and info["errorstat_WRONGTYPE"] == {"count": 1}
+    assert info["total_error_replies"] == 3
+    assert info["cmdstat_config"]["calls"] == 2 and info["cmdstat_config"]["failed_calls"] == 1
+    assert info["cmdstat_lpush"]["calls"] == 1 and info["cmdstat_lpush"]["failed_calls"] == 1
+    assert info["cmdstat_blockdemo.call"]["calls"] == 6 and info["cmdstat_blockdemo.call"]["failed_calls"] == 3
+
+
+def test_latency_percentiles_count_measured_background_time(srv):
+    """INFO latencystats: a blocked module command is recorded when its wait ends, with
+    the time its thread measured; the percentiles follow latency-tracking-info-percentiles;
+    CONFIG RESETSTAT and latency-tracking no clear and stop them."""
+    r = srv.client(decode_responses=True)
+    r.response_callbacks.pop("INFO", None)  # the raw text
+    r.config_resetstat()
+    assert r.config_set("latency-tracking-info-percentiles", "50.0 99.9")
+    assert r.config_get("latency-tracking-info-percentiles") == {"latency-tracking-info-percentiles": "50 99.9"}
+    assert r.execute_command("blockdemo.random", 150) > 0  # the thread sleeps 150 ms, measured
+    r.set("k", "v")
+    raw = r.execute_command("INFO", "latencystats")
+    lines = dict(l.split(":", 1) for l in raw.splitlines() if l.startswith("latency_percentiles_usec_"))
+    fields = dict(f.split("=") for f in lines["latency_percentiles_usec_blockdemo.random"].split(","))
+    assert list(fields) == ["p50", "p99.9"] and float(fields["p50"]) >= 150_000
+    assert "latency_percentiles_usec_set" in lines
+    r.config_resetstat()
+    assert "latency_percentiles_usec_set" not in r.execute_command("INFO", "latencystats")
+    assert r.config_set("latency-tracking", "no")
+    r.set("k", "v")
+    assert r.execute_command("INFO", "latencystats").strip() == "# Latencystats"
+    assert r.config_set("latency-tracking", "yes")
+    assert r.config_set("latency-tracking-info-percentiles", "50 99 99.9")
+
+
 def test_blocking_inside_multi_is_refused(srv):
     r = srv.client()
     before = stats(r)["frees"]
@@ -512,6 +562,33 @@ def test_yield_answers_busy_and_runs_allow_busy_commands(yt):
     assert not busy.is_alive() and result["yields"] > 10
     for c in others:
         assert c.ping()
+
+
+def test_commands_without_locks_wait_for_a_module_operation(yt):
+    """While a module command runs (yielding without letting clients in), a command that
+    takes no shard lock waits for it on every shard, as in Redis: TIME sent meanwhile
+    answers a time after the command's end."""
+    r = yt.client(decode_responses=True)
+    clients = [yt.client() for _ in range(4)]  # on both shards, connected before it starts
+    assert {c.client_info()["shard"] for c in clients} == {"0", "1"}
+    # Active expiry takes its shard's lock now and then: off, so only the rule tested here
+    # can hold the other shard's commands back.
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    result = {}
+    spin = threading.Thread(target=lambda: result.setdefault("end", yt.client().execute_command("yt.spin", 1000)))
+    spin.start()
+    time.sleep(0.2)  # the command is running
+    answers = []
+    threads = [threading.Thread(target=lambda c=c: answers.append(c.time())) for c in clients]
+    for t in threads:
+        t.start()
+    spin.join(10)
+    for t in threads:
+        t.join(10)
+    assert len(answers) == 4
+    for seconds, micros in answers:
+        assert seconds * 1000 + micros // 1000 >= result["end"]
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
 
 
 def test_string_append_flags_replicate_and_missing_api(yt):

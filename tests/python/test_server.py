@@ -12,6 +12,8 @@ import time
 import pytest
 import redis
 
+from conftest import wait_for
+
 
 def raw(port, payload, read_until_close=True):
     """Sends raw bytes and returns everything the server writes until it closes (or 2 s)."""
@@ -318,6 +320,47 @@ def test_idle_timeout_and_query_buffer_limit(make_server):
     out, closed = raw(s.port, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1500000\r\n" + b"x" * 1_200_000)
     assert closed and out == b""
     assert s.client().ping() is True
+
+
+def test_output_buffer_limit_closes_normal_clients(make_server):
+    """The normal class of client-output-buffer-limit: a reply over the hard limit closes
+    its client unanswered, and a client that stops reading is closed once it has stayed
+    over the soft limit; other clients, and replies under the limits, are unaffected."""
+    s = make_server("--shards", "2")
+    r = s.client(decode_responses=True)
+    r.set("big", "x" * 200_000)
+    r.set("small", "y" * 1000)
+    assert r.config_set("client-output-buffer-limit", "normal 100000 0 0")
+    # Raw bytes: redis-py would reconnect and retry. The replies before the big one in
+    # the same batch are dropped with it, as Redis drops them.
+    out, closed = raw(s.port, b"CLIENT SETNAME victim\r\nGET small\r\n")
+    assert out == b"+OK\r\n$1000\r\n" + b"y" * 1000 + b"\r\n" and not closed
+    out, closed = raw(s.port, b"CLIENT SETNAME victim\r\nGET big\r\n")
+    assert closed and out == b""
+    assert "victim" not in [c["name"] for c in r.client_list()]
+    assert r.info("stats")["client_output_buffer_limit_disconnections"] == 1
+    assert "closed for overcoming of output buffer limits" in s.output()
+    assert r.get("small") == "y" * 1000
+
+    # Soft limit: a client that pipelines GETs without reading stays over it.
+    assert r.config_set("client-output-buffer-limit", "normal 0 100000 1")
+    reader = socket.create_connection(("127.0.0.1", s.port))
+    request = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 20
+
+    def send_until_closed():
+        try:
+            while True:
+                reader.sendall(request)
+        except OSError:
+            pass
+    sender = threading.Thread(target=send_until_closed, daemon=True)
+    sender.start()
+    assert wait_for(lambda: r.info("stats")["client_output_buffer_limit_disconnections"] == 2, timeout=30)
+    sender.join(10)
+    assert not sender.is_alive()
+    reader.close()
+    assert r.config_set("client-output-buffer-limit", "normal 0 0 0")
+    assert len(s.client().get("big")) == 200_000
 
 
 def test_errorstats_count_error_replies_by_code(make_server, redis_server):

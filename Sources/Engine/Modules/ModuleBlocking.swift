@@ -156,6 +156,9 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
         let measured = measuredMicroseconds.load(ordering: .acquiring)
         shard.stats.microseconds[commandID] += measured
         let total = commandMicroseconds + measured
+        if shard.server.config.latencyTracking.load(ordering: .relaxed) {
+            shard.latencies.record(commandID, microseconds: total)
+        }
         if SlowLog.isSlow(total, shard.server.config) {
             shard.server.slowlog.record(command, microseconds: total, peer: peer, name: clientName,
                                         maxLength: shard.server.config.slowlogMaxLength.load(ordering: .relaxed))
@@ -223,6 +226,13 @@ extension Shard {
         block.handleGivenBack(on: self)
     }
 
+    /// UnblockClient of a client blocked on keys reached the home shard: unless its wait
+    /// already ended, it ends as by timeout (its timeout callback answers).
+    func moduleUnblockedOnKeys(_ block: ModuleBlock) {
+        guard let client = block.client, client.claim(.unblocked) else { return }
+        finishBlocked(client, .timeout)
+    }
+
     /// A key `client` waits on may serve it: ask the module (home shard, no lock held).
     func moduleKeyReady(_ client: BlockedClient, _ block: ModuleBlock, key: Bytes) {
         guard client.isWaiting, block.replyCallback != nil else { return }
@@ -255,10 +265,14 @@ extension Shard {
         ctx.readyKey = readyKey
         ctx.denyBlocking = true
         var status = ModuleAPI.ok
-        if let cb = block.replyCallback { status = cb.run(ctx, arguments: []) }
+        // As in Redis, the callbacks get the arguments of the command that blocked.
+        if let cb = block.replyCallback { status = cb.run(ctx, arguments: block.command) }
         defer { ctx.close() }
         if readyKey != nil && status != ModuleAPI.ok { return (status, []) }
         for r in block.takeThreadReplies() { ctx.reply.add(r) }
+        // The command fails when its client is answered with an error, as Redis counts it
+        // when the unblocked client's reply is written.
+        if ctx.reply.isError && block.commandID >= 0 { stats.failedCalls[block.commandID] += 1 }
         let out = IOBuffer(capacity: 128)
         ctx.reply.write(to: ReplyWriter(buffer: out, protocolVersion: block.protocolVersion))
         return (status, out.readableArray)
@@ -272,7 +286,7 @@ extension Shard {
                                 holdsLocks: false)
         ctx.block = block
         ctx.denyBlocking = true
-        _ = cb.run(ctx, arguments: [])
+        _ = cb.run(ctx, arguments: block.command)
         ctx.reply.write(to: w)
         ctx.close()
     }

@@ -57,6 +57,14 @@ extension ModuleAPI {
         register("UnblockClient", { bc, privdata in
             guard let bc else { return ModuleAPI.err }
             let block = ModuleBlock.from(bc)
+            if !block.moduleHoldsHandle {
+                // Blocked on keys: as in Redis, the timeout callback answers (the reply
+                // callback needs a ready key), privdata is left alone, and without a
+                // timeout callback nothing happens.
+                guard block.timeoutCallback != nil else { return ModuleAPI.err }
+                ModuleAPI.server?.shards[block.home].post(.run { $0.moduleUnblockedOnKeys(block) })
+                return ModuleAPI.ok
+            }
             if privdata != nil || block.moduleHoldsHandle { block.privdata = privdata }
             ModuleAPI.server?.shards[block.home].post(.run { $0.moduleUnblocked(block, abort: false) })
             return ModuleAPI.ok

@@ -124,17 +124,43 @@ enum ModuleCall {
             return .failure(Refusal(code: ENOSPC, message: "ERR Write command '\(spec.name)' was called while write is not allowed."))
         }
         if let refusal = refusedForDenyBlocking(spec.name) { return .failure(refusal) }
+        let start = monotonicMicroseconds()
+        let result = execute(ctx, spec, args, resp3: resp3)
+        recordStats(ctx, spec, result, microseconds: monotonicMicroseconds() - start)
+        return result
+    }
+
+    /// Runs a command that passed Call's checks, by its kind.
+    private static func execute(_ ctx: ModuleContext, _ spec: CommandSpec, _ args: [Bytes], resp3: Bool) -> Result<RESPValue, Refusal> {
         if spec.flags.contains(.module) { return callModuleCommand(ctx, spec, args, resp3: resp3) }
-        guard spec.handler != nil else {
-            return .failure(Refusal(code: ENOTSUP, message: "ERR command '\(spec.name)' is not available to modules in Berth"))
-        }
+        guard spec.handler != nil else { return callEngineCommand(ctx, spec, args, resp3: resp3) }
         let out = ModuleKey.withLocks(ctx) { cc in
-            server.runNested(spec, args, in: cc, db: ctx.db, protocolVersion: resp3 ? 3 : 2)
+            ctx.server.runNested(spec, args, in: cc, db: ctx.db, protocolVersion: resp3 ? 3 : 2, countingErrors: false)
         }
         guard let value = RESPReplyParser.parse(out) else {
             return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))
         }
         return .success(value)
+    }
+
+    /// A command Call ran counts in INFO commandstats (calls, time, failed_calls) as one a
+    /// client ran, as in Redis. Shard statistics belong to their shard's thread: a module
+    /// thread's Call posts them to shard 0, whose inbox keeps them ahead of any later INFO.
+    private static func recordStats(_ ctx: ModuleContext, _ spec: CommandSpec, _ result: Result<RESPValue, Refusal>,
+                                    microseconds: Int) {
+        guard case .success(let value) = result else { return }
+        let failed: Bool
+        if case .error = value { failed = true } else { failed = false }
+        let id = spec.id
+        let record: @Sendable (Shard) -> Void = { shard in
+            if shard.server.config.latencyTracking.load(ordering: .relaxed) {
+                shard.latencies.record(id, microseconds: microseconds)
+            }
+            shard.stats.calls[id] += 1
+            shard.stats.microseconds[id] += microseconds
+            if failed { shard.stats.failedCalls[id] += 1 }
+        }
+        if let shard = ctx.shard { record(shard) } else { ctx.server.shards[0].post(.run(record)) }
     }
 
     /// Commands that would make the calling client wait for pushes, which a Call's client
@@ -165,10 +191,36 @@ enum ModuleCall {
             _ = command.body.run(nested, arguments: args)
             ModuleYield.sectionEnded(nested)
             let buffer = IOBuffer(capacity: 64)
-            nested.reply.write(to: ReplyWriter(buffer: buffer, protocolVersion: resp3 ? 3 : 2))
+            nested.reply.write(to: ReplyWriter(buffer: buffer, protocolVersion: resp3 ? 3 : 2, countsErrors: false))
             nested.close()
             return buffer
         }
+        guard let value = RESPReplyParser.parse(out) else {
+            return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))
+        }
+        return .success(value)
+    }
+
+    /// Engine commands Call may run: they touch no connection state and only server-wide
+    /// state that any thread may use (CONFIG's settings are atomics, RESETSTAT posts to
+    /// each shard), so they are safe from a shard thread inside a section and from a
+    /// module thread alike. The others act on the calling connection or gather from every
+    /// shard (CLIENT, INFO, MULTI, ...) and answer ENOTSUP.
+    private static let engineCommandsForCall: Set<String> = ["ping", "echo", "time", "config"]
+
+    /// An engine command through Call runs its own handler, with a connection of its own
+    /// that nothing else sees, so its replies and errors are the command's own.
+    private static func callEngineCommand(_ ctx: ModuleContext, _ spec: CommandSpec, _ args: [Bytes], resp3: Bool) -> Result<RESPValue, Refusal> {
+        let server = ctx.server
+        guard engineCommandsForCall.contains(spec.name), let handler = server.engineCommands[spec.id] else {
+            return .failure(Refusal(code: ENOTSUP, message: "ERR command '\(spec.name)' is not available to modules in Berth"))
+        }
+        let version = resp3 ? 3 : 2
+        let out = IOBuffer(capacity: 64)
+        let conn = Connection(id: ctx.clientID, fd: -1, peer: "", local: "", authenticated: true,
+                              maxBulkLength: server.config.maxBulkLength.load(ordering: .relaxed), now: 0)
+        conn.protocolVersion = version
+        _ = handler(ctx.shard ?? server.shards[0], conn, args, ReplyWriter(buffer: out, protocolVersion: version, countsErrors: false))
         guard let value = RESPReplyParser.parse(out) else {
             return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))
         }

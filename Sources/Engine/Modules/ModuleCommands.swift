@@ -139,7 +139,7 @@ extension Shard {
         ctx.arguments = args
         ctx.denyBlocking = conn.transaction != nil || context.inTransaction
         ctx.inMulti = ctx.denyBlocking
-        ctx.sectionStart = monotonicMicroseconds()
+        ModuleYield.sectionBegan(ctx)
         _ = command.body.run(ctx, arguments: args)
         ModuleYield.sectionEnded(ctx)
         conn.db = ctx.db

@@ -53,6 +53,8 @@ final class ModuleContext {
     /// busy-reply-threshold; and whether its Yield announced the server busy.
     var sectionStart = 0
     var announcedBusy = false
+    /// This context's operation raised `ModuleYieldGate.sectionHeld` (ModuleYield.swift).
+    var marksSection = false
     /// The client a command callback runs for (BlockClient blocks it).
     var connection: Connection?
     /// The command being run, for WrongArity, and its statistics id (-1 outside commands).
@@ -151,8 +153,10 @@ struct ModuleReplyBuilder {
 
     /// True when the first complete reply is an error (the call counts as failed).
     var isError: Bool {
-        if case .error = replies.first { return true }
-        return false
+        switch replies.first {
+        case .error, .value(.error): return true
+        default: return false
+        }
     }
 
     mutating func add(_ r: Reply) {

@@ -42,6 +42,7 @@ final class ModuleKey {
         if entered {
             ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks, yieldingTo: ctx.server.scriptBusy)
             ctx.holdsLocks = true
+            ModuleYield.sectionBegan(ctx)
         }
         let savedDB = cc.dbIndex
         cc.dbIndex = ctx.db

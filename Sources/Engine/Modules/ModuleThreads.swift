@@ -46,7 +46,7 @@ extension ModuleAPI {
             guard !ctx.holdsLocks else { return }
             ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks, yieldingTo: ctx.server.scriptBusy)
             ctx.holdsLocks = true
-            ctx.sectionStart = monotonicMicroseconds()
+            ModuleYield.sectionBegan(ctx)
         } as @convention(c) (RawPointer) -> Void)
         register("ThreadSafeContextTryLock", { c in
             let ctx = ModuleContext.from(c)
@@ -55,7 +55,7 @@ extension ModuleAPI {
             guard !ctx.holdsLocks else { return ModuleAPI.err }
             guard ShardLockSet.all(ctx.server.shards.count).tryLock(ctx.server.locks) else { return ModuleAPI.err }
             ctx.holdsLocks = true
-            ctx.sectionStart = monotonicMicroseconds()
+            ModuleYield.sectionBegan(ctx)
             return ModuleAPI.ok
         } as @convention(c) (RawPointer) -> Int32)
         register("ThreadSafeContextUnlock", { c in

@@ -102,7 +102,7 @@ extension Shard {
         context.now = ShardStore.nowMilliseconds()
         let ctx = ModuleContext(kind: .timer, module: timer.module, server: server, shard: self, clientID: 0,
                                 db: timer.db, protocolVersion: 2, holdsLocks: true)
-        ctx.sectionStart = monotonicMicroseconds()
+        ModuleYield.sectionBegan(ctx)
         timer.callback(ctx.pointer, timer.data)
         ModuleYield.sectionEnded(ctx)
         for s in all.shards { takeReadyKeys(from: s) }

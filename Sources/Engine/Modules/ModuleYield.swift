@@ -28,6 +28,14 @@ import Glibc
 //   running meanwhile.
 // When the operation ends (`sectionEnded`), the announcement is withdrawn and guests
 // still waiting go the usual way (they take the locks).
+//
+// Commands that take no shard lock (PING, ECHO, CLIENT, CONFIG, INFO...: the engine
+// commands) would run beside such an operation on other shards, where Redis runs
+// nothing. So an operation also raises `ModuleYieldGate.sectionHeld` from the moment it
+// holds every lock (`sectionBegan`) to its end; an engine command that sees it raised
+// waits for its own shard's lock, as a data command would (Shard.waitOutModuleSection),
+// and gets -BUSY if the operation announces busy meanwhile. Only engine commands read
+// the flag, and only when it is raised do they touch a lock.
 
 /// Who may run inside a yielding module's section.
 ///
@@ -44,6 +52,9 @@ final class ModuleYieldGate: Sendable {
     }
 
     private let state = Mutex(State())
+    /// A module operation holds every shard lock (see the top of this file). Set and
+    /// cleared by the thread holding them, so at most one operation owns it.
+    let sectionHeld = Atomic<Bool>(false)
 
     var hasHolder: Bool { state.withLock { $0.holder != nil } }
 
@@ -115,8 +126,19 @@ enum ModuleYield {
         gate.admitGuests()
     }
 
+    /// The operation of `ctx` now holds every shard lock (command, timer, thread lock).
+    static func sectionBegan(_ ctx: ModuleContext) {
+        ctx.sectionStart = monotonicMicroseconds()
+        ctx.marksSection = true
+        ctx.server.moduleYieldGate.sectionHeld.store(true, ordering: .releasing)
+    }
+
     /// The operation of `ctx` is over (command returned, timer ran, thread unlocked).
     static func sectionEnded(_ ctx: ModuleContext) {
+        if ctx.marksSection {
+            ctx.marksSection = false
+            ctx.server.moduleYieldGate.sectionHeld.store(false, ordering: .releasing)
+        }
         guard ctx.announcedBusy else { return }
         ctx.announcedBusy = false
         ctx.server.scriptBusy.running.store(0, ordering: .releasing)
