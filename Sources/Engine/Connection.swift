@@ -117,6 +117,12 @@ struct WatchedKey: Hashable {
     let shard: Int
     let db: Int
     let key: Bytes
+    /// The key existed (unexpired) when watched: its expiry since then counts as a change
+    /// at EXEC, as Redis counts the deletion of an expired key.
+    var existed = false
+
+    static func == (a: WatchedKey, b: WatchedKey) -> Bool { a.db == b.db && a.key == b.key }
+    func hash(into h: inout Hasher) { h.combine(db); h.combine(key) }
 }
 
 /// Shared between a watching client and the shards holding its watched keys: any write

@@ -393,6 +393,9 @@ extension Shard {
         let eventsBefore = ctx.events.count
         let dirtyBefore = ctx.dirty
         var failed = false
+        if (spec.name == "flushall" || spec.name == "flushdb") && server.watchedKeys.load(ordering: .relaxed) > 0 {
+            touchWatchersOfExistingKeys(db: spec.name == "flushdb" ? conn.db : nil)
+        }
         do {
             try spec.handler!(ctx)
         } catch {
@@ -419,6 +422,7 @@ extension Shard {
 
     /// Marks WATCHers of keys a write changed (caller holds the keys' shard locks).
     private func touchWatchers(_ spec: CommandSpec, _ args: [Bytes], db: Int) {
+        if spec.name == "flushall" || spec.name == "flushdb" { return }  // marked before they ran
         if spec.flags.contains(.allShards) {
             let everyDB = spec.name != "flushdb"
             for shard in server.shards where !shard.watchers.isEmpty {
@@ -429,6 +433,26 @@ extension Shard {
             return
         }
         touchWatchers(of: spec.keys.positions(args).map { args[$0] }, db: db)
+    }
+
+    /// Whether the watched key is present and unexpired (caller holds its shard lock).
+    private func keyExists(_ w: WatchedKey, now: Int64) -> Bool {
+        var expired = false
+        return server.stores[w.shard].databases[w.db].lookupWithoutExpiring(w.key, now: now, expired: &expired) != nil
+    }
+
+    /// FLUSHALL / FLUSHDB (`db`) touch only the watched keys they delete, as Redis: a key
+    /// watched while missing stays untouched. Caller holds every shard lock.
+    private func touchWatchersOfExistingKeys(db: Int?) {
+        let now = ShardStore.nowMilliseconds()
+        for shard in server.shards where !shard.watchers.isEmpty {
+            for (key, tokens) in shard.watchers where db == nil || key.db == db {
+                var expired = false
+                let store = server.stores[server.slots.shard(of: key.key)]
+                guard store.databases[key.db].lookupWithoutExpiring(key.key, now: now, expired: &expired) != nil else { continue }
+                for t in tokens { t.dirty.store(true, ordering: .relaxed) }
+            }
+        }
     }
 
     /// Marks WATCHers of `keys` (caller holds the keys' shard locks).
@@ -445,9 +469,10 @@ extension Shard {
     func watch(_ conn: Connection, _ keys: ArraySlice<Bytes>) {
         for key in keys {
             let s = server.slots.shard(of: key)
-            let w = WatchedKey(shard: s, db: conn.db, key: key)
+            var w = WatchedKey(shard: s, db: conn.db, key: key)
             if conn.watched.contains(w) { continue }
             server.locks[s].lock()
+            w.existed = keyExists(w, now: ShardStore.nowMilliseconds())
             server.shards[s].watchers[DatabaseKey(db: conn.db, key: key), default: []].append(conn.watchToken)
             server.watchedKeys.add(1, ordering: .relaxed)
             server.locks[s].unlock()
@@ -502,7 +527,8 @@ extension Shard {
             unwatchAll(conn)
             return replyBusy(txn.queue.first?.0 ?? server.commands.lookup(Bytes("exec"))!, [], reply)
         }
-        if conn.watchToken.dirty.load(ordering: .relaxed) {
+        let now = ShardStore.nowMilliseconds()
+        if conn.watchToken.dirty.load(ordering: .relaxed) || conn.watched.contains(where: { $0.existed && !keyExists($0, now: now) }) {
             if hasScript { busy.lock.unlock() }
             set.unlock(server.locks)
             unwatchAll(conn)

@@ -482,3 +482,99 @@ def test_client_list_fields(make_server):
     assert int(fields["tot-cmds"]) == int(old["tot-cmds"]) + 1
     c.execute_command("RESET")
     assert "lib-name=redis.py" in c.execute_command("CLIENT", "INFO")
+
+
+def test_watch_flush_and_expiry_touch_only_what_they_change(make_server, redis_server):
+    """FLUSHALL/FLUSHDB abort a transaction only for watched keys they deleted; a watched
+    key that expires aborts it, one already expired when watched does not. Each case
+    compared with redis-server."""
+    berth = make_server("--shards", "2").client(decode_responses=True)
+
+    def run(c, setup, between):
+        c.flushall()
+        for args in setup:
+            c.execute_command(*args)
+        time.sleep(0.01)  # a 1 ms TTL has run out before WATCH
+        p = c.pipeline(transaction=True)
+        p.watch("x")
+        for args in between:
+            c.execute_command(*args)
+        time.sleep(0.15)
+        p.multi()
+        p.ping()
+        try:
+            return p.execute()
+        except redis.WatchError:
+            return "aborted"
+    cases = [
+        ([], [("FLUSHALL",)]),                                   # missing key: untouched
+        ([("SET", "x", "1")], [("FLUSHALL",)]),                  # deleted: aborted
+        ([("SET", "x", "1")], [("FLUSHDB",)]),
+        ([("SELECT", "0")], [("SELECT", "0"), ("FLUSHDB",)]),
+        ([("SET", "x", "1", "PX", "50")], []),                   # expires while watched: aborted
+        ([("SET", "x", "1", "PX", "1")], []),                    # expired before WATCH: untouched
+    ]
+    for setup, between in cases:
+        assert run(berth, setup, between) == run(redis_server, setup, between), (setup, between)
+
+
+def test_commands_refused_by_a_busy_script_doom_the_transaction(make_server):
+    s = make_server("--shards", "2", "--busy-reply-threshold", "50")
+    r = s.client(decode_responses=True)
+    r.set("xx", 1)
+    spinner = s.client(decode_responses=True)
+    t = threading.Thread(target=lambda: _ignore(lambda: spinner.eval("while true do end", 0)))
+    t.start()
+    other = s.client(decode_responses=True)
+    assert wait_for_busy(other)
+    with socket.create_connection(("127.0.0.1", s.port)) as c:
+        c.sendall(b"MULTI\r\nINCR xx\r\n")
+        time.sleep(0.2)
+        r.execute_command("SCRIPT", "KILL")
+        t.join(10)
+        c.sendall(b"INCR xx\r\nEXEC\r\nPING asdf\r\n")
+        c.settimeout(5)
+        data = b""
+        while not data.endswith(b"$4\r\nasdf\r\n"):
+            data += c.recv(65536)
+    assert data.startswith(b"+OK\r\n-BUSY ") and b"-EXECABORT Transaction discarded because of previous errors." in data
+    assert r.get("xx") == "1"
+    # An EXEC refused while a script is busy ends the transaction.
+    t = threading.Thread(target=lambda: _ignore(lambda: spinner.eval("while true do end", 0)))
+    with socket.create_connection(("127.0.0.1", s.port)) as c:
+        c.sendall(b"MULTI\r\nINCR xx\r\n")
+        time.sleep(0.1)
+        t.start()
+        assert wait_for_busy(other)
+        c.sendall(b"EXEC\r\n")
+        time.sleep(0.2)
+        r.execute_command("SCRIPT", "KILL")
+        t.join(10)
+        c.sendall(b"PING asdf\r\n")
+        c.settimeout(5)
+        data = b""
+        while not data.endswith(b"$4\r\nasdf\r\n"):
+            data += c.recv(65536)
+    assert b"-EXECABORT Transaction discarded because of: BUSY " in data
+    assert r.get("xx") == "1"
+
+
+def _ignore(call):
+    try:
+        call()
+    except redis.ResponseError:
+        pass
+
+
+def wait_for_busy(c):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            c.get("probe")
+        except redis.exceptions.BusyLoadingError:
+            return True
+        except redis.ResponseError as e:
+            if str(e).startswith("BUSY"):
+                return True
+        time.sleep(0.02)
+    return False
