@@ -176,6 +176,10 @@ extension Shard {
         guard let conn = connections[client.connectionID], conn.blocked === client else { return }
         conn.blocked = nil
         conn.suspended = false
+        if let (args, microseconds) = conn.blockedCommand {
+            conn.blockedCommand = nil
+            reportUnblocked(conn, args, microseconds: microseconds)
+        }
         if !client.discardsReply {
             switch outcome {
             case .reply(let bytes):

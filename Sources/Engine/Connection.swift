@@ -57,6 +57,9 @@ public final class Connection: @unchecked Sendable {
     var skipReplies = 0
     /// Set while the connection waits in a blocking command.
     var blocked: BlockedClient? = nil
+    /// That command and the microseconds its first run took, for SLOWLOG and latencystats
+    /// once it is unblocked.
+    var blockedCommand: (args: [Bytes], microseconds: Int)? = nil
     /// The command held back by CLIENT PAUSE, run when the pause ends.
     var parkedCommand: [Bytes]? = nil
     /// Channels, patterns and shard channels subscribed to (`PubSubRegistry.Kind` order).

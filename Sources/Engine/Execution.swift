@@ -187,6 +187,9 @@ extension Shard {
         stats.microseconds[spec.id] += end - start
         if let block = conn.blocked?.operation.external as? ModuleBlock, block.commandID == spec.id {
             block.commandMicroseconds = end - start  // logged with the module's time when the wait ends
+        } else if conn.blocked != nil {
+            // A blocking command is reported once it is unblocked, as Redis reports it.
+            conn.blockedCommand = (args, end - start)
         } else {
             if server.config.latencyTracking.load(ordering: .relaxed) { latencies.record(spec.id, microseconds: end - start) }
             if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
@@ -209,6 +212,13 @@ extension Shard {
         guard let busy = server.scriptBusy.refusal(spec, args) else { return true }
         reply.error(busy)
         return false
+    }
+
+    /// A blocking command's SLOWLOG entry and latency sample, when it is unblocked.
+    func reportUnblocked(_ conn: Connection, _ args: [Bytes], microseconds: Int) {
+        guard let spec = server.commands.lookup(args[0]) else { return }
+        if server.config.latencyTracking.load(ordering: .relaxed) { latencies.record(spec.id, microseconds: microseconds) }
+        if SlowLog.isSlow(microseconds, server.config) { recordSlow(spec, conn, args, microseconds: microseconds) }
     }
 
     private func recordSlow(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], microseconds: Int) {

@@ -84,7 +84,8 @@ enum InfoCommand {
         let now = ShardStore.nowMilliseconds()
         let uptime = (now - server.startTime) / 1000
         section("Server", [
-            ("redis_version", Server.redisCompatibleVersion), ("berth_version", Server.version),
+            ("redis_version", Server.redisCompatibleVersion), ("redis_git_sha1", "00000000"), ("redis_git_dirty", "0"),
+            ("berth_version", Server.version),
             ("redis_mode", "standalone"), ("os", "Linux"), ("arch_bits", "64"),
             ("multiplexing_api", server.ioBackendName), ("process_id", String(getpid())),
             ("tcp_port", String(server.port)), ("server_time_usec", String(now * 1000)),

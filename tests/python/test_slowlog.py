@@ -1,7 +1,11 @@
 """SLOWLOG over real sockets: what is recorded (arguments trimmed as Redis trims them, the
 client's address and name), in which order, under which thresholds, and from every shard."""
+import threading
+
+import pytest
 import redis
 
+from conftest import wait_for
 from parity import Wire
 
 
@@ -106,3 +110,36 @@ def test_long_commands_are_trimmed_as_redis_trims_them(make_server, redis_server
     assert help_ours == help_theirs
     ours.close()
     theirs.close()
+
+
+def test_blocking_command_is_logged_once_unblocked(make_server):
+    s = make_server("--shards", "2")
+    r = s.client(decode_responses=True)
+    r.config_set("slowlog-log-slower-than", 0)
+    r.slowlog_reset()
+    waiter = s.client(decode_responses=True)
+    t = threading.Thread(target=lambda: waiter.blpop("mylist", 0))
+    t.start()
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] == 1)
+    assert not [e for e in entries(r, 50) if e[3][0].upper() == "BLPOP"]
+    r.lpush("mylist", 1)
+    t.join(5)
+    assert wait_for(lambda: len([e for e in entries(r, 50) if e[3][0].upper() == "BLPOP"]) == 1)
+
+
+@pytest.mark.parametrize("kind", ["eval", "fcall"])
+def test_commands_a_script_runs_are_logged_under_its_client(make_server, kind):
+    s = make_server("--shards", "2")
+    r = s.client(decode_responses=True)
+    r.function_load("#!lua name=mylib\nredis.register_function('myfunc', function() server.call('ping') end)")
+    r.client_setname("test-client")
+    r.config_set("slowlog-log-slower-than", 0)
+    r.slowlog_reset()
+    if kind == "eval":
+        r.eval("server.call('ping')", 0)
+    else:
+        r.fcall("myfunc", 0)
+    script, ping = entries(r, 2)
+    assert script[3] == (["EVAL", "server.call('ping')", "0"] if kind == "eval" else ["FCALL", "myfunc", "0"])
+    assert ping[3] == ["ping"]
+    assert script[4] == ping[4] and script[5] == ping[5] == "test-client"

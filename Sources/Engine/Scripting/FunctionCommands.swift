@@ -204,6 +204,7 @@ extension Shard {
         let host = scriptHost
         host.syncFunctions(with: server.functions)
         let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites, isFunction: true)
+        run.caller = (conn.peer, conn.name)
         run.command = args
         let keys = args[3..<(3 + numkeys)]
         if !function.noCluster && !locksHeld { noteKeys(keys, of: conn) }

@@ -111,6 +111,9 @@ final class ScriptRun {
     var wrote = false
     /// The FCALL that runs a function, for FUNCTION STATS once the run is announced.
     var command: [Bytes] = []
+    /// The calling client's address and name: the commands the script runs are logged
+    /// in SLOWLOG under them (as Valkey logs them).
+    var caller: (peer: String, name: String) = ("", "")
     /// Past busy-reply-threshold and announced in `server.scriptBusy`.
     var announced = false
     /// The shard locks the script holds (ScriptSection.swift).
@@ -180,8 +183,12 @@ final class ScriptRun {
             return Array(":\(receivers)\r\n".utf8)
         }
         guard spec.handler != nil else {
-            return server.connectionFreeReply(spec, args, protocolVersion: protocolVersion)
-                ?? refuse("ERR This Redis command is not allowed from script")
+            let started = monotonicMicroseconds()
+            guard let reply = server.connectionFreeReply(spec, args, protocolVersion: protocolVersion) else {
+                return refuse("ERR This Redis command is not allowed from script")
+            }
+            logIfSlow(args, since: started)
+            return reply
         }
         if readOnly && spec.flags.contains(.write) {
             return refuse("ERR Write commands are not allowed from read-only scripts.")
@@ -191,8 +198,19 @@ final class ScriptRun {
             wrote = true
             if announced { server.scriptBusy.wrote.store(true, ordering: .relaxed) }
         }
+        let started = monotonicMicroseconds()
         let reply = server.runNested(spec, args, in: shard.context, db: db, protocolVersion: protocolVersion).readableArray
+        logIfSlow(args, since: started)
         shard.feedMonitors(spec, db: db, peer: "lua", args)
         return reply
+    }
+
+    /// A command the script ran goes to SLOWLOG under the calling client, as Valkey logs it.
+    private func logIfSlow(_ args: [Bytes], since started: Int) {
+        let server = shard.server
+        let took = monotonicMicroseconds() - started
+        guard SlowLog.isSlow(took, server.config) else { return }
+        server.slowlog.record(args, microseconds: took, peer: caller.peer, name: caller.name,
+                              maxLength: server.config.slowlogMaxLength.load(ordering: .relaxed))
     }
 }
