@@ -113,6 +113,8 @@ enum InfoCommand {
             ("maxmemory_policy", server.config.get("maxmemory-policy")),
             ("mem_fragmentation_ratio", String(format2(used > 0 ? Double(rss) / Double(used) : 0))),
             ("mem_allocator", "libc"),
+            ("number_of_cached_scripts", String(server.scripts.count)),
+            ("number_of_functions", String(server.functions.all.reduce(0) { $0 + $1.functions.count })),
         ])
         let dirty = reports.reduce(0) { $0 + $1.dirty }
         section("Persistence", [

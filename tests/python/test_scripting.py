@@ -372,6 +372,19 @@ def test_libraries_and_globals_are_read_only(srv):
     assert r.eval("return type(os.clock())", 0) == "number"
 
 
+def test_info_counts_cached_scripts_and_functions(srv):
+    r = srv.client(decode_responses=True)
+    r.script_flush()
+    for i in range(3):
+        r.eval(f"return {i}", 0)
+    r.function_load("#!lua name=cnt\nredis.register_function('a', function() return 1 end)\n"
+                    "redis.register_function('b', function() return 2 end)")
+    memory = r.info("memory")
+    assert memory["number_of_cached_scripts"] == 3 and memory["number_of_functions"] == 2
+    r.script_flush("ASYNC")
+    assert r.info("memory")["number_of_cached_scripts"] == 0
+
+
 def test_lua_library_weaknesses_are_guarded(srv):
     r = srv.client(decode_responses=True)
     # CVE-2024-31449: lua-bitop wrote past its buffer for the smallest digit count.
