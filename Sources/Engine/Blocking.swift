@@ -176,6 +176,7 @@ extension Shard {
         guard let conn = connections[client.connectionID], conn.blocked === client else { return }
         conn.blocked = nil
         conn.suspended = false
+        conn.commandsRun += 1
         if let (args, microseconds) = conn.blockedCommand {
             conn.blockedCommand = nil
             reportUnblocked(conn, args, microseconds: microseconds)

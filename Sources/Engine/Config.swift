@@ -88,6 +88,8 @@ public final class ServerConfig: @unchecked Sendable {
             ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
             ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("appendfilename", .string, "appendonly.aof"),
             ("repl-diskless-sync", .bool, "yes"), ("min-replicas-to-write", .integer(min: 0, max: Int.max), "0"),
+            ("repl-backlog-size", .memory, "1048576"), ("repl-backlog-ttl", .integer(min: 0, max: Int.max), "3600"),
+            ("replicaof", .string, ""), ("slaveof", .string, ""),
             ("supervised", .enumeration(["no", "upstart", "systemd", "auto"]), "no"), ("pidfile", .string, ""),
             ("unixsocket", .string, ""), ("unixsocketperm", .integer(min: 0, max: 0o777), "0"),
             ("enable-debug-command", .enumeration(["yes", "no", "local"]), "local"), ("jemalloc-bg-thread", .bool, "yes"),

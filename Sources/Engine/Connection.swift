@@ -105,7 +105,7 @@ public final class Connection: @unchecked Sendable {
         let age = (now - createdAt) / 1000
         let idle = (now - lastInteraction) / 1000
         let multi = transaction.map { $0.queue.count } ?? -1
-        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=\(subscriptions[0].count) psub=\(subscriptions[1].count) ssub=\(subscriptions[2].count) multi=\(multi) watch=\(watched.count) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(output.capacity) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) lib-name=\(libraryName) lib-ver=\(libraryVersion) tot-net-in=\(netInputBytes) tot-net-out=\(netOutputBytes) tot-cmds=\(commandsRun) shard=\(shard)"
+        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=\(subscriptions[0].count) psub=\(subscriptions[1].count) ssub=\(subscriptions[2].count) multi=\(multi) watch=\(watched.count) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(max(0, output.readableCount - 16384)) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) lib-name=\(libraryName) lib-ver=\(libraryVersion) tot-net-in=\(netInputBytes) tot-net-out=\(netOutputBytes) tot-cmds=\(commandsRun) shard=\(shard)"
     }
 }
 

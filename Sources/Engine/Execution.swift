@@ -121,7 +121,6 @@ extension Shard {
             return
         }
         stats.commandsProcessed += 1
-        conn.commandsRun += 1
         let reply = writer(for: conn)
         defer { if conn.skipReplies > 0 { conn.skipReplies -= 1 } }
         conn.lastCommand = spec.id
@@ -181,6 +180,7 @@ extension Shard {
             failed = runLocked(spec, args, conn, reply)
         }
         stats.calls[spec.id] += 1
+        if conn.blocked == nil { conn.commandsRun += 1 }  // a blocked one counts once it is served
         if !spec.flags.contains(.script) { feedMonitors(spec, conn, args) }
         let end = clock.microseconds()
         clockBeforeCommand = end
