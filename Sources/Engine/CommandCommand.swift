@@ -46,8 +46,12 @@ enum CommandCommand {
             }
             let cmd = Array(args.dropFirst(2))
             guard spec.arityMatches(cmd.count) else { reply.error("ERR Invalid number of arguments specified for command"); return true }
-            let keys = spec.keys.positions(cmd).map { cmd[$0] }
-            guard !keys.isEmpty else { reply.error("ERR The command has no key arguments"); return true }
+            let keys = keyPositions(spec, cmd).map { cmd[$0] }
+            if keys.isEmpty {
+                // Commands whose keys are optional (EVAL with none) answer an empty list.
+                let flags = RedisCommandMetadata.byName[spec.name]?.flags ?? []
+                guard flags.contains("no_mandatory_keys") else { reply.error("ERR The command has no key arguments"); return true }
+            }
             reply.bulkArray(keys)
         } else if sub.equalsIgnoringCase("help") {
             reply.bulkArray(["COMMAND <subcommand> [<arg> ...]", "COUNT", "DOCS [<command-name> ...]", "GETKEYS <full-command>",
@@ -57,6 +61,16 @@ enum CommandCommand {
             return true
         }
         return false
+    }
+
+    /// Key positions of `cmd`: a container's subcommand (MEMORY USAGE) by Redis's key range
+    /// for it, every other command by its own key spec.
+    private static func keyPositions(_ spec: CommandSpec, _ cmd: [Bytes]) -> [Int] {
+        if !spec.subcommands.isEmpty, cmd.count > 1,
+           let sub = RedisCommandMetadata.byName["\(spec.name)|\(cmd[1].string.lowercased())"], sub.first > 0 {
+            return KeySpec(sub.first, sub.last, sub.step).positions(cmd)
+        }
+        return spec.keys.positions(cmd)
     }
 
     /// `container|sub` when the container exists and has that subcommand.

@@ -410,6 +410,17 @@ def test_command_info_describes_commands_as_redis_does(make_server, redis_server
             berth.execute_command(*args)
 
 
+def test_command_getkeys_follows_redis_key_ranges(make_server, redis_server):
+    berth = make_server("--shards", "2").client(decode_responses=True)
+    for c in (berth, redis_server):
+        c.response_callbacks.clear()  # redis-py parses COMMAND replies as COMMAND INFO's
+    for args in [("MEMORY", "USAGE", "key"), ("EVAL", "return 1", "0"), ("EVAL", "return 1", "2", "a", "b"),
+                 ("XGROUP", "CREATE", "key", "group", "$"), ("LCS", "k1", "k2"), ("GET", "key"),
+                 ("ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2")]:
+        assert berth.execute_command("COMMAND", "GETKEYS", *args) == \
+            redis_server.execute_command("COMMAND", "GETKEYS", *args), args
+
+
 def test_command_list_filters(make_server):
     c = make_server("--shards", "2").client(decode_responses=True)
     c.response_callbacks.clear()  # redis-py parses COMMAND replies as COMMAND INFO's
