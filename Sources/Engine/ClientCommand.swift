@@ -165,10 +165,13 @@ enum ClientCommand {
         var laddr: String? = nil
         var user: String? = nil
         var type: String? = nil
+        /// Valkey's MAXAGE: clients connected longer than this many seconds.
+        var maxAge: Int64? = nil
         var skipSelf = true
         var requester = 0
 
         func matches(_ c: Connection) -> Bool {
+            if let maxAge, (ShardStore.nowMilliseconds() - c.createdAt) / 1000 <= maxAge { return false }
             if let id, c.id != id { return false }
             if let addr, c.peer != addr { return false }
             if let laddr, c.local != laddr { return false }
@@ -195,6 +198,11 @@ enum ClientCommand {
                     f.id = id
                 } else if args[i].equalsIgnoringCase("addr") { f.addr = v.string }
                 else if args[i].equalsIgnoringCase("laddr") { f.laddr = v.string }
+                else if args[i].equalsIgnoringCase("maxage") {
+                    guard let age = Numbers.int(v) else { reply.error(CommandError.notInteger.message); return true }
+                    guard age > 0 else { reply.error("ERR maxage should be greater than 0"); return true }
+                    f.maxAge = Int64(age)
+                }
                 else if args[i].equalsIgnoringCase("user") {
                     // Berth has one user (ACLs come later): any other name is unknown.
                     guard v.string == "default" else { reply.error("ERR No such user '\(v.string)'"); return true }

@@ -195,6 +195,20 @@ public final class ServerConfig: @unchecked Sendable {
             guard n >= lo && n <= hi else { throw .invalid(name, "argument must be between \(lo) and \(hi) inclusive") }
             return String(n)
         case .memory:
+            if name == "maxmemory-clients" {
+                // A share of maxmemory ("10%") or a size, as Redis takes it.
+                if value.hasSuffix("%") {
+                    guard let p = Int(value.dropLast()), p >= 0 else {
+                        throw .invalid(name, "argument must be a memory or percent value")
+                    }
+                    guard p <= 100 else { throw .invalid(name, "percentage argument must be less or equal to 100") }
+                    return "\(p)%"
+                }
+                guard let n = ServerConfig.parseMemory(value), n >= 0 else {
+                    throw .invalid(name, "argument must be a memory or percent value")
+                }
+                return String(n)
+            }
             guard let n = ServerConfig.parseMemory(value), n >= 0 else {
                 throw .invalid(name, "argument must be a memory value")
             }

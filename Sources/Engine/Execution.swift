@@ -176,6 +176,8 @@ extension Shard {
                 return
             }
             failed = server.engineCommands[spec.id]!(self, conn, args, reply)
+            // A PUBLISH reaches this shard's subscribers (the publisher too) after its reply.
+            if !deferredMessages.isEmpty && !context.inTransaction { publishKeyspaceEvents() }
         } else {
             failed = runLocked(spec, args, conn, reply)
         }

@@ -188,11 +188,11 @@ enum PubSubCommands {
         (EngineCommands.spec("punsubscribe", -1, [.loading, .stale]), unsubscribeHandler(.pattern)),
         (EngineCommands.spec("sunsubscribe", -1, [.loading, .stale]), unsubscribeHandler(.shardChannel)),
         (EngineCommands.spec("publish", 3, [.fast, .loading, .stale]), { shard, _, args, reply in
-            reply.integer(shard.publish(args[1], args[2], sharded: false))
+            reply.integer(shard.publish(args[1], args[2], sharded: false, deferOwn: true))
             return false
         }),
         (EngineCommands.spec("spublish", 3, [.fast, .loading, .stale]), { shard, _, args, reply in
-            reply.integer(shard.publish(args[1], args[2], sharded: true))
+            reply.integer(shard.publish(args[1], args[2], sharded: true, deferOwn: true))
             return false
         }),
         (EngineCommands.spec("pubsub", -2, [.loading, .stale],

@@ -589,3 +589,27 @@ def wait_for_busy(c):
                 return True
         time.sleep(0.02)
     return False
+
+
+def test_client_kill_maxage_and_maxmemory_clients_percent(make_server):
+    s = make_server("--shards", "2")
+    c = s.client(decode_responses=True)
+    for bad, message in [("str", "not an integer"), ("9999999999999999999", "not an integer"), ("-1", "greater than 0")]:
+        with pytest.raises(redis.ResponseError, match=message):
+            c.execute_command("CLIENT", "KILL", "MAXAGE", bad)
+    old = socket.create_connection(("127.0.0.1", s.port))
+    old.sendall(b"PING\r\n")
+    old.settimeout(5)
+    assert old.recv(100) == b"+PONG\r\n"
+    time.sleep(2.1)
+    young = s.client()
+    young.ping()
+    c.execute_command("CLIENT", "SETNAME", "asker")
+    # Only the connection older than a second goes (this one is skipped as the asker).
+    assert c.execute_command("CLIENT", "KILL", "MAXAGE", 1, "SKIPME", "yes") == 1
+    assert old.recv(100) == b""
+    assert young.ping()
+    old.close()
+    assert c.config_set("maxmemory-clients", "10%") and c.config_get("maxmemory-clients") == {"maxmemory-clients": "10%"}
+    with pytest.raises(redis.ResponseError, match="less or equal to 100"):
+        c.config_set("maxmemory-clients", "101%")
