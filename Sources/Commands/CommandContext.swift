@@ -41,6 +41,9 @@ public final class CommandContext: @unchecked Sendable {
     public var notifyFlags = NotifyFlags()
     /// Keyspace events recorded by the command, published by the engine afterwards.
     public var events: [KeyspaceEvent] = []
+    /// Key arguments a write command left unchanged (SMOVE's destination that already had
+    /// the member): their WATCHers are not touched. Cleared by the engine after each command.
+    public var unchangedKeys: [Bytes] = []
 
     public let stores: [ShardStore]
     public let slots: SlotMap

@@ -77,8 +77,13 @@ enum SetCommands {
             ctx.deleteIfEmpty(src, from.members.isEmpty)
             let target: SetValue
             if let to { target = to } else { target = try ctx.setOrCreate(dst) }
-            target.members.insert(m)
-            ctx.notify(.set, "sadd", dst)
+            // A destination that already has the member is left as it was, as in Redis:
+            // no event, and its WATCHers are not touched.
+            if target.members.insert(m).inserted {
+                ctx.notify(.set, "sadd", dst)
+            } else {
+                ctx.unchangedKeys.append(dst)
+            }
             ctx.dirty += 1
             ctx.reply.integer(1)
         },

@@ -420,6 +420,7 @@ extension Shard {
         if ctx.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
             touchWatchers(spec, args, db: conn.db)
         }
+        if !ctx.unchangedKeys.isEmpty { ctx.unchangedKeys.removeAll() }
         if !ctx.notifyFlags.isEmpty && ctx.dirty != dirtyBefore, let (flag, event) = server.eventsByCommand[spec.id],
            ctx.notifyFlags.contains(flag) {
             // Before whatever the command recorded itself (a "del" when it emptied the key).
@@ -444,7 +445,8 @@ extension Shard {
             }
             return
         }
-        touchWatchers(of: spec.keys.positions(args).map { args[$0] }, db: db)
+        let keys = spec.keys.positions(args).map { args[$0] }
+        touchWatchers(of: context.unchangedKeys.isEmpty ? keys : keys.filter { !context.unchangedKeys.contains($0) }, db: db)
     }
 
     /// Whether the watched key is present and unexpired (caller holds its shard lock).

@@ -613,3 +613,21 @@ def test_client_kill_maxage_and_maxmemory_clients_percent(make_server):
     assert c.config_set("maxmemory-clients", "10%") and c.config_get("maxmemory-clients") == {"maxmemory-clients": "10%"}
     with pytest.raises(redis.ResponseError, match="less or equal to 100"):
         c.config_set("maxmemory-clients", "101%")
+
+
+def test_smove_into_a_set_that_has_the_member_leaves_it_untouched(make_server, redis_server):
+    berth = make_server("--shards", "2").client(decode_responses=True)
+    outcomes = []
+    for c in (berth, redis_server):
+        c.flushall()
+        c.sadd("src{t}", "a", "b")
+        c.sadd("dst{t}", "a")
+        p = c.pipeline(transaction=True)
+        p.watch("dst{t}")
+        p.multi()
+        p.sadd("dst{t}", "c")
+        other = redis.Redis(port=c.connection_pool.connection_kwargs["port"], decode_responses=True)
+        assert other.smove("src{t}", "dst{t}", "a") is True
+        outcomes.append((p.execute(), sorted(c.smembers("src{t}")), sorted(c.smembers("dst{t}"))))
+        other.close()
+    assert outcomes[0] == outcomes[1] == ([1], ["b"], ["a", "c"])

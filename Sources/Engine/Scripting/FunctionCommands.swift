@@ -205,6 +205,7 @@ extension Shard {
         host.syncFunctions(with: server.functions)
         let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites, isFunction: true)
         run.caller = (conn.peer, conn.name)
+        run.connection = conn
         run.command = args
         let keys = args[3..<(3 + numkeys)]
         if !function.noCluster && !locksHeld { noteKeys(keys, of: conn) }

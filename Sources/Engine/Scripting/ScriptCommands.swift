@@ -147,6 +147,7 @@ extension Shard {
         if byBody { cache.add(body) }
         let run = ScriptRun(shard: self, db: conn.db, readOnly: noWrites || spec.flags.contains(.readonly))
         run.caller = (conn.peer, conn.name)
+        run.connection = conn
         let keys = args[3..<(3 + numkeys)]
         if !noCluster && !locksHeld { noteKeys(keys, of: conn) }
         guard let outcome = inScriptSection(run, keys: keys, wholeKeyspace: noCluster, locksHeld: locksHeld, {

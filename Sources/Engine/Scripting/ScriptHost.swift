@@ -114,6 +114,8 @@ final class ScriptRun {
     /// The calling client's address and name: the commands the script runs are logged
     /// in SLOWLOG under them (as Valkey logs them).
     var caller: (peer: String, name: String) = ("", "")
+    /// The calling client: each command the script runs counts in its tot-cmds, as Redis counts it.
+    weak var connection: Connection?
     /// Past busy-reply-threshold and announced in `server.scriptBusy`.
     var announced = false
     /// The shard locks the script holds (ScriptSection.swift).
@@ -187,7 +189,7 @@ final class ScriptRun {
             guard let reply = server.connectionFreeReply(spec, args, protocolVersion: protocolVersion) else {
                 return refuse("ERR This Redis command is not allowed from script")
             }
-            logIfSlow(args, since: started)
+            afterNestedCommand(args, since: started)
             return reply
         }
         if readOnly && spec.flags.contains(.write) {
@@ -200,13 +202,15 @@ final class ScriptRun {
         }
         let started = monotonicMicroseconds()
         let reply = server.runNested(spec, args, in: shard.context, db: db, protocolVersion: protocolVersion).readableArray
-        logIfSlow(args, since: started)
+        afterNestedCommand(args, since: started)
         shard.feedMonitors(spec, db: db, peer: "lua", args)
         return reply
     }
 
-    /// A command the script ran goes to SLOWLOG under the calling client, as Valkey logs it.
-    private func logIfSlow(_ args: [Bytes], since started: Int) {
+    /// A command the script ran goes to SLOWLOG under the calling client, as Valkey logs it,
+    /// and counts in the client's tot-cmds.
+    private func afterNestedCommand(_ args: [Bytes], since started: Int) {
+        connection?.commandsRun += 1
         let server = shard.server
         let took = monotonicMicroseconds() - started
         guard SlowLog.isSlow(took, server.config) else { return }
