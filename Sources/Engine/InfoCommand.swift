@@ -25,7 +25,7 @@ enum InfoCommand {
         var latencies: [Int: [UInt64]]
     }
 
-    static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"]
+    static let defaultSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace"]
 
     static func run(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         var wanted = Set(args.dropFirst().map { $0.string.lowercased() })
@@ -165,6 +165,7 @@ enum InfoCommand {
         }
         if sections.contains("errorstats") { section("Errorstats", server.errorStats.fields) }
         if sections.contains("latencystats") { section("Latencystats", latencyFields(server, reports)) }
+        section("Cluster", [("cluster_enabled", "0")])  // clients (redis-py's suite) read it
         var keyspace: [(String, String)] = []
         for db in 0..<server.databaseCount {
             let keys = sum { $0.keys[db] }

@@ -544,10 +544,7 @@ def test_commands_refused_by_a_busy_script_doom_the_transaction(make_server):
         r.execute_command("SCRIPT", "KILL")
         t.join(10)
         c.sendall(b"INCR xx\r\nEXEC\r\nPING asdf\r\n")
-        c.settimeout(5)
-        data = b""
-        while not data.endswith(b"$4\r\nasdf\r\n"):
-            data += c.recv(65536)
+        data = read_through_ping(c)
     assert data.startswith(b"+OK\r\n-BUSY ") and b"-EXECABORT Transaction discarded because of previous errors." in data
     assert r.get("xx") == "1"
     # An EXEC refused while a script is busy ends the transaction.
@@ -562,12 +559,18 @@ def test_commands_refused_by_a_busy_script_doom_the_transaction(make_server):
         r.execute_command("SCRIPT", "KILL")
         t.join(10)
         c.sendall(b"PING asdf\r\n")
-        c.settimeout(5)
-        data = b""
-        while not data.endswith(b"$4\r\nasdf\r\n"):
-            data += c.recv(65536)
+        data = read_through_ping(c)
     assert b"-EXECABORT Transaction discarded because of: BUSY " in data
     assert r.get("xx") == "1"
+
+
+def read_through_ping(c):
+    """Everything the connection is sent up to the reply of a trailing `PING asdf`."""
+    c.settimeout(5)
+    data = b""
+    while not data.endswith(b"$4\r\nasdf\r\n"):
+        data += c.recv(65536)
+    return data
 
 
 def _ignore(call):
