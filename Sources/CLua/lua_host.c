@@ -44,23 +44,34 @@ static int redis_command(lua_State *L, int raise) {
     }
     const char **argv = malloc(sizeof(char *) * (size_t)argc);
     size_t *lens = malloc(sizeof(size_t) * (size_t)argc);
+    // Numbers are written with 17 significant digits, as Redis does, not Lua's 14:
+    // 9007199254740991 must reach the command as itself.
+    char (*numbers)[32] = malloc(sizeof(*numbers) * (size_t)argc);
     for (int i = 0; i < argc; i++) {
         int t = lua_type(L, i + 1);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+        if (t == LUA_TNUMBER) {
+            int n = snprintf(numbers[i], sizeof(numbers[i]), "%.17g", (double)lua_tonumber(L, i + 1));
+            argv[i] = numbers[i];
+            lens[i] = (size_t)n;
+            continue;
+        }
+        if (t != LUA_TSTRING) {
             free(argv);
             free(lens);
+            free(numbers);
             lua_createtable(L, 0, 1);
             lua_pushstring(L, "ERR Lua redis lib command arguments must be strings or integers");
             lua_setfield(L, -2, "err");
             if (raise) return lua_error(L);
             return 1;
         }
-        argv[i] = lua_tolstring(L, i + 1, &lens[i]);  // numbers become strings in place
+        argv[i] = lua_tolstring(L, i + 1, &lens[i]);
     }
     h->call.n = 0;
     int status = h->command(h->context, argv, lens, argc, h->resp, &h->call);
     free(argv);
     free(lens);
+    free(numbers);
     lua_settop(L, 0);  // the arguments are done with: room on the stack for the reply
     if (status == -2) return raise_restart(L, h);
     bl_parse_reply(L, h->call.p, h->call.p + h->call.n);
@@ -96,7 +107,24 @@ static int redis_reply_table(lua_State *L, const char *field) {
     return 1;
 }
 
-static int redis_error_reply(lua_State *L) { return redis_reply_table(L, "err"); }
+// redis.error_reply(text): as in Redis, a text without "CODE " in front gets the ERR
+// code ("" becomes "ERR ", "oops" becomes "ERR oops"), and a leading '-' is dropped.
+static int redis_error_reply(lua_State *L) {
+    if (lua_gettop(L) != 1 || !lua_isstring(L, 1)) return redis_reply_table(L, "err");
+    size_t n;
+    const char *s = lua_tolstring(L, 1, &n);
+    if (n > 0 && s[0] == '-') { s++; n--; }
+    lua_createtable(L, 0, 1);
+    if (memchr(s, ' ', n) == NULL) {
+        lua_pushliteral(L, "ERR ");
+        lua_pushlstring(L, s, n);
+        lua_concat(L, 2);
+    } else {
+        lua_pushlstring(L, s, n);
+    }
+    lua_setfield(L, -2, "err");
+    return 1;
+}
 static int redis_status_reply(lua_State *L) { return redis_reply_table(L, "ok"); }
 
 static int redis_sha1hex(lua_State *L) {

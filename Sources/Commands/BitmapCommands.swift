@@ -82,19 +82,31 @@ enum BitmapCommands {
         throw .syntax
     }
 
+    /// The optional `start [end [BYTE|BIT]]` of BITCOUNT (at 2) and BITPOS (at 3), read
+    /// before the key is looked up, as Redis 8 and Valkey 8 do: a bad range is an error
+    /// whether or not the key exists. Valkey's reading: the unit is checked before `end`.
+    struct RangeArguments {
+        var start: Int, end: Int?, inBits: Bool
+
+        init?(_ ctx: CommandContext, at i: Int) throws(CommandError) {
+            let argc = ctx.args.count
+            guard argc > i else { return nil }
+            guard argc <= i + 3 else { throw .syntax }
+            start = try ctx.int(i)
+            inBits = argc == i + 3 ? try BitmapCommands.unit(ctx, i + 2) : false
+            end = argc >= i + 2 ? try ctx.int(i + 1) : nil
+        }
+    }
+
     static func bitcount(_ ctx: CommandContext) throws(CommandError) {
-        // Redis 7.0 looks the key up before it reads the range: a missing key counts 0
-        // whatever follows, and a wrong type wins over a bad range.
+        // `BITCOUNT key start` (no end) counts to the end of the string, as Valkey 8 reads it.
+        let args = try RangeArguments(ctx, at: 2)
         guard let s = try ctx.string(ctx.args[1]) else { ctx.reply.integer(0); return }
         var range = BitRange(first: 0, last: s.count * 8 - 1)
-        switch ctx.args.count {
-        case 2: break
-        case 4, 5:
-            let start = try ctx.int(2), end = try ctx.int(3)
-            if start < 0 && end < 0 && start > end { ctx.reply.integer(0); return }  // before BYTE|BIT, as Redis
-            let inBits = ctx.args.count == 5 ? try unit(ctx, 4) : false
-            range = resolve(start: start, end: end, length: s.count, inBits: inBits)
-        default: throw .syntax
+        if let args {
+            let end = args.end ?? s.count - 1
+            if args.start < 0 && end < 0 && args.start > end { ctx.reply.integer(0); return }
+            range = resolve(start: args.start, end: end, length: s.count, inBits: args.inBits)
         }
         ctx.reply.integer(range.isEmpty ? 0 : s.withUnsafeBytes { countOnes($0, range) })
     }
@@ -117,19 +129,14 @@ enum BitmapCommands {
     static func bitpos(_ ctx: CommandContext) throws(CommandError) {
         guard let target = Numbers.int(ctx.args[2]) else { throw .notInteger }
         guard target == 0 || target == 1 else { throw CommandError("ERR The bit argument must be 1 or 0.") }
+        let args = try RangeArguments(ctx, at: 3)
         // A missing key is all zero bits: the first 0 is bit 0 and there is no 1.
         guard let s = try ctx.string(ctx.args[1]) else { ctx.reply.integer(target == 1 ? -1 : 0); return }
         var range = BitRange(first: 0, last: s.count * 8 - 1)
-        var endGiven = false
-        switch ctx.args.count {
-        case 3: break
-        case 4, 5, 6:
-            let start = try ctx.int(3)
-            let inBits = ctx.args.count == 6 ? try unit(ctx, 5) : false
-            var end = inBits ? s.count * 8 + 7 : s.count - 1
-            if ctx.args.count >= 5 { end = try ctx.int(4); endGiven = true }
-            range = resolve(start: start, end: end, length: s.count, inBits: inBits)
-        default: throw .syntax
+        let endGiven = args?.end != nil
+        if let args {
+            let end = args.end ?? s.count - 1
+            range = resolve(start: args.start, end: end, length: s.count, inBits: args.inBits)
         }
         guard !range.isEmpty else { ctx.reply.integer(-1); return }
         if let found = s.withUnsafeBytes({ firstBit(target, in: $0, range) }) {

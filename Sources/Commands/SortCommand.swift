@@ -79,7 +79,7 @@ enum SortCommand {
             switch e.value {
             case .list(let l): elements = Array(l.items); isList = true
             case .set(let s): elements = Array(s.members); isSet = true
-            case .zset(let z): zset = z
+            case .zset(let z): zset = z; z.convertForSort()
             default: throw .wrongType
             }
         }

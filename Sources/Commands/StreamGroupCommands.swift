@@ -176,6 +176,10 @@ enum StreamGroupCommands {
 
     // MARK: XREADGROUP
 
+    static func noGroupForRead(_ key: Bytes, _ group: Bytes) -> CommandError {
+        CommandError("NOGROUP No such key '\(key.string)' or consumer group '\(group.string)' in XREADGROUP with GROUP option")
+    }
+
     static func xreadgroup(_ ctx: CommandContext) throws(CommandError) {
         let req = try ReadRequest.parse(ctx, group: true)
         let (groupName, consumerName) = req.group!
@@ -183,7 +187,7 @@ enum StreamGroupCommands {
         var history: [StreamID?] = []
         for (key, idArg) in zip(req.keys, req.ids) {
             guard let s = try ctx.stream(key), let g = s.groups[groupName] else {
-                throw CommandError("NOGROUP No such key '\(key.string)' or consumer group '\(groupName.string)' in XREADGROUP with GROUP option")
+                throw noGroupForRead(key, groupName)
             }
             groups.append((s, g))
             if idArg == Bytes(">") {
@@ -238,6 +242,7 @@ enum StreamGroupCommands {
             }
             g.lastDelivered = e.id
             guard !noAck else { continue }
+            consumer.activeTime = ctx.now
             if let old = g.pending[e.id] {
                 g.consumers[old.consumer]?.pending.remove(e.id)
                 old.consumer = consumer.name
@@ -274,12 +279,12 @@ enum StreamGroupCommands {
         return (s.entries.last?.id ?? .zero) > g.lastDelivered
     }
 
+    /// Serves a woken XREADGROUP. As in Redis 7.2, where a woken command is re-run, a
+    /// stream that was deleted, retyped or lost its group answers what XREADGROUP itself
+    /// would: NOGROUP, or WRONGTYPE.
     static func serveGroupRead(_ ctx: CommandContext, key: Bytes, group: Bytes, consumer: Bytes, count: Int?, noAck: Bool) throws(CommandError) {
-        guard case .stream(let s)? = ctx.lookup(key)?.value else {
-            throw CommandError("UNBLOCKED the stream key no longer exists")
-        }
-        guard let g = s.groups[group] else {
-            throw CommandError("NOGROUP the consumer group this client was blocked on no longer exists")
+        guard let s = try ctx.stream(key), let g = s.groups[group] else {
+            throw noGroupForRead(key, group)
         }
         let c = consumerCreatingIfMissing(ctx, g, consumer, of: key)
         c.seenTime = ctx.now
@@ -426,6 +431,7 @@ enum StreamGroupCommands {
                 claimer = consumer
             }
             claim(p, id, to: consumer, in: g, at: deliveryTime, justID: justID)
+            consumer.activeTime = ctx.now
             if let retryCount { p.deliveryCount = retryCount }
             claimed.append((id, entry.fields))
         }
@@ -492,6 +498,7 @@ enum StreamGroupCommands {
             let consumer = claimer ?? consumerCreatingIfMissing(ctx, g, consumerName, of: ctx.args[1])
             claimer = consumer
             claim(p, id, to: consumer, in: g, at: ctx.now, justID: justID)
+            consumer.activeTime = ctx.now
             claimed.append((id, entry.fields))
         }
         if k < candidates.count { cursor = candidates[k] }

@@ -57,11 +57,12 @@ enum StreamInfoCommand {
             let consumers = g.consumers.values.sorted { $0.name.string < $1.name.string }
             w.arrayHeader(consumers.count)
             for c in consumers {
-                // Redis 7.0's fields: "inactive" (from the active time) came in 7.2.
-                w.mapHeader(3)
+                // Redis 7.2's fields: "inactive" counts from the last read or claim.
+                w.mapHeader(4)
                 w.bulk("name"); w.bulk(c.name)
                 w.bulk("pending"); w.integer(c.pending.count)
                 w.bulk("idle"); w.integer(Int(max(0, ctx.now - c.seenTime)))
+                w.bulk("inactive"); w.integer(c.activeTime == -1 ? -1 : Int(ctx.now - c.activeTime))
             }
             return
         }
@@ -109,9 +110,10 @@ enum StreamInfoCommand {
             let consumers = g.consumers.values.sorted { $0.name.string < $1.name.string }
             w.bulk("consumers"); w.arrayHeader(consumers.count)
             for c in consumers {
-                w.mapHeader(4)
+                w.mapHeader(5)
                 w.bulk("name"); w.bulk(c.name)
                 w.bulk("seen-time"); w.integer(Int(c.seenTime))
+                w.bulk("active-time"); w.integer(Int(c.activeTime))
                 w.bulk("pel-count"); w.integer(c.pending.count)
                 let own = limited(c.pending.sorted(), count)
                 w.bulk("pending"); w.arrayHeader(own.count)

@@ -72,4 +72,13 @@ enum BlockOutcome: Sendable {
     case timeout
     /// CLIENT UNBLOCK ... ERROR.
     case error(String)
+
+    /// Whether the client gets an error reply (a failed call in INFO commandstats).
+    var isError: Bool {
+        switch self {
+        case .reply(let bytes): return bytes.first == UInt8(ascii: "-")
+        case .timeout: return false
+        case .error: return true
+        }
+    }
 }

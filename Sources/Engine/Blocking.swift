@@ -179,7 +179,7 @@ extension Shard {
         conn.commandsRun += 1
         if let (args, microseconds) = conn.blockedCommand {
             conn.blockedCommand = nil
-            reportUnblocked(conn, args, microseconds: microseconds)
+            reportUnblocked(conn, args, microseconds: microseconds, failed: outcome.isError)
         }
         if !client.discardsReply {
             switch outcome {

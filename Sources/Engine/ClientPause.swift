@@ -17,6 +17,10 @@ import Synchronization
 final class ClientPause: Sendable {
     private let endMs = Atomic<Int64>(0)
     private let allCommands = Atomic<Bool>(false)
+    /// Expiry is suspended for as long as the pause lasts.
+    let expiryHold: ExpiryHold
+
+    init(expiryHold: ExpiryHold) { self.expiryHold = expiryHold }
 
     var end: Int64 { endMs.load(ordering: .relaxed) }
 
@@ -51,10 +55,13 @@ final class ClientPause: Sendable {
         let current = endMs.load(ordering: .acquiring)
         let stillOn = current > now
         if all || !stillOn { allCommands.store(all || (stillOn && allCommands.load(ordering: .relaxed)), ordering: .relaxed) }
-        endMs.store(max(deadline, stillOn ? current : 0), ordering: .releasing)
+        let end = max(deadline, stillOn ? current : 0)
+        expiryHold.hold(until: end)
+        endMs.store(end, ordering: .releasing)
     }
 
     func unpause() {
+        expiryHold.release()
         endMs.store(0, ordering: .releasing)
         allCommands.store(false, ordering: .relaxed)
     }

@@ -217,8 +217,10 @@ extension Shard {
     }
 
     /// A blocking command's SLOWLOG entry and latency sample, when it is unblocked.
-    func reportUnblocked(_ conn: Connection, _ args: [Bytes], microseconds: Int) {
+    func reportUnblocked(_ conn: Connection, _ args: [Bytes], microseconds: Int, failed: Bool) {
         guard let spec = server.commands.lookup(args[0]) else { return }
+        // Its call was counted when it blocked; an error reply now makes it a failed one.
+        if failed { stats.failedCalls[spec.id] += 1 }
         if server.config.latencyTracking.load(ordering: .relaxed) { latencies.record(spec.id, microseconds: microseconds) }
         if SlowLog.isSlow(microseconds, server.config) { recordSlow(spec, conn, args, microseconds: microseconds) }
     }

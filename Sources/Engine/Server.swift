@@ -40,7 +40,7 @@ public final class Server: @unchecked Sendable {
     let nextClientID = Atomic<Int>(0)
     /// Clients blocked right now, on every shard (INFO blocked_clients).
     let blockedClients = Atomic<Int>(0)
-    let pause = ClientPause()
+    let pause: ClientPause
     let migrations = MigrationGate()
     let pubsub: PubSubRegistry
     let monitors: MonitorFeed
@@ -73,7 +73,9 @@ public final class Server: @unchecked Sendable {
         databaseCount = config.int("databases")
         port = config.int("port")
         slots = SlotMap(shards: shardCount)
-        stores = (0..<shardCount).map { _ in ShardStore(databases: config.int("databases")) }
+        let expiryHold = ExpiryHold()
+        pause = ClientPause(expiryHold: expiryHold)
+        stores = (0..<shardCount).map { _ in ShardStore(databases: config.int("databases"), expiryHold: expiryHold) }
         locks = (0..<shardCount).map { _ in ShardLock() }
         pubsub = PubSubRegistry(shards: shardCount)
         monitors = MonitorFeed(shards: shardCount)

@@ -18,25 +18,30 @@ public final class Database {
     /// Keys that blocked clients wait on, with how many wait on each. Kept by the engine's
     /// waiter table; only its emptiness is checked on the write path.
     public private(set) var blockedKeys: [Bytes: Int] = [:]
+    private let expiryHold: ExpiryHold
     private var expiries = Heap<ExpiryItem>()
     /// Keys that carry a TTL.
     public private(set) var volatileCount = 0
     /// Keys removed because their TTL passed, lazily or actively (INFO expired_keys).
     public private(set) var expiredTotal = 0
 
-    public init(index: Int = 0, ready: ReadyKeys = ReadyKeys(), keyEvents: KeyEventLog = KeyEventLog()) {
+    public init(index: Int = 0, ready: ReadyKeys = ReadyKeys(), keyEvents: KeyEventLog = KeyEventLog(),
+                expiryHold: ExpiryHold = ExpiryHold()) {
         self.index = index
         self.ready = ready
         self.keyEvents = keyEvents
+        self.expiryHold = expiryHold
     }
 
     public var count: Int { table.count }
 
-    /// The live entry for `key`, deleting it first if its TTL has passed.
+    /// The live entry for `key`, deleting it first if its TTL has passed (unless expiry
+    /// is held: then it is only reported missing).
     @inline(__always)
     public func lookup(_ key: Bytes, now: Int64) -> Entry? {
         guard let e = table.find(key) else { return nil }
         if e.expireAt != 0 && e.expireAt <= now {
+            if expiryHold.isHolding(now: now) { return nil }
             removeEntry(e)
             expiredTotal += 1
             if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: key)) }
@@ -60,6 +65,7 @@ public final class Database {
     /// Adds a key that is not present (callers look it up first).
     @discardableResult
     public func add(_ key: Bytes, _ value: Value) -> Entry {
+        if expiryHold.mayHaveHeld { removeHeldEntry(key) }
         if !blockedKeys.isEmpty { signalReady(key) }
         if keyEvents.isTracking { keyEvents.record(.new, DatabaseKey(db: index, key: key)) }
         return table.insert(key, value: value)
@@ -74,6 +80,7 @@ public final class Database {
     /// The same, for a caller that has just looked the key up (`existing`, from `lookup`).
     @discardableResult
     public func overwrite(_ existing: Entry?, _ key: Bytes, _ value: Value, keepTTL: Bool = false) -> Entry {
+        if existing == nil && expiryHold.mayHaveHeld { removeHeldEntry(key) }
         if !blockedKeys.isEmpty { signalReady(key) }
         if let e = existing {
             e.value = value
@@ -111,8 +118,18 @@ public final class Database {
         }
     }
 
+    /// A key that expired while expiry was held stays in the table, reported missing; a
+    /// write that finds it missing and adds the key again removes it first (as expired).
+    private func removeHeldEntry(_ key: Bytes) {
+        guard let stale = table.find(key) else { return }
+        removeEntry(stale)
+        expiredTotal += 1
+        if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: key)) }
+    }
+
     /// Deletes up to `limit` keys whose deadline is at or before `now`; returns how many.
     public func expireDue(now: Int64, limit: Int) -> Int {
+        if expiryHold.isHolding(now: now) { return 0 }
         var removed = 0
         while removed < limit, let top = expiries.min, top.deadline <= now {
             _ = expiries.popMin()
@@ -194,9 +211,9 @@ public final class ShardStore: @unchecked Sendable {
     @inline(__always)
     public var hasNewsForEngine: Bool { !ready.keys.isEmpty || !keyEvents.entries.isEmpty }
 
-    public init(databases: Int) {
+    public init(databases: Int, expiryHold: ExpiryHold = ExpiryHold()) {
         let ready = self.ready, keyEvents = self.keyEvents
-        self.databases = (0..<databases).map { Database(index: $0, ready: ready, keyEvents: keyEvents) }
+        self.databases = (0..<databases).map { Database(index: $0, ready: ready, keyEvents: keyEvents, expiryHold: expiryHold) }
     }
 
     /// Wall-clock microseconds, for sleeping exactly until a millisecond deadline.
@@ -250,3 +267,33 @@ public final class KeyEventLog: @unchecked Sendable {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Expiry suspended, server-wide, while CLIENT PAUSE is in force (WRITE or ALL), as in
+/// Redis: a key past its TTL reads as missing but is not deleted, actively or lazily, so
+/// that nothing is written (and no DEL would be propagated) during the pause; the first
+/// access after it deletes the key.
+///
+/// Invariants: `until` (wall-clock milliseconds; 0 when none) is written only by CLIENT
+/// PAUSE/UNPAUSE and read by any shard under its own lock. `everHeld` is set with the
+/// first hold and never cleared: it only spares writes the check for a held entry before
+/// any pause has happened.
+public final class ExpiryHold: Sendable {
+    private let until = Atomic<Int64>(0)
+    private let everHeld = Atomic<Bool>(false)
+
+    public init() {}
+
+    @inline(__always)
+    public func isHolding(now: Int64) -> Bool { until.load(ordering: .relaxed) > now }
+
+    /// Whether a key may have been left in place past its TTL by some hold.
+    @inline(__always)
+    public var mayHaveHeld: Bool { everHeld.load(ordering: .relaxed) }
+
+    public func hold(until deadline: Int64) {
+        everHeld.store(true, ordering: .relaxed)
+        until.store(deadline, ordering: .releasing)
+    }
+
+    public func release() { until.store(0, ordering: .releasing) }
+}

@@ -4,18 +4,39 @@ import RESP
 /// (score, member) so that ranks and ranges cost O(log n + m).
 ///
 /// Invariants: `scores` and the tree hold the same (member, score) pairs; no score is -0
-/// (stored as 0, which is what Redis's listpack reads back for a small set: a reply that
-/// echoes the computed score, like ZINCRBY's, may still say -0).
+/// unless `keepsSignedZero` (a -0 is stored as 0, which is what Redis's listpack reads back
+/// for a small set: a reply that echoes the computed score, like ZINCRBY's, may still say -0).
 public final class SortedSetValue {
     public private(set) var scores: [Bytes: Double] = [:]
     let tree = ScoreTree()
+
+    /// Whether a -0 score stays -0. Redis converts a set for good from its listpack (which
+    /// reads -0 back as 0) to its skiplist (which keeps the double) when an insert would
+    /// pass zset-max-listpack-entries or -value (128 members, 64 bytes, the defaults this
+    /// follows), or when SORT reads it; this flag is that conversion.
+    public private(set) var keepsSignedZero = false
+    static let listpackEntries = 128, listpackValue = 64
 
     public init() {}
 
     public var count: Int { scores.count }
 
+    /// What SORT does to a sorted set in Redis: from now on -0 scores stay -0.
+    public func convertForSort() { keepsSignedZero = true }
+
+    /// A score as this set stores it.
+    func stored(_ score: Double) -> Double { keepsSignedZero ? score : score + 0.0 }
+
+    /// Redis's conversion check before a new member goes in.
+    func noteNewMember(_ member: Bytes) {
+        if !keepsSignedZero && (scores.count + 1 > Self.listpackEntries || member.count > Self.listpackValue) {
+            keepsSignedZero = true
+        }
+    }
+
     public func copy() -> SortedSetValue {
         let c = SortedSetValue()
+        c.keepsSignedZero = keepsSignedZero
         var node = tree.first
         while let n = node { c.insert(tree.member(n), tree.score(n)); node = tree.next(n) }
         return c
@@ -26,14 +47,16 @@ public final class SortedSetValue {
     /// Adds or updates; returns true when the member is new.
     @discardableResult
     public func insert(_ member: Bytes, _ score: Double) -> Bool {
-        let score = score + 0.0  // -0 becomes 0
         if let old = scores[member] {
+            let score = stored(score)
             if old != score {
                 tree.updateScore(old, score, member)
                 scores[member] = score
             }
             return false
         }
+        noteNewMember(member)
+        let score = stored(score)
         scores[member] = score
         tree.insert(score, member)
         return true
@@ -54,7 +77,7 @@ public final class SortedSetValue {
 
     /// Moves a member `lookup` just found to `score`; nothing may change the set between.
     public func update(_ member: Bytes, _ found: Found, to score: Double) {
-        let score = score + 0.0
+        let score = stored(score)
         guard found.score != score else { return }
         tree.updateScore(found.score, score, member)
         scores.values[found.index] = score
@@ -62,7 +85,8 @@ public final class SortedSetValue {
 
     /// Adds a member the caller just found absent; saves `insert` a lookup.
     public func add(_ member: Bytes, _ score: Double) {
-        let score = score + 0.0
+        noteNewMember(member)
+        let score = stored(score)
         scores[member] = score
         tree.insert(score, member)
     }

@@ -70,6 +70,9 @@ public final class StreamConsumer {
     public let name: Bytes
     /// Last time it was seen by any command (XINFO's idle).
     public var seenTime: Int64
+    /// Last time it read new entries or claimed some (XINFO's inactive, Redis 7.2); -1
+    /// until it has.
+    public var activeTime: Int64 = -1
     public var pending: Set<StreamID> = []
     public init(name: Bytes, now: Int64) { self.name = name; seenTime = now }
 }
@@ -271,6 +274,7 @@ public final class StreamValue {
             for (id, p) in g.pending { ng.pending[id] = PendingEntry(consumer: p.consumer, deliveryTime: p.deliveryTime, deliveryCount: p.deliveryCount) }
             for (cn, c) in g.consumers {
                 let nc = StreamConsumer(name: cn, now: c.seenTime)
+                nc.activeTime = c.activeTime
                 nc.pending = c.pending
                 ng.consumers[cn] = nc
             }

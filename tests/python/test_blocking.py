@@ -488,6 +488,36 @@ def test_client_pause_write_holds_scripts_that_may_write_and_counts_them_blocked
     assert later.result(5) is True
 
 
+def test_client_pause_holds_expiry_until_it_ends(srv, bg):
+    """As Redis: during CLIENT PAUSE (WRITE or ALL) keys past their TTL read as missing but
+    are not deleted, neither by the periodic cycle nor on access; the first access after
+    the pause deletes them. A key that expired during the pause and is written again
+    afterwards is a new key."""
+    r = client(srv)
+    keys = ["held%d" % i for i in range(8)]  # on every shard
+    p = r.pipeline(transaction=True)
+    for k in keys:
+        p.set(k, "v", px=10)
+    p.set("rewritten", "old", px=10)
+    p.execute_command("CLIENT", "PAUSE", 20000, "WRITE")
+    p.execute()
+    before = r.info("stats")["expired_keys"]
+    time.sleep(0.3)  # several expiry cycles
+    assert [r.get(k) for k in keys] == [None] * len(keys)
+    assert r.exists(*keys) == 0 and r.ttl(keys[0]) == -2
+    assert r.info("stats")["expired_keys"] == before
+    assert r.dbsize() == len(keys) + 1  # still there, as in Redis
+    writer = bg.run("SET", "rewritten", "new")
+    time.sleep(0.05)
+    assert not writer.done()
+    assert r.execute_command("CLIENT", "UNPAUSE") == "OK"
+    assert writer.result(5) is True
+    assert r.get("rewritten") == "new" and r.ttl("rewritten") == -1
+    assert [r.get(k) for k in keys] == [None] * len(keys)
+    assert r.info("stats")["expired_keys"] == before + len(keys) + 1
+    assert r.dbsize() == 1
+
+
 def test_client_reply_and_no_evict(srv):
     r = client(srv)
     assert r.execute_command("CLIENT", "NO-EVICT", "on") == "OK"

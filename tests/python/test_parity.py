@@ -166,7 +166,7 @@ class Generator:
             return rnd.choice([-1, "x", 4294967296, 1000, "1.5"])
 
         def unit():
-            return rnd.choice([[], [], ["BYTE"], ["BIT"], ["BIT"], ["bit"], ["NOPE"]])
+            return rnd.choice([[], [], ["BYTE"], ["BIT"], ["BIT"], ["bit"]])
 
         c = rnd.choice(["SETBIT", "SETBIT", "GETBIT", "BITCOUNT", "BITCOUNT", "BITPOS", "BITPOS", "BITOP", "ARITY",
                         "BITFIELD", "BITFIELD", "BITFIELD_RO", "LCS"])
@@ -179,17 +179,22 @@ class Generator:
             return [c, k, offset(), rnd.choice([0, 1, 1, 0, 2, "x", -1]) if rnd.random() < 0.2 else rnd.choice([0, 1])]
         if c == "GETBIT":
             return [c, k, offset()]
+        # BITCOUNT and BITPOS get well-formed ranges only: Redis 7.0 answers a missing key
+        # before it reads a bad range, Berth reads the range first as Redis 8 and Valkey do
+        # (test_bit_ranges_are_checked_before_the_key_as_valkey covers those against Valkey).
+        def bound(low, high):
+            return rnd.randrange(low, high)
         if c == "BITCOUNT":
-            return [c, k] + rnd.choice([[], [self.integer(-10, 10), self.integer(-10, 10)] + unit(),
-                                        [self.integer(-10, 10), self.integer(-10, 10)] + unit(), [1]])
+            return [c, k] + rnd.choice([[], [bound(-10, 10), bound(-10, 10)] + unit(),
+                                        [bound(-10, 10), bound(-10, 10)] + unit()])
         if c == "BITPOS":
             bit = rnd.choice([0, 1, 0, 1, 2, "x"]) if rnd.random() < 0.1 else rnd.choice([0, 1])
-            return [c, k, bit] + rnd.choice([[], [self.integer(-10, 10)], [self.integer(-10, 10), self.integer(-40, 40)] + unit(),
-                                             [self.integer(-40, 40), self.integer(-10, 10), "BIT"], [1, 2, "BIT", "x"]])
+            return [c, k, bit] + rnd.choice([[], [bound(-10, 10)], [bound(-10, 10), bound(-40, 40)] + unit(),
+                                             [bound(-40, 40), bound(-10, 10), "BIT"]])
         if c == "BITOP":
             op = rnd.choice(["AND", "OR", "XOR", "NOT", "NOT", "nope"])
             return [c, op, self.key("s")] + self.keys("s", 1, 3 if op != "NOT" or rnd.random() < 0.2 else 1)
-        return self.arity_error(rnd.choice(["SETBIT", "GETBIT", "BITCOUNT", "BITPOS", "BITOP"]))
+        return self.arity_error(rnd.choice(["SETBIT", "GETBIT", "BITOP"]))
 
     def bitfield_ops(self, read_only):
         """A few BITFIELD operations: widths at the edges (i1, i64, u63), `#n` offsets,
@@ -593,6 +598,13 @@ FIXED_CASES = [
     ("ZRANGE", "zl", "0", "-1", "BYSCORE", "BYSCORE"), ("ZRANGE", "zl", "0", "-1", "REV", "REV"),
     ("ZRANGE", "zl", "0", "-1", "LIMIT", "1", "-1"), ("ZRANGE", "zl", "0", "-1", "LIMIT", "0", "1"),
     ("ZRANGEBYLEX", "zl", "-", "+", "WITHSCORES"), ("ZREVRANGE", "zl", "0", "-1", "LIMIT", "0", "1"),
+    # SORT converts a small set to the encoding that keeps -0 scores; so does outgrowing
+    # 128 members or holding one longer than 64 bytes.
+    ("ZADD", "zs", "1", "a"), ("ZADD", "zs", "-0", "b"), ("SORT", "zs"), ("ZADD", "zs", "-0", "c"),
+    ("ZADD", "zs", "LT", "-0", "a"), ("ZRANGE", "zs", "0", "-1", "WITHSCORES"), ("ZADD", "zs", "-0", "b"),
+    ("ZSCORE", "zs", "c"), ("ZADD", "zw", "-0", "w" * 65, "-0", "x"), ("ZRANGE", "zw", "0", "-1", "WITHSCORES"),
+    ("ZADD", "zb", *sum((["-0" if i % 3 == 0 else str(i), "b%d" % i] for i in range(130)), [])),
+    ("ZRANGE", "zb", "0", "5", "WITHSCORES"), ("ZADD", "zb", "-0", "late"), ("ZSCORE", "zb", "late"),
     ("ZRANGESTORE", "zd", "zl", "0", "-1", "WITHSCORES"), ("ZMPOP", "1", "zl", "MIN", "COUNT", "0", "COUNT"),
     ("ZMPOP", "1", "zl", "MIN", "COUNT", "1", "COUNT", "1"), ("BZMPOP", "x", "1", "zl", "MIN", "COUNT", "0"),
     ("BLMPOP", "x", "1", "l", "LEFT", "COUNT", "0"), ("ZINTERCARD", "1", "zl", "LIMIT", "x"),
@@ -601,7 +613,7 @@ FIXED_CASES = [
     ("GET", "b2"), ("APPEND", "b2", "tail"), ("GET", "b"), ("GET", "b2"), ("SETRANGE", "b2", "30", "mid"), ("GET", "b2"),
     ("SETRANGE", "b2", "2", ""), ("SETRANGE", "nob", "3", ""), ("EXISTS", "nob"), ("SETRANGE", "nob", "3", "x"), ("GET", "nob"),
     ("BITCOUNT", "b"), ("BITCOUNT", "b", "0", "-1", "BIT"), ("BITCOUNT", "b", "1", "199", "BIT"), ("BITCOUNT", "b", "-5", "-10"),
-    ("BITCOUNT", "b", "5", "2"), ("BITCOUNT", "b", "0"), ("BITCOUNT", "b", "-100", "100", "BIT"),
+    ("BITCOUNT", "b", "5", "2"), ("BITCOUNT", "b", "-100", "100", "BIT"),
     ("BITPOS", "b", "1"), ("BITPOS", "b", "0"), ("BITPOS", "b", "1", "1"), ("BITPOS", "b", "1", "8", "-1", "BIT"),
     ("BITPOS", "b", "0", "0", "0"), ("SET", "ones", b"\xff\xff"), ("BITPOS", "ones", "0"), ("BITPOS", "ones", "0", "0", "-1"),
     ("BITPOS", "ones", "0", "3", "BIT"), ("BITPOS", "ones", "0", "0", "15", "BIT"), ("BITPOS", "ones", "1", "-3", "-1", "BIT"),
@@ -648,6 +660,34 @@ def test_fixed_cases_match_redis_server(make_server, redis_server):
     ours = Wire(make_server("--shards", 2).port)
     theirs = Wire(redis_server.connection_pool.connection_kwargs["port"])
     differences = [(args, mine, reference) for args in FIXED_CASES
+                   if (mine := normalise(args, ours.call(*args))) != (reference := normalise(args, theirs.call(*args)))]
+    ours.close()
+    theirs.close()
+    assert differences == []
+
+
+# Where Berth answers as Redis 8 and Valkey 8 rather than 7.0 (docs/compatibility.md):
+# BITCOUNT and BITPOS read their range before the key, so a bad range is an error for a
+# missing key or one of another type too; BITCOUNT takes a start without an end.
+POST_7_0_CASES = [
+    ("SET", "s", "foobar"), ("BITCOUNT", "s", "1"), ("BITCOUNT", "s", "-2"), ("BITCOUNT", "s", "1000"),
+    ("BITCOUNT", "s", "-1000"), ("BITCOUNT", "s", "0", "1", "hello"), ("BITCOUNT", "s", "0", "1", "BIT", "x"),
+    ("BITCOUNT", "s", "a", "b"), ("BITCOUNT", "none", "0", "1", "hello"), ("BITCOUNT", "none", "a", "b"),
+    ("BITCOUNT", "none", "0"), ("BITCOUNT", "none", "0", "1", "BIT", "x"), ("BITPOS", "none", "0", "1", "hello", "x"),
+    ("BITPOS", "none", "0", "0", "1", "hello"), ("BITPOS", "none", "0", "a", "b"), ("BITPOS", "none", "b"),
+    ("BITPOS", "s", "0", "1", "hello", "x"), ("BITPOS", "s", "0", "0", "1", "hello"), ("BITPOS", "s", "0", "a"),
+    ("BITPOS", "s", "1", "2", "x", "BIT"), ("BITPOS", "s", "1", "2", "x", "nope"),
+    ("RPUSH", "l", "a"), ("BITCOUNT", "l", "a", "b"), ("BITCOUNT", "l", "0", "1"), ("BITCOUNT", "l", "0"),
+    ("BITPOS", "l", "1", "a", "b"), ("BITPOS", "l", "1", "0", "1", "nope"), ("BITPOS", "l", "1", "0"),
+    ("BITCOUNT",), ("BITPOS", "none"), ("BITCOUNT", "none", "1", "2", "3", "4", "5", "6"),
+    ("BITPOS", "none", "1", "2", "3", "4", "5", "6"), ("BITPOS", "s", "1", "2", "3", "BIT", "5", "6"),
+]
+
+
+def test_post_7_0_cases_match_valkey_server(make_server, valkey_reference):
+    ours = Wire(make_server("--shards", 2).port)
+    theirs = Wire(valkey_reference.connection_pool.connection_kwargs["port"])
+    differences = [(args, mine, reference) for args in POST_7_0_CASES
                    if (mine := normalise(args, ours.call(*args))) != (reference := normalise(args, theirs.call(*args)))]
     ours.close()
     theirs.close()

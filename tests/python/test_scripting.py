@@ -48,6 +48,18 @@ PARITY = [
     "return cjson.decode('{\"a\":[1,2,3]}').a[3]",
     "return bit.band(0xff, 0x0f) + bit.lshift(1, 4)",
     "return bit.tohex(65535)",
+    # Numbers reach commands with 17 significant digits, as Redis writes them.
+    "redis.call('set', 'n', 9007199254740991) return redis.call('get', 'n')",
+    "redis.call('set', 'n', 0.1) return redis.call('get', 'n')",
+    "redis.call('set', 'n', -0.0) return redis.call('get', 'n')",
+    "redis.call('set', 'n', 1e300) return redis.call('get', 'n')",
+    "return redis.call('incrbyfloat', 'f', 1/3)",
+    # error_reply puts ERR before a text without its own code.
+    "return redis.error_reply('')",
+    "return redis.error_reply('oops')",
+    "return redis.error_reply('-oops')",
+    "return redis.error_reply('-MY code')",
+    "return redis.pcall('ping', {})",
 ]
 
 

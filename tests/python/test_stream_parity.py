@@ -1,7 +1,8 @@
 """Streams, differentially: one random stream of XADD, XRANGE, XREAD, consumer-group and
 trimming commands goes to Berth and to redis-server, and every reply must match, errors
 included. IDs are explicit (`ms-seq` and `ms-*`) so both servers assign the same ones;
-only idle times, which depend on when each server ran a command, are normalised."""
+only idle times, which depend on when each server ran a command, are normalised, and
+XINFO CONSUMERS' `inactive` (Redis 7.2's, which 7.0 lacks) is left out."""
 import random
 
 import pytest
@@ -166,6 +167,11 @@ def without_times(args, reply):
         for e in reply:
             if isinstance(e, list):
                 e = [e[i] if i == 0 or e[i - 1] != b"idle" else "idle" for i in range(len(e))]
+                # Redis 7.2's `inactive`, which Berth reports and 7.0 has not (its values are
+                # compared with Valkey's in test_streams.py).
+                if b"inactive" in e:
+                    at = e.index(b"inactive")
+                    del e[at:at + 2]
             rows.append(e)
         return rows
     return reply

@@ -166,19 +166,32 @@ def test_xreadgroup_block_delivers_each_entry_once(srv, bg, cross):
 
 
 def test_xreadgroup_waiters_hear_about_deleted_stream_and_group(srv, bg):
+    """Woken XREADGROUP answers as Redis 7.2 re-running it: NOGROUP, or WRONGTYPE; each is
+    a failed call in commandstats and counts in errorstats."""
     r = client(srv)
+    r.config_resetstat()
     r.xgroup_create("gone", "g", id="$", mkstream=True)
     r.xgroup_create("kept", "g", id="$", mkstream=True)
     f = bg.run("XREADGROUP", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "gone", ">")
     h = bg.run("XREADGROUP", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "kept", ">")
     wait_blocked(r, 2)
     r.delete("gone")
-    with pytest.raises(redis.ResponseError, match="UNBLOCKED the stream key no longer exists"):
+    with pytest.raises(redis.ResponseError, match="NOGROUP No such key 'gone' or consumer group 'g' in XREADGROUP"):
         f.result(5)
     r.xgroup_destroy("kept", "g")
-    with pytest.raises(redis.ResponseError, match="NOGROUP the consumer group this client was blocked on no longer exists"):
+    with pytest.raises(redis.ResponseError, match="NOGROUP No such key 'kept' or consumer group 'g' in XREADGROUP"):
         h.result(5)
+    r.xgroup_create("kept", "g", id="$")
+    retyped = bg.run("XREADGROUP", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "kept", ">")
+    wait_blocked(r, 1)
+    r.set("kept", "now a string")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        retyped.result(5)
     assert r.info("clients")["blocked_clients"] == 0
+    stats = r.info("commandstats")["cmdstat_xreadgroup"]
+    assert (stats["calls"], stats["failed_calls"], stats["rejected_calls"]) == (3, 3, 0)
+    errors = r.info("errorstats")
+    assert (errors["errorstat_NOGROUP"]["count"], errors["errorstat_WRONGTYPE"]["count"]) == (2, 1)
 
 
 def test_approximate_trimming_removes_whole_nodes_as_redis(make_server, redis_server):
@@ -246,15 +259,30 @@ def test_xsetid_and_xgroup_arguments_as_redis(make_server, redis_server):
     assert replies(ours) == replies(redis_server)
 
 
-def test_xinfo_consumers_has_redis_7_0_fields(make_server, redis_server):
+def test_xinfo_consumers_reports_activity_as_redis_7_2(make_server, valkey_reference):
+    """`inactive` (XINFO CONSUMERS) and `active-time` (XINFO STREAM FULL), Redis 7.2's: the
+    time since a consumer last read new entries or claimed some; -1 until it has. A read
+    that finds nothing, or reads with NOACK, only counts as being seen (`idle`)."""
     ours = make_server().client(decode_responses=True)
-    for c in (ours, redis_server):
+
+    def activity(c):
         c.xadd("s", {"f": "v"}, id="1-1")
-        c.xgroup_create("s", "g", id="0")
-        c.xreadgroup("g", "alice", {"s": ">"})
-    assert [sorted(x) for x in ours.xinfo_consumers("s", "g")] == [sorted(x) for x in redis_server.xinfo_consumers("s", "g")]
-    full = [ours.xinfo_stream("s", full=True), redis_server.xinfo_stream("s", full=True)]
-    assert [sorted(f["groups"][0]["consumers"][0]) for f in full] == [["name", "pel-count", "pending", "seen-time"]] * 2
+        c.xgroup_create("s", "g", id="$")
+        c.xgroup_createconsumer("s", "g", "idler")
+        c.xreadgroup("g", "idler", {"s": ">"})
+        c.xadd("s", {"f": "v"}, id="1-2")
+        c.xreadgroup("g", "noacker", {"s": ">"}, noack=True)
+        c.xadd("s", {"f": "v"}, id="1-3")
+        c.xreadgroup("g", "reader", {"s": ">"})
+        c.xclaim("s", "g", "claimer", 0, ["1-3"])
+        time.sleep(0.05)
+        consumers = {x["name"]: x for x in c.xinfo_consumers("s", "g")}
+        full = {x["name"]: x for x in c.xinfo_stream("s", full=True)["groups"][0]["consumers"]}
+        return ({n: (sorted(x), x["inactive"] == -1, x["idle"] >= 40) for n, x in consumers.items()},
+                {n: (sorted(x), x["active-time"] == -1) for n, x in full.items()})
+    ours_activity = activity(ours)
+    assert ours_activity == activity(valkey_reference)
+    assert ours_activity[0]["idler"][1] and not ours_activity[0]["claimer"][1]
 
 
 def test_info_counts_keys_with_clients_blocked_in_xreadgroup(srv, bg):
@@ -269,7 +297,7 @@ def test_info_counts_keys_with_clients_blocked_in_xreadgroup(srv, bg):
     clients = r.info("clients")
     assert (clients["total_blocking_keys"], clients["total_blocking_keys_on_nokey"]) == (2, 1)
     r.delete("s")
-    with pytest.raises(redis.ResponseError, match="UNBLOCKED"):
+    with pytest.raises(redis.ResponseError, match="NOGROUP"):
         reader.result(5)
     clients = r.info("clients")
     assert (clients["total_blocking_keys"], clients["total_blocking_keys_on_nokey"]) == (1, 0)
