@@ -20,8 +20,8 @@ public final class ServerConfig: @unchecked Sendable {
 
     static let params: [String: Param] = {
         var p: [String: Param] = [
-            "port": Param(kind: .integer(min: 0, max: 65535), mutable: false, default: "6379", effective: true),
-            "bind": Param(kind: .string, mutable: false, default: "127.0.0.1", effective: true),
+            "port": Param(kind: .integer(min: 0, max: 65535), mutable: true, default: "6379", effective: true),
+            "bind": Param(kind: .string, mutable: true, default: "127.0.0.1", effective: true),
             "shards": Param(kind: .integer(min: 0, max: 1024), mutable: false, default: "0", effective: true),
             "io": Param(kind: .enumeration(["uring", "epoll", "auto"]), mutable: false, default: "auto", effective: true),
             "maxclients": Param(kind: .integer(min: 1, max: 1_000_000), mutable: true, default: "10000", effective: true),
@@ -96,6 +96,11 @@ public final class ServerConfig: @unchecked Sendable {
             ("active-expire-effort", .integer(min: 1, max: 10), "1"), ("lfu-log-factor", .integer(min: 0, max: Int.max), "10"),
             ("lfu-decay-time", .integer(min: 0, max: Int.max), "1"), ("maxmemory-clients", .memory, "0"),
             ("tracking-table-max-keys", .integer(min: 0, max: Int.max), "1000000"), ("acllog-max-len", .integer(min: 0, max: Int.max), "128"),
+            // Redis's hidden debugging settings (ServerConfig.hidden).
+            ("key-load-delay", .integer(min: Int(Int32.min), max: Int(Int32.max)), "0"),
+            ("rdb-key-save-delay", .integer(min: Int(Int32.min), max: Int(Int32.max)), "0"),
+            ("loading-process-events-interval-bytes", .integer(min: 1024, max: Int(Int32.max)), "2097152"),
+            ("watchdog-period", .integer(min: 0, max: Int(Int32.max)), "0"), ("use-exit-on-panic", .bool, "no"),
         ]
         // Redis refuses these at run time too.
         let immutable: Set<String> = ["daemonize", "supervised", "pidfile", "unixsocket", "unixsocketperm", "io-threads",
@@ -150,9 +155,28 @@ public final class ServerConfig: @unchecked Sendable {
     public func int(_ name: String) -> Int { Int(get(name)) ?? 0 }
 
     /// Name/value pairs matching any of the glob patterns, for CONFIG GET.
+    /// Settings Redis keeps out of CONFIG GET's pattern matches: only asking for one by its
+    /// exact name shows it. They slow loading and saving down for tests.
+    static let hidden: Set<String> = ["key-load-delay", "rdb-key-save-delay", "loading-process-events-interval-bytes",
+                                      "watchdog-period", "use-exit-on-panic"]
+
+    /// CONFIG GET: a name without glob characters is looked up as given (and answered in
+    /// the client's spelling, as Redis does); a pattern matches every setting but hidden
+    /// ones. A setting two arguments find is answered once, as the first found it.
     public func matching(_ patterns: [String]) -> [(String, String)] {
         let all = values.withLock { $0 }
-        return all.keys.sorted().filter { name in patterns.contains { Glob.matchesName($0, name) } }.map { ($0, all[$0]!) }
+        var found: [String: String] = [:]  // setting -> name as answered
+        for pattern in patterns {
+            if !pattern.contains(where: { "*?[".contains($0) }) {
+                let name = pattern.lowercased()
+                if all[name] != nil && found[name] == nil { found[name] = pattern }
+                continue
+            }
+            for name in all.keys where found[name] == nil && !Self.hidden.contains(name) && Glob.matchesName(pattern, name) {
+                found[name] = name
+            }
+        }
+        return found.keys.sorted().map { (found[$0]!, all[$0]!) }
     }
 
     public enum SetError: Error, Equatable {

@@ -30,6 +30,10 @@ enum ConfigCommand {
                     return true
                 }
             }
+            if let failure = rebindIfAsked(shard.server, args) {
+                reply.error(failure)
+                return true
+            }
             for i in stride(from: 2, to: args.count, by: 2) {
                 try? config.set(args[i].string, args[i + 1].string)
             }
@@ -61,6 +65,31 @@ enum ConfigCommand {
         }
         reply.error(CommandError.unknownSubcommand(sub, "config").message)
         return true
+    }
+
+    /// A new port or bind address is applied before anything else is stored: when the
+    /// server cannot listen there, the whole CONFIG SET fails and nothing changes (Redis
+    /// rolls back what it applied; here nothing was). Answers the error, if any.
+    static func rebindIfAsked(_ server: Server, _ args: [Bytes]) -> String? {
+        var port: (value: Int, argument: String)?, host: (value: String, argument: String)?
+        for i in stride(from: 2, to: args.count, by: 2) {
+            switch args[i].string.lowercased() {
+            case "port": port = (Int(args[i + 1].string) ?? server.port, args[i].string)
+            case "bind": host = (args[i + 1].string, args[i].string)
+            default: break
+            }
+        }
+        let newPort = port?.value ?? server.port, newHost = host?.value ?? server.config.get("bind")
+        guard newPort != server.port || newHost != server.config.get("bind") else { return nil }
+        do {
+            try server.rebind(host: newHost, port: newPort)
+            return nil
+        } catch {
+            server.log.warning("CONFIG SET: \(error)")
+            let (argument, reason) = newPort != server.port
+                ? (port!.argument, "Unable to listen on this port") : (host!.argument, "Failed to bind to specified addresses.")
+            return "ERR CONFIG SET failed (possibly related to argument '\(argument)') - \(reason)"
+        }
     }
 
     static func message(_ e: ServerConfig.SetError) -> String {

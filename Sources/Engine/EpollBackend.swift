@@ -42,6 +42,14 @@ final class EpollBackend: EventBackend {
         control(add, fd, inMask)
     }
 
+    func replaceListener(with fd: Int32) {
+        let old = listenFD
+        control(remove, old, 0)
+        addListener(fd)
+        Glibc.shutdown(old, Int32(SHUT_RDWR))
+        Glibc.close(old)
+    }
+
     func register(_ conn: Connection) {
         connections[conn.fd] = conn
         control(add, conn.fd, inMask)

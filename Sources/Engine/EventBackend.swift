@@ -4,6 +4,9 @@ protocol EventBackend: AnyObject {
     var name: String { get }
     /// Accept connections on `fd` (shard 0 only).
     func addListener(_ fd: Int32)
+    /// Accept on `fd` from now on, and stop accepting on the current listener, which this
+    /// shuts down and closes (CONFIG SET port/bind; shard 0 only).
+    func replaceListener(with fd: Int32)
     /// Start reading from a new connection.
     func register(_ conn: Connection)
     /// Make sure the connection's pending output gets written.

@@ -27,8 +27,13 @@ public final class Server: @unchecked Sendable {
     let locks: [ShardLock]
     private(set) var shards: [Shard] = []
     let databaseCount: Int
-    let port: Int
-    private(set) var listenFD: Int32 = -1
+    private let tcpPort: Atomic<Int>
+    /// The port clients connect to (CONFIG SET port changes it).
+    var port: Int { tcpPort.load(ordering: .relaxed) }
+    private let listener = Atomic<Int32>(-1)
+    /// The listening socket: opened at start, replaced by CONFIG SET port/bind; shard 0
+    /// accepts on it.
+    var listenFD: Int32 { listener.load(ordering: .acquiring) }
     private(set) var ioBackendName = "epoll"
     let startTime = ShardStore.nowMilliseconds()
 
@@ -71,7 +76,7 @@ public final class Server: @unchecked Sendable {
         var shardCount = config.int("shards")
         if shardCount <= 0 { shardCount = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
         databaseCount = config.int("databases")
-        port = config.int("port")
+        tcpPort = Atomic(config.int("port"))
         slots = SlotMap(shards: shardCount)
         let expiryHold = ExpiryHold()
         pause = ClientPause(expiryHold: expiryHold)
@@ -122,7 +127,8 @@ public final class Server: @unchecked Sendable {
     public func run() -> Int32 {
         berth_block_signals()
         do {
-            listenFD = try Sockets.listen(host: config.get("bind"), port: port, backlog: Int32(config.int("tcp-backlog")))
+            listener.store(try Sockets.listen(host: config.get("bind"), port: port, backlog: Int32(config.int("tcp-backlog"))),
+                           ordering: .releasing)
         } catch {
             log.critical("\(error)")
             return 1
@@ -180,6 +186,17 @@ public final class Server: @unchecked Sendable {
         }
         log.notice("Berth is now ready to exit, bye bye...")
         return 0
+    }
+
+    /// CONFIG SET port/bind: listens on the new address first (an error leaves everything
+    /// as it was), then has shard 0 accept there and close the old listener. Connected
+    /// clients stay connected, as in Redis.
+    func rebind(host: String, port newPort: Int) throws {
+        let fd = try Sockets.listen(host: host, port: newPort, backlog: Int32(config.int("tcp-backlog")))
+        listener.store(fd, ordering: .releasing)
+        tcpPort.store(newPort, ordering: .relaxed)
+        shards[0].post(.run { $0.backend.replaceListener(with: fd) })
+        log.notice("Listening on \(host):\(newPort)")
     }
 
     /// Tells every shard's keyspace whether to record expirations and new keys, from

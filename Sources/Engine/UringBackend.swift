@@ -19,6 +19,9 @@ final class UringBackend: EventBackend {
     private let wakeFD: Int32
     private let wakeBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
     private var listenFD: Int32 = -1
+    /// Bumped when the listener is replaced; an accept's tag carries the generation it was
+    /// armed for.
+    private var listenerGeneration = 0
     private var slots: [Connection?] = []
     private var freeSlots: [Int] = []
     unowned let handler: EventHandler
@@ -49,7 +52,16 @@ final class UringBackend: EventBackend {
 
     func addListener(_ fd: Int32) {
         listenFD = fd
-        ring.multishotAccept(fd: fd, tag: tag(.accept))
+        ring.multishotAccept(fd: fd, tag: tag(.accept, listenerGeneration))
+    }
+
+    func replaceListener(with fd: Int32) {
+        let old = listenFD
+        // The old accept's last completion carries the old generation: it is not re-armed.
+        listenerGeneration += 1
+        addListener(fd)
+        Glibc.shutdown(old, Int32(SHUT_RDWR))
+        Glibc.close(old)
     }
 
     func register(_ conn: Connection) {
@@ -166,7 +178,8 @@ final class UringBackend: EventBackend {
             if nestedActive == nil { handler.woken() }
         case .accept:
             if c.result >= 0 { handler.accepted(fd: c.result) }
-            if !c.hasMore && listenFD >= 0 { ring.multishotAccept(fd: listenFD, tag: tag(.accept)) }
+            let current = Int(c.tag >> 8) == listenerGeneration
+            if !c.hasMore && current && listenFD >= 0 { ring.multishotAccept(fd: listenFD, tag: tag(.accept, listenerGeneration)) }
         case .recv:
             guard let conn = slots[Int(c.tag >> 8)] else { return }
             if conn === nestedActive { held.append(c); return }

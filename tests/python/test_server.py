@@ -454,6 +454,52 @@ CLIENT_CONFIG_CASES = [
 ]
 
 
+@pytest.mark.parametrize("io", ["uring", "epoll"])
+def test_config_set_port_and_bind_move_the_listener(make_server, io):
+    """CONFIG SET port/bind listens on the new address and stops accepting on the old;
+    connected clients stay. An address the server cannot listen on fails the whole
+    CONFIG SET with Redis's error, and nothing changes."""
+    from conftest import free_port
+    srv = make_server("--io", io)
+    r = srv.client(decode_responses=True)
+    r.set("k", "v")
+    new_port = free_port()
+    assert r.config_set("port", new_port) is True
+    assert r.get("k") == "v"  # this connection stays
+    moved = redis.Redis(port=new_port, decode_responses=True)
+    assert moved.get("k") == "v" and moved.config_get("port") == {"port": str(new_port)}
+    assert moved.info("server")["tcp_port"] == new_port
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=srv.port, socket_connect_timeout=1).ping()
+    # Many connections to the new listener: the accept path was re-armed, not just once.
+    clients = [redis.Redis(port=new_port) for _ in range(20)]
+    assert all(c.ping() for c in clients)
+    # A port in use: Redis's error, and neither the port nor the other setting changes.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = busy.getsockname()[1]
+        with pytest.raises(redis.ResponseError, match="argument 'port'\\) - Unable to listen on this port"):
+            moved.config_set("hz", 50, "port", taken)
+    assert moved.config_get("port") == {"port": str(new_port)} and moved.config_get("hz") == {"hz": "10"}
+    with pytest.raises(redis.ResponseError, match="argument 'bind'\\) - Failed to bind to specified addresses"):
+        moved.config_set("bind", "10.255.255.1")
+    # Setting the values they already have changes nothing (Valkey's CONFIG sanity does).
+    assert moved.config_set("port", new_port, "bind", "127.0.0.1") is True
+    assert redis.Redis(port=new_port).ping()
+    srv.port = new_port  # for the fixture's shutdown
+
+
+def test_hidden_configs_answer_only_to_their_exact_name(make_server, redis_server):
+    ours = make_server().client(decode_responses=True)
+    for c in (ours, redis_server):
+        assert "key-load-delay" not in c.config_get("*") and "key-load-delay" not in c.config_get("key-*")
+        assert c.config_get("KEY-LOAD-DELAY") == {"KEY-LOAD-DELAY": "0"}  # the client's spelling
+        assert c.config_get("MAXMEMORY", "maxmemor[y]", "hz") == {"MAXMEMORY": "0", "hz": "10"}
+        assert c.config_set("rdb-key-save-delay", 10) is True
+        assert c.config_get("rdb-key-save-delay") == {"rdb-key-save-delay": "10"}
+
+
 def test_client_and_config_errors_match_redis_server(make_server, redis_server):
     berth = make_server("--shards", "2").client(decode_responses=True)
     differences = []
