@@ -66,16 +66,19 @@ extension Shard {
         }
         let ready = store.ready
         guard !ready.keys.isEmpty else { return }
-        for key in ready.keys { readyQueue.append((s, key)) }
+        for r in ready.keys { readyQueue.append(ReadyQueueItem(shard: s, key: r.key, order: r.order)) }
         ready.keys.removeAll(keepingCapacity: true)
     }
 
-    /// Serves the waiters of every collected ready key. Call with no shard lock held.
+    /// Serves the waiters of every collected ready key, in the order the keys were readied
+    /// (across shards: a transaction's pushes to keys of several shards serve a client
+    /// blocked on them from the first). Call with no shard lock held.
     func serveReadyKeys() {
-        while let (s, key) = readyQueue.popFirst() {
-            guard serveWaiters(onShard: s, key) else {
+        if readyQueue.count > 1 { readyQueue = Deque(readyQueue.sorted { $0.order < $1.order }) }
+        while let item = readyQueue.popFirst() {
+            guard serveWaiters(onShard: item.shard, item.key) else {
                 // A busy script holds the locks: keep the key for the next tick.
-                readyQueue.prepend((s, key))
+                readyQueue.prepend(item)
                 return
             }
         }
@@ -307,4 +310,12 @@ struct BlockTimers {
         guard let top = heap.min, top.deadline <= now else { return nil }
         return heap.removeMin().client
     }
+}
+
+/// A key some command readied, waiting on the thread that ran it to serve its waiters.
+struct ReadyQueueItem: Sendable {
+    let shard: Int
+    let key: DatabaseKey
+    /// When it was readied, server-wide (`ReadyKeys`).
+    let order: UInt64
 }

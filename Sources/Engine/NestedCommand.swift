@@ -72,18 +72,19 @@ extension Server {
     /// collected in `cc`, to the shards that serve them.
     func leaveThreadSection(_ cc: CommandContext?) {
         let all = ShardLockSet.all(shards.count)
-        var handOff: [(Int, [DatabaseKey])] = []
+        var handOff: [ReadyQueueItem] = []
         for s in all.shards {
             let ready = stores[s].ready
-            if !ready.keys.isEmpty {
-                handOff.append((s, ready.keys))
-                ready.keys.removeAll(keepingCapacity: true)
-            }
+            for r in ready.keys { handOff.append(ReadyQueueItem(shard: s, key: r.key, order: r.order)) }
+            ready.keys.removeAll(keepingCapacity: true)
         }
         all.unlock(locks)
-        for (s, keys) in handOff {
-            shards[s].post(.run { shard in
-                for k in keys { shard.readyQueue.append((s, k)) }
+        // One shard serves them all, in the order they were readied (it takes each key's
+        // shard lock in turn).
+        if let first = handOff.min(by: { $0.order < $1.order }) {
+            let items = handOff
+            shards[first.shard].post(.run { shard in
+                shard.readyQueue.append(contentsOf: items)
                 shard.serveReadyKeys()
             })
         }

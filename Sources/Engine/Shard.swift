@@ -72,7 +72,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Locks kept from earlier commands of the input batch being processed (BatchLocks.swift).
     var batchLocks = KeptLocks()
     /// Ready keys (shard, key) collected after a command, to serve once its locks are released.
-    var readyQueue = Deque<(Int, DatabaseKey)>()
+    var readyQueue = Deque<ReadyQueueItem>()
     /// Deadlines of the clients blocked on this shard.
     var timers = BlockTimers()
     /// Connections whose block ended; their input resumes at the top of the loop.

@@ -156,7 +156,7 @@ public final class Database {
     /// deleted or, for streams, appended to). Cheap when nobody waits on it.
     @inline(__always)
     public func signalReady(_ key: Bytes) {
-        if !blockedKeys.isEmpty && blockedKeys[key] != nil { ready.keys.append(DatabaseKey(db: index, key: key)) }
+        if !blockedKeys.isEmpty && blockedKeys[key] != nil { ready.append(DatabaseKey(db: index, key: key)) }
     }
 
     /// SWAPDB: `self` and `other` have traded places in their store's list, so they trade
@@ -241,9 +241,22 @@ public struct DatabaseKey: Hashable, Sendable {
 /// Keys that became worth a look for blocked clients, shared by one shard's databases.
 /// The engine empties it after each command (under the shard lock) and serves the
 /// waiters of those keys once the command has finished.
+///
+/// Each key carries the server-wide order in which it was readied: one command may ready
+/// keys on several shards (a transaction, a script), and a client blocked on several of
+/// them is served from the one readied first, as Redis serves its ready list in order.
 public final class ReadyKeys: @unchecked Sendable {
-    public var keys: [DatabaseKey] = []
+    public struct Ready: Sendable {
+        public let key: DatabaseKey
+        public let order: UInt64
+    }
+    public var keys: [Ready] = []
+    private static let nextOrder = Atomic<UInt64>(0)
     public init() {}
+
+    public func append(_ key: DatabaseKey) {
+        keys.append(Ready(key: key, order: Self.nextOrder.wrappingAdd(1, ordering: .relaxed).oldValue))
+    }
 }
 
 /// Keys that expired or were created on one shard, for the `x` and `n` keyspace

@@ -488,6 +488,35 @@ def test_client_pause_write_holds_scripts_that_may_write_and_counts_them_blocked
     assert later.result(5) is True
 
 
+def test_client_blocked_on_several_shards_is_served_from_the_key_readied_first(srv, redis_server):
+    """A transaction (or script) that pushes to keys of several shards serves a client
+    blocked on them from the key it pushed first, as Redis serves its ready list in order,
+    whatever the shards' order."""
+    (high,), (low,) = keys_on(SHARDS - 1, 1, "hi"), keys_on(0, 1, "lo")
+
+    def served(port, first, second, script):
+        c = redis.Redis(port=port, decode_responses=True)
+        got = {}
+        t = threading.Thread(target=lambda: got.setdefault("v", redis.Redis(port=port, decode_responses=True)
+                                                           .blpop([low, high], 5)))
+        t.start()
+        assert wait_for(lambda: c.info("clients")["blocked_clients"] == 1)
+        if script:
+            c.eval("redis.call('rpush', KEYS[1], 'from-first') redis.call('rpush', KEYS[2], 'from-second')", 2, first, second)
+        else:
+            p = c.pipeline(transaction=True)
+            p.rpush(first, "from-first")
+            p.rpush(second, "from-second")
+            p.execute()
+        t.join()
+        c.delete(first, second)
+        return list(got["v"])
+    theirs = redis_server.connection_pool.connection_kwargs["port"]
+    for first, second in ((high, low), (low, high)):
+        for script in (False, True):
+            assert served(srv.port, first, second, script) == [first, "from-first"] == served(theirs, first, second, script)
+
+
 def test_client_pause_holds_expiry_until_it_ends(srv, bg):
     """As Redis: during CLIENT PAUSE (WRITE or ALL) keys past their TTL read as missing but
     are not deleted, neither by the periodic cycle nor on access; the first access after
