@@ -9,6 +9,7 @@ extern int luaopen_bit(lua_State *L);
 // Berth's own `cmsgpack` and `struct` (msgpack.c, struct.c): Debian packages neither.
 extern int berth_luaopen_cmsgpack(lua_State *L);
 extern int berth_luaopen_struct(lua_State *L);
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,56 @@ static int raise_restart(lua_State *L, BerthLua *h) {
     return lua_error(L);
 }
 
+// A Lua number as a command argument, as Redis 7.2 writes it: an integral value within
+// half the 64-bit range as an integer (-0 as 0), anything else with the fewest
+// significant digits that read back exactly, laid out as Redis's double writer does (plain
+// up to a point, then d.ddde±x): 0.1, 0.00001, 1.5e-7, 1e+300. `out` holds 32 bytes.
+static int format_number_argument(char *out, double d) {
+    if (isnan(d)) return snprintf(out, 32, "nan");
+    if (isinf(d)) return snprintf(out, 32, d > 0 ? "inf" : "-inf");
+    if (d >= (double)(-LLONG_MAX / 2) && d <= (double)(LLONG_MAX / 2) && (double)(long long)d == d) {
+        return snprintf(out, 32, "%lld", (long long)d);
+    }
+    // Shortest digits: the first precision whose %e form reads back as d.
+    char sci[40];
+    for (int p = 0; p < 17; p++) {
+        snprintf(sci, sizeof(sci), "%.*e", p, d);
+        if (strtod(sci, NULL) == d) break;
+    }
+    // sci is [-]D[.DDD]e±XX: collect the digits and the power of ten of the last one.
+    char digits[20];
+    int n = 0, k = 0, len = 0;
+    const char *c = sci;
+    if (*c == '-') { out[len++] = '-'; c++; }
+    for (; *c && *c != 'e'; c++) {
+        if (*c != '.') digits[n++] = *c;
+    }
+    k = atoi(c + 1) - (n - 1);
+    while (n > 1 && digits[n - 1] == '0') { n--; k++; }
+    int magnitude = abs(k + n - 1);
+    if (k >= 0 && magnitude < n + 7) {
+        memcpy(out + len, digits, n); len += n;
+        memset(out + len, '0', k); len += k;
+    } else if (k < 0 && (k > -7 || magnitude < 4)) {
+        int offset = n + k;
+        if (offset <= 0) {
+            out[len++] = '0'; out[len++] = '.';
+            memset(out + len, '0', -offset); len += -offset;
+            memcpy(out + len, digits, n); len += n;
+        } else {
+            memcpy(out + len, digits, offset); len += offset;
+            out[len++] = '.';
+            memcpy(out + len, digits + offset, n - offset); len += n - offset;
+        }
+    } else {
+        out[len++] = digits[0];
+        if (n > 1) { out[len++] = '.'; memcpy(out + len, digits + 1, n - 1); len += n - 1; }
+        len += snprintf(out + len, 32 - len, "e%c%d", k + n - 1 < 0 ? '-' : '+', magnitude);
+    }
+    out[len] = '\0';
+    return len;
+}
+
 static int redis_command(lua_State *L, int raise) {
     BerthLua *h = bl_host(L);
     if (h->restart) return raise_restart(L, h);
@@ -44,13 +95,13 @@ static int redis_command(lua_State *L, int raise) {
     }
     const char **argv = malloc(sizeof(char *) * (size_t)argc);
     size_t *lens = malloc(sizeof(size_t) * (size_t)argc);
-    // Numbers are written with 17 significant digits, as Redis does, not Lua's 14:
+    // Numbers are written as Redis 7.2 writes them, not with Lua's 14 digits:
     // 9007199254740991 must reach the command as itself.
     char (*numbers)[32] = malloc(sizeof(*numbers) * (size_t)argc);
     for (int i = 0; i < argc; i++) {
         int t = lua_type(L, i + 1);
         if (t == LUA_TNUMBER) {
-            int n = snprintf(numbers[i], sizeof(numbers[i]), "%.17g", (double)lua_tonumber(L, i + 1));
+            int n = format_number_argument(numbers[i], (double)lua_tonumber(L, i + 1));
             argv[i] = numbers[i];
             lens[i] = (size_t)n;
             continue;

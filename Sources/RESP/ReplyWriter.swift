@@ -134,17 +134,61 @@ public struct ReplyWriter {
     }
 }
 
-/// Formats a double the way Redis replies with scores and INCRBYFLOAT results:
-/// integers without a fraction, otherwise the shortest representation that round-trips,
-/// and inf/-inf for infinities.
+/// Formats a double the way Redis 7.2 and Valkey write scores and other doubles: nan,
+/// inf, -inf, 0 and -0 spelled out; an integral value within half the 64-bit range as an
+/// integer; anything else with the fewest significant digits that read back exactly, laid
+/// out as Redis's Grisu-based writer lays them out (plain up to a point, then `d.ddde±x`
+/// with no padding of the exponent: 0.00001, 1.5e-7, 1e+21).
 public func formatDouble(_ d: Double, resp3: Bool = false) -> String {
     if d.isNaN { return "nan" }
     if d.isInfinite { return d > 0 ? "inf" : "-inf" }
-    if d == d.rounded() && abs(d) < 1e17 {
-        return d == 0 && d.sign == .minus ? "-0" : String(Int64(d))
+    if d == 0 { return d.sign == .minus ? "-0" : "0" }
+    if abs(d) <= Double(Int64.max / 2), d == d.rounded(.towardZero) { return String(Int64(d)) }
+    let (digits, exponent) = shortestDigits(abs(d))
+    return (d < 0 ? "-" : "") + layOutDigits(digits, exponent)
+}
+
+/// The shortest decimal digits that read back as `d` (positive, finite), as `digits` times
+/// ten to the power `exponent`: what Swift's own printing finds.
+func shortestDigits(_ d: Double) -> (digits: [UInt8], exponent: Int) {
+    let text = Array(d.description.utf8)
+    var mantissa = text[...], exponent = 0
+    if let e = text.firstIndex(of: UInt8(ascii: "e")) {
+        mantissa = text[..<e]
+        exponent = Int(String(decoding: text[(e + 1)...], as: UTF8.self)) ?? 0
     }
-    var s = "\(d)"
-    // Swift prints 1e-05 as "1e-05" like %.17g does; Redis prints the same forms.
-    if s.hasSuffix(".0") { s.removeLast(2) }
-    return s
+    var digits: [UInt8] = []
+    var afterPoint = false
+    for c in mantissa {
+        if c == UInt8(ascii: ".") { afterPoint = true; continue }
+        if afterPoint { exponent -= 1 }
+        if c == UInt8(ascii: "0") && digits.isEmpty { continue }  // leading zeros say nothing
+        digits.append(c)
+    }
+    while digits.last == UInt8(ascii: "0") { digits.removeLast(); exponent += 1 }
+    return (digits, exponent)
+}
+
+/// Redis's layout of `digits` times ten to `exponent`: a plain integer while that needs at
+/// most 7 zeros beyond the digits, a plain decimal for exponents down to -6 (or when the
+/// point falls within 3 places), otherwise scientific notation.
+func layOutDigits(_ digits: [UInt8], _ k: Int) -> String {
+    let n = digits.count
+    let magnitude = abs(k + n - 1)
+    var out: [UInt8] = []
+    if k >= 0 && magnitude < n + 7 {
+        out = digits + [UInt8](repeating: UInt8(ascii: "0"), count: k)
+    } else if k < 0 && (k > -7 || magnitude < 4) {
+        let offset = n + k
+        if offset <= 0 {
+            out = Array("0.".utf8) + [UInt8](repeating: UInt8(ascii: "0"), count: -offset) + digits
+        } else {
+            out = Array(digits[..<offset]) + [UInt8(ascii: ".")] + Array(digits[offset...])
+        }
+    } else {
+        out = [digits[0]]
+        if n > 1 { out += [UInt8(ascii: ".")] + digits[1...] }
+        out += Array("e\(k + n - 1 < 0 ? "-" : "+")\(magnitude)".utf8)
+    }
+    return String(decoding: out, as: UTF8.self)
 }

@@ -681,6 +681,14 @@ POST_7_0_CASES = [
     ("BITPOS", "l", "1", "a", "b"), ("BITPOS", "l", "1", "0", "1", "nope"), ("BITPOS", "l", "1", "0"),
     ("BITCOUNT",), ("BITPOS", "none"), ("BITCOUNT", "none", "1", "2", "3", "4", "5", "6"),
     ("BITPOS", "none", "1", "2", "3", "4", "5", "6"), ("BITPOS", "s", "1", "2", "3", "BIT", "5", "6"),
+    # Doubles in Redis 7.2's form: shortest digits, Grisu's layout (0.00001, 1.5e-7, 1e+21),
+    # integral values up to half the 64-bit range as integers.
+    ("ZADD", "zf", "10000000000000000", "f", "1e17", "g", "123456789012345678", "h", "-0.5e-6", "i", "0.00001", "a",
+     "1e21", "b", "1.5e-7", "c", "123456.789", "d", "1e-300", "e", "0.1", "m", "5e18", "n", "4611686018427387904", "o",
+     "4611686018427387903", "p", "1.7976931348623157e308", "q", "1e-7", "r", "123e-10", "s", "0.000123", "t",
+     "1234567890123456789012", "u", "-0.0", "v", "-4e-320", "w"),
+    ("ZRANGE", "zf", "0", "-1", "WITHSCORES"), ("ZINCRBY", "zf", "0.2", "m"), ("ZSCORE", "zf", "w"),
+    ("ZINCRBY", "zf", "1e-7", "a"), ("ZRANGEBYSCORE", "zf", "1e-8", "1", "WITHSCORES"),
 ]
 
 
