@@ -34,6 +34,8 @@ public final class CommandContext: @unchecked Sendable {
     public var keyspaceMisses = 0
     /// True inside EXEC: blocking commands then behave as their non-blocking forms.
     public var inTransaction = false
+    /// Running for a Lua script or function (SORT orders a set's members there, as Redis).
+    public var inScript = false
     public var maxBulkLength = 512 * 1024 * 1024
     /// Filed by a blocking command that found nothing to serve it; the engine takes it.
     public var blockRequest: BlockRequest? = nil

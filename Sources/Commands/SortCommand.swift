@@ -84,8 +84,9 @@ enum SortCommand {
             }
         }
         var unsorted = o.unsorted
-        if unsorted && isSet && o.store != nil {
-            // A set has no order of its own: what is stored must not depend on the table.
+        if unsorted && isSet && (o.store != nil || ctx.inScript) {
+            // A set has no order of its own: what is stored, or what a script sees, must
+            // not depend on the table (Redis sorts these too).
             unsorted = false; o.alpha = true; o.by = nil
         }
         let total = zset?.count ?? elements.count

@@ -208,9 +208,18 @@ public final class ServerConfig: @unchecked Sendable {
     public func validate(_ rawName: String, _ value: String, startup: Bool = false) throws(SetError) -> (String, String) {
         let name = rawName.lowercased()
         guard let p = ServerConfig.params[name] else { throw .unknown(rawName) }
-        if !p.mutable && !startup { throw .immutable(name) }
+        if !p.mutable && !startup {
+            // Berth's own fixed settings take the value they have, so that a tool writing
+            // CONFIG GET * back works; Redis's immutable ones are refused as Redis does.
+            guard Self.ownFixed.contains(name), (try? normalize(name, p.kind, value)) == get(name) else {
+                throw .immutable(name)
+            }
+        }
         return (name, try normalize(name, p.kind, value))
     }
+
+    /// Settings only Berth has that cannot change at run time.
+    static let ownFixed: Set<String> = ["shards", "io", "execution-threads", "js-library"]
 
     private func normalize(_ name: String, _ kind: Kind, _ value: String) throws(SetError) -> String {
         switch kind {

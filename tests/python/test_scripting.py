@@ -58,6 +58,10 @@ PARITY = [
     "return redis.error_reply('-oops')",
     "return redis.error_reply('-MY code')",
     "return redis.pcall('ping', {})",
+    # SORT BY a constant orders a set's members in a script (not outside one).
+    "redis.call('sadd', 'st', 'c', 'aaa', 'l', 'm', 't', 'a', 'b', 'azz', 's', 'v', 'd') "
+    "return redis.call('sort', 'st', 'BY', 'nosort')",
+    "return redis.call('sort', 'st', 'BY', 'nosort', 'GET', '#', 'GET', 'x_*')",
     # Commands Redis 7 flags noscript, the blocking ones among them, and XREAD's BLOCK.
     "return redis.call('blpop', 'l', 0)",
     "return redis.pcall('blmove', 'l', 'm', 'left', 'left', 0)",

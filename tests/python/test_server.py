@@ -484,8 +484,14 @@ def test_config_set_port_and_bind_move_the_listener(make_server, io):
     assert moved.config_get("port") == {"port": str(new_port)} and moved.config_get("hz") == {"hz": "10"}
     with pytest.raises(redis.ResponseError, match="argument 'bind'\\) - Failed to bind to specified addresses"):
         moved.config_set("bind", "10.255.255.1")
-    # Setting the values they already have changes nothing (Valkey's CONFIG sanity does).
+    # Setting the values they already have changes nothing (Valkey's CONFIG sanity does);
+    # so with Berth's own fixed settings, which refuse any other value.
     assert moved.config_set("port", new_port, "bind", "127.0.0.1") is True
+    assert moved.config_set("io", io) is True
+    with pytest.raises(redis.ResponseError, match="can't set immutable config"):
+        moved.config_set("io", "epoll" if io == "uring" else "uring")
+    with pytest.raises(redis.ResponseError, match="can't set immutable config"):
+        moved.config_set("databases", moved.config_get("databases")["databases"])  # Redis's own: refused
     assert redis.Redis(port=new_port).ping()
     srv.port = new_port  # for the fixture's shutdown
 

@@ -205,7 +205,9 @@ final class ScriptRun {
             if announced { server.scriptBusy.wrote.store(true, ordering: .relaxed) }
         }
         let started = monotonicMicroseconds()
+        shard.context.inScript = true
         let reply = server.runNested(spec, args, in: shard.context, db: db, protocolVersion: protocolVersion).readableArray
+        shard.context.inScript = false
         afterNestedCommand(args, since: started)
         shard.feedMonitors(spec, db: db, peer: "lua", args)
         return reply
