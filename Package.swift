@@ -97,6 +97,7 @@ let package = Package(
         ),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "Keyspace", "RESP"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),
         .testTarget(name: "IntegrationTests", dependencies: ["BerthClient", "RESP"]),
     ],

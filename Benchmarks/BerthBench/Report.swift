@@ -139,10 +139,13 @@ enum Render {
 
     // MARK: SVG
 
-    /// Latency-by-percentile charts, one panel per latency measurement named in `panels`,
-    /// one line per server; x is the percentile on the usual 1/(1-p) log scale.
+    /// Latency-by-percentile charts drawn as HdrHistogram plots them, one panel per
+    /// latency measurement named in `panels`, one line per server: x is the percentile on
+    /// the 1/(1-p) log scale (p90, p99, p99.9, p99.99 equally spaced, so the tail is not
+    /// squeezed into the right edge), y is the latency on a log scale (so a difference at
+    /// p50 shows as clearly as one at p99.9). Beside each panel, the p50/p99/p99.9 table.
     static func svg(_ runs: [RunReport], panels: [String]) -> String {
-        let width = 720.0, panelHeight = 260.0, left = 70.0, right = 150.0, top = 30.0, bottom = 40.0
+        let width = 900.0, panelHeight = 280.0, left = 70.0, right = 330.0, top = 30.0, bottom = 40.0
         let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
         let keys = panels.filter { key in runs.contains { $0.measurements.contains { $0.key == key && !$0.curve.isEmpty } } }
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(panelHeight) * max(1, keys.count))\" font-family=\"sans-serif\" font-size=\"11\">\n"
@@ -155,22 +158,41 @@ enum Render {
             let y0 = Double(n) * panelHeight
             // Up to p99.99: the single maximum would flatten everything else.
             let curves = runs.map { r in (r.measurements.first { $0.key == key }?.curve ?? []).filter { $0[0] <= 99.99 } }
-            let peak = max(1, curves.flatMap { $0.map { $0[1] } }.max() ?? 1)
-            func y(_ v: Double) -> Double { y0 + panelHeight - bottom - v / peak * (panelHeight - top - bottom) }
-            out += "<text x=\"\(left)\" y=\"\(y0 + 18)\" font-size=\"13\">\(escape(key)) (microseconds)</text>\n"
-            out += "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(width - right)\" y2=\"\(y(0))\" stroke=\"#444\"/>\n"
-            out += "<line x1=\"\(left)\" y1=\"\(y(0))\" x2=\"\(left)\" y2=\"\(y(peak))\" stroke=\"#444\"/>\n"
+            let values = curves.flatMap { $0.map { max($0[1], 1) } }
+            // Whole decades of microseconds around the data.
+            let low = pow(10, floor(log10(values.min() ?? 1))), high = pow(10, max(1, ceil(log10(values.max() ?? 10))))
+            func y(_ v: Double) -> Double {
+                let f = (log10(max(v, low)) - log10(low)) / (log10(high) - log10(low))
+                return y0 + panelHeight - bottom - f * (panelHeight - top - bottom)
+            }
+            out += "<text x=\"\(left)\" y=\"\(y0 + 18)\" font-size=\"13\">\(escape(key)) (microseconds, log scale)</text>\n"
+            out += "<line x1=\"\(left)\" y1=\"\(y(low))\" x2=\"\(width - right)\" y2=\"\(y(low))\" stroke=\"#444\"/>\n"
+            out += "<line x1=\"\(left)\" y1=\"\(y(low))\" x2=\"\(left)\" y2=\"\(y(high))\" stroke=\"#444\"/>\n"
             for (p, label) in [(0.0, "p0"), (90, "p90"), (99, "p99"), (99.9, "p99.9"), (99.99, "p99.99")] {
-                out += "<text x=\"\(x(p) - 10)\" y=\"\(y(0) + 15)\">\(label)</text>\n"
+                out += "<line x1=\"\(x(p))\" y1=\"\(y(low))\" x2=\"\(x(p))\" y2=\"\(y(high))\" stroke=\"#ddd\"/>\n"
+                out += "<text x=\"\(x(p) - 10)\" y=\"\(y(low) + 15)\">\(label)</text>\n"
             }
-            for f in [0.0, 0.5, 1.0] {
-                out += "<text x=\"\(left - 8)\" y=\"\(y(peak * f) + 4)\" text-anchor=\"end\">\(format(peak * f))</text>\n"
+            var decade = low
+            while decade <= high {
+                out += "<line x1=\"\(left)\" y1=\"\(y(decade))\" x2=\"\(width - right)\" y2=\"\(y(decade))\" stroke=\"#eee\"/>\n"
+                out += "<text x=\"\(left - 8)\" y=\"\(y(decade) + 4)\" text-anchor=\"end\">\(format(decade))</text>\n"
+                decade *= 10
             }
+            let tableX = width - right + 12
+            out += "<text x=\"\(tableX + 120)\" y=\"\(y0 + top + 4)\" font-weight=\"bold\">p50</text>"
+            out += "<text x=\"\(tableX + 170)\" y=\"\(y0 + top + 4)\" font-weight=\"bold\">p99</text>"
+            out += "<text x=\"\(tableX + 220)\" y=\"\(y0 + top + 4)\" font-weight=\"bold\">p99.9</text>\n"
             for (i, (r, c)) in zip(runs, curves).enumerated() where !c.isEmpty {
                 let color = colors[i % colors.count]
-                let points = c.map { "\(x($0[0])),\(y($0[1]))" }.joined(separator: " ")
+                let points = c.map { "\(x($0[0])),\(y(max($0[1], 1)))" }.joined(separator: " ")
                 out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points)\"/>\n"
-                out += "<text x=\"\(width - right + 10)\" y=\"\(y0 + top + 16 * Double(i))\" fill=\"\(color)\">\(escape(r.label))</text>\n"
+                let m = r.measurements.first { $0.key == key }
+                let rowY = y0 + top + 20 + 16 * Double(i)
+                out += "<text x=\"\(tableX)\" y=\"\(rowY)\" fill=\"\(color)\">\(escape(r.label))</text>"
+                for (dx, v) in [(120.0, m?.p50), (170, m?.p99), (220, m?.p999)] {
+                    out += "<text x=\"\(tableX + dx)\" y=\"\(rowY)\">\(format(v))</text>"
+                }
+                out += "\n"
             }
         }
         return out + "</svg>\n"

@@ -5,7 +5,7 @@ import Synchronization
 
 /// A client blocked by BLPOP, BZPOPMIN, XREAD BLOCK, WAIT and friends.
 ///
-/// Invariants (the blocking state machine, DESIGN.md "Blocking"):
+/// Invariants (the blocking state machine; docs/architecture.md explains the whole):
 /// - `state` starts at `.waiting` and leaves it exactly once, by one compare-and-swap in
 ///   `claim`. The thread whose claim wins owns the outcome; every other claimant does
 ///   nothing. So a served client is never also timed out, unblocked or disconnected.

@@ -1,6 +1,6 @@
 /*
  * blockdemo: Berth's example module for the blocking module API. Built against
- * berthmodule.h; the same source loads into redis-server 7 (see tests/python/test_modules.py).
+ * berthmodule.h; the same source loads into redis-server 7 (see Tests/python/test_modules.py).
  *
  *   blockdemo.random <delay_ms> [timeout_ms]  a thread answers a random number after a delay;
  *                                             past timeout_ms the timeout callback answers

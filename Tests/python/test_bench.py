@@ -42,6 +42,9 @@ def test_bench_run_and_report(make_server, tmp_path):
     assert "| wake LPUSH->BLPOP same-shard | 0 |" in out.stdout and "again/berth" in out.stdout
     doc = xml.dom.minidom.parse(str(svg))
     assert len(doc.getElementsByTagName("polyline")) >= 2
+    # Latency on a log axis (decade gridlines), with the p50/p99/p99.9 table beside.
+    texts = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstChild]
+    assert any("log scale" in t for t in texts) and texts.count("p50") >= 1 and "again" in texts
 
 
 def test_scaling_and_compare_scripts_produce_their_tables():
