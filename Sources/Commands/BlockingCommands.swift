@@ -12,6 +12,27 @@ import RESP
 // engine claims the blocked client and calls `serve` here under the key's lock.
 
 /// What a blocked client does once one of its keys can serve it.
+extension BlockedOperation {
+    /// The non-blocking command that does what serving this operation on `key` did: the
+    /// effect a served blocked client leaves (BLPOP -> LPOP, BLMOVE -> LMOVE, ...).
+    func effect(on key: Bytes) -> [Bytes]? {
+        func count(_ n: Int?) -> [Bytes] { n.map { [Bytes(String($0))] } ?? [] }
+        switch self {
+        case .listPop(let left, let n):
+            return [Bytes(left ? "LPOP" : "RPOP"), key] + count(n)
+        case .listMove(let destination, let fromLeft, let toLeft):
+            return [Bytes("LMOVE"), key, destination, Bytes(fromLeft ? "LEFT" : "RIGHT"), Bytes(toLeft ? "LEFT" : "RIGHT")]
+        case .zsetPop(let max, let n):
+            return [Bytes(max ? "ZPOPMAX" : "ZPOPMIN"), key] + count(n)
+        case .streamGroupRead(let group, let consumer, let n, let noAck):
+            return [Bytes("XREADGROUP"), Bytes("GROUP"), group, consumer] + (n.map { [Bytes("COUNT"), Bytes(String($0))] } ?? [])
+                + (noAck ? [Bytes("NOACK")] : []) + [Bytes("STREAMS"), key, Bytes(">")]
+        case .streamRead, .wait, .external:
+            return nil
+        }
+    }
+}
+
 public enum BlockedOperation: Sendable {
     /// BLPOP/BRPOP (`count == nil`: reply `[key, element]`) and BLMPOP (`[key, [elements]]`).
     case listPop(left: Bool, count: Int?)
@@ -120,6 +141,12 @@ public enum Blocking {
     /// Runs `op` for a claimed client on `key`, writing its reply to `ctx.reply`.
     /// Caller holds the locks of `key` and of `op.destination`, and checked `isReady`.
     public static func serve(_ ctx: CommandContext, key: Bytes, _ op: BlockedOperation) throws(CommandError) {
+        let dirtyBefore = ctx.dirty
+        try serveWithoutEffect(ctx, key: key, op)
+        if ctx.dirty != dirtyBefore, let effect = op.effect(on: key) { ctx.propagate(effect) }
+    }
+
+    private static func serveWithoutEffect(_ ctx: CommandContext, key: Bytes, _ op: BlockedOperation) throws(CommandError) {
         switch op {
         case .listPop(let left, let count):
             let l = try ctx.list(key)!

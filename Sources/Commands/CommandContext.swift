@@ -68,6 +68,67 @@ public final class CommandContext: @unchecked Sendable {
         self.reply = reply
     }
 
+    // MARK: Effects
+
+    /// The server's effect stream (Keyspace/Effects.swift).
+    public var effects: EffectStream { stores[0].effects }
+    /// Effects of the transaction, script or module command running, appended to the
+    /// stream as one block when it ends; nil outside one.
+    private var effectBatch: [Effect]? = nil
+    private var effectBatchDepth = 0
+    /// Bumped by `propagate`: a command that recorded its own effect gets no default one.
+    private var explicitEffects = 0
+    /// While set, writes record no effects (a module's Call without the "!" flag, as in
+    /// Redis, where only what the module replicates itself is propagated).
+    public var effectsSuppressed = false
+
+    /// Runs a data command's handler: the one place every path (a client, EXEC, a script,
+    /// a function, a module's Call, JavaScript) calls it. A command that changed the data
+    /// and recorded no effect of its own leaves its deterministic form (`EffectRewrites`).
+    @inline(__always)
+    public func invoke(_ spec: CommandSpec) throws(CommandError) {
+        guard effects.isEnabled else { return try spec.handler!(self) }
+        let dirtyBefore = dirty, explicitBefore = explicitEffects
+        defer {
+            if dirty != dirtyBefore && explicitEffects == explicitBefore && !effectsSuppressed {
+                for args in EffectRewrites.effects(of: spec, self) { record(Effect(db: dbIndex, args)) }
+            }
+        }
+        try spec.handler!(self)
+    }
+
+    /// Records `args` as an effect of the running command (in `db`, or the current one).
+    public func propagate(_ args: [Bytes], db: Int? = nil) {
+        explicitEffects += 1
+        guard effects.isEnabled, !effectsSuppressed else { return }
+        record(Effect(db: db ?? dbIndex, args))
+    }
+
+    private func record(_ effect: Effect) {
+        if effectBatch != nil { effectBatch!.append(effect) } else { effects.append(effect) }
+    }
+
+    /// A transaction, script or module command starts: its effects stay together.
+    /// Batches nest (a script inside EXEC); the outermost one appends them.
+    public func beginEffectBatch() {
+        effectBatchDepth += 1
+        if effectBatchDepth == 1 { effectBatch = [] }
+    }
+
+    /// Appends the batch: one effect alone, several inside MULTI/EXEC, as Redis
+    /// propagates a transaction or a script's writes.
+    public func endEffectBatch() {
+        effectBatchDepth -= 1
+        guard effectBatchDepth == 0, let batch = effectBatch else { return }
+        effectBatch = nil
+        guard effects.isEnabled, !batch.isEmpty else { return }
+        if batch.count == 1 {
+            effects.append(batch)
+        } else {
+            effects.append([Effect(db: -1, "MULTI")] + batch + [Effect(db: -1, "EXEC")])
+        }
+    }
+
     public var databaseCount: Int { stores[0].databases.count }
 
     @inline(__always)

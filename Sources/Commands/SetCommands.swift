@@ -45,6 +45,7 @@ enum SetCommands {
                 for _ in 0..<min(n, s.members.count) { popped.append(s.members.remove(s.members.randomElement()!)!) }
                 ctx.deleteIfEmpty(key, s.members.isEmpty)
                 ctx.dirty += popped.count
+                if !popped.isEmpty { ctx.propagate([Bytes("SREM"), key] + popped) }  // what was taken, not a new draw
                 writeSet(ctx, popped)
                 return
             }
@@ -52,6 +53,7 @@ enum SetCommands {
             s.members.remove(m)
             ctx.deleteIfEmpty(key, s.members.isEmpty)
             ctx.dirty += 1
+            ctx.propagate([Bytes("SREM"), key, m])
             ctx.reply.bulk(m)
         },
         CommandSpec("srandmember", arity: -2, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in

@@ -113,6 +113,9 @@ enum StreamCommands {
         s.append(id, Array(ctx.args[(i + 1)...]))
         if existing == nil { ctx.db(key).add(key, .stream(s)) } else { ctx.db(key).signalReady(key) }
         ctx.dirty += 1
+        var effect = ctx.args
+        effect[i] = id.bytes  // the ID chosen, not `*`
+        ctx.propagate(effect)
         ctx.reply.bulk(id.bytes)
         if let trim { ctx.dirty += trim.apply(s) }
     }

@@ -53,6 +53,8 @@ public final class ServerConfig: @unchecked Sendable {
             "js-heap-max-bytes": Param(kind: .memory, mutable: true, default: "268435456", effective: true),
             "js-memory-limit": Param(kind: .memory, mutable: true, default: "0", effective: true),
             "js-library": Param(kind: .string, mutable: false, default: "", effective: true),
+            // Writes the effect stream to this file as RESP commands (EffectLog.swift).
+            "effect-log": Param(kind: .string, mutable: false, default: "", effective: true),
             // Only the pubsub class acts (Berth has no replicas, and normal clients are unlimited).
             // SLOWLOG (SlowLog.swift): -1 logs nothing, 0 every command.
             "slowlog-log-slower-than": Param(kind: .integer(min: -1, max: Int.max), mutable: true, default: "10000", effective: true),
@@ -219,7 +221,7 @@ public final class ServerConfig: @unchecked Sendable {
     }
 
     /// Settings only Berth has that cannot change at run time.
-    static let ownFixed: Set<String> = ["shards", "io", "execution-threads", "js-library"]
+    static let ownFixed: Set<String> = ["shards", "io", "execution-threads", "js-library", "effect-log"]
 
     private func normalize(_ name: String, _ kind: Kind, _ value: String) throws(SetError) -> String {
         switch kind {

@@ -411,7 +411,7 @@ extension Shard {
             touchWatchersOfExistingKeys(db: spec.name == "flushdb" ? conn.db : nil)
         }
         do {
-            try spec.handler!(ctx)
+            try ctx.invoke(spec)
         } catch {
             reply.error(error.message)
             failed = true
@@ -554,6 +554,7 @@ extension Shard {
         reply.arrayHeader(txn.queue.count)
         context.inTransaction = true
         context.now = ShardStore.nowMilliseconds()
+        context.beginEffectBatch()
         for (spec, args) in txn.queue {
             let failed: Bool
             if spec.flags.contains(.module) {
@@ -571,6 +572,7 @@ extension Shard {
             if failed { stats.failedCalls[spec.id] += 1 }
         }
         context.inTransaction = false
+        context.endEffectBatch()  // still under the locks: the block keeps its place in the order
         for s in set.shards { takeReadyKeys(from: s) }
         set.unlock(server.locks)
         if hasScript { busy.lock.unlock() }

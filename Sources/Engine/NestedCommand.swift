@@ -33,7 +33,7 @@ extension Server {
         let dirtyBefore = cc.dirty
         let eventsBefore = cc.events.count
         do throws(CommandError) {
-            try spec.handler!(cc)
+            try cc.invoke(spec)
         } catch {
             writer.error(error.message)
         }

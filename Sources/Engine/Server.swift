@@ -24,6 +24,9 @@ public final class Server: @unchecked Sendable {
     var engineCommands: [Int: EngineHandler] = [:]
     let slots: SlotMap
     let stores: [ShardStore]
+    /// Every write's effects in one order (Keyspace/Effects.swift); drained by the main
+    /// thread's housekeeping loop into the consumers attached at start.
+    let effects: EffectStream
     let locks: [ShardLock]
     private(set) var shards: [Shard] = []
     let databaseCount: Int
@@ -80,7 +83,11 @@ public final class Server: @unchecked Sendable {
         slots = SlotMap(shards: shardCount)
         let expiryHold = ExpiryHold()
         pause = ClientPause(expiryHold: expiryHold)
-        stores = (0..<shardCount).map { _ in ShardStore(databases: config.int("databases"), expiryHold: expiryHold) }
+        let effects = EffectStream()
+        self.effects = effects
+        stores = (0..<shardCount).map { _ in
+            ShardStore(databases: config.int("databases"), expiryHold: expiryHold, effects: effects)
+        }
         locks = (0..<shardCount).map { _ in ShardLock() }
         pubsub = PubSubRegistry(shards: shardCount)
         monitors = MonitorFeed(shards: shardCount)
@@ -134,6 +141,13 @@ public final class Server: @unchecked Sendable {
             return 1
         }
         applyKeyEventTracking()
+        let effectLogPath = config.get("effect-log")
+        if !effectLogPath.isEmpty {
+            do { effects.attach(try EffectLog(path: effectLogPath)) } catch {
+                log.critical("\(error)")
+                return 1
+            }
+        }
         let useUring = chooseBackend()
         ioBackendName = useUring ? "io_uring" : "epoll"
         shards = stores.indices.map { Shard(index: $0, server: self, store: stores[$0]) }
@@ -165,6 +179,7 @@ public final class Server: @unchecked Sendable {
         var lastStatus = ShardStore.nowMilliseconds()
         while !shutdownRequested.load(ordering: .acquiring) {
             usleep(10_000)
+            effects.drain()
             let now = ShardStore.nowMilliseconds()
             if now - lastStatus >= 5000 {
                 SystemdNotify.send("STATUS=\(statusLine())")
@@ -177,6 +192,7 @@ public final class Server: @unchecked Sendable {
         Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
         for shard in shards { shard.post(.stop) }
         for t in threads { pthread_join(t, nil) }
+        effects.drain()  // what the shards did before they stopped
         Glibc.close(listenFD)
         if !javascript.closeAll() {
             // A library's code would not stop: SpiderMonkey cannot be torn down under it.

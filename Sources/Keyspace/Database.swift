@@ -19,6 +19,8 @@ public final class Database {
     /// waiter table; only its emptiness is checked on the write path.
     public private(set) var blockedKeys: [Bytes: Int] = [:]
     private let expiryHold: ExpiryHold
+    /// Where a key that expires is recorded as a DEL (the effect stream).
+    private let effects: EffectStream
     private var expiries = Heap<ExpiryItem>()
     /// Keys that carry a TTL.
     public private(set) var volatileCount = 0
@@ -26,11 +28,20 @@ public final class Database {
     public private(set) var expiredTotal = 0
 
     public init(index: Int = 0, ready: ReadyKeys = ReadyKeys(), keyEvents: KeyEventLog = KeyEventLog(),
-                expiryHold: ExpiryHold = ExpiryHold()) {
+                expiryHold: ExpiryHold = ExpiryHold(), effects: EffectStream = EffectStream()) {
         self.index = index
         self.ready = ready
         self.keyEvents = keyEvents
         self.expiryHold = expiryHold
+        self.effects = effects
+    }
+
+    /// A key removed because its TTL passed: counted, announced, and a DEL in the effect
+    /// stream (replicas and the AOF delete it when the primary does, as in Redis).
+    private func noteExpired(_ key: Bytes) {
+        expiredTotal += 1
+        if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: key)) }
+        if effects.isEnabled { effects.append(Effect(db: index, [Bytes("DEL"), key])) }
     }
 
     public var count: Int { table.count }
@@ -43,8 +54,7 @@ public final class Database {
         if e.expireAt != 0 && e.expireAt <= now {
             if expiryHold.isHolding(now: now) { return nil }
             removeEntry(e)
-            expiredTotal += 1
-            if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: key)) }
+            noteExpired(key)
             return nil
         }
         return e
@@ -123,8 +133,7 @@ public final class Database {
     private func removeHeldEntry(_ key: Bytes) {
         guard let stale = table.find(key) else { return }
         removeEntry(stale)
-        expiredTotal += 1
-        if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: key)) }
+        noteExpired(key)
     }
 
     /// Deletes up to `limit` keys whose deadline is at or before `now`; returns how many.
@@ -135,8 +144,7 @@ public final class Database {
             _ = expiries.popMin()
             if let e = table.find(top.key), e.expireAt == top.deadline {
                 removeEntry(e)
-                expiredTotal += 1
-                if keyEvents.isTracking { keyEvents.record(.expired, DatabaseKey(db: index, key: e.key)) }
+                noteExpired(e.key)
                 removed += 1
             }
         }
@@ -206,14 +214,19 @@ public final class ShardStore: @unchecked Sendable {
     /// Blocked-on keys that writes on this shard touched since the engine last looked.
     public let ready = ReadyKeys()
     public let keyEvents = KeyEventLog()
+    /// The server's effect stream, which every store shares.
+    public let effects: EffectStream
 
     /// Whether a command left ready keys or key events for the engine to take.
     @inline(__always)
     public var hasNewsForEngine: Bool { !ready.keys.isEmpty || !keyEvents.entries.isEmpty }
 
-    public init(databases: Int, expiryHold: ExpiryHold = ExpiryHold()) {
+    public init(databases: Int, expiryHold: ExpiryHold = ExpiryHold(), effects: EffectStream = EffectStream()) {
         let ready = self.ready, keyEvents = self.keyEvents
-        self.databases = (0..<databases).map { Database(index: $0, ready: ready, keyEvents: keyEvents, expiryHold: expiryHold) }
+        self.effects = effects
+        self.databases = (0..<databases).map {
+            Database(index: $0, ready: ready, keyEvents: keyEvents, expiryHold: expiryHold, effects: effects)
+        }
     }
 
     /// Wall-clock microseconds, for sleeping exactly until a millisecond deadline.

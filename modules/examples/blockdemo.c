@@ -10,7 +10,8 @@
  *   blockdemo.abort                           a thread "fails to start": AbortBlock + error
  *   blockdemo.stamp                           a thread unblocks at once with its CLOCK_MONOTONIC
  *                                             time in ns (berth-bench's module completion latency)
- *   blockdemo.call <command> [args...]        RedisModule_Call in the client's protocol, reply passed through
+ *   blockdemo.call <command> [args...]        RedisModule_Call in the client's protocol, reply passed through;
+ *                                             its writes are replicated ("!"), as a module's writes should be
  *   blockdemo.keyinfo <key>                   type and length through the key API
  *   blockdemo.stats                           [privdata frees, disconnect callbacks, timeouts]
  *
@@ -219,7 +220,7 @@ static int call_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     if (argc < 2) return RedisModule_WrongArity(ctx);
     RedisModule_AutoMemory(ctx);
     const char *name = RedisModule_StringPtrLen(argv[1], NULL);
-    RedisModuleCallReply *reply = RedisModule_Call(ctx, name, "0Ev", argv + 2, (size_t)(argc - 2));
+    RedisModuleCallReply *reply = RedisModule_Call(ctx, name, "0Ev!", argv + 2, (size_t)(argc - 2));
     if (!reply) return RedisModule_ReplyWithError(ctx, "ERR Call failed");
     return RedisModule_ReplyWithCallReply(ctx, reply);
 }

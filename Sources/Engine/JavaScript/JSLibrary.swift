@@ -248,6 +248,7 @@ final class JSLibrary: @unchecked Sendable {
                 }
             }
             context(run).now = ShardStore.nowMilliseconds()
+            context(run).beginEffectBatch()  // the section's writes: one block of effects
             sectionRun = run
             beginSectionClock()
         }
@@ -262,6 +263,7 @@ final class JSLibrary: @unchecked Sendable {
             sectionStartedAt.store(0, ordering: .releasing)
             let owner = sectionRun
             sectionRun = nil
+            if let owner { context(owner).endEffectBatch() }  // before the locks go
             if owner?.lent == nil { server.leaveThreadSection(commands) }
         }
     }

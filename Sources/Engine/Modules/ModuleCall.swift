@@ -125,17 +125,23 @@ enum ModuleCall {
         }
         if let refusal = refusedForDenyBlocking(spec.name) { return .failure(refusal) }
         let start = monotonicMicroseconds()
-        let result = execute(ctx, spec, args, resp3: resp3)
+        let result = execute(ctx, spec, args, resp3: resp3, replicating: flags.contains("!"))
         recordStats(ctx, spec, result, microseconds: monotonicMicroseconds() - start)
         return result
     }
 
     /// Runs a command that passed Call's checks, by its kind.
-    private static func execute(_ ctx: ModuleContext, _ spec: CommandSpec, _ args: [Bytes], resp3: Bool) -> Result<RESPValue, Refusal> {
+    /// A data command's writes join the effect stream only with Call's "!" flag, as in
+    /// Redis (a module replicates the rest itself, with Replicate or ReplicateVerbatim).
+    private static func execute(_ ctx: ModuleContext, _ spec: CommandSpec, _ args: [Bytes], resp3: Bool,
+                                replicating: Bool) -> Result<RESPValue, Refusal> {
         if spec.flags.contains(.module) { return callModuleCommand(ctx, spec, args, resp3: resp3) }
         guard spec.handler != nil else { return callEngineCommand(ctx, spec, args, resp3: resp3) }
         let out = ModuleKey.withLocks(ctx) { cc in
-            ctx.server.runNested(spec, args, in: cc, db: ctx.db, protocolVersion: resp3 ? 3 : 2, countingErrors: false)
+            let suppressed = cc.effectsSuppressed
+            cc.effectsSuppressed = suppressed || !replicating
+            defer { cc.effectsSuppressed = suppressed }
+            return ctx.server.runNested(spec, args, in: cc, db: ctx.db, protocolVersion: resp3 ? 3 : 2, countingErrors: false)
         }
         guard let value = RESPReplyParser.parse(out) else {
             return .failure(Refusal(code: EINVAL, message: "ERR unreadable reply"))

@@ -140,7 +140,10 @@ extension Shard {
         ctx.denyBlocking = conn.transaction != nil || context.inTransaction
         ctx.inMulti = ctx.denyBlocking
         ModuleYield.sectionBegan(ctx)
+        // What the command replicates, and the writes it Calls with "!", form one block.
+        context.beginEffectBatch()
         _ = command.body.run(ctx, arguments: args)
+        context.endEffectBatch()
         ModuleYield.sectionEnded(ctx)
         conn.db = ctx.db
         registerModuleBlocks(ctx, conn)

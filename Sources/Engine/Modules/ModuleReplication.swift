@@ -3,11 +3,10 @@ import Synchronization
 
 // Replicate and ReplicateVerbatim: what a module asks to send to replicas and the AOF.
 //
-// Berth has neither replicas nor an AOF yet, so there is nowhere to send anything. Both
-// calls succeed as they would on a Redis primary with no replicas, after the checks Redis
-// makes (Replicate: a command Berth knows and a valid format, checked in host.c), and are
-// counted (`calls`), so that a test can see a module asked. When replication arrives,
-// this is where a module's commands join the replication stream.
+// ReplicateVerbatim puts the module command itself, as the client sent it, into the
+// effect stream (Keyspace/Effects.swift), inside the command's block. Replicate is checked
+// as Redis checks it (a command Berth knows and a valid format, in host.c) and counted;
+// its arguments do not reach the stream yet (host.c would have to hand them over).
 enum ModuleReplication {
     /// Accepted Replicate and ReplicateVerbatim calls since start.
     static let calls = Atomic<Int>(0)
@@ -25,8 +24,10 @@ enum ModuleReplication {
 
 extension ModuleAPI {
     static func registerReplication() {
-        register("ReplicateVerbatim", { _ in
+        register("ReplicateVerbatim", { p in
             ModuleReplication.calls.add(1, ordering: .relaxed)
+            let ctx = ModuleContext.from(p)
+            if !ctx.arguments.isEmpty { ctx.commandContext.propagate(ctx.arguments, db: ctx.db) }
             return ModuleAPI.ok
         } as @convention(c) (RawPointer) -> Int32)
     }

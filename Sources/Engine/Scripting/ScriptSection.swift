@@ -131,7 +131,9 @@ extension Shard {
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         if locksHeld {
             run.held = ShardLockSet.all(server.shards.count)
+            context.beginEffectBatch()
             let outcome = body()
+            context.endEffectBatch()
             run.finish()
             return outcome
         }
@@ -147,6 +149,8 @@ extension Shard {
             return nil
         }
         run.held = set
+        // The script's writes reach the effect stream as one block, before its locks go.
+        context.beginEffectBatch()
         var outcome = body()
         if outcome == .restart {
             busy.restarts.add(1, ordering: .relaxed)
@@ -161,6 +165,7 @@ extension Shard {
                 outcome = .restart
             }
         }
+        context.endEffectBatch()
         for s in run.held.shards { takeReadyKeys(from: s) }
         run.held.unlock(server.locks)
         run.held = ShardLockSet()
