@@ -24,11 +24,8 @@ extension BlockedOperation {
             return [Bytes("LMOVE"), key, destination, Bytes(fromLeft ? "LEFT" : "RIGHT"), Bytes(toLeft ? "LEFT" : "RIGHT")]
         case .zsetPop(let max, let n):
             return [Bytes(max ? "ZPOPMAX" : "ZPOPMIN"), key] + count(n)
-        case .streamGroupRead(let group, let consumer, let n, let noAck):
-            return [Bytes("XREADGROUP"), Bytes("GROUP"), group, consumer] + (n.map { [Bytes("COUNT"), Bytes(String($0))] } ?? [])
-                + (noAck ? [Bytes("NOACK")] : []) + [Bytes("STREAMS"), key, Bytes(">")]
-        case .streamRead, .wait, .external:
-            return nil
+        case .streamGroupRead, .streamRead, .wait, .external:
+            return nil  // a group read records its own (StreamGroupEffects.swift); the rest write nothing
         }
     }
 }
@@ -141,9 +138,11 @@ public enum Blocking {
     /// Runs `op` for a claimed client on `key`, writing its reply to `ctx.reply`.
     /// Caller holds the locks of `key` and of `op.destination`, and checked `isReady`.
     public static func serve(_ ctx: CommandContext, key: Bytes, _ op: BlockedOperation) throws(CommandError) {
-        let dirtyBefore = ctx.dirty
+        let dirtyBefore = ctx.dirty, explicitBefore = ctx.explicitEffects
         try serveWithoutEffect(ctx, key: key, op)
-        if ctx.dirty != dirtyBefore, let effect = op.effect(on: key) { ctx.propagate(effect) }
+        if ctx.dirty != dirtyBefore && ctx.explicitEffects == explicitBefore, let effect = op.effect(on: key) {
+            ctx.propagate(effect)
+        }
     }
 
     private static func serveWithoutEffect(_ ctx: CommandContext, key: Bytes, _ op: BlockedOperation) throws(CommandError) {

@@ -77,7 +77,7 @@ public final class CommandContext: @unchecked Sendable {
     private var effectBatch: [Effect]? = nil
     private var effectBatchDepth = 0
     /// Bumped by `propagate`: a command that recorded its own effect gets no default one.
-    private var explicitEffects = 0
+    public private(set) var explicitEffects = 0
     /// While set, writes record no effects (a module's Call without the "!" flag, as in
     /// Redis, where only what the module replicates itself is propagated).
     public var effectsSuppressed = false
@@ -103,6 +103,10 @@ public final class CommandContext: @unchecked Sendable {
         guard effects.isEnabled, !effectsSuppressed else { return }
         record(Effect(db: db ?? dbIndex, args))
     }
+
+    /// The running command accounts for its effects itself, and had none to record (an
+    /// XCLAIM that claimed nothing): its arguments are not its effect.
+    public func recordsOwnEffects() { explicitEffects += 1 }
 
     private func record(_ effect: Effect) {
         if effectBatch != nil { effectBatch!.append(effect) } else { effects.append(effect) }

@@ -11,12 +11,12 @@ import RESP
 /// - Floating-point increments become the value they produced (INCRBYFLOAT -> SET ...
 ///   KEEPTTL, HINCRBYFLOAT -> HSET), as Redis propagates them.
 /// - Blocking commands that were served at once become their non-blocking forms (BLMOVE
-///   -> LMOVE, BRPOPLPUSH -> RPOPLPUSH, BLMPOP -> LMPOP, BZMPOP -> ZMPOP); XREADGROUP
-///   loses BLOCK. (BLPOP, BRPOP and BZPOP* are recorded by `Blocking.serve`, whether
-///   served at once or later.)
+///   -> LMOVE, BRPOPLPUSH -> RPOPLPUSH, BLMPOP -> LMPOP, BZMPOP -> ZMPOP). (BLPOP, BRPOP
+///   and BZPOP* are recorded by `Blocking.serve`, whether served at once or later.)
 ///
 /// Commands whose choice no state shows record their own effect: SPOP (the members it
-/// took) and XADD (the ID it chose). Everything else is its own effect.
+/// took), XADD (the ID it chose), XREADGROUP, XCLAIM and XAUTOCLAIM (what they delivered
+/// and claimed, StreamGroupEffects.swift). Everything else is its own effect.
 enum EffectRewrites {
     static func effects(of spec: CommandSpec, _ ctx: CommandContext) -> [[Bytes]] {
         let a = ctx.args
@@ -50,15 +50,6 @@ enum EffectRewrites {
             return [[Bytes("LMPOP")] + a[2...]]
         case "bzmpop":
             return [[Bytes("ZMPOP")] + a[2...]]
-        case "xreadgroup":
-            var out: [Bytes] = []
-            var i = 0
-            while i < a.count {
-                if i > 0 && a[i].string.lowercased() == "block" { i += 2; continue }
-                out.append(a[i])
-                i += 1
-            }
-            return [out]
         default:
             return [a]
         }

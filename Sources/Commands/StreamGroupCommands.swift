@@ -170,7 +170,10 @@ enum StreamGroupCommands {
     /// The consumer, created (with its keyspace event, as Redis emits it) when missing.
     static func consumerCreatingIfMissing(_ ctx: CommandContext, _ g: ConsumerGroup, _ name: Bytes, of key: Bytes) -> StreamConsumer {
         let (consumer, created) = g.consumer(name, now: ctx.now)
-        if created { ctx.notify(.stream, "xgroup-createconsumer", key) }
+        if created {
+            ctx.notify(.stream, "xgroup-createconsumer", key)
+            StreamGroupEffects.consumerCreated(ctx, key: key, g, name)
+        }
         return consumer
     }
 
@@ -212,7 +215,7 @@ enum StreamGroupCommands {
             if let after = history[i] {
                 found.append((key, readHistory(ctx, s, g, consumer, after: after, count: req.count)))
             } else {
-                let items = deliverNew(ctx, s, g, consumer, count: req.count, noAck: req.noAck)
+                let items = deliverNew(ctx, key: key, s, g, consumer, count: req.count, noAck: req.noAck)
                 if !items.isEmpty { found.append((key, items)) }
             }
         }
@@ -229,7 +232,7 @@ enum StreamGroupCommands {
     typealias ReadItem = (id: StreamID, fields: [Bytes]?)
 
     /// Delivers entries after the group's last delivered ID to `consumer` (the `>` read).
-    static func deliverNew(_ ctx: CommandContext, _ s: StreamValue, _ g: ConsumerGroup, _ consumer: StreamConsumer,
+    static func deliverNew(_ ctx: CommandContext, key: Bytes, _ s: StreamValue, _ g: ConsumerGroup, _ consumer: StreamConsumer,
                            count: Int?, noAck: Bool) -> [ReadItem] {
         guard let from = g.lastDelivered.successor else { return [] }
         let entries = s.range(from, .max, limit: count ?? Int.max)
@@ -243,16 +246,21 @@ enum StreamGroupCommands {
             g.lastDelivered = e.id
             guard !noAck else { continue }
             consumer.activeTime = ctx.now
+            let delivered: PendingEntry
             if let old = g.pending[e.id] {
                 g.consumers[old.consumer]?.pending.remove(e.id)
                 old.consumer = consumer.name
                 old.deliveryTime = ctx.now
                 old.deliveryCount = 1
+                delivered = old
             } else {
-                g.pending[e.id] = PendingEntry(consumer: consumer.name, deliveryTime: ctx.now, deliveryCount: 1)
+                delivered = PendingEntry(consumer: consumer.name, deliveryTime: ctx.now, deliveryCount: 1)
+                g.pending[e.id] = delivered
             }
             consumer.pending.insert(e.id)
+            StreamGroupEffects.claimed(ctx, key: key, g, e.id, delivered)
         }
+        StreamGroupEffects.position(ctx, key: key, g)
         ctx.dirty += 1
         return entries.map { ($0.id, $0.fields) }
     }
@@ -288,7 +296,7 @@ enum StreamGroupCommands {
         }
         let c = consumerCreatingIfMissing(ctx, g, consumer, of: key)
         c.seenTime = ctx.now
-        writeGroupStreams(ctx.reply, [(key, deliverNew(ctx, s, g, c, count: count, noAck: noAck))])
+        writeGroupStreams(ctx.reply, [(key, deliverNew(ctx, key: key, s, g, c, count: count, noAck: noAck))])
     }
 
     static func writeItem(_ w: ReplyWriter, _ item: ReadItem) {
@@ -400,6 +408,8 @@ enum StreamGroupCommands {
             else if ctx.option(i, "lastid") && more { lastID = try StreamCommands.strictID(ctx.args[i + 1]); i += 2 }
             else { throw CommandError("ERR Unrecognized XCLAIM option '\(ctx.args[i].string)'") }
         }
+        ctx.recordsOwnEffects()  // what it claimed (StreamGroupEffects), never its arguments
+        let positionBefore = g.lastDelivered
         if let lastID, lastID > g.lastDelivered { g.lastDelivered = lastID }
         // The consumer is created only once it claims something, as Redis does.
         var claimer: StreamConsumer? = g.consumers[consumerName]
@@ -411,6 +421,7 @@ enum StreamGroupCommands {
                 if claimer == nil {
                     g.consumers[consumerName] = consumer
                     ctx.notify(.stream, "xgroup-createconsumer", ctx.args[1])
+                    StreamGroupEffects.consumerCreated(ctx, key: key, g, consumerName)
                     claimer = consumer
                 }
                 // Redis creates a forced entry as delivered once; the claim below counts again.
@@ -422,19 +433,23 @@ enum StreamGroupCommands {
                 // Deleted from the stream: it can never be processed, so it leaves the PEL.
                 g.consumers[p.consumer]?.pending.remove(id)
                 g.pending.removeValue(forKey: id)
+                StreamGroupEffects.dropped(ctx, key: key, g, id)
                 continue
             }
             guard minIdle == 0 || ctx.now - p.deliveryTime >= minIdle else { continue }
             if claimer == nil {
                 g.consumers[consumerName] = consumer
                 ctx.notify(.stream, "xgroup-createconsumer", ctx.args[1])
+                StreamGroupEffects.consumerCreated(ctx, key: key, g, consumerName)
                 claimer = consumer
             }
             claim(p, id, to: consumer, in: g, at: deliveryTime, justID: justID)
             consumer.activeTime = ctx.now
             if let retryCount { p.deliveryCount = retryCount }
+            StreamGroupEffects.claimed(ctx, key: key, g, id, p)
             claimed.append((id, entry.fields))
         }
+        if g.lastDelivered != positionBefore { StreamGroupEffects.position(ctx, key: key, g) }
         ctx.dirty += 1
         ctx.reply.arrayHeader(claimed.count)
         for item in claimed {
@@ -473,6 +488,7 @@ enum StreamGroupCommands {
             } else { throw .syntax }
         }
         guard let s = try ctx.stream(key), let g = s.groups[ctx.args[2]] else { throw noGroup(key, ctx.args[2]) }
+        ctx.recordsOwnEffects()  // what it claimed (StreamGroupEffects), never its arguments
         // As XCLAIM: a consumer that does not exist is created by its first claim only.
         var claimer = g.consumers[consumerName]
         claimer?.seenTime = ctx.now
@@ -491,6 +507,7 @@ enum StreamGroupCommands {
             guard let entry = s.entry(id) else {
                 g.consumers[p.consumer]?.pending.remove(id)
                 g.pending.removeValue(forKey: id)
+                StreamGroupEffects.dropped(ctx, key: key, g, id)
                 deleted.append(id)
                 continue
             }
@@ -499,6 +516,7 @@ enum StreamGroupCommands {
             claimer = consumer
             claim(p, id, to: consumer, in: g, at: ctx.now, justID: justID)
             consumer.activeTime = ctx.now
+            StreamGroupEffects.claimed(ctx, key: key, g, id, p)
             claimed.append((id, entry.fields))
         }
         if k < candidates.count { cursor = candidates[k] }

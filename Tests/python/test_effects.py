@@ -2,7 +2,8 @@
 a file (`effect-log`, RESP commands as in Redis's AOF) while several clients at once run
 a random workload (pipelines, MULTI/EXEC across shards, EVAL and FCALL with random
 writes, a JavaScript function, a module's Call, blocked clients served by pushes, keys
-expiring, SPOP, INCRBYFLOAT, relative expiries, XADD *, XREADGROUP, FLUSHDB, SWAPDB). The
+expiring, SPOP, INCRBYFLOAT, relative expiries, XADD *, consumer groups read, claimed and
+acknowledged, FLUSHDB, SWAPDB). The
 file is then loaded by redis-server 7.0 as its append-only file (an independent replay,
 with expiry suspended while it loads, as for any AOF), and both keyspaces must be
 identical: every key, type, value and absolute expiry in every database."""
@@ -54,6 +55,7 @@ def random_command(rnd):
     (z) and streams (x); keys carry one of three hash tags so transactions and scripts
     can span shards or not."""
     k = lambda f: key(rnd, f)
+    x = lambda _: "x%d{%d}" % (rnd.randrange(2), rnd.randrange(3))  # few streams: groups meet entries
     v = str(rnd.randrange(100))
     return rnd.choice([
         ["SET", k("s"), v], ["SET", k("s"), v, "EX", "500"], ["SET", k("s"), v, "PX", str(rnd.randrange(1, 30))],
@@ -68,7 +70,10 @@ def random_command(rnd):
         ["SRANDMEMBER", k("t"), "3"], ["SMOVE", k("t"), k("t"), v], ["SINTERSTORE", k("t"), k("t"), k("t")],
         ["ZADD", k("z"), str(rnd.randrange(50)), "m" + v], ["ZINCRBY", k("z"), "0.5", "m" + v], ["ZPOPMIN", k("z")],
         ["ZREM", k("z"), "m" + v], ["ZUNIONSTORE", k("z"), "2", k("z"), k("z")], ["ZRANDMEMBER", k("z")],
-        ["XADD", k("x"), "*", "f", v], ["XADD", k("x"), "MAXLEN", "20", "*", "f", v], ["XDEL", k("x"), "0-1"],
+        ["XADD", x("x"), "*", "f", v], ["XADD", x("x"), "MAXLEN", "20", "*", "f", v], ["XDEL", x("x"), "0-1"],
+        ["XGROUP", "CREATE", x("x"), "g", "0", "MKSTREAM"], ["XREADGROUP", "GROUP", "g", "c" + v[-1], "COUNT", "2", "STREAMS", x("x"), ">"],
+        ["XREADGROUP", "GROUP", "g", "n", "NOACK", "STREAMS", x("x"), ">"], ["XAUTOCLAIM", x("x"), "g", "c9", "0", "0", "COUNT", "1"],
+        ["XCLAIM", x("x"), "g", "c8", "1", "0-1"], ["XACK", x("x"), "g", "0-1"],
         ["MOVE", k("s"), str(rnd.randrange(DATABASES))], ["SORT", k("t"), "BY", "nosort", "STORE", k("l")],
         ["GET", k("s")], ["LRANGE", k("l"), "0", "-1"], ["EXISTS", k("s"), k("h")],
     ])
@@ -164,8 +169,14 @@ def dump(port):
             elif kind == "stream":
                 groups = [{f: g[f] for f in ("name", "consumers", "pending", "last-delivered-id")}
                           for g in r.xinfo_groups(k)]
-                pending = [r.xpending(k, g["name"])["pending"] for g in groups]
-                value = (r.xrange(k), groups, pending)
+                # Each pending entry: its consumer and delivery count (the idle time is
+                # the moment of the dump; the delivery time itself is compared below).
+                pel = [[(e["message_id"], e["consumer"], e["times_delivered"])
+                        for e in r.xpending_range(k, g["name"], "-", "+", 10000)] for g in groups]
+                consumers = [sorted((c["name"], c["pending"]) for c in r.xinfo_consumers(k, g["name"])) for g in groups]
+                full = r.xinfo_stream(k, full=True)
+                times = [sorted((e[0], e[2]) for e in grp["pending"]) for grp in full["groups"]]
+                value = (r.xrange(k), groups, pel, consumers, times)
             else:
                 value = None
             out[(db, k)] = (kind, value, r.execute_command("PEXPIRETIME", k))
@@ -194,6 +205,8 @@ def test_replaying_the_effect_stream_rebuilds_the_keyspace(tmp_path, make_server
     assert data.count(b"MULTI") > 10 and b"SREM" in data and b"PXAT" in data and b"PEXPIREAT" in data
     assert b"LPOP" in data and b"DEL" in data and b"SWAPDB" in data
     assert len(original) > 20
+    # Consumer groups delivered, claimed and moved (their final state may be gone again).
+    assert b"FORCE" in data and b"CREATECONSUMER" in data and b"SETID" in data
 
     # redis-server 7.0 loads the file as its append-only file: an independent replay, with
     # expiry suspended while it loads, as for any AOF. Its keyspace must be Berth's.
