@@ -218,6 +218,18 @@ static int redis_setresp(lua_State *L) {
 }
 
 static int redis_noop(lua_State *L) { (void)L; return 0; }
+
+// redis.set_repl(flags): whether the script's next writes reach replicas and the AOF
+// (REPL_NONE stops them, REPL_ALL resumes; one stream serves both, so REPL_AOF and
+// REPL_REPLICA each resume it too).
+static int redis_set_repl(lua_State *L) {
+    BerthLua *h = bl_host(L);
+    if (lua_gettop(L) != 1) return raise_error(L, "redis.set_repl() requires two arguments.");
+    int flags = (int)lua_tonumber(L, 1);
+    if (flags & ~3) return raise_error(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
+    h->repl = flags;
+    return 0;
+}
 static int redis_true(lua_State *L) { lua_pushboolean(L, 1); return 1; }
 
 // ---- math.random: one generator per interpreter, seeded at random; math.randomseed makes
@@ -405,7 +417,7 @@ BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy b
     bl_set_function(L, "sha1hex", redis_sha1hex);
     bl_set_function(L, "log", bl_redis_log);
     bl_set_function(L, "setresp", redis_setresp);
-    bl_set_function(L, "set_repl", redis_noop);
+    bl_set_function(L, "set_repl", redis_set_repl);
     bl_set_function(L, "replicate_commands", redis_true);
     bl_set_log_levels(L);
     bl_set_version(L);
@@ -524,8 +536,11 @@ static void begin_call(BerthLua *h, void *context, const char *chunk) {
     h->resp = 2;
     h->line = 0;
     h->restart = 0;
+    h->repl = 3;
     h->chunk = chunk;
 }
+
+int berth_lua_replication(BerthLua *h) { return h->repl; }
 
 int berth_lua_run(BerthLua *h, const char *sha, const char *const *keys, const size_t *key_lengths, int nkeys,
                   const char *const *args, const size_t *arg_lengths, int nargs, int resp, void *context) {

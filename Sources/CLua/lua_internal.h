@@ -32,6 +32,7 @@ struct BerthLua {
     const char *chunk;  // "user_script" or "user_function": where errors point
     uint64_t random;    // math.random's state, reset for every run
     int restart;        // the host asked for the run to be abandoned (see raise_restart)
+    int repl;           // redis.set_repl: 0 none, 1 AOF, 2 replicas, 3 both (the default)
     uint64_t load_deadline_ms;
     char version[16];   // redis.REDIS_VERSION  // while a library's load-time code runs: when it is stopped
 };

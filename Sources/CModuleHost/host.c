@@ -100,117 +100,121 @@ static int host_reply_with_error_format(void *ctx, const char *fmt, ...) {
     return r;
 }
 
-// Call(ctx, command, fmt, ...): fmt letters c s b l v name arguments; the other letters
-// are flags, passed on to the engine.
-static void *host_call(void *ctx, const char *command, const char *fmt, ...) {
-    size_t cap = 16, argc = 0;
-    const char **argv = malloc(cap * sizeof(*argv));
-    size_t *lens = malloc(cap * sizeof(*lens));
-    char **owned = malloc(cap * sizeof(*owned));  // formatted integers, freed at the end
-    size_t owned_count = 0;
-    char flags[64];
+// The arguments a Call/Replicate format names (letters c s b l v), collected from the
+// variadic list; the other letters are flags, copied to `flags`.
+typedef struct FormatArgs {
+    const char **argv;
+    size_t *lens;
+    char **owned;  // formatted integers, freed by format_args_free
+    size_t argc, cap, owned_count;
+} FormatArgs;
+
+static void format_args_grow(FormatArgs *a, size_t need) {
+    while (need > a->cap) {
+        a->cap *= 2;
+        a->argv = realloc(a->argv, a->cap * sizeof(*a->argv));
+        a->lens = realloc(a->lens, a->cap * sizeof(*a->lens));
+        a->owned = realloc(a->owned, a->cap * sizeof(*a->owned));
+    }
+}
+
+// 0, or -1 when there are more flag letters than `flags` holds.
+static int format_args_collect(FormatArgs *a, const char *fmt, va_list *ap, char *flags, size_t flags_cap) {
+    a->cap = 16;
+    a->argc = a->owned_count = 0;
+    a->argv = malloc(a->cap * sizeof(*a->argv));
+    a->lens = malloc(a->cap * sizeof(*a->lens));
+    a->owned = malloc(a->cap * sizeof(*a->owned));
     size_t nflags = 0;
-    void *reply = NULL;
-    int bad = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    for (const char *p = fmt; *p && !bad; p++) {
-        size_t need = argc + 1;
-        if (*p == 'v') need = argc + 0;  // grown below once the count is known
-        if (need > cap) {
-            cap *= 2;
-            argv = realloc(argv, cap * sizeof(*argv));
-            lens = realloc(lens, cap * sizeof(*lens));
-            owned = realloc(owned, cap * sizeof(*owned));
-        }
+    for (const char *p = fmt; *p; p++) {
+        format_args_grow(a, a->argc + 1);
         switch (*p) {
         case 'c': {
-            const char *s = va_arg(ap, const char *);
-            argv[argc] = s;
-            lens[argc++] = strlen(s);
+            const char *s = va_arg(*ap, const char *);
+            a->argv[a->argc] = s;
+            a->lens[a->argc++] = strlen(s);
             break;
         }
         case 's': {
-            const void *s = va_arg(ap, const void *);
-            argv[argc] = helpers.string_ptr(s, &lens[argc]);
-            argc++;
+            const void *s = va_arg(*ap, const void *);
+            a->argv[a->argc] = helpers.string_ptr(s, &a->lens[a->argc]);
+            a->argc++;
             break;
         }
         case 'b': {
-            const char *b = va_arg(ap, const char *);
-            size_t n = va_arg(ap, size_t);
-            argv[argc] = b;
-            lens[argc++] = n;
+            const char *b = va_arg(*ap, const char *);
+            size_t n = va_arg(*ap, size_t);
+            a->argv[a->argc] = b;
+            a->lens[a->argc++] = n;
             break;
         }
         case 'l': {
-            long long v = va_arg(ap, long long);
+            long long v = va_arg(*ap, long long);
             char *buf = malloc(24);
             snprintf(buf, 24, "%lld", v);
-            owned[owned_count++] = buf;
-            argv[argc] = buf;
-            lens[argc++] = strlen(buf);
+            a->owned[a->owned_count++] = buf;
+            a->argv[a->argc] = buf;
+            a->lens[a->argc++] = strlen(buf);
             break;
         }
         case 'v': {
-            void **strs = va_arg(ap, void **);
-            size_t n = va_arg(ap, size_t);
-            while (argc + n > cap) {
-                cap *= 2;
-                argv = realloc(argv, cap * sizeof(*argv));
-                lens = realloc(lens, cap * sizeof(*lens));
-                owned = realloc(owned, cap * sizeof(*owned));
-            }
+            void **strs = va_arg(*ap, void **);
+            size_t n = va_arg(*ap, size_t);
+            format_args_grow(a, a->argc + n);
             for (size_t i = 0; i < n; i++) {
-                argv[argc] = helpers.string_ptr(strs[i], &lens[argc]);
-                argc++;
+                a->argv[a->argc] = helpers.string_ptr(strs[i], &a->lens[a->argc]);
+                a->argc++;
             }
             break;
         }
         default:
-            if (nflags + 1 < sizeof(flags)) flags[nflags++] = *p;
-            else bad = 1;
+            if (nflags + 1 >= flags_cap) return -1;
+            flags[nflags++] = *p;
         }
     }
-    va_end(ap);
     flags[nflags] = 0;
+    return 0;
+}
+
+static void format_args_free(FormatArgs *a) {
+    for (size_t i = 0; i < a->owned_count; i++) free(a->owned[i]);
+    free(a->owned);
+    free(a->argv);
+    free(a->lens);
+}
+
+// Call(ctx, command, fmt, ...): fmt letters c s b l v name arguments; the other letters
+// are flags, passed on to the engine.
+static void *host_call(void *ctx, const char *command, const char *fmt, ...) {
+    FormatArgs a;
+    char flags[64];
+    void *reply = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int bad = format_args_collect(&a, fmt, &ap, flags, sizeof(flags));
+    va_end(ap);
     if (bad) errno = EINVAL;
-    else reply = helpers.call(ctx, command, flags, argv, lens, (int)argc);
-    for (size_t i = 0; i < owned_count; i++) free(owned[i]);
-    free(owned);
-    free(argv);
-    free(lens);
+    else reply = helpers.call(ctx, command, flags, a.argv, a.lens, (int)a.argc);
+    format_args_free(&a);
     return reply;
 }
 
-// Counts the arguments a Call/Replicate format describes (letters c s b l; v is a vector
-// whose length follows it), consuming them from `ap`. -1 for a letter that names no
-// argument and is not one of Redis's flag letters.
-static int count_format_arguments(const char *fmt, va_list ap) {
-    int argc = 0;
-    for (const char *p = fmt; *p; p++) {
-        switch (*p) {
-        case 'c': (void)va_arg(ap, const char *); argc++; break;
-        case 's': (void)va_arg(ap, const void *); argc++; break;
-        case 'b': (void)va_arg(ap, const char *); (void)va_arg(ap, size_t); argc++; break;
-        case 'l': (void)va_arg(ap, long long); argc++; break;
-        case 'v': (void)va_arg(ap, void **); argc += (int)va_arg(ap, size_t); break;
-        case '!': case 'A': case 'R': break;  // Replicate's target flags
-        default: return -1;
-        }
-    }
-    return argc;
-}
-
-// Replicate(ctx, command, fmt, ...): Berth has no replicas or AOF, so there is nothing to
-// send; the call is checked as Redis checks it (known command, valid format) and counted.
+// Replicate(ctx, command, fmt, ...): the command and its arguments join the effect stream
+// (replicas and the AOF), checked as Redis checks them: a known command, and a format of
+// argument letters and the target flags ! A R only.
 static int host_replicate(void *ctx, const char *command, const char *fmt, ...) {
+    for (const char *p = fmt; *p; p++) {
+        if (!strchr("csblv!AR", *p)) return 1;
+    }
+    FormatArgs a;
+    char flags[16];
     va_list ap;
     va_start(ap, fmt);
-    int argc = count_format_arguments(fmt, ap);
+    int bad = format_args_collect(&a, fmt, &ap, flags, sizeof(flags));
     va_end(ap);
-    if (argc < 0) return 1;
-    return helpers.replicate(ctx, command, argc);
+    int result = bad ? 1 : helpers.replicate(ctx, command, a.argv, a.lens, (int)a.argc);
+    format_args_free(&a);
+    return result;
 }
 
 // EmitAOF(io, command, fmt, ...): only reachable from a data type's aof_rewrite callback,

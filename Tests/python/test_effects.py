@@ -233,3 +233,41 @@ def _loaded(port):
         return redis.Redis(port=port).info("persistence")["loading"] == 0
     except (redis.ConnectionError, redis.BusyLoadingError):
         return False
+
+
+def effect_commands(data):
+    """The commands of an effect file, as lists of strings."""
+    out, i = [], 0
+    while i < len(data):
+        end = data.index(b"\r\n", i)
+        n, i = int(data[i + 1:end]), end + 2
+        args = []
+        for _ in range(n):
+            end = data.index(b"\r\n", i)
+            length, i = int(data[i + 1:end]), end + 2
+            args.append(data[i:i + length].decode())
+            i += length + 2
+        out.append(args)
+    return out
+
+
+def test_scripts_and_modules_choose_what_is_replicated(tmp_path, make_server):
+    """redis.set_repl(REPL_NONE) keeps a script's next writes out of the stream, as in
+    Redis; a module's Replicate puts exactly the command it names there, and its
+    ReplicateVerbatim the module command itself, in the command's MULTI/EXEC block."""
+    subprocess.run(["make", "-C", os.path.join(ROOT, "modules"), "-s"], check=True)
+    log = tmp_path / "effects.aof"
+    srv = make_server("--effect-log", str(log), "--loadmodule", os.path.join(ROOT, "modules", "build", "yieldtimer.so"))
+    r = srv.client(decode_responses=True)
+    r.eval("redis.call('set', 'a', '1') redis.set_repl(redis.REPL_NONE) redis.call('set', 'b', '2') "
+           "redis.set_repl(redis.REPL_ALL) redis.call('set', 'c', '3')", 0)
+    with pytest.raises(redis.ResponseError, match="Invalid replication flags"):
+        r.eval("redis.set_repl(5)", 0)
+    with pytest.raises(redis.ResponseError, match="requires two arguments"):
+        r.eval("redis.set_repl()", 0)
+    assert r.execute_command("yt.replicate") == [0, 1, 0]
+    assert wait_for(lambda: len(effect_commands(log.read_bytes())) >= 8)
+    assert effect_commands(log.read_bytes()) == [
+        ["MULTI"], ["set", "a", "1"], ["set", "c", "3"], ["EXEC"],
+        ["MULTI"], ["SET", "k", "v"], ["yt.replicate"], ["EXEC"]]
+    assert r.get("b") == "2"  # written, only not replicated

@@ -62,6 +62,8 @@ PARITY = [
     "redis.call('sadd', 'st', 'c', 'aaa', 'l', 'm', 't', 'a', 'b', 'azz', 's', 'v', 'd') "
     "return redis.call('sort', 'st', 'BY', 'nosort')",
     "return redis.call('sort', 'st', 'BY', 'nosort', 'GET', '#', 'GET', 'x_*')",
+    # redis.set_repl's argument checks.
+    "redis.set_repl(5)", "redis.set_repl()", "redis.set_repl(redis.REPL_NONE) return redis.REPL_ALL",
     # Commands Redis 7 flags noscript, the blocking ones among them, and XREAD's BLOCK.
     "return redis.call('blpop', 'l', 0)",
     "return redis.pcall('blmove', 'l', 'm', 'left', 'left', 0)",

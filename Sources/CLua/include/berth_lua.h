@@ -31,6 +31,10 @@ typedef int (*BerthLuaBusy)(void *context);
 BerthLua *berth_lua_new(BerthLuaCommand command, BerthLuaLog log, BerthLuaBusy busy, const char *version);
 void berth_lua_free(BerthLua *lua);
 
+/* redis.set_repl's flags in the running script: 0 when its writes must not be
+ * replicated (REPL_NONE), else 1 to 3. */
+int berth_lua_replication(BerthLua *lua);
+
 /* Compiles `body` as the function of script `sha` (40 hex chars) unless it is already
  * there. 0 on success; -1 with the RESP error in berth_lua_result. */
 int berth_lua_load(BerthLua *lua, const char *sha, const char *body, size_t length);

@@ -32,8 +32,9 @@ typedef struct BerthModuleHelpers {
                   int argc);
     /* A module asked GetApi for a name Berth does not provide (the full name asked). */
     void (*missing_api)(const char *name);
-    /* Replicate(ctx, command, ...): 0 when Berth accepts it (the command exists), else 1. */
-    int (*replicate)(void *ctx, const char *command, int argc);
+    /* Replicate(ctx, command, ...) with its arguments: 0 when Berth accepts it (the command
+     * exists) and records it as an effect, else 1. */
+    int (*replicate)(void *ctx, const char *command, const char *const *argv, const size_t *lengths, int argc);
 } BerthModuleHelpers;
 
 /* Registers `fn` as the API function `name` (without prefix). Not thread-safe: the

@@ -36,8 +36,10 @@ enum ModuleAPI {
                 ModuleCall.call(ModuleContext.from(c), command: cmd!, flags: flags!, argv: argv!, lengths: lens!, count: Int(argc))
             },
             missing_api: { name in ModuleMissingAPIs.asked(String(cString: name!)) },
-            replicate: { c, cmd, argc in
-                ModuleReplication.replicate(ModuleContext.from(c), command: String(cString: cmd!), argumentCount: Int(argc))
+            replicate: { c, cmd, argv, lens, argc in
+                var args = [Bytes(String(cString: cmd!))]
+                for i in 0..<Int(argc) { args.append(Bytes(UnsafeRawBufferPointer(start: argv![i], count: lens![i]))) }
+                return ModuleReplication.replicate(ModuleContext.from(c), args)
             }))
         registerCore()
         registerReplies()

@@ -205,9 +205,12 @@ final class ScriptRun {
             if announced { server.scriptBusy.wrote.store(true, ordering: .relaxed) }
         }
         let started = monotonicMicroseconds()
-        shard.context.inScript = true
-        let reply = server.runNested(spec, args, in: shard.context, db: db, protocolVersion: protocolVersion).readableArray
-        shard.context.inScript = false
+        let context = shard.context
+        context.inScript = true
+        context.effectsSuppressed = berth_lua_replication(shard.scriptHost.lua) == 0  // redis.set_repl
+        let reply = server.runNested(spec, args, in: context, db: db, protocolVersion: protocolVersion).readableArray
+        context.inScript = false
+        context.effectsSuppressed = false
         afterNestedCommand(args, since: started)
         shard.feedMonitors(spec, db: db, peer: "lua", args)
         return reply
