@@ -83,18 +83,27 @@ public final class CommandContext: @unchecked Sendable {
     public var effectsSuppressed = false
 
     /// Runs a data command's handler: the one place every path (a client, EXEC, a script,
-    /// a function, a module's Call, JavaScript) calls it. A command that changed the data
-    /// and recorded no effect of its own leaves its deterministic form (`EffectRewrites`).
+    /// a function, a module's Call, JavaScript, a blocked client served at once) calls it.
+    /// A command that changed the data gets its keyspace event (for the commands whose
+    /// event is their own, `KeyspaceEvents.byCommand`, ahead of any the command recorded
+    /// itself) and, when it recorded no effect of its own, its deterministic form as its
+    /// effect (`EffectRewrites`).
     @inline(__always)
     public func invoke(_ spec: CommandSpec) throws(CommandError) {
-        guard effects.isEnabled else { return try spec.handler!(self) }
-        let dirtyBefore = dirty, explicitBefore = explicitEffects
+        let dirtyBefore = dirty, explicitBefore = explicitEffects, eventsBefore = events.count
         defer {
-            if dirty != dirtyBefore && explicitEffects == explicitBefore && !effectsSuppressed {
-                for args in EffectRewrites.effects(of: spec, self) { record(Effect(db: dbIndex, args)) }
-            }
+            if dirty != dirtyBefore { noteChange(spec, explicitEffectsBefore: explicitBefore, eventsBefore: eventsBefore) }
         }
         try spec.handler!(self)
+    }
+
+    private func noteChange(_ spec: CommandSpec, explicitEffectsBefore: Int, eventsBefore: Int) {
+        if !notifyFlags.isEmpty, let (flag, event) = KeyspaceEvents.byCommand[spec.name], notifyFlags.contains(flag) {
+            events.insert(KeyspaceEvent(db: dbIndex, key: args[1], event: event), at: eventsBefore)
+        }
+        if effects.isEnabled && explicitEffects == explicitEffectsBefore && !effectsSuppressed {
+            for args in EffectRewrites.effects(of: spec, self) { record(Effect(db: dbIndex, args)) }
+        }
     }
 
     /// Records `args` as an effect of the running command (in `db`, or the current one).

@@ -404,7 +404,6 @@ extension Shard {
         if !ctx.inTransaction { ctx.now = batchTime }
         ctx.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
         ctx.notifyFlags = NotifyFlags(rawValue: server.config.notifyFlags.load(ordering: .relaxed))
-        let eventsBefore = ctx.events.count
         let dirtyBefore = ctx.dirty
         var failed = false
         if (spec.name == "flushall" || spec.name == "flushdb") && server.watchedKeys.load(ordering: .relaxed) > 0 {
@@ -423,11 +422,6 @@ extension Shard {
             touchWatchers(spec, args, db: conn.db)
         }
         if !ctx.unchangedKeys.isEmpty { ctx.unchangedKeys.removeAll() }
-        if !ctx.notifyFlags.isEmpty && ctx.dirty != dirtyBefore, let (flag, event) = server.eventsByCommand[spec.id],
-           ctx.notifyFlags.contains(flag) {
-            // Before whatever the command recorded itself (a "del" when it emptied the key).
-            ctx.events.insert(KeyspaceEvent(db: conn.db, key: args[1], event: event), at: eventsBefore)
-        }
         if let request = ctx.blockRequest {
             ctx.blockRequest = nil
             block(conn, request)

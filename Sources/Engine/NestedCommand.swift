@@ -31,7 +31,6 @@ extension Server {
         cc.maxBulkLength = config.maxBulkLength.load(ordering: .relaxed)
         cc.notifyFlags = NotifyFlags(rawValue: config.notifyFlags.load(ordering: .relaxed))
         let dirtyBefore = cc.dirty
-        let eventsBefore = cc.events.count
         do throws(CommandError) {
             try cc.invoke(spec)
         } catch {
@@ -39,10 +38,6 @@ extension Server {
         }
         let block = cc.blockRequest
         cc.blockRequest = nil
-        if !cc.notifyFlags.isEmpty && cc.dirty != dirtyBefore, let (flag, event) = eventsByCommand[spec.id],
-           cc.notifyFlags.contains(flag) {
-            cc.events.insert(KeyspaceEvent(db: db, key: args[1], event: event), at: eventsBefore)
-        }
         if cc.dirty != dirtyBefore && watchedKeys.load(ordering: .relaxed) > 0 {
             shards[0].touchWatchers(of: spec.keys.positions(args).map { args[$0] }, db: db)
         }

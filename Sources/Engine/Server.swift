@@ -94,7 +94,6 @@ public final class Server: @unchecked Sendable {
         let engine = EngineCommands.table + PubSubCommands.table + TFunctionCommands.table
         commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs + ScriptFunctions.specs)
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
-        eventsByCommand = commands.names.map { KeyspaceEvents.byCommand[$0] }
     }
 
     /// The name of the command with statistics id `id`, built in or a module's.
@@ -223,8 +222,6 @@ public final class Server: @unchecked Sendable {
         for store in stores { store.keyEvents.tracking.store(bits, ordering: .relaxed) }
     }
 
-    /// Keyspace event of each command by `CommandSpec.id`, for commands whose event is their own.
-    let eventsByCommand: [(NotifyFlags, String)?]
 
     /// systemctl status's one-line summary.
     private func statusLine() -> String {
