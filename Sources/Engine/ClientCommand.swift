@@ -152,10 +152,12 @@ enum ClientCommand {
                 reply.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"); return true
             }
         }
+        // Only the client's own shard can end its wait; a blocked client never moves, so a
+        // client not there (or unknown) is not blocked.
+        guard let home = shard.server.clientShards.shard(of: id) else { reply.integer(0); return false }
         let flag = withError
-        shard.gather(conn, work: { s in s.unblock(clientID: id, withError: flag) }, finish: { s, c, results in
-            s.writer(for: c).integer(results.contains(true) ? 1 : 0)
-        })
+        shard.gather(conn, only: [shard.server.shards[home]], work: { s in s.unblock(clientID: id, withError: flag) },
+                     finish: { s, c, results in s.writer(for: c).integer(results.contains(true) ? 1 : 0) })
         return false
     }
 

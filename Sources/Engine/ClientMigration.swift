@@ -88,6 +88,7 @@ extension Shard {
         conn.awayShard = -1
         conn.awayStreak = 0
         connections[conn.id] = conn
+        server.clientShards.set(conn.id, shard: index)
         server.migrations.endMove()
         backend.register(conn)
     }
@@ -180,4 +181,18 @@ final class MigrationGate: Sendable {
     var isSettled: Bool { moving.load(ordering: .sequentiallyConsistent) == 0 }
 
     func endWalk() { walking.subtract(1, ordering: .sequentiallyConsistent) }
+}
+
+/// Which shard each client connection lives on, server-wide.
+///
+/// Invariants: an entry is written by the shard that takes the connection in (accept, or
+/// the end of a move) and removed by the shard that closes it, so it is never behind by
+/// more than the move in flight; a blocked client cannot move, so for a blocked client the
+/// entry is exact. Writes happen per connection, not per command.
+final class ClientShards: Sendable {
+    private let shards = Mutex<[Int: Int]>([:])
+
+    func set(_ id: Int, shard: Int) { shards.withLock { $0[id] = shard } }
+    func remove(_ id: Int) { _ = shards.withLock { $0.removeValue(forKey: id) } }
+    func shard(of id: Int) -> Int? { shards.withLock { $0[id] } }
 }

@@ -41,6 +41,8 @@ public final class Server: @unchecked Sendable {
     let startTime = ShardStore.nowMilliseconds()
 
     let clientCount = Atomic<Int>(0)
+    /// Which shard each connection lives on (CLIENT UNBLOCK goes to that one only).
+    let clientShards = ClientShards()
     /// WATCHed (key, client) pairs in all shards; writers skip the watcher check when zero.
     let watchedKeys = Atomic<Int>(0)
     /// Off after DEBUG SET-ACTIVE-EXPIRE 0: keys then expire only when a command meets them.

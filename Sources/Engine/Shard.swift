@@ -207,6 +207,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             authenticated: !server.config.hasPassword.load(ordering: .acquiring),
             maxBulkLength: server.config.maxBulkLength.load(ordering: .relaxed), now: now)
         connections[conn.id] = conn
+        server.clientShards.set(conn.id, shard: index)
         server.clientCount.add(1, ordering: .relaxed)
         backend.register(conn)
     }
@@ -226,6 +227,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     func closed(_ conn: Connection) {
         releaseBatchLocks()
         guard connections.removeValue(forKey: conn.id) != nil else { return }
+        server.clientShards.remove(conn.id)
         server.clientCount.subtract(1, ordering: .relaxed)
         unwatchAll(conn)
         _ = abandonBlocked(conn)
@@ -271,13 +273,15 @@ public final class Shard: @unchecked Sendable, EventHandler {
         }
     }
 
-    /// Runs `work` on every shard's thread and `finish` on this one with the results in
-    /// shard order, suspending `conn`'s pipeline meanwhile so replies stay in order.
-    /// `whenDone` runs once every shard has answered, even if `conn` has closed meanwhile.
-    func gather<T: Sendable>(_ conn: Connection, work: @escaping @Sendable (Shard) -> T,
+    /// Runs `work` on every shard's thread (or only on `only`'s) and `finish` on this one
+    /// with the results in shard order, suspending `conn`'s pipeline meanwhile so replies
+    /// stay in order. `whenDone` runs once every shard has answered, even if `conn` has
+    /// closed meanwhile.
+    func gather<T: Sendable>(_ conn: Connection, only: [Shard]? = nil, work: @escaping @Sendable (Shard) -> T,
                              finish: @escaping (Shard, Connection, [T]) -> Void,
                              whenDone: (() -> Void)? = nil) {
-        let collector = Collector<T>(count: server.shards.count)
+        let targets = only ?? server.shards
+        let collector = Collector<T>(count: targets.count)
         conn.suspended = true
         let home = self
         let done: (Shard) -> Void = { shard in
@@ -289,8 +293,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             shard.flushReplies(conn)
         }
         let box = UncheckedBox(done)
-        for shard in server.shards {
-            let i = shard.index
+        for (i, shard) in targets.enumerated() {
             if shard === self {
                 collector.results[i] = work(self)
                 collector.remaining -= 1

@@ -263,3 +263,24 @@ def test_a_client_that_does_not_read_holds_up_no_walk(srv2):
     s.sendall(b"CLIENT INFO\r\n")
     assert f"shard={1 - home}" in s.recv(65536).decode()
     s.close()
+
+
+def test_client_unblock_reaches_a_client_that_moved(srv2):
+    """CLIENT UNBLOCK goes to the shard the client lives on now, after it moved there."""
+    c = srv2.client(decode_responses=True)
+    me = c.client_id()
+    key, home, target = remote_key(c, 2, "ub")
+    before = migrations(c)
+    for i in range(STREAK + 2):
+        c.set(key, i)
+    assert wait_for(lambda: home_shard(c) == target) and migrations(c) == before + 1
+    other = srv2.client(decode_responses=True)
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("v", c.blpop([key + ":list"], 0)))
+    t.start()
+    assert wait_for(lambda: other.info("clients")["blocked_clients"] == 1)
+    assert other.execute_command("CLIENT", "UNBLOCK", me) == 1
+    t.join(5)
+    assert got["v"] is None
+    assert other.execute_command("CLIENT", "UNBLOCK", me) == 0  # no longer blocked
+    assert other.execute_command("CLIENT", "UNBLOCK", 999999) == 0  # no such client
