@@ -178,9 +178,6 @@ final class ScriptRun {
         guard let spec = server.commands.lookup(args[0]) else { return refuse("ERR Unknown Redis command called from script") }
         guard spec.arityMatches(args.count) else { return refuse("ERR Wrong number of args calling Redis command from script") }
         if Self.isNoScript(spec, args) { return refuse("ERR This Redis command is not allowed from script") }
-        if Self.asksToBlock(spec, args) {
-            return refuse("ERR \(args[0].string) command is not allowed with BLOCK option from scripts")
-        }
         if spec.name == "publish" || spec.name == "spublish" {
             // May replicate, so a read-only script may not (Redis's rule); delivered to this
             // shard's subscribers after the script's reply.
@@ -216,32 +213,16 @@ final class ScriptRun {
         return reply
     }
 
-    /// Commands Redis 7 flags `noscript` (BLPOP and the other blocking commands, WAIT,
-    /// MULTI, CLIENT and CONFIG subcommands, ...): a script gets an error, not a reply.
+    /// Commands Redis flags `noscript` (MULTI, WATCH, CLIENT and CONFIG subcommands, ...):
+    /// a script gets an error, not a reply. Blocking commands are not among them: Redis 7.0
+    /// refused BLPOP and WAIT in scripts, Redis 7.2 and Valkey run them as their
+    /// non-blocking forms (XREAD BLOCK too, as Valkey and Redis 7.4), and so does Berth
+    /// (docs/compatibility.md).
     static func isNoScript(_ spec: CommandSpec, _ args: [Bytes]) -> Bool {
+        if spec.flags.contains(.blocking) { return false }
         if RedisCommandMetadata.byName[spec.name]?.flags.contains("noscript") == true { return true }
         guard !spec.subcommands.isEmpty, args.count > 1 else { return false }
         return RedisCommandMetadata.byName["\(spec.name)|\(args[1].string.lowercased())"]?.flags.contains("noscript") == true
-    }
-
-    /// XREAD and XREADGROUP with BLOCK, refused from scripts when the option is read (an
-    /// option before it with a bad value is that option's error, as in Redis).
-    static func asksToBlock(_ spec: CommandSpec, _ args: [Bytes]) -> Bool {
-        guard spec.name == "xread" || spec.name == "xreadgroup" else { return false }
-        var i = 1
-        while i < args.count {
-            let word = args[i].string.lowercased()
-            switch word {
-            case "block": return true
-            case "count":
-                guard i + 1 < args.count, Int(args[i + 1].string) != nil else { return false }
-                i += 2
-            case "group": i += 3
-            case "noack": i += 1
-            default: return false
-            }
-        }
-        return false
     }
 
     /// A command the script ran goes to SLOWLOG under the calling client, as Valkey logs it,
