@@ -60,17 +60,26 @@ enum TFunctionCommands {
         }),
     ]
 
+    /// A library loaded or deleted joins the effect stream as the command itself: libraries
+    /// belong to the data set, as Lua's do (FUNCTION LOAD).
+    private static func propagate(_ server: Server, _ args: [Bytes]) {
+        if server.effects.isEnabled { server.effects.append(Effect(db: -1, args)) }
+    }
+
     static func tfunction(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         let server = shard.server
         switch args[1].string.lowercased() {
         case "load":
-            return load(server, Array(args.dropFirst(2)), reply)
+            let failed = load(server, Array(args.dropFirst(2)), reply)
+            if !failed { propagate(server, args) }
+            return failed
         case "delete" where args.count == 3:
             guard let library = server.javascript.remove(args[2].string) else {
                 reply.error("ERR library does not exist")
                 return true
             }
             library.close(reason: "ERR the library was deleted while the function ran")
+            propagate(server, args)
             reply.ok()
         case "list":
             return list(server, Array(args.dropFirst(2)), reply)

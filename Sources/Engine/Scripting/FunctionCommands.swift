@@ -62,6 +62,13 @@ enum ScriptFunctions {
     static let subcommandArity: [String: Int] = ["delete": 3, "dump": 2, "flush": -2, "help": 2, "kill": 2,
                                                  "list": -2, "load": -3, "restore": -3, "stats": 2]
 
+    /// Libraries are part of the data set: a change to them joins the effect stream as the
+    /// command itself, as Redis propagates FUNCTION LOAD, DELETE, FLUSH and RESTORE.
+    private static func propagate(_ shard: Shard, _ args: [Bytes]) {
+        let effects = shard.server.effects
+        if effects.isEnabled { effects.append(Effect(db: -1, args)) }
+    }
+
     static func function(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         let libraries = shard.server.functions
         func fail(_ e: ScriptError) -> Bool {
@@ -82,11 +89,14 @@ enum ScriptFunctions {
                 replace = true
             }
             switch load(shard, args[args.count - 1], replace: replace) {
-            case .success(let name): reply.bulk(name)
+            case .success(let name):
+                propagate(shard, args)
+                reply.bulk(name)
             case .failure(let e): return fail(e)
             }
         case "delete" where args.count == 3:
             guard libraries.delete(args[2].string) else { reply.error("ERR Library not found"); return true }
+            propagate(shard, args)
             reply.ok()
         case "flush" where args.count <= 3:
             if args.count == 3 && !args[2].equalsIgnoringCase("async") && !args[2].equalsIgnoringCase("sync") {
@@ -94,6 +104,7 @@ enum ScriptFunctions {
                 return true
             }
             libraries.flush()
+            propagate(shard, args)
             reply.ok()
         case "list":
             var withCode = false, pattern: Bytes?
@@ -149,6 +160,7 @@ enum ScriptFunctions {
             for code in codes {
                 if case .failure(let e) = load(shard, code, replace: policy != "append") { return fail(e) }
             }
+            propagate(shard, args)
             reply.ok()
         case "stats" where args.count == 2:
             let libs = libraries.all
