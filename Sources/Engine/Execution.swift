@@ -336,7 +336,7 @@ extension Shard {
             context.keyShard = nil
             if held == .exclusive { takeReadyKeys(from: s) }
             keepOrRelease(s, held, conn)
-            finishAfterLocks()
+            afterLockSection()
             return failed
         }
         var set = ShardLockSet()
@@ -359,14 +359,24 @@ extension Shard {
         context.argumentShards.removeAll(keepingCapacity: true)
         if held == .exclusive { for s in set.shards { takeReadyKeys(from: s) } }
         keepOrRelease(set, held, conn)
-        finishAfterLocks()
+        afterLockSection()
         return failed
     }
 
     /// What a data command leaves for after its locks are released (or kept for the batch):
     /// keys a shared-lock reader found expired, blocked clients to serve, events to publish.
     @inline(__always)
-    private func finishAfterLocks() {
+    /// Ends a section that held the shard locks of `set`: takes what its writes made ready
+    /// (and its key events) from each shard, then lets the locks go. `afterLockSection`
+    /// follows once the section's own bookkeeping is done.
+    func leaveLockSection(_ set: ShardLockSet) {
+        for s in set.shards { takeReadyKeys(from: s) }
+        set.unlock(server.locks)
+    }
+
+    /// With no shard lock held: deletes keys a shared-lock reader found expired, serves the
+    /// clients blocked on keys the section readied, and publishes its keyspace events.
+    func afterLockSection() {
         if !context.expiredUnderSharedLock.isEmpty { expireKeysSeenUnderSharedLock() }
         if !readyQueue.isEmpty { serveReadyKeys() }
         if hasEventsToPublish { publishKeyspaceEvents() }
@@ -567,13 +577,11 @@ extension Shard {
         }
         context.inTransaction = false
         context.endEffectBatch()  // still under the locks: the block keeps its place in the order
-        for s in set.shards { takeReadyKeys(from: s) }
-        set.unlock(server.locks)
+        leaveLockSection(set)
         if hasScript { busy.lock.unlock() }
         unwatchAll(conn)
         // Blocked clients are served only now that the whole transaction is done.
-        if !readyQueue.isEmpty { serveReadyKeys() }
-        if hasEventsToPublish { publishKeyspaceEvents() }
+        afterLockSection()
         return false
     }
 }

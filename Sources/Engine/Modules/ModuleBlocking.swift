@@ -245,13 +245,11 @@ extension Shard {
         if exists || block.unblockOnDeleted {
             result = runModuleReplyCallback(block, readyKey: key)
         }
-        for s in all.shards { takeReadyKeys(from: s) }
-        all.unlock(server.locks)
+        leaveLockSection(all)
         if result.status == ModuleAPI.ok && client.claim(.served) {
             finishBlocked(client, .reply(result.bytes))
         }
-        if !readyQueue.isEmpty { serveReadyKeys() }
-        if hasEventsToPublish { publishKeyspaceEvents() }
+        afterLockSection()
     }
 
     /// Runs the reply callback and returns its status and reply bytes, followed by the

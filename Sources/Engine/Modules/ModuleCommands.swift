@@ -148,10 +148,8 @@ extension Shard {
         conn.db = ctx.db
         registerModuleBlocks(ctx, conn)
         if !locksHeld {
-            for s in all.shards { takeReadyKeys(from: s) }
-            all.unlock(server.locks)
-            if !readyQueue.isEmpty { serveReadyKeys() }
-            if hasEventsToPublish { publishKeyspaceEvents() }
+            leaveLockSection(all)
+            afterLockSection()
         }
         let failed = ctx.reply.isError
         ctx.reply.write(to: reply)

@@ -105,11 +105,9 @@ extension Shard {
         ModuleYield.sectionBegan(ctx)
         timer.callback(ctx.pointer, timer.data)
         ModuleYield.sectionEnded(ctx)
-        for s in all.shards { takeReadyKeys(from: s) }
-        all.unlock(server.locks)
+        leaveLockSection(all)
         ctx.close()
-        if !readyQueue.isEmpty { serveReadyKeys() }
-        if hasEventsToPublish { publishKeyspaceEvents() }
+        afterLockSection()
     }
 }
 

@@ -166,8 +166,7 @@ extension Shard {
             }
         }
         context.endEffectBatch()
-        for s in run.held.shards { takeReadyKeys(from: s) }
-        run.held.unlock(server.locks)
+        leaveLockSection(run.held)
         run.held = ShardLockSet()
         run.finish()
         busy.lock.unlock()
