@@ -74,7 +74,9 @@ extension Shard {
     /// (across shards: a transaction's pushes to keys of several shards serve a client
     /// blocked on them from the first). Call with no shard lock held.
     func serveReadyKeys() {
-        if readyQueue.count > 1 { readyQueue = Deque(readyQueue.sorted { $0.order < $1.order }) }
+        if readyQueue.count > 1 && !zip(readyQueue, readyQueue.dropFirst()).allSatisfy({ $0.order < $1.order }) {
+            readyQueue = Deque(readyQueue.sorted { $0.order < $1.order })
+        }
         while let item = readyQueue.popFirst() {
             guard serveWaiters(onShard: item.shard, item.key) else {
                 // A busy script holds the locks: keep the key for the next tick.

@@ -32,14 +32,13 @@ final class EffectLog: EffectConsumer, @unchecked Sendable {
             }
             w.bulkArray(e.args)
         }
-        var bytes = out.readableArray
+        let bytes = out.readableBytes
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return }  // a full disk loses the rest; no AOF guarantees here
             offset += n
         }
-        bytes.removeAll()
     }
 }

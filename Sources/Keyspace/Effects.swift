@@ -7,7 +7,7 @@ import Synchronization
 /// time, INCRBYFLOAT a SET of the result, a served BLPOP an LPOP, an `XADD *` the ID it
 /// chose, a key that expired a DEL, a transaction or script its writes inside MULTI/EXEC.
 public struct Effect: Sendable, Equatable {
-    /// The database it applies to (-1: any, as FLUSHALL and SWAPDB).
+    /// The database it applies to; -1 for none (MULTI, EXEC, FUNCTION LOAD).
     public let db: Int
     public let args: [Bytes]
 
@@ -40,15 +40,11 @@ public final class EffectStream: @unchecked Sendable {
     private let enabled = Atomic<Bool>(false)
     private let lock = Mutex<[Effect]>([])
     private var consumers: [EffectConsumer] = []
-    /// Effects appended so far (INFO-style counter for tests and operators).
-    private let total = Atomic<Int>(0)
 
     public init() {}
 
     @inline(__always)
     public var isEnabled: Bool { enabled.load(ordering: .relaxed) }
-
-    public var appended: Int { total.load(ordering: .relaxed) }
 
     /// Attaches a consumer; call before the server accepts clients.
     public func attach(_ consumer: EffectConsumer) {
@@ -59,14 +55,13 @@ public final class EffectStream: @unchecked Sendable {
     /// Appends effects as one unbroken run (the caller holds the shard locks of the keys
     /// they touched).
     public func append(_ effects: [Effect]) {
-        guard !effects.isEmpty else { return }
+        guard isEnabled, !effects.isEmpty else { return }
         lock.withLock { $0.append(contentsOf: effects) }
-        total.add(effects.count, ordering: .relaxed)
     }
 
     public func append(_ effect: Effect) {
+        guard isEnabled else { return }
         lock.withLock { $0.append(effect) }
-        total.add(1, ordering: .relaxed)
     }
 
     /// Hands what was appended since the last call to every consumer, in order. One

@@ -63,7 +63,7 @@ enum TFunctionCommands {
     /// A library loaded or deleted joins the effect stream as the command itself: libraries
     /// belong to the data set, as Lua's do (FUNCTION LOAD).
     private static func propagate(_ server: Server, _ args: [Bytes]) {
-        if server.effects.isEnabled { server.effects.append(Effect(db: -1, args)) }
+        server.effects.append(Effect(db: -1, args))
     }
 
     static func tfunction(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {

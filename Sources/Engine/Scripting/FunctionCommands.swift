@@ -65,8 +65,7 @@ enum ScriptFunctions {
     /// Libraries are part of the data set: a change to them joins the effect stream as the
     /// command itself, as Redis propagates FUNCTION LOAD, DELETE, FLUSH and RESTORE.
     private static func propagate(_ shard: Shard, _ args: [Bytes]) {
-        let effects = shard.server.effects
-        if effects.isEnabled { effects.append(Effect(db: -1, args)) }
+        shard.server.effects.append(Effect(db: -1, args))
     }
 
     static func function(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {

@@ -203,11 +203,12 @@ final class ScriptRun {
         }
         let started = monotonicMicroseconds()
         let context = shard.context
+        let suppressed = context.effectsSuppressed  // by a module's Call without "!", around the script
         context.inScript = true
-        context.effectsSuppressed = berth_lua_replication(shard.scriptHost.lua) == 0  // redis.set_repl
+        context.effectsSuppressed = suppressed || berth_lua_replication(shard.scriptHost.lua) == 0  // redis.set_repl
         let reply = server.runNested(spec, args, in: context, db: db, protocolVersion: protocolVersion).readableArray
         context.inScript = false
-        context.effectsSuppressed = false
+        context.effectsSuppressed = suppressed
         afterNestedCommand(args, since: started)
         shard.feedMonitors(spec, db: db, peer: "lua", args)
         return reply
