@@ -9,7 +9,8 @@
 /// are spread over the shards: with two shards, every other command of a random-key
 /// pipeline wants the other shard's lock.
 ///
-/// So a shard keeps the lock set of a plain data command after it ran (`KeptLocks`). The
+/// So a shard keeps the lock set of a plain data command after it ran (`KeptLocks`, held by
+/// the shard's `LockSection`). The
 /// next command, of the same batch or of the next client's batch in the same pass, runs
 /// under it when its locks are in the set or can be added to it by a try-lock; the first
 /// lock that is not free this instant releases the whole set, and that command locks as
@@ -35,7 +36,7 @@
 ///   The thread never waits for a lock while it keeps one: the shard empties the set
 ///   before any other code path that takes locks (scripts, modules, engine commands,
 ///   queueing into MULTI, closing a connection) and when the event-loop pass ends, so the
-///   ascending-order rule of `ShardLockSet` holds for every wait, and nothing re-enters a
+///   ascending-order rule of `LockSection` holds for every wait, and nothing re-enters a
 ///   lock it already holds. Between two clients' batches of a pass the set stays kept
 ///   only across code that takes no locks (sending, counting a client's migration
 ///   streak); closing or killing a connection, deferred work, a migration's hand-over and
@@ -45,7 +46,7 @@
 /// - A command whose work must be seen by other threads before the next one runs (it made
 ///   keys ready for blocked clients, recorded keyspace events, or blocked its client)
 ///   releases the set at once, so blocked clients are served between commands exactly as
-///   before (`Shard.keepOrRelease`).
+///   before (`LockSection.keepOrLeave`).
 struct KeptLocks {
     static let limit = 1024
     static let limitWhenWanted = 128
@@ -133,40 +134,10 @@ struct KeptLocks {
 }
 
 extension Shard {
-    /// Releases the locks kept from earlier commands of this batch, if any.
+    /// Nothing `conn`'s command did has to reach other threads before the next one runs
+    /// (LockSection.keepOrLeave).
     @inline(__always)
-    func releaseBatchLocks() {
-        if !batchLocks.isEmpty { batchLocks.release(locks) }
-    }
-
-    /// After a data command: keeps its locks for the next command of the batch when
-    /// nothing waits on their release; otherwise releases them (and the caller serves
-    /// ready keys and events as usual).
-    func keepOrRelease(_ set: ShardLockSet, _ mode: LockMode, _ conn: Connection) {
-        if mayKeepLocks(after: conn) {
-            batchLocks.keep(set, mode)
-        } else if !batchLocks.isEmpty {
-            batchLocks.release(locks)
-        } else {
-            set.unlock(locks)
-        }
-    }
-
-    /// The single-lock form of `keepOrRelease`.
-    @inline(__always)
-    func keepOrRelease(_ s: Int, _ mode: LockMode, _ conn: Connection) {
-        if mayKeepLocks(after: conn) {
-            batchLocks.keep(single: s, mode)
-        } else if !batchLocks.isEmpty {
-            batchLocks.release(locks)
-        } else {
-            locks[s].unlock()
-        }
-    }
-
-    /// Nothing the command did has to reach other threads before the next one runs.
-    @inline(__always)
-    private func mayKeepLocks(after conn: Connection) -> Bool {
+    func mayKeepLocks(after conn: Connection) -> Bool {
         readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty && context.expiredUnderSharedLock.isEmpty
             && !conn.suspended && !conn.closing
     }

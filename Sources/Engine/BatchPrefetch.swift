@@ -37,7 +37,7 @@ extension Shard {
     /// Prefetches the keys of the commands after the one about to run (see PrefetchWindow).
     @inline(__always)
     func prefetchAhead(_ conn: Connection, _ window: inout PrefetchWindow) {
-        let locked = batchLocks.held.count
+        let locked = section.kept.held.count
         guard locked > 0 else { return }
         if conn.input.readerIndex < window.end && locked == window.lockedShards { return }
         if window.end == 0 && conn.prefetchSkips > 0 {
@@ -64,12 +64,12 @@ extension Shard {
             previous = key
             keys += 1
             let s = slots.shard(of: key)
-            if batchLocks.held.contains(s) { context.startPrefetch(key, shard: s, database: conn.db) }
+            if section.kept.held.contains(s) { context.startPrefetch(key, shard: s, database: conn.db) }
         }
         context.finishPrefetch()
         if scanned >= PrefetchWindow.depth / 2 && keys <= 1 { conn.prefetchSkips = PrefetchWindow.quietBatches }
         window.end = max(at, input.readerIndex + 1)
-        window.lockedShards = batchLocks.held.count
+        window.lockedShards = section.kept.held.count
     }
 }
 

@@ -82,3 +82,42 @@ enum BlockOutcome: Sendable {
         }
     }
 }
+
+/// What the blocking state machine asks of a wait it does not run itself
+/// (`BlockedOperation.external`): a module's blocked client (ModuleBlocking.swift) or a
+/// JavaScript run (JSRun.swift). Blocking.swift calls these at the points where a data
+/// command's wait would be served, replied to or dropped; every call but `keyReadied`
+/// runs on the client's home shard after its claim was won. The defaults suit a wait on
+/// no keys that answers like any command (a JavaScript run).
+protocol EngineWait: ExternalWait {
+    /// A key `client` waits on was readied; `serving` holds that key's lock. The wait
+    /// decides for itself whether it is served (a module asks its reply callback, on the
+    /// client's home shard).
+    func keyReadied(_ client: BlockedClient, key: Bytes, serving: Shard)
+    /// Whether CLIENT UNBLOCK may end the wait.
+    var mayBeUnblocked: Bool { get }
+    /// The reply when the deadline passes or CLIENT UNBLOCK ends it with a timeout; nil for
+    /// the blocked command's own timeout reply.
+    func timeoutReply(on shard: Shard, protocolVersion: Int) -> [UInt8]?
+    /// The client disconnected while waiting.
+    func clientDisconnected(on shard: Shard)
+    /// The wait is over, whatever ended it.
+    func finished(on shard: Shard)
+    /// The command that started the wait ran for `microseconds`: true when the wait
+    /// reports that time itself once it ends (a module adds its background time to it).
+    func commandRan(_ commandID: Int, microseconds: Int) -> Bool
+}
+
+extension EngineWait {
+    func keyReadied(_ client: BlockedClient, key: Bytes, serving: Shard) {}
+    var mayBeUnblocked: Bool { true }
+    func timeoutReply(on shard: Shard, protocolVersion: Int) -> [UInt8]? { nil }
+    func clientDisconnected(on shard: Shard) {}
+    func finished(on shard: Shard) {}
+    func commandRan(_ commandID: Int, microseconds: Int) -> Bool { false }
+}
+
+extension BlockedOperation {
+    /// The engine-side wait of an `.external` operation.
+    var engineWait: (any EngineWait)? { external as? any EngineWait }
+}

@@ -90,10 +90,9 @@ extension Shard {
     /// case (a queue with many idle workers) costs O(1) per push: the scan stops as soon
     /// as the key is gone, unless an XREADGROUP client must hear that it is.
     private func serveWaiters(onShard s: Int, _ key: DatabaseKey) -> Bool {
-        let locks = server.locks
         var held = ShardLockSet()
         held.insert(s)
-        guard held.lock(locks, unless: server.scriptBusy) else { return false }
+        guard section.enter(held, .refuseWhenBusy) else { return false }
         let table = server.shards[s].waiters
         var served: [(BlockedClient, [UInt8])] = []
         let ctx = context
@@ -105,12 +104,8 @@ extension Shard {
                 table.remove(on: key, at: i)
                 continue
             }
-            if case .external(let wait) = client.operation {
-                // A module decides for itself, on the client's home shard.
-                if let block = wait as? ModuleBlock {
-                    let k = key.key
-                    server.shards[client.home].post(.run { $0.moduleKeyReady(client, block, key: k) })
-                }
+            if let wait = client.operation.engineWait {
+                wait.keyReadied(client, key: key.key, serving: self)
                 i += 1
                 continue
             }
@@ -119,9 +114,9 @@ extension Shard {
                 if !held.shards.contains(d) {
                     // Locks go in ascending order: let go, take both, and start the scan
                     // again, since the queue may have changed meanwhile.
-                    held.unlock(locks)
+                    section.leave(held)
                     held.insert(d)
-                    guard held.lock(locks, unless: server.scriptBusy) else {
+                    guard section.enter(held, .refuseWhenBusy) else {
                         for (client, bytes) in served { deliver(client, .reply(bytes)) }
                         return false
                     }
@@ -151,9 +146,8 @@ extension Shard {
                 touchWatchers(of: written, db: client.db)
             }
             served.append((client, out.readableArray))
-            for h in held.shards { takeReadyKeys(from: h) }
         }
-        held.unlock(locks)
+        section.leave(held)
         for (client, bytes) in served { deliver(client, .reply(bytes)) }
         return true
     }
@@ -176,8 +170,8 @@ extension Shard {
             completion(outcomeBytes(client, outcome))
             return
         }
-        let block = (client.operation.external as? ModuleBlock)
-        defer { block?.outcomeFinished(on: self) }
+        let wait = client.operation.engineWait
+        defer { wait?.finished(on: self) }
         guard let conn = connections[client.connectionID], conn.blocked === client else { return }
         conn.blocked = nil
         conn.suspended = false
@@ -191,8 +185,11 @@ extension Shard {
             case .reply(let bytes):
                 bytes.withUnsafeBytes { conn.output.append($0) }
             case .timeout:
-                let w = ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion)
-                if let block { writeModuleTimeoutReply(block, to: w) } else { client.operation.writeTimeoutReply(w) }
+                if let bytes = wait?.timeoutReply(on: self, protocolVersion: conn.protocolVersion) {
+                    bytes.withUnsafeBytes { conn.output.append($0) }
+                } else {
+                    client.operation.writeTimeoutReply(ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion))
+                }
             case .error(let message):
                 ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion).error(message)
             }
@@ -219,10 +216,9 @@ extension Shard {
         for (s, key) in client.keys {
             // Behind a busy script the entry is left: a finished client is a stale waiter,
             // skipped and dropped whenever its key is served.
-            let lock = server.locks[s]
-            guard lock.lock(unless: server.scriptBusy) else { continue }
+            guard section.enter(s, .refuseWhenBusy) else { continue }
             server.shards[s].waiters.remove(client, from: key)
-            lock.unlock()
+            section.exit(s)
         }
     }
 
@@ -232,7 +228,7 @@ extension Shard {
         guard let client = conn.blocked else { return true }
         guard client.claim(.disconnected) else { return false }
         conn.blocked = nil
-        if let block = client.operation.external as? ModuleBlock { moduleClientDisconnected(block) }
+        client.operation.engineWait?.clientDisconnected(on: self)
         finishBlocked(client, .timeout)
         return true
     }
@@ -240,8 +236,7 @@ extension Shard {
     /// CLIENT UNBLOCK on this shard: true if `id` is here, blocked, and this claim won.
     func unblock(clientID id: Int, withError: Bool) -> Bool {
         guard let client = connections[id]?.blocked else { return false }
-        // A module's client can be unblocked only if the module handles its timeout.
-        if let block = client.operation.external as? ModuleBlock, block.timeoutCallback == nil { return false }
+        if let wait = client.operation.engineWait, !wait.mayBeUnblocked { return false }
         guard client.claim(.unblocked) else { return false }
         finishBlocked(client, withError ? .error("UNBLOCKED client unblocked via CLIENT UNBLOCK") : .timeout)
         return true
@@ -259,7 +254,7 @@ extension Shard {
     /// input that waited behind their blocked command.
     func runDeferredWork() {
         if overLimit.isEmpty && resumeQueue.isEmpty { return }
-        releaseBatchLocks()
+        section.releaseKept()
         if !overLimit.isEmpty {
             let closing = overLimit
             overLimit = []

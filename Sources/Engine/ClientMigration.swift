@@ -50,7 +50,7 @@ extension Shard {
     /// The backend is ready to let go of `conn`: false keeps it here (a CLIENT LIST or
     /// CLIENT KILL walk is under way), and the backend resumes reading it.
     func claimMove(_ conn: Connection) -> Bool {
-        releaseBatchLocks()
+        section.releaseKept()
         guard server.migrations.beginMove() else {
             conn.moveTo = -1
             return false

@@ -27,7 +27,7 @@ extension Shard {
         let outer = activeConnection
         activeConnection = conn
         defer {
-            if !keepingLocks { releaseBatchLocks() }
+            if !keepingLocks { section.releaseKept() }
             activeConnection = outer
         }
         // One clock reading serves the whole batch read from the socket, as a time snapshot.
@@ -43,7 +43,7 @@ extension Shard {
                 closeIfOverQueryBufferLimit(conn)
                 return
             case .protocolError(let message):
-                releaseBatchLocks()
+                section.releaseKept()
                 ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion).error("ERR \(message)")
                 conn.closeAfterFlush = true
                 return
@@ -87,7 +87,7 @@ extension Shard {
         activeConnection = conn
         clockBeforeCommand = clock.microseconds()
         executeKeepingLocks(conn, args)
-        releaseBatchLocks()
+        section.releaseKept()
         activeConnection = outer
     }
 
@@ -107,14 +107,14 @@ extension Shard {
             // MODULE UNLOAD can take a module's commands away: looked up every time.
             executeKeepingLocks(conn, args, spec)
         } else {
-            releaseBatchLocks()
+            section.releaseKept()
             rejectUnknownCommand(conn, args)
         }
     }
 
     private func executeKeepingLocks(_ conn: Connection, _ args: [Bytes], _ spec: CommandSpec) {
-        if !batchLocks.isEmpty && (!isPlainData(spec) || conn.transaction != nil) {
-            releaseBatchLocks()
+        if !section.kept.isEmpty && (!isPlainData(spec) || conn.transaction != nil) {
+            section.releaseKept()
         }
         if pause.isActive, pause.holdsBack(spec, args, conn, scriptMayWrite: scriptMayWrite), conn.authenticated {
             park(conn, args)
@@ -187,8 +187,8 @@ extension Shard {
         let end = clock.microseconds()
         clockBeforeCommand = end
         stats.microseconds[spec.id] += end - start
-        if let block = conn.blocked?.operation.external as? ModuleBlock, block.commandID == spec.id {
-            block.commandMicroseconds = end - start  // logged with the module's time when the wait ends
+        if let wait = conn.blocked?.operation.engineWait, wait.commandRan(spec.id, microseconds: end - start) {
+            // The wait reports the command's time when it ends.
         } else if conn.blocked != nil {
             // A blocking command is reported once it is unblocked, as Redis reports it.
             conn.blockedCommand = (args, end - start)
@@ -207,8 +207,8 @@ extension Shard {
     /// operation may be serving this very shard from inside Yield.
     private func waitOutModuleSection(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         guard server.scriptBusy.running.load(ordering: .acquiring) == 0 else { return true }
-        if locks[index].lock(unless: server.scriptBusy, .shared) {
-            locks[index].unlock()
+        if section.enter(index, .refuseWhenBusy, .shared) {
+            section.exit(index)
             return true
         }
         guard let busy = server.scriptBusy.refusal(spec, args) else { return true }
@@ -325,18 +325,17 @@ extension Shard {
         if k.finder == nil && k.first > 0 && k.first == k.last && k.first < args.count && !spec.flags.locksEveryShard {
             let s = slots.shard(of: args[k.first])
             conn.noteKeyShard(s, home: index)
-            if batchLocks.cover(s, wanted, locks) {
-                held = batchLocks.mode
+            if section.cover(s, wanted) {
+                held = section.kept.mode
             } else {
-                guard locks[s].lock(unless: server.scriptBusy, wanted) else { return replyBusy(spec, args, reply) }
+                guard section.enter(s, .refuseWhenBusy, wanted) else { return replyBusy(spec, args, reply) }
                 held = wanted
             }
             context.keyShard = s
             let failed = runData(spec, args, conn, reply, held)
             context.keyShard = nil
-            if held == .exclusive { takeReadyKeys(from: s) }
-            keepOrRelease(s, held, conn)
-            afterLockSection()
+            section.keepOrLeave(s, held, after: conn)
+            section.finish()
             return failed
         }
         var set = ShardLockSet()
@@ -346,10 +345,10 @@ extension Shard {
             lockSet(spec, args, into: &set)
         }
         if set.count > 0 { conn.noteKeyShard(set.count == 1 ? set.shards[0] : -1, home: index) }
-        if batchLocks.cover(set, wanted, locks) {
-            held = batchLocks.mode
+        if section.cover(set, wanted) {
+            held = section.kept.mode
         } else {
-            guard set.lock(locks, unless: server.scriptBusy, wanted) else {
+            guard section.enter(set, .refuseWhenBusy, wanted) else {
                 context.argumentShards.removeAll(keepingCapacity: true)
                 return replyBusy(spec, args, reply)
             }
@@ -357,43 +356,22 @@ extension Shard {
         }
         let failed = runData(spec, args, conn, reply, held)
         context.argumentShards.removeAll(keepingCapacity: true)
-        if held == .exclusive { for s in set.shards { takeReadyKeys(from: s) } }
-        keepOrRelease(set, held, conn)
-        afterLockSection()
+        section.keepOrLeave(set, held, after: conn)
+        section.finish()
         return failed
-    }
-
-    /// What a data command leaves for after its locks are released (or kept for the batch):
-    /// keys a shared-lock reader found expired, blocked clients to serve, events to publish.
-    @inline(__always)
-    /// Ends a section that held the shard locks of `set`: takes what its writes made ready
-    /// (and its key events) from each shard, then lets the locks go. `afterLockSection`
-    /// follows once the section's own bookkeeping is done.
-    func leaveLockSection(_ set: ShardLockSet) {
-        for s in set.shards { takeReadyKeys(from: s) }
-        set.unlock(server.locks)
-    }
-
-    /// With no shard lock held: deletes keys a shared-lock reader found expired, serves the
-    /// clients blocked on keys the section readied, and publishes its keyspace events.
-    func afterLockSection() {
-        if !context.expiredUnderSharedLock.isEmpty { expireKeysSeenUnderSharedLock() }
-        if !readyQueue.isEmpty { serveReadyKeys() }
-        if hasEventsToPublish { publishKeyspaceEvents() }
     }
 
     /// Deletes the keys a reader under a shared lock found past their TTL, each under its
     /// shard's exclusive lock, as its lookup would have done under that lock: a key that
     /// has been given a new value or TTL meanwhile is left alone (the lookup checks the
     /// deadline again). A key whose lock a busy script holds is left to active expiry.
-    private func expireKeysSeenUnderSharedLock() {
+    func expireKeysSeenUnderSharedLock() {
         let now = context.now
         for (db, key) in context.expiredUnderSharedLock {
             let s = slots.shard(of: key)
-            guard locks[s].lock(unless: server.scriptBusy) else { continue }
+            guard section.enter(s, .refuseWhenBusy) else { continue }
             _ = db.lookup(key, now: now)
-            takeReadyKeys(from: s)
-            locks[s].unlock()
+            section.leave(s)
         }
         context.expiredUnderSharedLock.removeAll(keepingCapacity: true)
     }
@@ -491,18 +469,18 @@ extension Shard {
             let s = server.slots.shard(of: key)
             var w = WatchedKey(shard: s, db: conn.db, key: key)
             if conn.watched.contains(w) { continue }
-            server.locks[s].lock()
+            _ = section.enter(s, .outlastBusy)
             w.existed = keyExists(w, now: ShardStore.nowMilliseconds())
             server.shards[s].watchers[DatabaseKey(db: conn.db, key: key), default: []].append(conn.watchToken)
             server.watchedKeys.add(1, ordering: .relaxed)
-            server.locks[s].unlock()
+            section.exit(s)
             conn.watched.append(w)
         }
     }
 
     func unwatchAll(_ conn: Connection) {
         for w in conn.watched {
-            server.locks[w.shard].lock()
+            _ = section.enter(w.shard, .outlastBusy)
             let shard = server.shards[w.shard]
             let wk = DatabaseKey(db: w.db, key: w.key)
             if var tokens = shard.watchers[wk] {
@@ -510,7 +488,7 @@ extension Shard {
                 shard.watchers[wk] = tokens.isEmpty ? nil : tokens
                 server.watchedKeys.subtract(1, ordering: .relaxed)
             }
-            server.locks[w.shard].unlock()
+            section.exit(w.shard)
         }
         conn.watched = []
         conn.watchToken.dirty.store(false, ordering: .relaxed)
@@ -536,21 +514,20 @@ extension Shard {
         for w in conn.watched { set.insert(w.shard) }
         // A transaction with a script takes the script lock first, as every script does
         // (ScriptSection.swift), and runs its scripts with every shard held.
-        let busy = server.scriptBusy
         let hasScript = txn.queue.contains { $0.0.flags.contains(.script) }
-        guard !hasScript || busy.lock.lock(unless: busy) else {
+        guard !hasScript || section.enterScript(.refuseWhenBusy) else {
             unwatchAll(conn)
             return replyBusy(txn.queue.first?.0 ?? server.commands.lookup(Bytes("exec"))!, [], reply)
         }
-        guard set.lock(server.locks, unless: busy) else {
-            if hasScript { busy.lock.unlock() }
+        guard section.enter(set, .refuseWhenBusy) else {
+            if hasScript { section.exitScript() }
             unwatchAll(conn)
             return replyBusy(txn.queue.first?.0 ?? server.commands.lookup(Bytes("exec"))!, [], reply)
         }
         let now = ShardStore.nowMilliseconds()
         if conn.watchToken.dirty.load(ordering: .relaxed) || conn.watched.contains(where: { $0.existed && !keyExists($0, now: now) }) {
-            if hasScript { busy.lock.unlock() }
-            set.unlock(server.locks)
+            if hasScript { section.exitScript() }
+            section.exit(set)
             unwatchAll(conn)
             reply.nullArray()
             return false
@@ -577,11 +554,11 @@ extension Shard {
         }
         context.inTransaction = false
         context.endEffectBatch()  // still under the locks: the block keeps its place in the order
-        leaveLockSection(set)
-        if hasScript { busy.lock.unlock() }
+        section.leave(set)
+        if hasScript { section.exitScript() }
         unwatchAll(conn)
         // Blocked clients are served only now that the whole transaction is done.
-        afterLockSection()
+        section.finish()
         return false
     }
 }

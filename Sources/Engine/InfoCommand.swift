@@ -33,15 +33,14 @@ enum InfoCommand {
         if wanted.contains("all") || wanted.contains("everything") { wanted.formUnion(defaultSections + ["commandstats", "errorstats", "latencystats"]) }
         let sections = wanted
         shard.gather(conn, work: { s -> ShardReport in
-            let lock = s.server.locks[s.index]
             // Behind a busy script the keyspace counts are left out (zeros).
-            let locked = lock.lock(unless: s.server.scriptBusy)
+            let locked = s.section.enter(s.index, .refuseWhenBusy)
             let keys = locked ? s.store.databases.map { $0.count } : Array(repeating: 0, count: s.store.databases.count)
             let expires = locked ? s.store.databases.map { $0.volatileCount } : keys
             let expired = locked ? s.store.databases.reduce(0) { $0 + $1.expiredTotal } : 0
             let blockingKeys = locked ? s.waiters.keyCount : 0
             let blockingKeysOnNoKey = locked ? s.waiters.groupReaderKeyCount : 0
-            if locked { lock.unlock() }
+            if locked { s.section.exit(s.index) }
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
                                dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
                                blockingKeys: blockingKeys, blockingKeysOnNoKey: blockingKeysOnNoKey, timedClients: s.timers.live, pausedClients: s.paused.count,

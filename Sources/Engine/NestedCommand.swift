@@ -60,35 +60,4 @@ extension Server {
         }
         return out.readableArray
     }
-
-    /// Leaves an atomic section held by a thread that is no shard's (a module's thread, a
-    /// JavaScript library's thread): releases every shard lock, then hands what the
-    /// section's writes made ready (keys blocked clients wait on) and its keyspace events,
-    /// collected in `cc`, to the shards that serve them.
-    func leaveThreadSection(_ cc: CommandContext?) {
-        let all = ShardLockSet.all(shards.count)
-        var handOff: [ReadyQueueItem] = []
-        for s in all.shards {
-            let ready = stores[s].ready
-            for r in ready.keys { handOff.append(ReadyQueueItem(shard: s, key: r.key, order: r.order)) }
-            ready.keys.removeAll(keepingCapacity: true)
-        }
-        all.unlock(locks)
-        // One shard serves them all, in the order they were readied (it takes each key's
-        // shard lock in turn).
-        if let first = handOff.min(by: { $0.order < $1.order }) {
-            let items = handOff
-            shards[first.shard].post(.run { shard in
-                shard.readyQueue.append(contentsOf: items)
-                shard.serveReadyKeys()
-            })
-        }
-        guard let cc, !cc.events.isEmpty else { return }
-        let events = cc.events
-        cc.events.removeAll()
-        shards[0].post(.run { shard in
-            shard.context.events += events
-            shard.publishKeyspaceEvents()
-        })
-    }
 }

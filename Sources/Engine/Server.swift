@@ -27,7 +27,11 @@ public final class Server: @unchecked Sendable {
     /// Every write's effects in one order (Keyspace/Effects.swift); drained by the main
     /// thread's housekeeping loop into the consumers attached at start.
     let effects: EffectStream
+    /// Taken only through a LockSection (LockSection.swift).
     let locks: [ShardLock]
+    /// The lock section of every thread that is no shard's (module threads, JavaScript
+    /// libraries): it keeps no state, so they share it.
+    private(set) var offShardSection: LockSection!
     private(set) var shards: [Shard] = []
     let databaseCount: Int
     private let tcpPort: Atomic<Int>
@@ -96,6 +100,7 @@ public final class Server: @unchecked Sendable {
         let engine = EngineCommands.table + PubSubCommands.table + TFunctionCommands.table
         commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs + ScriptFunctions.specs)
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
+        offShardSection = LockSection(server: self, shard: nil)
     }
 
     /// The name of the command with statistics id `id`, built in or a module's.

@@ -24,7 +24,8 @@ enum ShardMessage: Sendable {
 ///
 /// Ownership: `connections`, `stats` and everything reached from a Connection belong
 /// to this shard's thread. `store` and `watchers` belong to whichever thread holds
-/// `server.locks[index]`, which may be another shard running a command on these keys.
+/// `server.locks[index]` (through a LockSection), which may be another shard running a
+/// command on these keys.
 public final class Shard: @unchecked Sendable, EventHandler {
     let index: Int
     /// The server outlives its shards; unowned(unsafe) avoids a reference-count check on
@@ -41,7 +42,6 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// The server's fixed tables, copied here at start so that the command path reads
     /// them off `self` instead of through `server`, which costs a retain and a release
     /// per read (the server never replaces them).
-    let locks: [ShardLock]
     let stores: [ShardStore]
     let slots: SlotMap
     unowned(unsafe) let pause: ClientPause
@@ -69,8 +69,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// The last built-in command looked up, by the exact name the client sent
     /// (Execution.swift).
     var recentCommand: (name: Bytes, spec: Unmanaged<CommandSpec>)?
-    /// Locks kept from earlier commands of the input batch being processed (BatchLocks.swift).
-    var batchLocks = KeptLocks()
+    /// The shard locks this thread holds, and the only way it takes them (LockSection.swift).
+    private(set) var section: LockSection!
     /// Ready keys (shard, key) collected after a command, to serve once its locks are released.
     var readyQueue = Deque<ReadyQueueItem>()
     /// Deadlines of the clients blocked on this shard.
@@ -107,7 +107,6 @@ public final class Shard: @unchecked Sendable, EventHandler {
         self.index = index
         self.server = server
         self.store = store
-        locks = server.locks
         stores = server.stores
         slots = server.slots
         pause = server.pause
@@ -116,6 +115,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         stats = ShardStats(commandCount: server.statsSlots)
         latencies = CommandLatencies(commandCount: server.statsSlots)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
+        section = LockSection(server: server, shard: self)
     }
 
     /// Sends a message to this shard from any thread.
@@ -156,7 +156,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             if !waitingWalks.isEmpty { wake = min(wake, now + 1) }
             backend.poll(timeoutMicros: Int(max(0, wake * 1000 - ShardStore.nowMicroseconds())))
             // The last input batches of the pass may have left their locks kept.
-            releaseBatchLocks()
+            section.releaseKept()
             drainInbox()
         }
         for conn in Array(connections.values) { backend.close(conn) }
@@ -169,7 +169,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     func woken() { drainInbox() }
 
     private func drainInbox() {
-        releaseBatchLocks()
+        section.releaseKept()
         for message in inbox.drain() {
             switch message {
             case .adopt(let fd): adopt(fd)
@@ -225,7 +225,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     }
 
     func closed(_ conn: Connection) {
-        releaseBatchLocks()
+        section.releaseKept()
         guard connections.removeValue(forKey: conn.id) != nil else { return }
         server.clientShards.remove(conn.id)
         server.clientCount.subtract(1, ordering: .relaxed)
@@ -242,7 +242,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Closes a connection as CLIENT KILL or a limit does: no more replies, except a
     /// blocked client's reply that is already on its way (its element must not be lost).
     func kill(_ conn: Connection) {
-        releaseBatchLocks()
+        section.releaseKept()
         guard abandonBlocked(conn) else {
             conn.closeAfterFlush = true
             return
@@ -254,17 +254,14 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     /// Runs the periodic work: active expiry and idle-client timeouts.
     private func tick(now: Int64) {
-        let lock = server.locks[index]
         // Behind a busy script, expiry waits for a later tick: the shard stays responsive.
-        if server.activeExpiry.load(ordering: .relaxed), lock.lock(unless: server.scriptBusy) {
+        if server.activeExpiry.load(ordering: .relaxed), section.enter(index, .refuseWhenBusy) {
             for db in store.databases where db.volatileCount > 0 {
                 _ = db.expireDue(now: now, limit: 10_000)
             }
-            takeReadyKeys(from: index)
-            lock.unlock()
+            section.leave(index)
         }
-        serveReadyKeys()
-        if hasEventsToPublish { publishKeyspaceEvents() }
+        section.finish()
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
         if idle > 0 {
             for conn in Array(connections.values) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {

@@ -13,10 +13,10 @@ enum LockMode {
 }
 
 /// The lock over one shard's part of the keyspace. Held for the span of one command
-/// (or one EXEC) by whichever thread runs it; several are always taken in ascending
-/// shard order (see `ShardLockSet`), so two multi-shard commands can never deadlock. The
-/// single exception, a script widening its atomic section, is described in
-/// ScriptSection.swift.
+/// (or one EXEC) by whichever thread runs it, and taken only through a `LockSection`
+/// (LockSection.swift), which waits for several in ascending shard order, so two
+/// multi-shard commands can never deadlock. The single exception, a script widening its
+/// atomic section, is described in ScriptSection.swift.
 ///
 /// A reader/writer lock: commands that only read (GET, HGET, LRANGE...) hold it shared, so
 /// the shard threads of a random-key read load do not take turns on each other's shards.
@@ -46,16 +46,8 @@ final class ShardLock: @unchecked Sendable {
         rw.deallocate()
     }
 
-    /// Takes the lock exclusively, however long that takes.
-    @inline(__always) func lock() {
-        if pthread_rwlock_trywrlock(rw) == 0 { return }
-        waiters.add(1, ordering: .relaxed)
-        pthread_rwlock_wrlock(rw)
-        waiters.subtract(1, ordering: .relaxed)
-    }
     /// Releases the lock, held in either mode.
     @inline(__always) func unlock() { pthread_rwlock_unlock(rw) }
-    @inline(__always) func tryLock() -> Bool { pthread_rwlock_trywrlock(rw) == 0 }
     @inline(__always) func tryLock(_ mode: LockMode) -> Bool {
         mode == .exclusive ? pthread_rwlock_trywrlock(rw) == 0 : pthread_rwlock_tryrdlock(rw) == 0
     }
@@ -63,25 +55,10 @@ final class ShardLock: @unchecked Sendable {
     /// Whether some thread is waiting for this lock now.
     @inline(__always) var isWanted: Bool { waiters.load(ordering: .relaxed) > 0 }
 
-    /// Takes the lock, unless `busy` announces a script while waiting (one past
-    /// busy-reply-threshold holds it): then false, without the lock. Waits in slices of a
-    /// few milliseconds so that a command queued behind a runaway script can still answer
-    /// -BUSY, as Redis's event loop does. For a caller that holds no other shard lock.
-    @inline(__always)
-    func lock(unless busy: ScriptBusy, _ mode: LockMode = .exclusive) -> Bool {
-        if tryLock(mode) { return true }
-        return wait(busy, mode, refuseWhenBusy: true, yieldToEscalation: false) == .acquired
-    }
-
-    /// How a contended wait ended.
-    enum WaitOutcome { case acquired, scriptBusy, yielded, gaveUp }
-
-    /// Waits in slices of 5 ms. Between slices it gives up when a busy script is announced
-    /// (if `refuseWhenBusy`), or, for a caller that holds other shard locks, when a script
-    /// is escalating its atomic section (ScriptSection.swift): that script may be waiting
-    /// for the locks this caller holds; and whenever `giveUp` says so.
-    func wait(_ busy: ScriptBusy, _ mode: LockMode = .exclusive, refuseWhenBusy: Bool, yieldToEscalation: Bool,
-              giveUp: (() -> Bool)? = nil) -> WaitOutcome {
+    /// Waits for the lock in slices of 5 ms, asking `giveUp` between slices; true with the
+    /// lock, false without it once `giveUp` said so. The lock has no opinion on why a
+    /// waiter should stop (a busy script, an escalating one): its LockSection decides.
+    func wait(_ mode: LockMode, giveUp: () -> Bool) -> Bool {
         waiters.add(1, ordering: .relaxed)
         defer { waiters.subtract(1, ordering: .relaxed) }
         while true {
@@ -93,15 +70,13 @@ final class ShardLock: @unchecked Sendable {
                 deadline.tv_nsec -= 1_000_000_000
             }
             let taken = mode == .exclusive ? pthread_rwlock_timedwrlock(rw, &deadline) : pthread_rwlock_timedrdlock(rw, &deadline)
-            if taken == 0 { return .acquired }
-            if refuseWhenBusy && busy.running.load(ordering: .acquiring) != 0 { return .scriptBusy }
-            if yieldToEscalation && busy.escalating.load(ordering: .acquiring) { return .yielded }
-            if let giveUp, giveUp() { return .gaveUp }
+            if taken == 0 { return true }
+            if giveUp() { return false }
         }
     }
 }
 
-/// A sorted, duplicate-free set of shard indices to lock together.
+/// A sorted, duplicate-free set of shard indices to lock together (LockSection.enter).
 struct ShardLockSet {
     private(set) var shards: [Int] = []
 
@@ -134,52 +109,6 @@ struct ShardLockSet {
     }
 
     func unlock(_ locks: [ShardLock]) { for s in shards.reversed() { locks[s].unlock() } }
-
-    /// Takes every lock in order, or none when a script turns busy while waiting.
-    func lock(_ locks: [ShardLock], unless busy: ScriptBusy, _ mode: LockMode = .exclusive) -> Bool {
-        acquire(locks, busy, mode, refuseWhenBusy: true)
-    }
-
-    /// Takes every lock in order, however long a busy script holds one.
-    func lock(_ locks: [ShardLock], yieldingTo busy: ScriptBusy) {
-        _ = acquire(locks, busy, .exclusive, refuseWhenBusy: false)
-    }
-
-    /// Takes every lock in order, or none once `giveUp` says so while waiting (a library's
-    /// thread that has a transaction's call to run: JSLibrary.enter).
-    func lock(_ locks: [ShardLock], yieldingTo busy: ScriptBusy, giveUp: () -> Bool) -> Bool {
-        withoutActuallyEscaping(giveUp) { acquire(locks, busy, .exclusive, refuseWhenBusy: false, giveUp: $0) }
-    }
-
-    /// Ascending order keeps lock sets from deadlocking one another. The one thread allowed
-    /// to wait out of order, a script escalating its section, is let through: a set that
-    /// meets a contended lock while holding others and sees an escalation drops what it
-    /// holds and starts again once the escalation is over.
-    private func acquire(_ locks: [ShardLock], _ busy: ScriptBusy, _ mode: LockMode, refuseWhenBusy: Bool,
-                         giveUp: (() -> Bool)? = nil) -> Bool {
-        while true {
-            busy.waitWhileEscalating()
-            var yielded = false
-            for (i, s) in shards.enumerated() where !locks[s].tryLock(mode) {
-                let outcome = locks[s].wait(busy, mode, refuseWhenBusy: refuseWhenBusy, yieldToEscalation: i > 0, giveUp: giveUp)
-                if outcome == .acquired { continue }
-                for t in shards[..<i].reversed() { locks[t].unlock() }
-                if outcome == .scriptBusy || outcome == .gaveUp { return false }
-                yielded = true
-                break
-            }
-            if !yielded { return true }
-        }
-    }
-
-    /// Takes every lock or, if one is busy, none.
-    func tryLock(_ locks: [ShardLock]) -> Bool {
-        for (i, s) in shards.enumerated() where !locks[s].tryLock() {
-            for t in shards[..<i].reversed() { locks[t].unlock() }
-            return false
-        }
-        return true
-    }
 
     static func all(_ count: Int) -> ShardLockSet {
         var set = ShardLockSet()

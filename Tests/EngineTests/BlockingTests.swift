@@ -47,7 +47,7 @@ final class BlockingTests: XCTestCase {
     func testWaiterTableWithRacingServersTimersAndUnblocks() {
         let store = ShardStore(databases: 1)
         let table = WaiterTable(store: store)
-        let lock = ShardLock()
+        let lock = LockSection(locks: [ShardLock()], busy: ScriptBusy())
         let keys = (0..<4).map { Bytes("key\($0)") }
         let clients = (0..<3_000).map { i in makeClient(i, keys: [keys[i % 4], keys[(i + 1) % 4]]) }
         let elements = Atomic<Int>(0)      // handed out by servers
@@ -60,9 +60,9 @@ final class BlockingTests: XCTestCase {
         threads.append(spawnThread {
             let (_, table, lock, _, clients) = box.value
             for c in clients {
-                lock.lock()
+                _ = lock.enter(0, .outlastBusy)
                 for (_, key) in c.keys { table.add(c, on: key) }
-                lock.unlock()
+                lock.exit(0)
                 registered.add(1, ordering: .releasing)
             }
         })
@@ -74,7 +74,7 @@ final class BlockingTests: XCTestCase {
                 while registered.load(ordering: .acquiring) < 3_000 || rounds < 200 {
                     rounds += 1
                     let key = DatabaseKey(db: 0, key: keys[(rounds + s) % 4])
-                    lock.lock()
+                    _ = lock.enter(0, .outlastBusy)
                     // As `serveWaiters` walks a queue: drop stale clients, claim, then pop.
                     while let c = table.waiter(on: key, at: 0) {
                         guard c.isWaiting else { table.remove(on: key, at: 0); continue }
@@ -84,7 +84,7 @@ final class BlockingTests: XCTestCase {
                         table.remove(on: key, at: 0)
                         if rounds % 3 == 0 { break }
                     }
-                    lock.unlock()
+                    lock.exit(0)
                 }
             })
         }
@@ -104,9 +104,9 @@ final class BlockingTests: XCTestCase {
         // Home shards clean up every finished client, as `finishBlocked` does.
         for c in clients {
             if c.isWaiting { XCTAssertTrue(c.claim(.disconnected)); others.add(1, ordering: .relaxed) }
-            lock.lock()
+            _ = lock.enter(0, .outlastBusy)
             for (_, key) in c.keys { table.remove(c, from: key) }
-            lock.unlock()
+            lock.exit(0)
         }
         XCTAssertEqual(served.load(ordering: .relaxed) + others.load(ordering: .relaxed), clients.count)
         XCTAssertEqual(elements.load(ordering: .relaxed), served.load(ordering: .relaxed))

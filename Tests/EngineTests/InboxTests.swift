@@ -56,20 +56,19 @@ final class InboxTests: XCTestCase {
     /// Threads taking random overlapping lock sets never deadlock and never overlap
     /// inside a shard they both hold.
     func testRandomLockSetsNeitherDeadlockNorOverlap() {
-        let locks = (0..<6).map { _ in ShardLock() }
+        let section = LockSection(locks: (0..<6).map { _ in ShardLock() }, busy: ScriptBusy())
         let owners = (0..<6).map { _ in Owner() }
         let violations = Atomic<Int>(0)
-        let busy = ScriptBusy()
         var threads: [pthread_t] = []
         for t in 0..<8 {
             threads.append(spawnThread {
                 for _ in 0..<5_000 {
                     var set = ShardLockSet()
                     for _ in 0..<Int.random(in: 1...4) { set.insert(Int.random(in: 0..<6)) }
-                    set.lock(locks, yieldingTo: busy)
+                    XCTAssertTrue(section.enter(set, .outlastBusy))
                     for s in set.shards where owners[s].value.exchange(t, ordering: .relaxed) != -1 { violations.add(1, ordering: .relaxed) }
                     for s in set.shards { owners[s].value.store(-1, ordering: .relaxed) }
-                    set.unlock(locks)
+                    section.leave(set)
                 }
             })
         }
@@ -86,11 +85,12 @@ final class ScriptSectionLockTests: XCTestCase {
     /// restarts and escalations happen.
     func testEscalatingScriptsAndLockSetsNeitherDeadlockNorOverlap() {
         let shards = 6
+        let busy = ScriptBusy()
+        // Each thread has its own section, as each shard has; they share the locks.
         let locks = (0..<shards).map { _ in ShardLock() }
         let owners = (0..<shards).map { _ in Owner() }
         let violations = Atomic<Int>(0)
         let restarts = Atomic<Int>(0)
-        let busy = ScriptBusy()
         @Sendable func enter(_ set: ShardLockSet, _ me: Int) {
             for s in set.shards where owners[s].value.exchange(me, ordering: .relaxed) != -1 { violations.add(1, ordering: .relaxed) }
         }
@@ -105,39 +105,37 @@ final class ScriptSectionLockTests: XCTestCase {
         var threads: [pthread_t] = []
         for t in 0..<3 {
             threads.append(spawnThread {
+                let section = LockSection(locks: locks, busy: busy)
                 for _ in 0..<1_500 {
-                    XCTAssertTrue(busy.lock.lock(unless: busy))
+                    XCTAssertTrue(section.enterScript(.refuseWhenBusy))
                     var held = randomSet(0...2)
-                    XCTAssertTrue(held.lock(locks, unless: busy))
+                    XCTAssertTrue(section.enter(held, .refuseWhenBusy))
                     enter(held, t)
                     // Wrote already (must escalate) or not (may restart).
                     let wrote = Bool.random()
                     let missing = (0..<shards).filter { !held.contains($0) }.shuffled().prefix(Int.random(in: 1...3))
                     leave(held)
-                    if busy.widen(&held, by: Array(missing), locks: locks, mayRestart: !wrote) {
+                    if section.widen(&held, by: Array(missing), mayRestart: !wrote) {
                         enter(held, t)
                         leave(held)
                     } else {
                         XCTAssertFalse(wrote)
                         restarts.add(1, ordering: .relaxed)
                     }
-                    held.unlock(locks)
-                    busy.lock.unlock()
+                    section.leave(held)
+                    section.exitScript()
                 }
             })
         }
         for t in 3..<9 {
             threads.append(spawnThread {
+                let section = LockSection(locks: locks, busy: busy)
                 for i in 0..<6_000 {
                     let set = randomSet(1...4)
-                    if i % 2 == 0 {
-                        XCTAssertTrue(set.lock(locks, unless: busy))
-                    } else {
-                        set.lock(locks, yieldingTo: busy)
-                    }
+                    XCTAssertTrue(section.enter(set, i % 2 == 0 ? .refuseWhenBusy : .outlastBusy))
                     enter(set, t)
                     leave(set)
-                    set.unlock(locks)
+                    section.leave(set)
                 }
             })
         }

@@ -132,7 +132,7 @@ final class KeptLocksTests: XCTestCase {
         let sharedVisits = Atomic<Int>(0)
         let covered = Atomic<Int>(0)
         let grown = Atomic<Int>(0)
-        let busy = ScriptBusy()
+        let section = LockSection(locks: locks, busy: ScriptBusy())
         var threads: [pthread_t] = []
         for _ in 0..<8 {
             threads.append(spawnThread {
@@ -149,7 +149,7 @@ final class KeptLocksTests: XCTestCase {
                         if kept.held.count > before { grown.add(1, ordering: .relaxed) }
                         held = kept.mode
                     } else {
-                        XCTAssertTrue(set.lock(locks, unless: busy, wanted))
+                        XCTAssertTrue(section.enter(set, .refuseWhenBusy, wanted))
                         held = wanted
                     }
                     for s in set.shards {
@@ -206,4 +206,11 @@ private final class Occupancy: Sendable {
             readers.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
+}
+
+/// The primitive's own calls, for tests that hold a lock directly rather than through a
+/// LockSection (the engine never does).
+extension ShardLock {
+    func lock() { if !tryLock(.exclusive) { _ = wait(.exclusive) { false } } }
+    func tryLock() -> Bool { tryLock(.exclusive) }
 }

@@ -242,8 +242,9 @@ final class JSLibrary: @unchecked Sendable {
         }
         if depth == 0 {
             if run.lent == nil {
-                let all = ShardLockSet.all(server.shards.count)
-                while !all.lock(server.locks, yieldingTo: server.scriptBusy, giveUp: { lentWaiting.load(ordering: .acquiring) > 0 }) {
+                let section = server.offShardSection!
+                while !section.enter(section.everyShard, .outlastBusy,
+                                     giveUp: { lentWaiting.load(ordering: .acquiring) > 0 }) {
                     runLentJobs()
                 }
             }
@@ -264,7 +265,7 @@ final class JSLibrary: @unchecked Sendable {
             let owner = sectionRun
             sectionRun = nil
             if let owner { context(owner).endEffectBatch() }  // before the locks go
-            if owner?.lent == nil { server.leaveThreadSection(commands) }
+            if owner?.lent == nil { server.offShardSection.leave(server.offShardSection.everyShard, context: commands) }
         }
     }
 

@@ -6,7 +6,7 @@ import Commands
 /// Invariants: everything but `client` is immutable; `client` is set by the home shard
 /// before the run is posted to the library's thread (the post orders the write before
 /// any read there) and never changes after. The reply is delivered once, by `complete`.
-final class JSRun: ExternalWait, @unchecked Sendable {
+final class JSRun: EngineWait, @unchecked Sendable {
     let id: UInt64
     let function: String
     let home: Int

@@ -32,7 +32,7 @@ import Synchronization
 /// touched under `shared`; the time measures are atomics any thread may add to;
 /// everything else belongs to the home shard's thread. The
 /// module's handle is one retain, dropped when `moduleUnblocked` runs.
-final class ModuleBlock: ExternalWait, @unchecked Sendable {
+final class ModuleBlock: EngineWait, @unchecked Sendable {
     typealias FreeFunction = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
 
     /// free_privdata of a C module, or a Swift module's closure over its privdata value.
@@ -139,8 +139,35 @@ final class ModuleBlock: ExternalWait, @unchecked Sendable {
         Unmanaged<ModuleBlock>.fromOpaque(p!).takeUnretainedValue()
     }
 
+    // MARK: EngineWait (BlockedClient.swift)
+
+    /// A module decides for itself whether a readied key serves its client: its reply
+    /// callback runs on the client's home shard.
+    func keyReadied(_ client: BlockedClient, key: Bytes, serving: Shard) {
+        serving.server.shards[client.home].post(.run { $0.moduleKeyReady(client, self, key: key) })
+    }
+
+    /// Only a module that handles its timeout lets CLIENT UNBLOCK end the wait.
+    var mayBeUnblocked: Bool { timeoutCallback != nil }
+
+    func timeoutReply(on shard: Shard, protocolVersion: Int) -> [UInt8]? {
+        let out = IOBuffer(capacity: 64)
+        shard.writeModuleTimeoutReply(self, to: ReplyWriter(buffer: out, protocolVersion: protocolVersion))
+        return out.readableArray
+    }
+
+    func clientDisconnected(on shard: Shard) { shard.moduleClientDisconnected(self) }
+
+    /// The module command's own time, logged with the module's background time when the
+    /// wait ends (`recordTime`).
+    func commandRan(_ commandID: Int, microseconds: Int) -> Bool {
+        guard commandID == self.commandID else { return false }
+        commandMicroseconds = microseconds
+        return true
+    }
+
     /// The client's wait is over, whatever ended it (home thread).
-    func outcomeFinished(on shard: Shard) {
+    func finished(on shard: Shard) {
         recordTime(on: shard)
         outcomeDone = true
         client = nil  // the client's operation holds this block: break the cycle
@@ -198,7 +225,7 @@ extension Shard {
     func registerModuleBlocks(_ ctx: ModuleContext, _ conn: Connection) {
         for block in ctx.newBlocks where block.aborted || block.refused || conn.blocked != nil {
             // Never waits: a BlockClientOnKeys privdata has nobody else to free it.
-            if !block.moduleHoldsHandle { block.outcomeFinished(on: self) }
+            if !block.moduleHoldsHandle { block.finished(on: self) }
         }
         for block in ctx.newBlocks where !block.aborted && !block.refused && conn.blocked == nil {
             let keys = block.keys.map { (shard: server.slots.shard(of: $0), key: DatabaseKey(db: block.db, key: $0)) }
@@ -236,8 +263,7 @@ extension Shard {
     /// A key `client` waits on may serve it: ask the module (home shard, no lock held).
     func moduleKeyReady(_ client: BlockedClient, _ block: ModuleBlock, key: Bytes) {
         guard client.isWaiting, block.replyCallback != nil else { return }
-        let all = ShardLockSet.all(server.shards.count)
-        all.lock(server.locks, yieldingTo: server.scriptBusy)
+        _ = section.enter(section.everyShard, .outlastBusy)
         context.dbIndex = block.db
         context.now = ShardStore.nowMilliseconds()
         let exists = context.lookup(key) != nil
@@ -245,11 +271,11 @@ extension Shard {
         if exists || block.unblockOnDeleted {
             result = runModuleReplyCallback(block, readyKey: key)
         }
-        leaveLockSection(all)
+        section.leave(section.everyShard)
         if result.status == ModuleAPI.ok && client.claim(.served) {
             finishBlocked(client, .reply(result.bytes))
         }
-        afterLockSection()
+        section.finish()
     }
 
     /// Runs the reply callback and returns its status and reply bytes, followed by the

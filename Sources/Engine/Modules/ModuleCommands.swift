@@ -118,7 +118,6 @@ extension Shard {
             reply.error("ERR unknown command '\(spec.name)'")
             return true
         }
-        let all = ShardLockSet.all(server.shards.count)
         let allowBusy = spec.flags.contains(.allowBusy)
         while !locksHeld {
             // An allow-busy command runs inside a yielding module's section, whether the
@@ -127,7 +126,7 @@ extension Shard {
                let failed = runInsideYieldingSection(spec, conn, args, reply) {
                 return failed
             }
-            if all.lock(server.locks, unless: server.scriptBusy) { break }
+            if section.enter(section.everyShard, .refuseWhenBusy) { break }
             if !(allowBusy && server.scriptBusy.running.load(ordering: .acquiring) == 3) { return replyBusy(spec, args, reply) }
         }
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
@@ -148,8 +147,8 @@ extension Shard {
         conn.db = ctx.db
         registerModuleBlocks(ctx, conn)
         if !locksHeld {
-            leaveLockSection(all)
-            afterLockSection()
+            section.leave(section.everyShard)
+            section.finish()
         }
         let failed = ctx.reply.isError
         ctx.reply.write(to: reply)
@@ -219,10 +218,10 @@ enum ModuleAdminCommand {
                 return true
             }
             // Every shard lock: no module command of it is running anywhere.
-            let all = ShardLockSet.all(server.shards.count)
-            all.lock(server.locks, yieldingTo: server.scriptBusy)
+            let section = shard.section!
+            _ = section.enter(section.everyShard, .outlastBusy)
             server.modules.remove(module)
-            all.unlock(server.locks)
+            section.exit(section.everyShard)
             if let handle = module.handle { dlclose(handle) }
             server.log.notice("Module \(name) unloaded")
             reply.ok()

@@ -40,8 +40,7 @@ final class ModuleKey {
         let cc = ctx.commandContext
         let entered = !ctx.holdsLocks
         if entered {
-            ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks, yieldingTo: ctx.server.scriptBusy)
-            ctx.holdsLocks = true
+            ModuleAPI.lockAll(ctx)
             ModuleYield.sectionBegan(ctx)
         }
         let savedDB = cc.dbIndex

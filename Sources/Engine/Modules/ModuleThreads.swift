@@ -44,8 +44,7 @@ extension ModuleAPI {
         register("ThreadSafeContextLock", { c in
             let ctx = ModuleContext.from(c)
             guard !ctx.holdsLocks else { return }
-            ShardLockSet.all(ctx.server.shards.count).lock(ctx.server.locks, yieldingTo: ctx.server.scriptBusy)
-            ctx.holdsLocks = true
+            ModuleAPI.lockAll(ctx)
             ModuleYield.sectionBegan(ctx)
         } as @convention(c) (RawPointer) -> Void)
         register("ThreadSafeContextTryLock", { c in
@@ -53,7 +52,8 @@ extension ModuleAPI {
             // Redis's GIL is not recursive: while it is held (by this context's owner or
             // any thread) TryLock fails.
             guard !ctx.holdsLocks else { return ModuleAPI.err }
-            guard ShardLockSet.all(ctx.server.shards.count).tryLock(ctx.server.locks) else { return ModuleAPI.err }
+            let section = ctx.server.offShardSection!
+            guard section.tryEnter(section.everyShard) else { return ModuleAPI.err }
             ctx.holdsLocks = true
             ModuleYield.sectionBegan(ctx)
             return ModuleAPI.ok
@@ -72,10 +72,20 @@ extension ModuleAPI {
         ctx.block?.addThreadReplies(complete)
     }
 
-    /// Leaves the atomic section of a module thread (Server.leaveThreadSection).
+    /// Enters the atomic section of a module thread: every shard lock, however long a
+    /// busy script holds one.
+    static func lockAll(_ ctx: ModuleContext) {
+        let section = ctx.server.offShardSection!
+        _ = section.enter(section.everyShard, .outlastBusy)
+        ctx.holdsLocks = true
+    }
+
+    /// Leaves the atomic section of a module thread: ready keys and keyspace events go to
+    /// the shards that serve them (LockSection.leave).
     static func unlockAll(_ ctx: ModuleContext) {
         ModuleYield.sectionEnded(ctx)
-        ctx.server.leaveThreadSection(ctx.shard == nil ? ctx.commandContext : nil)
+        let section = ctx.server.offShardSection!
+        section.leave(section.everyShard, context: ctx.shard == nil ? ctx.commandContext : nil)
         ctx.holdsLocks = false
     }
 }

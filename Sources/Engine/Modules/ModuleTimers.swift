@@ -96,8 +96,7 @@ extension Shard {
     }
 
     private func runModuleTimer(_ timer: ModuleTimer) {
-        let all = ShardLockSet.all(server.shards.count)
-        all.lock(server.locks, yieldingTo: server.scriptBusy)
+        _ = section.enter(section.everyShard, .outlastBusy)
         context.dbIndex = timer.db
         context.now = ShardStore.nowMilliseconds()
         let ctx = ModuleContext(kind: .timer, module: timer.module, server: server, shard: self, clientID: 0,
@@ -105,9 +104,9 @@ extension Shard {
         ModuleYield.sectionBegan(ctx)
         timer.callback(ctx.pointer, timer.data)
         ModuleYield.sectionEnded(ctx)
-        leaveLockSection(all)
+        section.leave(section.everyShard)
         ctx.close()
-        afterLockSection()
+        section.finish()
     }
 }
 

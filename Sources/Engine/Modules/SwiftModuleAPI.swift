@@ -193,8 +193,7 @@ public final class ModuleBlockedClient: Sendable {
                                 holdsLocks: false)
         ctx.block = block
         ctx.denyBlocking = true
-        ShardLockSet.all(server.shards.count).lock(server.locks, yieldingTo: server.scriptBusy)
-        ctx.holdsLocks = true
+        ModuleAPI.lockAll(ctx)
         let result = body(SwiftModuleContext(ctx))
         ModuleAPI.unlockAll(ctx)
         ModuleAPI.flushThreadReplies(ctx)

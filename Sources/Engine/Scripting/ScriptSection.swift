@@ -23,7 +23,7 @@ import Glibc
 //      holding every shard lock.
 //   3. Otherwise it must wait while holding locks, out of ascending order. It announces an
 //      escalation (`ScriptBusy.escalating`) and waits. Every other thread that waits for a
-//      shard lock while holding another (ShardLockSet) notices within one 5 ms slice,
+//      shard lock while holding another (LockSection.swift) notices within one 5 ms slice,
 //      drops what it holds and starts again after the escalation, so the script gets its
 //      locks. Only one script escalates at a time, since scripts hold the script lock.
 // Single-lock waiters hold nothing and need not step aside.
@@ -127,25 +127,24 @@ extension Shard {
     /// already held. Nil when a busy script kept it from starting.
     func inScriptSection(_ run: ScriptRun, keys: ArraySlice<Bytes>, wholeKeyspace: Bool, locksHeld: Bool,
                          _ body: () -> ScriptOutcome) -> ScriptOutcome? {
-        let busy = server.scriptBusy
         if !context.inTransaction { context.now = ShardStore.nowMilliseconds() }
         if locksHeld {
-            run.held = ShardLockSet.all(server.shards.count)
+            run.held = section.everyShard
             context.beginEffectBatch()
             let outcome = body()
             context.endEffectBatch()
             run.finish()
             return outcome
         }
-        guard busy.lock.lock(unless: busy) else { return nil }
+        guard section.enterScript(.refuseWhenBusy) else { return nil }
         var set = ShardLockSet()
         if wholeKeyspace {
-            set = ShardLockSet.all(server.shards.count)
+            set = section.everyShard
         } else {
             for key in keys { set.insert(server.slots.shard(of: key)) }
         }
-        guard set.lock(server.locks, unless: busy) else {
-            busy.lock.unlock()
+        guard section.enter(set, .refuseWhenBusy) else {
+            section.exitScript()
             return nil
         }
         run.held = set
@@ -153,23 +152,22 @@ extension Shard {
         context.beginEffectBatch()
         var outcome = body()
         if outcome == .restart {
-            busy.restarts.add(1, ordering: .relaxed)
+            server.scriptBusy.restarts.add(1, ordering: .relaxed)
             run.forgetHeldLog()
-            run.held.unlock(server.locks)
+            section.exit(run.held)  // it wrote nothing
             run.held = ShardLockSet()
-            let all = ShardLockSet.all(server.shards.count)
-            if all.lock(server.locks, unless: busy) {
-                run.held = all
+            if section.enter(section.everyShard, .refuseWhenBusy) {
+                run.held = section.everyShard
                 outcome = body()
             } else {
                 outcome = .restart
             }
         }
         context.endEffectBatch()
-        leaveLockSection(run.held)
+        section.leave(run.held)
         run.held = ShardLockSet()
         run.finish()
-        busy.lock.unlock()
+        section.exitScript()
         if !readyQueue.isEmpty { serveReadyKeys() }
         // Messages the script published wait for its reply (the caller delivers them).
         if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents(includingMessages: false) }
@@ -194,35 +192,6 @@ extension ScriptRun {
             }
         }
         if missing.isEmpty { return true }
-        return server.scriptBusy.widen(&held, by: missing, locks: server.locks, mayRestart: !wrote)
-    }
-}
-
-extension ScriptBusy {
-    /// Adds the locks of `missing` to `held`, for the script that holds `lock`: without
-    /// waiting if they are free; else, when `mayRestart`, not at all (false, and `held` is
-    /// as it was); else by escalating: waiting for them while every lock set in the way
-    /// steps aside.
-    func widen(_ held: inout ShardLockSet, by missing: [Int], locks: [ShardLock], mayRestart: Bool) -> Bool {
-        var taken: [Int] = []
-        for s in missing {
-            guard locks[s].tryLock() else { break }
-            taken.append(s)
-        }
-        if taken.count < missing.count && mayRestart {
-            for s in taken.reversed() { locks[s].unlock() }
-            return false
-        }
-        for s in taken { held.insert(s) }
-        if taken.count < missing.count {
-            escalations.add(1, ordering: .relaxed)
-            escalating.store(true, ordering: .releasing)
-            for s in missing where !held.contains(s) {
-                locks[s].lock()
-                held.insert(s)
-            }
-            escalating.store(false, ordering: .releasing)
-        }
-        return true
+        return shard.section.widen(&held, by: missing, mayRestart: !wrote)
     }
 }
