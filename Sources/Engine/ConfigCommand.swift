@@ -44,14 +44,9 @@ enum ConfigCommand {
         if sub.equalsIgnoringCase("resetstat") {
             guard args.count == 2 else { reply.error("ERR wrong number of arguments for 'config|resetstat' command"); return true }
             shard.server.errorStats.reset()
-            for s in shard.server.shards {
-                s.post(.run { target in
-                    target.stats = ShardStats(commandCount: target.server.statsSlots)
-                    target.latencies.reset()
-                    target.context.keyspaceHits = 0
-                    target.context.keyspaceMisses = 0
-                })
-            }
+            // This shard's own at once, so that RESETSTAT itself counts after it, as in Redis.
+            resetStats(shard)
+            for s in shard.server.shards where s !== shard { s.post(.run(resetStats)) }
             reply.ok()
             return false
         }
@@ -102,4 +97,12 @@ enum ConfigCommand {
             return "ERR CONFIG SET failed (possibly related to argument '\(name)') - \(why)"
         }
     }
+}
+
+/// Zeroes a shard's statistics (CONFIG RESETSTAT), on that shard's thread.
+@Sendable private func resetStats(_ target: Shard) {
+    target.stats = ShardStats(commandCount: target.server.statsSlots)
+    target.latencies.reset()
+    target.context.keyspaceHits = 0
+    target.context.keyspaceMisses = 0
 }

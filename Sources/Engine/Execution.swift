@@ -128,13 +128,13 @@ extension Shard {
         guard spec.arityMatches(args.count), subcommandArityMatches(spec, args) else {
             reply.error(CommandError.wrongArity(Self.fullName(spec, args)).message)
             conn.transaction?.failed = true
-            stats.rejectedCalls[spec.id] += 1
+            stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             return
         }
         if !conn.authenticated && !spec.flags.contains(.noAuth) {
             reply.error("NOAUTH Authentication required.")
             conn.transaction?.failed = true
-            stats.rejectedCalls[spec.id] += 1
+            stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             return
         }
         if server.scriptBusy.running.load(ordering: .relaxed) != 0, let busy = server.scriptBusy.refusal(spec, args) {
@@ -181,22 +181,20 @@ extension Shard {
         } else {
             failed = runLocked(spec, args, conn, reply)
         }
-        stats.calls[spec.id] += 1
         if conn.blocked == nil { conn.commandsRun += 1 }  // a blocked one counts once it is served
-        if !spec.flags.contains(.script) { feedMonitors(spec, conn, args) }
         let end = clock.microseconds()
         clockBeforeCommand = end
-        stats.microseconds[spec.id] += end - start
+        var reportedNow = true
         if let wait = conn.blocked?.operation.engineWait, wait.commandRan(spec.id, microseconds: end - start) {
-            // The wait reports the command's time when it ends.
+            reportedNow = false  // the wait reports the command's time when it ends
         } else if conn.blocked != nil {
             // A blocking command is reported once it is unblocked, as Redis reports it.
             conn.blockedCommand = (args, end - start)
-        } else {
-            if server.config.latencyTracking.load(ordering: .relaxed) { latencies.record(spec.id, microseconds: end - start) }
-            if SlowLog.isSlow(end - start, server.config) { recordSlow(spec, conn, args, microseconds: end - start) }
+            reportedNow = false
         }
-        if failed { stats.failedCalls[spec.id] += 1 }
+        record(CallRecord(spec, args, db: conn.db, microseconds: end - start, failed: failed,
+                          slowlogCaller: reportedNow ? conn.caller : nil,
+                          monitorPeer: spec.flags.contains(.script) ? nil : conn.peer))
     }
 
     /// An engine command takes no shard lock, so it would run beside a module operation
@@ -216,19 +214,10 @@ extension Shard {
         return false
     }
 
-    /// A blocking command's SLOWLOG entry and latency sample, when it is unblocked.
-    func reportUnblocked(_ conn: Connection, _ args: [Bytes], microseconds: Int, failed: Bool) {
-        guard let spec = server.commands.lookup(args[0]) else { return }
-        // Its call was counted when it blocked; an error reply now makes it a failed one.
-        if failed { stats.failedCalls[spec.id] += 1 }
-        if server.config.latencyTracking.load(ordering: .relaxed) { latencies.record(spec.id, microseconds: microseconds) }
-        if SlowLog.isSlow(microseconds, server.config) { recordSlow(spec, conn, args, microseconds: microseconds) }
-    }
-
-    private func recordSlow(_ spec: CommandSpec, _ conn: Connection, _ args: [Bytes], microseconds: Int) {
-        if spec.name == "auth" || spec.name == "hello" { return }  // arguments may hold a password
-        server.slowlog.record(args, microseconds: microseconds, peer: conn.peer, name: conn.name,
-                              maxLength: server.config.slowlogMaxLength.load(ordering: .relaxed))
+    /// Where a refused call counts: under its subcommand for a container Redis knows it of.
+    private func rejectedStatID(_ spec: CommandSpec, _ args: [Bytes]) -> Int {
+        guard !spec.subcommands.isEmpty, args.count > 1 else { return spec.id }
+        return server.statID(spec.id, subcommand: "\(spec.name)|\(args[1].string.lowercased())")
     }
 
     /// CLIENT subcommands that touch only the client itself (or the pause state) may be
@@ -537,6 +526,7 @@ extension Shard {
         context.now = ShardStore.nowMilliseconds()
         context.beginEffectBatch()
         for (spec, args) in txn.queue {
+            let start = clock.microseconds()
             let failed: Bool
             if spec.flags.contains(.module) {
                 failed = runModuleCommand(spec, conn, args, reply, locksHeld: true)
@@ -548,9 +538,8 @@ extension Shard {
             } else {
                 failed = runData(spec, args, conn, reply)
             }
-            stats.calls[spec.id] += 1
-            if !spec.flags.contains(.script) { feedMonitors(spec, conn, args) }
-            if failed { stats.failedCalls[spec.id] += 1 }
+            record(CallRecord(spec, args, db: conn.db, microseconds: clock.microseconds() - start, failed: failed,
+                              slowlogCaller: conn.caller, monitorPeer: spec.flags.contains(.script) ? nil : conn.peer))
         }
         context.inTransaction = false
         context.endEffectBatch()  // still under the locks: the block keeps its place in the order

@@ -150,14 +150,15 @@ enum InfoCommand {
         ])
         if sections.contains("commandstats") {
             var fields: [(String, String)] = []
-            let specs = server.commands.specs.map { ($0.key, $0.value) } + server.modules.commandSpecs.map { (Bytes($0.name), $0) }
-            for (name, spec) in specs.sorted(by: { $0.1.name < $1.1.name }) {
-                let calls = sum { $0.stats.calls[spec.id] }
-                let rejected = sum { $0.stats.rejectedCalls[spec.id] }
+            let ids = server.commands.specs.values.map { ($0.name, $0.id) } + server.modules.commandSpecs.map { ($0.name, $0.id) }
+                + server.subcommandStatIDs.map { ($0.key, $0.value) }
+            for (name, id) in ids.sorted(by: { $0.0 < $1.0 }) {
+                let calls = sum { $0.stats.calls[id] }
+                let rejected = sum { $0.stats.rejectedCalls[id] }
                 guard calls > 0 || rejected > 0 else { continue }
-                let usec = sum { $0.stats.microseconds[spec.id] }
-                let failed = sum { $0.stats.failedCalls[spec.id] }
-                fields.append(("cmdstat_\(name.string)",
+                let usec = sum { $0.stats.microseconds[id] }
+                let failed = sum { $0.stats.failedCalls[id] }
+                fields.append(("cmdstat_\(name)",
                                "calls=\(calls),usec=\(usec),usec_per_call=\(format2(calls > 0 ? Double(usec) / Double(calls) : 0)),rejected_calls=\(rejected),failed_calls=\(failed)"))
             }
             section("Commandstats", fields)

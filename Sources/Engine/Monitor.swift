@@ -45,23 +45,23 @@ final class MonitorFeed: Sendable {
     var shardsWithMonitors: [Int] { perShard.withLock { counts in counts.indices.filter { counts[$0] > 0 } } }
 
     /// The line a monitor receives for `args`, run in database `db` by the client at `peer`.
-    static func line(db: Int, peer: String, spec: CommandSpec, _ args: [Bytes]) -> Bytes {
+    static func line(db: Int, peer: String, name: String, _ args: [Bytes]) -> Bytes {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let micros = String(ts.tv_nsec / 1000)
         var out = Array("+\(ts.tv_sec).\(String(repeating: "0", count: 6 - micros.count))\(micros) [\(db) \(peer)]".utf8)
         for (i, a) in args.enumerated() {
             out.append(32)
-            if isRedacted(spec, args, i) { out += Array("\"(redacted)\"".utf8) } else { appendQuoted(a, to: &out) }
+            if isRedacted(name, args, i) { out += Array("\"(redacted)\"".utf8) } else { appendQuoted(a, to: &out) }
         }
         out += [13, 10]
         return Bytes(out)
     }
 
     /// AUTH's arguments, and the user and password after HELLO's AUTH.
-    static func isRedacted(_ spec: CommandSpec, _ args: [Bytes], _ i: Int) -> Bool {
-        if spec.name == "auth" { return i > 0 }
-        if spec.name == "hello", i >= 3, args[i - 1].equalsIgnoringCase("auth") || (i >= 4 && args[i - 2].equalsIgnoringCase("auth")) {
+    static func isRedacted(_ name: String, _ args: [Bytes], _ i: Int) -> Bool {
+        if name == "auth" { return i > 0 }
+        if name == "hello", i >= 3, args[i - 1].equalsIgnoringCase("auth") || (i >= 4 && args[i - 2].equalsIgnoringCase("auth")) {
             return true
         }
         return false
@@ -102,7 +102,7 @@ extension Shard {
     /// The same for a command a script ran (`peer` "lua", as Redis shows it).
     func feedMonitors(_ spec: CommandSpec, db: Int, peer: String, _ args: [Bytes]) {
         guard server.monitors.active.load(ordering: .relaxed) > 0, !spec.flags.contains(.admin) else { return }
-        let line = MonitorFeed.line(db: db, peer: peer, spec: spec, args)
+        let line = MonitorFeed.line(db: db, peer: peer, name: spec.name, args)
         for s in server.monitors.shardsWithMonitors {
             server.shards[s].post(.run { $0.deliverToMonitors(line) })
         }

@@ -100,16 +100,40 @@ public final class Server: @unchecked Sendable {
         let engine = EngineCommands.table + PubSubCommands.table + TFunctionCommands.table
         commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs + ScriptFunctions.specs)
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
+        // Redis keeps statistics per subcommand (cmdstat_config|set): Redis's subcommands
+        // of Berth's containers get slots after the module commands'.
+        let containers = Set(commands.specs.values.filter { !$0.subcommands.isEmpty }.map { $0.name })
+        subcommandNames = RedisCommandMetadata.byName.keys
+            .filter { name in name.split(separator: "|").first.map { containers.contains(String($0)) } ?? false }
+            .sorted()
+        let base = commands.count + ModuleRegistry.maxCommands
+        subcommandStatIDs = Dictionary(uniqueKeysWithValues: subcommandNames.enumerated().map { ($1, base + $0) })
         offShardSection = LockSection(server: self, shard: nil)
     }
 
-    /// The name of the command with statistics id `id`, built in or a module's.
+    /// Redis's `container|subcommand` names, and their statistics slots.
+    let subcommandNames: [String]
+    let subcommandStatIDs: [String: Int]
+
+    /// The name of the command with statistics id `id`: built in, a module's, or a
+    /// container's subcommand (`config|set`).
     func commandName(_ id: Int) -> String {
-        id < commands.names.count ? commands.names[id] : modules.command(id: id)?.spec.name ?? "unknown"
+        if id < commands.names.count { return commands.names[id] }
+        let base = commands.count + ModuleRegistry.maxCommands
+        if id >= base && id - base < subcommandNames.count { return subcommandNames[id - base] }
+        return modules.command(id: id)?.spec.name ?? "unknown"
     }
 
-    /// Statistics slots per shard: the built-in commands, then room for module commands.
-    var statsSlots: Int { commands.count + ModuleRegistry.maxCommands }
+    /// The statistics slot of a call: its subcommand's for a container (`config|set`),
+    /// else its command's.
+    func statID(_ commandID: Int, subcommand: String?) -> Int {
+        guard let subcommand, let id = subcommandStatIDs[subcommand] else { return commandID }
+        return id
+    }
+
+    /// Statistics slots per shard: the built-in commands, room for module commands, then
+    /// the containers' subcommands.
+    var statsSlots: Int { commands.count + ModuleRegistry.maxCommands + subcommandNames.count }
 
     func peakMemory(_ current: Int) -> Int {
         var peak = memoryPeak.load(ordering: .relaxed)

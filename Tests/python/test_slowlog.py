@@ -143,3 +143,50 @@ def test_commands_a_script_runs_are_logged_under_its_client(make_server, kind):
     assert script[3] == (["EVAL", "server.call('ping')", "0"] if kind == "eval" else ["FCALL", "myfunc", "0"])
     assert ping[3] == ["ping"]
     assert script[4] == ping[4] and script[5] == ping[5] == "test-client"
+
+
+def calls(c):
+    """commandstats as {command: (calls, failed_calls)}, INFO's own entries left out."""
+    stats = c.info("commandstats")
+    return {k[len("cmdstat_"):]: (v["calls"], v["failed_calls"]) for k, v in stats.items()
+            if not k.startswith("cmdstat_info")}
+
+
+def run_recorded_workload(c):
+    """Commands issued every way a client can: alone, queued in MULTI, by a script's
+    redis.call (one failing), by a function; returns the slowlog's command names."""
+    c.function_load("#!lua name=reclib\nredis.register_function('incrf', function(k) return redis.call('incr', k[1]) end)",
+                    replace=True)
+    c.config_set("slowlog-log-slower-than", 0)
+    c.slowlog_reset()
+    c.config_resetstat()
+    c.set("k", "v")
+    p = c.pipeline(transaction=True)
+    p.set("{t}a", 1).incr("{t}b").get("{t}a")
+    p.execute()
+    c.eval("redis.call('set', KEYS[1], 'x'); redis.pcall('incr', KEYS[1]); return redis.call('get', KEYS[1])", 1, "e")
+    c.fcall("incrf", 1, "n")
+    c.config_set("slowlog-log-slower-than", -1)
+    return [e[3][0].lower() for e in reversed(entries(c, 50))]
+
+
+def test_every_command_counts_and_is_logged_whoever_ran_it(make_server, redis_server):
+    """commandstats counts a command once however it ran (a client, EXEC, a script's
+    redis.call, a function), failures included, as redis-server counts them; SLOWLOG has
+    EXEC's commands instead of EXEC."""
+    s = make_server("--shards", "4")
+    c = s.client(decode_responses=True)
+    berth_log = run_recorded_workload(c)
+    berth_calls = calls(c)
+    reference_log = run_recorded_workload(redis_server)
+    reference_calls = calls(redis_server)
+    assert berth_calls == reference_calls
+    assert berth_calls["incr"] == (2, 1) and berth_calls["set"] == (3, 0) and berth_calls["incrby"] == (1, 0)
+    # Containers count per subcommand, as Redis 7 does.
+    assert berth_calls["config|set"] == (1, 0) and berth_calls["config|resetstat"] == (1, 0)
+    assert "exec" not in berth_log
+    # The script's and function's commands are logged too (Valkey names its caller;
+    # redis-server 7.0 a fake client), right after the script that ran them.
+    assert berth_log == [n for n in reference_log], (berth_log, reference_log)
+    usec = c.info("commandstats")
+    assert usec["cmdstat_incr"]["usec"] > 0, "queued and nested commands are timed"

@@ -278,9 +278,24 @@ final class JSLibrary: @unchecked Sendable {
         switch check(run, args) {
         case .failure(let e): return Array("-\(e.message)\r\n".utf8)
         case .success(let spec):
-            if spec.handler == nil, let reply = server.connectionFreeReply(spec, args, protocolVersion: 3) { return reply }
-            return server.runNested(spec, args, in: context(run), db: run.db, protocolVersion: 3).readableArray
+            let started = monotonicMicroseconds()
+            let reply: [UInt8]
+            if spec.handler == nil, let free = server.connectionFreeReply(spec, args, protocolVersion: 3) {
+                reply = free
+            } else {
+                reply = server.runNested(spec, args, in: context(run), db: run.db, protocolVersion: 3).readableArray
+            }
+            record(spec, args, run, reply, since: started)
+            return reply
         }
+    }
+
+    /// A command client.call ran counts in commandstats and the latency histogram, as a
+    /// module's Call does (CallRecords.swift); this thread is no shard's.
+    private func record(_ spec: CommandSpec, _ args: [Bytes], _ run: JSRun, _ reply: [UInt8], since started: Int) {
+        server.record(CallRecord(spec, args, db: run.db, microseconds: monotonicMicroseconds() - started,
+                                 failed: reply.first == UInt8(ascii: "-"), slowlogCaller: nil, samplesLatency: true,
+                                 monitorPeer: nil), on: nil)
     }
 
     /// client.callAsync: runs `args` in a short section of its own; a blocking command
@@ -291,8 +306,11 @@ final class JSLibrary: @unchecked Sendable {
         case .failure(let e):
             reply = Array("-\(e.message)\r\n".utf8)
         case .success(let spec) where spec.handler == nil:
+            let started = monotonicMicroseconds()
             reply = server.connectionFreeReply(spec, args, protocolVersion: 3) ?? []
+            record(spec, args, run, reply, since: started)
         case .success(let spec):
+            let started = monotonicMicroseconds()
             let entered = depth == 0
             if entered { _ = enter(run) }
             let (out, request) = server.runNested(spec, args, in: context(run), db: run.db, protocolVersion: 3,
@@ -304,6 +322,7 @@ final class JSLibrary: @unchecked Sendable {
             }
             if entered { leave(run) }
             reply = out.readableArray
+            record(spec, args, run, reply, since: started)
         }
         thread.post { [self] in settle(promise, raw: raw, reply) }
     }

@@ -126,7 +126,7 @@ enum ModuleCall {
         if let refusal = refusedForDenyBlocking(spec.name) { return .failure(refusal) }
         let start = monotonicMicroseconds()
         let result = execute(ctx, spec, args, resp3: resp3, replicating: flags.contains("!"))
-        recordStats(ctx, spec, result, microseconds: monotonicMicroseconds() - start)
+        recordStats(ctx, spec, args, result, microseconds: monotonicMicroseconds() - start)
         return result
     }
 
@@ -149,24 +149,15 @@ enum ModuleCall {
         return .success(value)
     }
 
-    /// A command Call ran counts in INFO commandstats (calls, time, failed_calls) as one a
-    /// client ran, as in Redis. Shard statistics belong to their shard's thread: a module
-    /// thread's Call posts them to shard 0, whose inbox keeps them ahead of any later INFO.
-    private static func recordStats(_ ctx: ModuleContext, _ spec: CommandSpec, _ result: Result<RESPValue, Refusal>,
-                                    microseconds: Int) {
+    /// A command Call ran counts in INFO commandstats (calls, time, failed_calls) and the
+    /// latency histogram as one a client ran, as in Redis (CallRecords.swift).
+    private static func recordStats(_ ctx: ModuleContext, _ spec: CommandSpec, _ args: [Bytes],
+                                    _ result: Result<RESPValue, Refusal>, microseconds: Int) {
         guard case .success(let value) = result else { return }
         let failed: Bool
         if case .error = value { failed = true } else { failed = false }
-        let id = spec.id
-        let record: @Sendable (Shard) -> Void = { shard in
-            if shard.server.config.latencyTracking.load(ordering: .relaxed) {
-                shard.latencies.record(id, microseconds: microseconds)
-            }
-            shard.stats.calls[id] += 1
-            shard.stats.microseconds[id] += microseconds
-            if failed { shard.stats.failedCalls[id] += 1 }
-        }
-        if let shard = ctx.shard { record(shard) } else { ctx.server.shards[0].post(.run(record)) }
+        ctx.server.record(CallRecord(spec, args, db: ctx.db, microseconds: microseconds, failed: failed,
+                                     slowlogCaller: nil, samplesLatency: true, monitorPeer: nil), on: ctx.shard)
     }
 
     /// Commands that would make the calling client wait for pushes, which a Call's client

@@ -182,15 +182,18 @@ final class ScriptRun {
             // May replicate, so a read-only script may not (Redis's rule); delivered to this
             // shard's subscribers after the script's reply.
             if readOnly { return refuse("ERR Write commands are not allowed from read-only scripts.") }
+            let started = monotonicMicroseconds()
             let receivers = shard.publish(args[1], args[2], sharded: spec.name == "spublish", deferOwn: true)
-            return Array(":\(receivers)\r\n".utf8)
+            let reply = Array(":\(receivers)\r\n".utf8)
+            afterNestedCommand(spec, args, reply, since: started)
+            return reply
         }
         guard spec.handler != nil else {
             let started = monotonicMicroseconds()
             guard let reply = server.connectionFreeReply(spec, args, protocolVersion: protocolVersion) else {
                 return refuse("ERR This Redis command is not allowed from script")
             }
-            afterNestedCommand(args, since: started)
+            afterNestedCommand(spec, args, reply, since: started)
             return reply
         }
         if readOnly && spec.flags.contains(.write) {
@@ -209,8 +212,7 @@ final class ScriptRun {
         let reply = server.runNested(spec, args, in: context, db: db, protocolVersion: protocolVersion).readableArray
         context.inScript = false
         context.effectsSuppressed = suppressed
-        afterNestedCommand(args, since: started)
-        shard.feedMonitors(spec, db: db, peer: "lua", args)
+        afterNestedCommand(spec, args, reply, since: started)
         return reply
     }
 
@@ -226,14 +228,13 @@ final class ScriptRun {
         return RedisCommandMetadata.byName["\(spec.name)|\(args[1].string.lowercased())"]?.flags.contains("noscript") == true
     }
 
-    /// A command the script ran goes to SLOWLOG under the calling client, as Valkey logs it,
-    /// and counts in the client's tot-cmds.
-    private func afterNestedCommand(_ args: [Bytes], since started: Int) {
+    /// A command the script ran counts in commandstats, goes to SLOWLOG under the calling
+    /// client (as Valkey logs it) and to MONITOR as "lua" (CallRecords.swift), and counts in
+    /// the client's tot-cmds.
+    private func afterNestedCommand(_ spec: CommandSpec, _ args: [Bytes], _ reply: [UInt8], since started: Int) {
         connection?.commandsRun += 1
-        let server = shard.server
-        let took = monotonicMicroseconds() - started
-        guard SlowLog.isSlow(took, server.config) else { return }
-        server.slowlog.record(args, microseconds: took, peer: caller.peer, name: caller.name,
-                              maxLength: server.config.slowlogMaxLength.load(ordering: .relaxed))
+        shard.record(CallRecord(spec, args, db: db, microseconds: monotonicMicroseconds() - started,
+                                failed: reply.first == UInt8(ascii: "-"),
+                                slowlogCaller: CallCaller(peer: caller.peer, name: caller.name), monitorPeer: "lua"))
     }
 }
