@@ -77,7 +77,8 @@ public final class RESPClient {
 
     private func sendRaw() throws {
         while !output.isEmpty {
-            let n = Glibc.send(fd, output.readPointer, output.readableCount, Int32(MSG_NOSIGNAL))
+            let pending = output.readableBytes
+            let n = Glibc.send(fd, pending.baseAddress, pending.count, Int32(MSG_NOSIGNAL))
             guard n > 0 else { throw Failure(description: "send failed") }
             output.consume(n)
         }
@@ -88,9 +89,8 @@ public final class RESPClient {
         while true {
             if let v = RESPReplyParser.parse(input) { return v }
             input.reserve(16 * 1024)
-            let n = recv(fd, input.writePointer, input.writableCount, 0)
+            let n = input.withWritableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { throw Failure(description: "connection closed") }
-            input.writerIndex += n
         }
     }
 

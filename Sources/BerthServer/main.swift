@@ -87,15 +87,12 @@ if checkOnly {
     exit(0)
 }
 
-let logFD: Int32
-let logfile = config.get("logfile")
-if logfile.isEmpty {
-    logFD = 2
-} else {
-    logFD = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-    if logFD < 0 { fail("Can't open the log file: \(String(cString: strerror(errno)))") }
+let logHandler: BerthLogHandler
+do {
+    logHandler = try BerthLogHandler(level: BerthLogHandler.level(config.get("loglevel")), logfile: config.get("logfile"))
+} catch {
+    fail("Can't open the log file: \(error)")
 }
-let level = BerthLogHandler.level(config.get("loglevel"))
-LoggingSystem.bootstrap { _ in BerthLogHandler(level: level, fd: logFD) }
+LoggingSystem.bootstrap { _ in logHandler }
 let server = Server(config: config, configFile: configFile, logger: Logger(label: "berth"))
 exit(server.run())

@@ -1,13 +1,14 @@
 import Commands
 import RESP
 import Synchronization
+import SystemPackage
 
 /// One client connection. It lives on its home shard for its whole life, and all of its
 /// state is touched only by that shard's thread; other threads reach it only through the
 /// home shard's inbox. That confinement is why it can be `@unchecked Sendable`.
 public final class Connection: @unchecked Sendable {
     let id: Int
-    let fd: Int32
+    let fd: FileDescriptor
     let peer: String
     let local: String
     let createdAt: Int64
@@ -79,7 +80,7 @@ public final class Connection: @unchecked Sendable {
 
     var isSubscribed: Bool { !subscriptions[0].isEmpty || !subscriptions[1].isEmpty || !subscriptions[2].isEmpty }
 
-    init(id: Int, fd: Int32, peer: String, local: String, authenticated: Bool, maxBulkLength: Int, now: Int64) {
+    init(id: Int, fd: FileDescriptor, peer: String, local: String, authenticated: Bool, maxBulkLength: Int, now: Int64) {
         self.id = id
         self.fd = fd
         self.peer = peer
@@ -105,7 +106,7 @@ public final class Connection: @unchecked Sendable {
         let age = (now - createdAt) / 1000
         let idle = (now - lastInteraction) / 1000
         let multi = transaction.map { $0.queue.count } ?? -1
-        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=\(subscriptions[0].count) psub=\(subscriptions[1].count) ssub=\(subscriptions[2].count) multi=\(multi) watch=\(watched.count) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(max(0, output.readableCount - 16384)) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) lib-name=\(libraryName) lib-ver=\(libraryVersion) tot-net-in=\(netInputBytes) tot-net-out=\(netOutputBytes) tot-cmds=\(commandsRun) shard=\(shard)"
+        return "id=\(id) addr=\(peer) laddr=\(local) fd=\(fd.rawValue) name=\(name) age=\(age) idle=\(idle) flags=\(flags) db=\(db) sub=\(subscriptions[0].count) psub=\(subscriptions[1].count) ssub=\(subscriptions[2].count) multi=\(multi) watch=\(watched.count) qbuf=\(input.readableCount) qbuf-free=\(input.writableCount) argv-mem=0 multi-mem=0 rbs=\(input.capacity) rbp=\(input.capacity) obl=\(output.readableCount) oll=0 omem=\(max(0, output.readableCount - 16384)) tot-mem=\(input.capacity + output.capacity) events=r cmd=\(lastCommand) user=default redir=-1 resp=\(protocolVersion) lib-name=\(libraryName) lib-ver=\(libraryVersion) tot-net-in=\(netInputBytes) tot-net-out=\(netOutputBytes) tot-cmds=\(commandsRun) shard=\(shard)"
     }
 }
 

@@ -1,5 +1,6 @@
 import Keyspace
 import RESP
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,16 +11,17 @@ import Glibc
 /// must reach the same keyspace) and the ground the durability work's AOF stands on; it
 /// is not one yet: no fsync policy, no rewrite, nothing is loaded from it at start.
 final class EffectLog: EffectConsumer, @unchecked Sendable {
-    private let fd: Int32
+    private let fd: FileDescriptor
     /// The database the file's reader is in (a replay starts in 0).
     private var db = 0
 
+    /// Throws the Errno the file could not be opened with.
     init(path: String) throws {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Sockets.Failure(description: "effect-log \(path): \(String(cString: strerror(errno)))") }
+        fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .append, .closeOnExec],
+                                     permissions: [.ownerReadWrite, .groupRead, .otherRead])
     }
 
-    deinit { close(fd) }
+    deinit { fd.closeQuietly() }
 
     /// Called by the one thread that drains the stream.
     func consume(_ effects: [Effect]) {
@@ -32,13 +34,7 @@ final class EffectLog: EffectConsumer, @unchecked Sendable {
             }
             w.bulkArray(e.args)
         }
-        let bytes = out.readableBytes
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }  // a full disk loses the rest; no AOF guarantees here
-            offset += n
-        }
+        // A full disk loses the rest; no AOF guarantees here.
+        _ = try? fd.writeAll(out.readableBytes)
     }
 }

@@ -1,4 +1,5 @@
 import CUring
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,11 +8,11 @@ import Glibc
 /// EPOLLOUT only while a write could not finish.
 final class EpollBackend: EventBackend {
     let name = "epoll"
-    private let epfd: Int32
-    private let wakeFD: Int32
-    private var listenFD: Int32 = -1
-    private var connections: [Int32: Connection] = [:]
-    private var writing: Set<Int32> = []
+    private let epfd: FileDescriptor
+    private let wakeFD: FileDescriptor
+    private var listenFD: FileDescriptor?
+    private var connections: [FileDescriptor: Connection] = [:]
+    private var writing: Set<FileDescriptor> = []
     private var events = [berth_epoll_event](repeating: berth_epoll_event(), count: 256)
     unowned let handler: EventHandler
     /// During `pollNested`: the connection whose command is running underneath.
@@ -20,34 +21,34 @@ final class EpollBackend: EventBackend {
     /// locks) waits for the next poll.
     private var closedLater: [Connection] = []
 
-    init(wakeFD: Int32, handler: EventHandler) {
-        epfd = berth_epoll_create()
+    init(wakeFD: FileDescriptor, handler: EventHandler) {
+        epfd = FileDescriptor(rawValue: berth_epoll_create())
         self.wakeFD = wakeFD
         self.handler = handler
         control(add, wakeFD, inMask)
     }
 
-    deinit { Glibc.close(epfd) }
+    deinit { epfd.closeQuietly() }
 
     private let add = Int32(BERTH_EPOLL_ADD), modify = Int32(BERTH_EPOLL_MOD), remove = Int32(BERTH_EPOLL_DEL)
     private let inMask = UInt32(BERTH_EPOLLIN), outMask = UInt32(BERTH_EPOLLOUT)
     private let errorMask = UInt32(BERTH_EPOLLERR | BERTH_EPOLLHUP)
 
-    private func control(_ op: Int32, _ fd: Int32, _ mask: UInt32) {
-        _ = berth_epoll_ctl(epfd, op, fd, mask)
+    private func control(_ op: Int32, _ fd: FileDescriptor, _ mask: UInt32) {
+        _ = berth_epoll_ctl(epfd.rawValue, op, fd.rawValue, mask)
     }
 
-    func addListener(_ fd: Int32) {
+    func addListener(_ fd: FileDescriptor) {
         listenFD = fd
         control(add, fd, inMask)
     }
 
-    func replaceListener(with fd: Int32) {
+    func replaceListener(with fd: FileDescriptor) {
         let old = listenFD
-        control(remove, old, 0)
+        if let old { control(remove, old, 0) }
         addListener(fd)
-        Glibc.shutdown(old, Int32(SHUT_RDWR))
-        Glibc.close(old)
+        old?.shutdownBoth()
+        old?.closeQuietly()
     }
 
     func register(_ conn: Connection) {
@@ -63,10 +64,10 @@ final class EpollBackend: EventBackend {
         }
         // epoll_wait counts milliseconds: round up so a deadline is never polled past early.
         let timeoutMs = Int32((timeoutMicros + 999) / 1000)
-        let n = events.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd, $0.baseAddress, 256, timeoutMs) }
+        let n = events.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd.rawValue, $0.baseAddress, 256, timeoutMs) }
         guard n > 0 else { return }
         // A nested poll reuses nothing of this one's: its own copy of the events.
-        for event in events.prefix(Int(n)) { handle(event.fd, event.events) }
+        for event in events.prefix(Int(n)) { handle(FileDescriptor(rawValue: event.fd), event.events) }
     }
 
     func pollNested(skipping active: Connection) {
@@ -74,19 +75,19 @@ final class EpollBackend: EventBackend {
         nestedActive = active
         defer { nestedActive = nil }
         var batch = [berth_epoll_event](repeating: berth_epoll_event(), count: 64)
-        let n = batch.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd, $0.baseAddress, 64, 0) }
+        let n = batch.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd.rawValue, $0.baseAddress, 64, 0) }
         guard n > 0 else { return }
         for event in batch.prefix(Int(n)) {
+            let fd = FileDescriptor(rawValue: event.fd)
             // Level-triggered: what is skipped now is reported again by the next poll.
-            if event.fd == wakeFD || connections[event.fd] === active { continue }
-            handle(event.fd, event.events)
+            if fd == wakeFD || connections[fd] === active { continue }
+            handle(fd, event.events)
         }
     }
 
-    private func handle(_ fd: Int32, _ mask: UInt32) {
+    private func handle(_ fd: FileDescriptor, _ mask: UInt32) {
         if fd == wakeFD {
-            var counter: UInt64 = 0
-            _ = read(wakeFD, &counter, 8)
+            wakeFD.drainWake()
             handler.woken()
         } else if fd == listenFD {
             acceptAll()
@@ -101,30 +102,22 @@ final class EpollBackend: EventBackend {
     }
 
     private func acceptAll() {
-        while true {
-            let fd = berthAccept(listenFD)
-            if fd < 0 { return }
-            handler.accepted(fd: fd)
-        }
+        while let fd = listenFD?.acceptConnection() { handler.accepted(fd: fd) }
     }
 
     private func readAll(_ conn: Connection) {
         var gotData = false
-        while !conn.closing {
+        reading: while !conn.closing {
             conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
             let room = conn.input.writableCount
-            let n = recv(conn.fd, conn.input.writePointer, room, 0)
-            if n > 0 {
-                conn.input.writerIndex += n
+            switch conn.fd.receive(into: conn.input) {
+            case .success(let n) where n > 0:
                 conn.netInputBytes += n
                 gotData = true
-                if n < room { break }
-            } else if n == 0 {
-                close(conn)
-                return
-            } else {
-                if errno == EAGAIN || errno == EWOULDBLOCK { break }
-                if errno == EINTR { continue }
+                if n < room { break reading }  // the socket is drained
+            case .failure(.wouldBlock):
+                break reading
+            default:  // the peer closed, or the socket failed
                 close(conn)
                 return
             }
@@ -135,16 +128,14 @@ final class EpollBackend: EventBackend {
     func flush(_ conn: Connection) {
         guard connections[conn.fd] === conn else { return }
         while !conn.output.isEmpty {
-            let n = send(conn.fd, conn.output.readPointer, conn.output.readableCount, Int32(MSG_NOSIGNAL))
-            if n > 0 {
+            switch conn.fd.send(conn.output.readableBytes) {
+            case .success(let n) where n > 0:
                 conn.output.consume(n)
                 conn.netOutputBytes += n
-            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+            case .failure(.wouldBlock):
                 if writing.insert(conn.fd).inserted { control(modify, conn.fd, inMask | outMask) }
                 return
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else {
+            default:
                 closeNow(conn)
                 return
             }
@@ -183,7 +174,7 @@ final class EpollBackend: EventBackend {
         control(remove, conn.fd, 0)
         connections.removeValue(forKey: conn.fd)
         writing.remove(conn.fd)
-        Glibc.close(conn.fd)
+        conn.fd.closeQuietly()
         if nestedActive != nil { closedLater.append(conn) } else { handler.closed(conn) }
     }
 }

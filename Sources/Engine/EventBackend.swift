@@ -1,12 +1,14 @@
+import SystemPackage
+
 /// The event loop interface a shard runs on: io_uring where the kernel allows it, epoll
 /// otherwise. Both deliver the same callbacks, so everything above them is shared.
 protocol EventBackend: AnyObject {
     var name: String { get }
     /// Accept connections on `fd` (shard 0 only).
-    func addListener(_ fd: Int32)
+    func addListener(_ fd: FileDescriptor)
     /// Accept on `fd` from now on, and stop accepting on the current listener, which this
     /// shuts down and closes (CONFIG SET port/bind; shard 0 only).
-    func replaceListener(with fd: Int32)
+    func replaceListener(with fd: FileDescriptor)
     /// Start reading from a new connection.
     func register(_ conn: Connection)
     /// Make sure the connection's pending output gets written.
@@ -25,7 +27,7 @@ protocol EventBackend: AnyObject {
 
 /// What a backend reports to its shard.
 protocol EventHandler: AnyObject {
-    func accepted(fd: Int32)
+    func accepted(fd: FileDescriptor)
     /// New bytes are in `conn.input`.
     func received(_ conn: Connection)
     /// The inbox eventfd fired.

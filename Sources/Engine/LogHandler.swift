@@ -1,4 +1,5 @@
 import Logging
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,11 +9,15 @@ import Glibc
 public struct BerthLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
-    private let fd: Int32
+    private let fd: FileDescriptor
 
-    public init(level: Logger.Level, fd: Int32) {
+    /// Logs to `logfile` (appended to, created if need be), or to stderr when it is empty;
+    /// throws the reason the file could not be opened.
+    public init(level: Logger.Level, logfile: String) throws {
         logLevel = level
-        self.fd = fd
+        fd = logfile.isEmpty ? .standardError
+            : try FileDescriptor.open(logfile, .writeOnly, options: [.create, .append, .closeOnExec],
+                                      permissions: [.ownerReadWrite, .groupRead, .otherRead])
     }
 
     /// Maps Redis loglevel names onto swift-log levels.
@@ -58,7 +63,6 @@ public struct BerthLogHandler: LogHandler {
         default: mark = "#"
         }
         let text = "\(getpid()):M \(String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)).\(msText) \(mark) \(message)\n"
-        var bytes = Array(text.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = try? fd.writeAll(text.utf8)
     }
 }

@@ -1,9 +1,10 @@
-import CUring
 import Commands
+import CUring
 import Keyspace
 import Logging
 import RESP
 import Synchronization
+import SystemPackage
 import Uring
 #if canImport(Glibc)
 import Glibc
@@ -40,7 +41,7 @@ public final class Server: @unchecked Sendable {
     private let listener = Atomic<Int32>(-1)
     /// The listening socket: opened at start, replaced by CONFIG SET port/bind; shard 0
     /// accepts on it.
-    var listenFD: Int32 { listener.load(ordering: .acquiring) }
+    var listenFD: FileDescriptor { FileDescriptor(rawValue: listener.load(ordering: .acquiring)) }
     private(set) var ioBackendName = "epoll"
     let startTime = ShardStore.nowMilliseconds()
 
@@ -164,8 +165,8 @@ public final class Server: @unchecked Sendable {
     public func run() -> Int32 {
         berth_block_signals()
         do {
-            listener.store(try Sockets.listen(host: config.get("bind"), port: port, backlog: Int32(config.int("tcp-backlog"))),
-                           ordering: .releasing)
+            let fd = try FileDescriptor.listeningSocket(host: config.get("bind"), port: port, backlog: Int32(config.int("tcp-backlog")))
+            listener.store(fd.rawValue, ordering: .releasing)
         } catch {
             log.critical("\(error)")
             return 1
@@ -174,7 +175,7 @@ public final class Server: @unchecked Sendable {
         let effectLogPath = config.get("effect-log")
         if !effectLogPath.isEmpty {
             do { effects.attach(try EffectLog(path: effectLogPath)) } catch {
-                log.critical("\(error)")
+                log.critical("Can't open the effect log \(effectLogPath): \(error)")
                 return 1
             }
         }
@@ -219,11 +220,11 @@ public final class Server: @unchecked Sendable {
         SystemdNotify.send("STOPPING=1\nSTATUS=Shutting down")
         // shutdown() (not just close) ends the multishot accept still armed on shard 0's
         // ring; otherwise the kernel keeps the port bound until the ring's teardown.
-        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
+        listenFD.shutdownBoth()
         for shard in shards { shard.post(.stop) }
         for t in threads { pthread_join(t, nil) }
         effects.drain()  // what the shards did before they stopped
-        Glibc.close(listenFD)
+        listenFD.closeQuietly()
         if !javascript.closeAll() {
             // A library's code would not stop: SpiderMonkey cannot be torn down under it.
             log.warning("A JavaScript library did not stop in time; exiting without tearing its engine down")
@@ -238,8 +239,8 @@ public final class Server: @unchecked Sendable {
     /// as it was), then has shard 0 accept there and close the old listener. Connected
     /// clients stay connected, as in Redis.
     func rebind(host: String, port newPort: Int) throws {
-        let fd = try Sockets.listen(host: host, port: newPort, backlog: Int32(config.int("tcp-backlog")))
-        listener.store(fd, ordering: .releasing)
+        let fd = try FileDescriptor.listeningSocket(host: host, port: newPort, backlog: Int32(config.int("tcp-backlog")))
+        listener.store(fd.rawValue, ordering: .releasing)
         tcpPort.store(newPort, ordering: .relaxed)
         shards[0].post(.run { $0.backend.replaceListener(with: fd) })
         log.notice("Listening on \(host):\(newPort)")

@@ -1,8 +1,9 @@
 import Commands
+import CUring
 import DequeModule
 import Keyspace
 import RESP
-import CUring
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,7 @@ import Glibc
 /// Messages other threads send a shard through its inbox.
 enum ShardMessage: Sendable {
     /// Take over a freshly accepted socket.
-    case adopt(fd: Int32)
+    case adopt(fd: FileDescriptor)
     /// Run this on the shard's thread (replies hopping home, CLIENT KILL, INFO gathering).
     case run(@Sendable (Shard) -> Void)
     /// Take over a connection moving here from another shard (ClientMigration.swift).
@@ -32,7 +33,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// every access from the hot path.
     unowned(unsafe) let server: Server
     let inbox = Inbox<ShardMessage>()
-    let wakeFD: Int32
+    let wakeFD: FileDescriptor
     let store: ShardStore
     /// WATCHed keys on this shard -> tokens to dirty when they change (under the shard lock).
     var watchers: [DatabaseKey: [WatchToken]] = [:]
@@ -111,7 +112,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         slots = server.slots
         pause = server.pause
         waiters = WaiterTable(store: store)
-        wakeFD = berth_eventfd()
+        wakeFD = .wakeCounter()
         stats = ShardStats(commandCount: server.statsSlots)
         latencies = CommandLatencies(commandCount: server.statsSlots)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
@@ -120,10 +121,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     /// Sends a message to this shard from any thread.
     func post(_ message: ShardMessage) {
-        if inbox.push(message) {
-            var one: UInt64 = 1
-            _ = write(wakeFD, &one, 8)
-        }
+        if inbox.push(message) { wakeFD.signalWake() }
     }
 
     /// The shard thread's body: returns when the server stops.
@@ -183,27 +181,27 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     // MARK: connections
 
-    func accepted(fd: Int32) {
+    func accepted(fd: FileDescriptor) {
         let shards = server.shards
         let target = acceptCursor % shards.count
         acceptCursor &+= 1
         if target == index { adopt(fd) } else { shards[target].post(.adopt(fd: fd)) }
     }
 
-    private func adopt(_ fd: Int32) {
+    private func adopt(_ fd: FileDescriptor) {
         stats.connectionsReceived += 1
         if server.clientCount.load(ordering: .relaxed) >= server.config.maxClients.load(ordering: .relaxed) {
             stats.rejectedConnections += 1
             let msg: StaticString = "-ERR max number of clients reached\r\n"
-            _ = send(fd, msg.utf8Start, msg.utf8CodeUnitCount, Int32(MSG_NOSIGNAL))
-            close(fd)
+            _ = fd.send(UnsafeRawBufferPointer(start: msg.utf8Start, count: msg.utf8CodeUnitCount))
+            fd.closeQuietly()
             return
         }
-        Sockets.configureClient(fd, keepAliveSeconds: server.config.int("tcp-keepalive"))
+        fd.configureClient(keepAliveSeconds: server.config.int("tcp-keepalive"))
         let now = ShardStore.nowMilliseconds()
         let conn = Connection(
             id: server.nextClientID.add(1, ordering: .relaxed).newValue, fd: fd,
-            peer: Sockets.peerName(fd), local: Sockets.localName(fd),
+            peer: FileDescriptor.peerName(of: fd), local: FileDescriptor.localName(of: fd),
             authenticated: !server.config.hasPassword.load(ordering: .acquiring),
             maxBulkLength: server.config.maxBulkLength.load(ordering: .relaxed), now: now)
         connections[conn.id] = conn

@@ -1,3 +1,4 @@
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,16 +22,19 @@ enum SystemdNotify {
         withUnsafeMutableBytes(of: &addr.sun_path) { dst in
             for (i, b) in path.enumerated() { dst[i] = b }
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        let socketFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard socketFD >= 0 else { return false }
+        let fd = FileDescriptor(rawValue: socketFD)
+        defer { fd.closeQuietly() }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
         let message = Array(assignments.utf8)
         let sent = withUnsafePointer(to: &addr) { a in
             a.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                message.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, length) }
+                message.withUnsafeBytes { bytes in
+                    retryingOnInterrupt { sendto(socketFD, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), sa, length) }
+                }
             }
         }
-        return sent == message.count
+        return (try? sent.get()) == message.count
     }
 }

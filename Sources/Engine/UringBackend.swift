@@ -1,3 +1,4 @@
+import SystemPackage
 import Uring
 #if canImport(Glibc)
 import Glibc
@@ -16,9 +17,9 @@ import Glibc
 final class UringBackend: EventBackend {
     let name = "io_uring"
     private let ring: Ring
-    private let wakeFD: Int32
+    private let wakeFD: FileDescriptor
     private let wakeBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-    private var listenFD: Int32 = -1
+    private var listenFD: FileDescriptor?
     /// Bumped when the listener is replaced; an accept's tag carries the generation it was
     /// armed for.
     private var listenerGeneration = 0
@@ -35,7 +36,7 @@ final class UringBackend: EventBackend {
 
     private enum Op: UInt64 { case accept = 1, wake, recv, send }
 
-    init(wakeFD: Int32, handler: EventHandler) throws {
+    init(wakeFD: FileDescriptor, handler: EventHandler) throws {
         ring = try Ring(entries: 4096)
         self.wakeFD = wakeFD
         self.handler = handler
@@ -47,21 +48,21 @@ final class UringBackend: EventBackend {
     private func tag(_ op: Op, _ slot: Int = 0) -> UInt64 { UInt64(slot) << 8 | op.rawValue }
 
     private func armWake() {
-        ring.read(fd: wakeFD, into: wakeBuffer, count: 8, tag: tag(.wake))
+        ring.read(fd: wakeFD.rawValue, into: wakeBuffer, count: 8, tag: tag(.wake))
     }
 
-    func addListener(_ fd: Int32) {
+    func addListener(_ fd: FileDescriptor) {
         listenFD = fd
-        ring.multishotAccept(fd: fd, tag: tag(.accept, listenerGeneration))
+        ring.multishotAccept(fd: fd.rawValue, tag: tag(.accept, listenerGeneration))
     }
 
-    func replaceListener(with fd: Int32) {
+    func replaceListener(with fd: FileDescriptor) {
         let old = listenFD
         // The old accept's last completion carries the old generation: it is not re-armed.
         listenerGeneration += 1
         addListener(fd)
-        Glibc.shutdown(old, Int32(SHUT_RDWR))
-        Glibc.close(old)
+        old?.shutdownBoth()
+        old?.closeQuietly()
     }
 
     func register(_ conn: Connection) {
@@ -73,8 +74,7 @@ final class UringBackend: EventBackend {
         guard !conn.recvInFlight, !conn.closing, conn.moveTo < 0 else { return }
         conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
         conn.recvInFlight = true
-        conn.input.receiving = true
-        ring.recv(fd: conn.fd, into: conn.input.writePointer, count: conn.input.writableCount, tag: tag(.recv, conn.slot))
+        conn.input.beginReceive { ring.recv(fd: conn.fd.rawValue, into: $0.baseAddress!, count: $0.count, tag: tag(.recv, conn.slot)) }
     }
 
     func flush(_ conn: Connection) {
@@ -90,7 +90,8 @@ final class UringBackend: EventBackend {
 
     private func submitSend(_ conn: Connection) {
         conn.sendInFlight = true
-        ring.send(fd: conn.fd, from: conn.sending.readPointer, count: conn.sending.readableCount, tag: tag(.send, conn.slot))
+        let pending = conn.sending.readableBytes
+        ring.send(fd: conn.fd.rawValue, from: pending.baseAddress!, count: pending.count, tag: tag(.send, conn.slot))
     }
 
     /// Idempotent: called again by each completion until nothing is in flight.
@@ -101,7 +102,7 @@ final class UringBackend: EventBackend {
             // Wait for the send: it may carry a reply the client must still get (a
             // blocked client's element). Only a subscriber closed for not reading would
             // hold the connection forever that way: fail its send instead.
-            if conn.overOutputLimit { shutdown(conn.fd, Int32(SHUT_RDWR)) }
+            if conn.overOutputLimit { conn.fd.shutdownBoth() }
             return
         }
         if conn.closeAfterFlush && !conn.output.isEmpty {
@@ -110,7 +111,7 @@ final class UringBackend: EventBackend {
         }
         if conn.recvInFlight {
             // Completes the pending recv, whose completion then closes.
-            shutdown(conn.fd, Int32(SHUT_RDWR))
+            conn.fd.shutdownBoth()
             return
         }
         finish(conn)
@@ -131,7 +132,7 @@ final class UringBackend: EventBackend {
 
     private func finish(_ conn: Connection) {
         guard conn.slot >= 0 else { return }
-        Glibc.close(conn.fd)
+        conn.fd.closeQuietly()
         slots[conn.slot] = nil
         freeSlots.append(conn.slot)
         conn.slot = -1
@@ -177,29 +178,28 @@ final class UringBackend: EventBackend {
             // Inbox messages may take shard locks: they wait for the running command.
             if nestedActive == nil { handler.woken() }
         case .accept:
-            if c.result >= 0 { handler.accepted(fd: c.result) }
+            if c.result >= 0 { handler.accepted(fd: FileDescriptor(rawValue: c.result)) }
             let current = Int(c.tag >> 8) == listenerGeneration
-            if !c.hasMore && current && listenFD >= 0 { ring.multishotAccept(fd: listenFD, tag: tag(.accept, listenerGeneration)) }
+            if !c.hasMore && current, let listenFD { ring.multishotAccept(fd: listenFD.rawValue, tag: tag(.accept, listenerGeneration)) }
         case .recv:
             guard let conn = slots[Int(c.tag >> 8)] else { return }
             if conn === nestedActive { held.append(c); return }
             conn.recvInFlight = false
-            conn.input.receiving = false
-            received(conn, c.result)
+            conn.input.endReceive(conn.closing ? 0 : Int(c.result))
+            received(conn, c.outcome)
         case .send:
             guard let conn = slots[Int(c.tag >> 8)] else { return }
             if conn === nestedActive { held.append(c); return }
             conn.sendInFlight = false
-            sent(conn, c.result)
+            sent(conn, c.outcome)
         }
     }
 
-    private func received(_ conn: Connection, _ result: Int32) {
-        if conn.closing {
-            close(conn)
-        } else if result > 0 {
-            conn.input.writerIndex += Int(result)
-            conn.netInputBytes += Int(result)
+    private func received(_ conn: Connection, _ outcome: Result<Int, Errno>) {
+        if conn.closing { return close(conn) }
+        switch outcome {
+        case .success(let n) where n > 0:
+            conn.netInputBytes += n
             handler.received(conn)
             if conn.closeAfterFlush || conn.closing {
                 close(conn)
@@ -208,33 +208,36 @@ final class UringBackend: EventBackend {
             } else {
                 armRecv(conn)
             }
-        } else if result == -EAGAIN || result == -EINTR || result == -ENOBUFS {
+        case .failure(.wouldBlock), .failure(.interrupted), .failure(.noBufferSpace):
             armRecv(conn)
-        } else {
+        default:  // the peer closed, or the socket failed
             conn.closeAfterFlush = false
             conn.output.clear()
             close(conn)
         }
     }
 
-    private func sent(_ conn: Connection, _ result: Int32) {
-        if result > 0 {
-            conn.sending.consume(Int(result))
-            conn.netOutputBytes += Int(result)
-            if !conn.sending.isEmpty {
-                submitSend(conn)
-                return
-            }
+    private func sent(_ conn: Connection, _ outcome: Result<Int, Errno>) {
+        switch outcome {
+        case .success(let n) where n > 0:
+            conn.sending.consume(n)
+            conn.netOutputBytes += n
+            if !conn.sending.isEmpty { return submitSend(conn) }
             conn.sending.clear()
             flush(conn)
             if conn.moveTo >= 0 { detachWhenIdle(conn) }
-        } else if result == -EAGAIN || result == -EINTR {
+        case .failure(.wouldBlock), .failure(.interrupted):
             submitSend(conn)
-        } else {
+        default:
             conn.closeAfterFlush = false
             conn.output.clear()
             conn.sending.clear()
             close(conn)
         }
     }
+}
+
+extension Ring.Completion {
+    /// A recv's or send's result: the byte count, or the errno it failed with.
+    var outcome: Result<Int, Errno> { result >= 0 ? .success(Int(result)) : .failure(Errno(rawValue: -result)) }
 }

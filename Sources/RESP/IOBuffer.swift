@@ -13,13 +13,18 @@ import Darwin
 /// `receiving` is set, the kernel owns the bytes from `writerIndex` on: `consume` then
 /// leaves the indices where they are instead of rewinding an emptied buffer, so the
 /// pending receive's bytes land right after the ones already read.
+///
+/// The storage's address never leaves this type but through the calls that lend it for
+/// one I/O operation: `withWritableBytes` (a synchronous recv), `beginReceive` /
+/// `endReceive` (an asynchronous one, whose bytes the kernel owns meanwhile) and
+/// `readableBytes` (a send).
 public final class IOBuffer {
-    public private(set) var base: UnsafeMutablePointer<UInt8>
+    private(set) var base: UnsafeMutablePointer<UInt8>
     public private(set) var capacity: Int
-    public var readerIndex = 0
-    public var writerIndex = 0
-    /// A receive into `[writerIndex, capacity)` is in flight.
-    public var receiving = false
+    public private(set) var readerIndex = 0
+    public private(set) var writerIndex = 0
+    /// A receive into `[writerIndex, capacity)` is in flight (`beginReceive`).
+    public private(set) var receiving = false
 
     public init(capacity: Int = 16 * 1024) {
         self.capacity = max(capacity, 64)
@@ -32,8 +37,31 @@ public final class IOBuffer {
     @inlinable public var writableCount: Int { capacity - writerIndex }
     @inlinable public var isEmpty: Bool { writerIndex == readerIndex }
 
-    public var readPointer: UnsafeMutablePointer<UInt8> { base + readerIndex }
-    public var writePointer: UnsafeMutablePointer<UInt8> { base + writerIndex }
+    var readPointer: UnsafeMutablePointer<UInt8> { base + readerIndex }
+    var writePointer: UnsafeMutablePointer<UInt8> { base + writerIndex }
+
+    /// Lends the writable bytes to `body` (a recv into them), which returns how many it
+    /// filled (or a negative count for none); those become readable.
+    @inline(__always)
+    public func withWritableBytes(_ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        let n = body(UnsafeMutableRawBufferPointer(start: base + writerIndex, count: capacity - writerIndex))
+        if n > 0 { writerIndex += n }
+        return n
+    }
+
+    /// Lends the writable bytes to an asynchronous receive (an io_uring recv): until
+    /// `endReceive` they belong to the kernel, and the storage does not move.
+    public func beginReceive(_ submit: (UnsafeMutableRawBufferPointer) -> Void) {
+        precondition(!receiving, "IOBuffer: a receive is already in flight")
+        receiving = true
+        submit(UnsafeMutableRawBufferPointer(start: base + writerIndex, count: capacity - writerIndex))
+    }
+
+    /// The asynchronous receive completed with `count` bytes (none when not positive).
+    public func endReceive(_ count: Int) {
+        receiving = false
+        if count > 0 { writerIndex += count }
+    }
 
     public var readableBytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: base + readerIndex, count: writerIndex - readerIndex)

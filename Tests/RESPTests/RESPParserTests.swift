@@ -241,14 +241,14 @@ final class IOBufferTests: XCTestCase {
         b.consume(6)
         XCTAssertEqual(b.writerIndex, 0)
         b.append("PING\r\n")
-        b.receiving = true  // armed at writePointer, offset 6
+        var lent: UnsafeMutableRawBufferPointer?
+        b.beginReceive { lent = $0 }  // armed at offset 6
         b.consume(6)
         XCTAssertEqual(b.writerIndex, 6, "a pending receive's offset must not move")
         // The receive completes: the kernel wrote at offset 6.
         let arrived = Array("*1\r\n$4\r\nPING\r\n".utf8)
-        b.writePointer.update(from: arrived, count: arrived.count)
-        b.receiving = false
-        b.writerIndex += arrived.count
+        lent!.copyBytes(from: arrived)
+        b.endReceive(arrived.count)
         var parser = RESPParser(maxBulkLength: 1 << 20)
         guard case .command(let c) = parser.next(b) else { return XCTFail("no command") }
         XCTAssertEqual(c, ["PING"])

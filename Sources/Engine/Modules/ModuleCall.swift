@@ -1,6 +1,7 @@
 import Commands
 import Keyspace
 import RESP
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -214,7 +215,7 @@ enum ModuleCall {
         }
         let version = resp3 ? 3 : 2
         let out = IOBuffer(capacity: 64)
-        let conn = Connection(id: ctx.clientID, fd: -1, peer: "", local: "", authenticated: true,
+        let conn = Connection(id: ctx.clientID, fd: FileDescriptor(rawValue: -1), peer: "", local: "", authenticated: true,
                               maxBulkLength: server.config.maxBulkLength.load(ordering: .relaxed), now: 0)
         conn.protocolVersion = version
         _ = handler(ctx.shard ?? server.shards[0], conn, args, ReplyWriter(buffer: out, protocolVersion: version, countsErrors: false))
