@@ -138,7 +138,7 @@ extension Shard {
     /// (LockSection.keepOrLeave).
     @inline(__always)
     func mayKeepLocks(after conn: Connection) -> Bool {
-        readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty && context.expiredUnderSharedLock.isEmpty
+        blocking.readyQueue.isEmpty && context.events.isEmpty && pendingKeyEvents.isEmpty && context.expiredUnderSharedLock.isEmpty
             && !conn.suspended && !conn.closing
     }
 }

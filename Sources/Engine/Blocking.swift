@@ -32,12 +32,34 @@ import RESP
 // The home shard finishes every outcome in `finishBlocked`: it removes the client from
 // all waiter tables, writes the reply, and queues the connection to resume its input
 // once the shard is back at the top of its loop (never inside another command).
-extension Shard {
+/// One shard's side of blocking (see the top of this file): the keys its sections readied,
+/// waiting to be served; the deadlines of the clients homed here; the connections whose
+/// wait ended, waiting to run the input queued behind it.
+///
+/// Invariants: used only on its shard's thread. `readyQueue` is filled while the section
+/// that readied the keys still holds their locks (`takeReadyKeys`) and served with no
+/// lock held (`serveReadyKeys`); `timers` holds only clients homed here; a connection is
+/// in `resumeQueue` once its outcome was written, and resumes at the top of the loop.
+final class BlockingService {
+    private unowned(unsafe) let shard: Shard
+    private unowned(unsafe) let server: Server
+    /// Keys readied by this thread's sections, in the order they were readied.
+    var readyQueue = Deque<ReadyQueueItem>()
+    /// Deadlines of the clients blocked on this shard.
+    var timers = BlockTimers()
+    /// Connections whose block ended; their input resumes at the top of the loop.
+    var resumeQueue: [Connection] = []
+
+    init(shard: Shard) {
+        self.shard = shard
+        server = shard.server
+    }
+
     /// Registers the client filed by the command that just ran. Caller holds its keys' locks.
     func block(_ conn: Connection, _ request: BlockRequest) {
         let keys = request.keys.map { (shard: server.slots.shard(of: $0), key: DatabaseKey(db: conn.db, key: $0)) }
         let client = BlockedClient(
-            connectionID: conn.id, home: index, db: conn.db, keys: keys, operation: request.operation,
+            connectionID: conn.id, home: shard.index, db: conn.db, keys: keys, operation: request.operation,
             protocolVersion: conn.protocolVersion, deadline: request.deadline,
             discardsReply: conn.repliesOff || conn.skipReplies > 0)
         for (s, key) in keys { server.shards[s].waiters.add(client, on: key) }
@@ -51,16 +73,16 @@ extension Shard {
     @inline(__always)
     func takeReadyKeys(from s: Int) {
         // Unretained: the stores live as long as the server, and this runs after every write.
-        let store = stores.withUnsafeBufferPointer { Unmanaged.passUnretained($0[s]) }
+        let store = shard.stores.withUnsafeBufferPointer { Unmanaged.passUnretained($0[s]) }
         if store._withUnsafeGuaranteedRef({ $0.hasNewsForEngine }) { takeReadyKeysSlow(from: s) }
     }
 
     private func takeReadyKeysSlow(from s: Int) {
-        let store = stores[s]
+        let store = shard.stores[s]
         let log = store.keyEvents
         if !log.entries.isEmpty {
             for (kind, key) in log.entries {
-                pendingKeyEvents.append(KeyspaceEvent(db: key.db, key: key.key, event: kind == .expired ? "expired" : "new"))
+                shard.pendingKeyEvents.append(KeyspaceEvent(db: key.db, key: key.key, event: kind == .expired ? "expired" : "new"))
             }
             log.entries.removeAll(keepingCapacity: true)
         }
@@ -92,10 +114,10 @@ extension Shard {
     private func serveWaiters(onShard s: Int, _ key: DatabaseKey) -> Bool {
         var held = ShardLockSet()
         held.insert(s)
-        guard section.enter(held, .refuseWhenBusy) else { return false }
+        guard shard.section.enter(held, .refuseWhenBusy) else { return false }
         let table = server.shards[s].waiters
         var served: [(BlockedClient, [UInt8])] = []
-        let ctx = context
+        let ctx = shard.context
         ctx.now = ShardStore.nowMilliseconds()
         ctx.keyShard = nil
         var i = 0
@@ -105,7 +127,7 @@ extension Shard {
                 continue
             }
             if let wait = client.operation.engineWait {
-                wait.keyReadied(client, key: key.key, serving: self)
+                wait.keyReadied(client, key: key.key, serving: shard)
                 i += 1
                 continue
             }
@@ -114,9 +136,9 @@ extension Shard {
                 if !held.shards.contains(d) {
                     // Locks go in ascending order: let go, take both, and start the scan
                     // again, since the queue may have changed meanwhile.
-                    section.leave(held)
+                    shard.section.leave(held)
                     held.insert(d)
-                    guard section.enter(held, .refuseWhenBusy) else {
+                    guard shard.section.enter(held, .refuseWhenBusy) else {
                         for (client, bytes) in served { deliver(client, .reply(bytes)) }
                         return false
                     }
@@ -143,21 +165,21 @@ extension Shard {
             if ctx.dirty != dirtyBefore && server.watchedKeys.load(ordering: .relaxed) > 0 {
                 var written = [key.key]
                 if let d = client.operation.destination { written.append(d) }
-                touchWatchers(of: written, db: client.db)
+                shard.touchWatchers(of: written, db: client.db)
             }
             served.append((client, out.readableArray))
         }
-        section.leave(held)
+        shard.section.leave(held)
         for (client, bytes) in served { deliver(client, .reply(bytes)) }
         return true
     }
 
     /// Hands an outcome to the client's home shard.
     func deliver(_ client: BlockedClient, _ outcome: BlockOutcome) {
-        if client.home == index {
+        if client.home == shard.index {
             finishBlocked(client, outcome)
         } else {
-            server.shards[client.home].post(.run { $0.finishBlocked(client, outcome) })
+            server.shards[client.home].post(.run { $0.blocking.finishBlocked(client, outcome) })
         }
     }
 
@@ -171,21 +193,21 @@ extension Shard {
             return
         }
         let wait = client.operation.engineWait
-        defer { wait?.finished(on: self) }
-        guard let conn = connections[client.connectionID], conn.blocked === client else { return }
+        defer { wait?.finished(on: shard) }
+        guard let conn = shard.clients[client.connectionID], conn.blocked === client else { return }
         conn.blocked = nil
         conn.suspended = false
         conn.commandsRun += 1
         if let (args, microseconds) = conn.blockedCommand {
             conn.blockedCommand = nil
-            reportUnblocked(conn, args, microseconds: microseconds, failed: outcome.isError)
+            shard.reportUnblocked(conn, args, microseconds: microseconds, failed: outcome.isError)
         }
         if !client.discardsReply {
             switch outcome {
             case .reply(let bytes):
                 bytes.withUnsafeBytes { conn.output.append($0) }
             case .timeout:
-                if let bytes = wait?.timeoutReply(on: self, protocolVersion: conn.protocolVersion) {
+                if let bytes = wait?.timeoutReply(on: shard, protocolVersion: conn.protocolVersion) {
                     bytes.withUnsafeBytes { conn.output.append($0) }
                 } else {
                     client.operation.writeTimeoutReply(ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion))
@@ -196,7 +218,7 @@ extension Shard {
         }
         // Out to the socket now: a CLIENT KILL handled before the input resumes would
         // otherwise drop the reply, and with it a popped element.
-        flushReplies(conn)
+        shard.flushReplies(conn)
         resumeQueue.append(conn)
     }
 
@@ -216,9 +238,9 @@ extension Shard {
         for (s, key) in client.keys {
             // Behind a busy script the entry is left: a finished client is a stale waiter,
             // skipped and dropped whenever its key is served.
-            guard section.enter(s, .refuseWhenBusy) else { continue }
+            guard shard.section.enter(s, .refuseWhenBusy) else { continue }
             server.shards[s].waiters.remove(client, from: key)
-            section.exit(s)
+            shard.section.exit(s)
         }
     }
 
@@ -228,14 +250,14 @@ extension Shard {
         guard let client = conn.blocked else { return true }
         guard client.claim(.disconnected) else { return false }
         conn.blocked = nil
-        client.operation.engineWait?.clientDisconnected(on: self)
+        client.operation.engineWait?.clientDisconnected(on: shard)
         finishBlocked(client, .timeout)
         return true
     }
 
     /// CLIENT UNBLOCK on this shard: true if `id` is here, blocked, and this claim won.
     func unblock(clientID id: Int, withError: Bool) -> Bool {
-        guard let client = connections[id]?.blocked else { return false }
+        guard let client = shard.clients[id]?.blocked else { return false }
         if let wait = client.operation.engineWait, !wait.mayBeUnblocked { return false }
         guard client.claim(.unblocked) else { return false }
         finishBlocked(client, withError ? .error("UNBLOCKED client unblocked via CLIENT UNBLOCK") : .timeout)
@@ -246,27 +268,6 @@ extension Shard {
     func fireTimeouts(now: Int64) {
         while let client = timers.popDue(now: now) {
             if client.claim(.timedOut) { finishBlocked(client, .timeout) }
-        }
-    }
-
-    /// Work kept for the top of the shard's loop, never done inside a command: closing
-    /// subscribers past their output limit, and letting unblocked connections run the
-    /// input that waited behind their blocked command.
-    func runDeferredWork() {
-        if overLimit.isEmpty && resumeQueue.isEmpty { return }
-        section.releaseKept()
-        if !overLimit.isEmpty {
-            let closing = overLimit
-            overLimit = []
-            for conn in closing where !conn.closing { kill(conn) }
-        }
-        while !resumeQueue.isEmpty {
-            let batch = resumeQueue
-            resumeQueue = []
-            for conn in batch where !conn.closing {
-                processInput(conn)
-                flushReplies(conn)
-            }
         }
     }
 }

@@ -133,7 +133,7 @@ enum ClientCommand {
         let filter = ids
         shard.walkClients(conn, work: { s -> [String] in
             let now = ShardStore.nowMilliseconds()
-            return s.connections.values.sorted { $0.id < $1.id }
+            return s.clients.all.sorted { $0.id < $1.id }
                 .filter { filter?.contains($0.id) ?? true }
                 .map { $0.infoLine(now: now, server: s.server, shard: s.index) }
         }, finish: { s, c, lines in
@@ -156,7 +156,7 @@ enum ClientCommand {
         // client not there (or unknown) is not blocked.
         guard let home = shard.server.clientShards.shard(of: id) else { reply.integer(0); return false }
         let flag = withError
-        shard.gather(conn, only: [shard.server.shards[home]], work: { s in s.unblock(clientID: id, withError: flag) },
+        shard.gather(conn, only: [shard.server.shards[home]], work: { s in s.blocking.unblock(clientID: id, withError: flag) },
                      finish: { s, c, results in s.writer(for: c).integer(results.contains(true) ? 1 : 0) })
         return false
     }
@@ -229,7 +229,7 @@ enum ClientCommand {
         let requesterID = conn.id
         shard.walkClients(conn, work: { s -> (Int, Bool) in
             var killed = 0, killedSelf = false
-            for c in Array(s.connections.values) where filter.matches(c) {
+            for c in Array(s.clients.all) where filter.matches(c) {
                 killed += 1
                 if c.id == requesterID { killedSelf = true } else { s.kill(c) }
             }

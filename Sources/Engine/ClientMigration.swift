@@ -70,7 +70,7 @@ extension Shard {
 
     /// The backend has let go of `conn`: hand it to its new shard.
     func detached(_ conn: Connection) {
-        connections.removeValue(forKey: conn.id)
+        clients.release(conn)
         let target = server.shards[conn.moveTo]
         // After this post the connection belongs to the target's thread: no touching it.
         target.post(.welcome(conn))
@@ -87,8 +87,7 @@ extension Shard {
         conn.moveTo = -1
         conn.awayShard = -1
         conn.awayStreak = 0
-        connections[conn.id] = conn
-        server.clientShards.set(conn.id, shard: index)
+        clients.welcome(conn)
         server.migrations.endMove()
         backend.register(conn)
     }
@@ -181,18 +180,4 @@ final class MigrationGate: Sendable {
     var isSettled: Bool { moving.load(ordering: .sequentiallyConsistent) == 0 }
 
     func endWalk() { walking.subtract(1, ordering: .sequentiallyConsistent) }
-}
-
-/// Which shard each client connection lives on, server-wide.
-///
-/// Invariants: an entry is written by the shard that takes the connection in (accept, or
-/// the end of a move) and removed by the shard that closes it, so it is never behind by
-/// more than the move in flight; a blocked client cannot move, so for a blocked client the
-/// entry is exact. Writes happen per connection, not per command.
-final class ClientShards: Sendable {
-    private let shards = Mutex<[Int: Int]>([:])
-
-    func set(_ id: Int, shard: Int) { shards.withLock { $0[id] = shard } }
-    func remove(_ id: Int) { _ = shards.withLock { $0.removeValue(forKey: id) } }
-    func shard(of id: Int) -> Int? { shards.withLock { $0[id] } }
 }

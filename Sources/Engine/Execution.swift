@@ -401,7 +401,7 @@ extension Shard {
         if !ctx.unchangedKeys.isEmpty { ctx.unchangedKeys.removeAll() }
         if let request = ctx.blockRequest {
             ctx.blockRequest = nil
-            block(conn, request)
+            blocking.block(conn, request)
         }
         return failed
     }

@@ -43,8 +43,8 @@ enum InfoCommand {
             if locked { s.section.exit(s.index) }
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
                                dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
-                               blockingKeys: blockingKeys, blockingKeysOnNoKey: blockingKeysOnNoKey, timedClients: s.timers.live, pausedClients: s.paused.count,
-                               pubsubClients: s.connections.values.filter { $0.isSubscribed }.count,
+                               blockingKeys: blockingKeys, blockingKeysOnNoKey: blockingKeysOnNoKey, timedClients: s.blocking.timers.live, pausedClients: s.paused.count,
+                               pubsubClients: s.clients.all.filter { $0.isSubscribed }.count,
                                latencies: sections.contains("latencystats") ? s.latencies.snapshot() : [:])
         }, finish: { s, c, reports in
             s.writer(for: c).verbatim(render(s.server, reports, sections))

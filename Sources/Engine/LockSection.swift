@@ -173,14 +173,14 @@ final class LockSection: @unchecked Sendable {
     /// and the keyspace events collected in `context`, to the shards that serve them.
     func leave(_ set: ShardLockSet, context: CommandContext? = nil) {
         guard let shard else { return leaveOffShard(set, context) }
-        for s in set.shards { shard.takeReadyKeys(from: s) }
+        for s in set.shards { shard.blocking.takeReadyKeys(from: s) }
         set.unlock(locks)
     }
 
     /// `leave` for a section of one shard's lock.
     @inline(__always)
     func leave(_ s: Int) {
-        shard!.takeReadyKeys(from: s)
+        shard!.blocking.takeReadyKeys(from: s)
         locks[s].unlock()
     }
 
@@ -190,7 +190,7 @@ final class LockSection: @unchecked Sendable {
     func finish() {
         let shard = shard!
         if !shard.context.expiredUnderSharedLock.isEmpty { shard.expireKeysSeenUnderSharedLock() }
-        if !shard.readyQueue.isEmpty { shard.serveReadyKeys() }
+        if !shard.blocking.readyQueue.isEmpty { shard.blocking.serveReadyKeys() }
         if shard.hasEventsToPublish { shard.publishKeyspaceEvents() }
     }
 
@@ -209,8 +209,8 @@ final class LockSection: @unchecked Sendable {
         if let first = handOff.min(by: { $0.order < $1.order }) {
             let items = handOff
             server.shards[first.shard].post(.run { shard in
-                shard.readyQueue.append(contentsOf: items)
-                shard.serveReadyKeys()
+                shard.blocking.readyQueue.append(contentsOf: items)
+                shard.blocking.serveReadyKeys()
             })
         }
         guard let context, !context.events.isEmpty else { return }
@@ -243,7 +243,7 @@ final class LockSection: @unchecked Sendable {
     /// section (`leave`; the caller calls `finish`).
     func keepOrLeave(_ set: ShardLockSet, _ mode: LockMode, after conn: Connection) {
         let shard = shard!
-        if mode == .exclusive { for s in set.shards { shard.takeReadyKeys(from: s) } }
+        if mode == .exclusive { for s in set.shards { shard.blocking.takeReadyKeys(from: s) } }
         if shard.mayKeepLocks(after: conn) {
             kept.keep(set, mode)
         } else if !kept.isEmpty {
@@ -257,7 +257,7 @@ final class LockSection: @unchecked Sendable {
     @inline(__always)
     func keepOrLeave(_ s: Int, _ mode: LockMode, after conn: Connection) {
         let shard = shard!
-        if mode == .exclusive { shard.takeReadyKeys(from: s) }
+        if mode == .exclusive { shard.blocking.takeReadyKeys(from: s) }
         if shard.mayKeepLocks(after: conn) {
             kept.keep(single: s, mode)
         } else if !kept.isEmpty {

@@ -23,7 +23,7 @@ enum ShardMessage: Sendable {
 /// One shard: a thread with its own event loop (io_uring or epoll), the connections
 /// homed on it, and the lock-protected part of the keyspace it owns.
 ///
-/// Ownership: `connections`, `stats` and everything reached from a Connection belong
+/// Ownership: `clients`, `stats` and everything reached from a Connection belong
 /// to this shard's thread. `store` and `watchers` belong to whichever thread holds
 /// `server.locks[index]` (through a LockSection), which may be another shard running a
 /// command on these keys.
@@ -50,7 +50,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var backend: EventBackend!
     /// The shard's own thread, once it runs.
     private(set) var thread: pthread_t?
-    var connections: [Int: Connection] = [:]
+    /// The connections homed here (ClientRegistry.swift).
+    private(set) var clients: ClientRegistry!
     /// The connection whose input is being processed (a busy script's client).
     var activeConnection: Connection?
     var stats: ShardStats
@@ -72,12 +73,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var recentCommand: (name: Bytes, spec: Unmanaged<CommandSpec>)?
     /// The shard locks this thread holds, and the only way it takes them (LockSection.swift).
     private(set) var section: LockSection!
-    /// Ready keys (shard, key) collected after a command, to serve once its locks are released.
-    var readyQueue = Deque<ReadyQueueItem>()
-    /// Deadlines of the clients blocked on this shard.
-    var timers = BlockTimers()
-    /// Connections whose block ended; their input resumes at the top of the loop.
-    var resumeQueue: [Connection] = []
+    /// The clients blocked here and the keys readied for waiters (Blocking.swift).
+    private(set) var blocking: BlockingService!
     /// Connections holding a command back while CLIENT PAUSE is in force.
     var paused: [Connection] = []
     /// CLIENT LIST / KILL walks waiting for client moves to land (ClientMigration.swift).
@@ -100,7 +97,6 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var monitors: [Int: Connection] = [:]
     /// This thread's Lua interpreter, made on the first script.
     var scriptHostStorage: ScriptHost?
-    private var acceptCursor = 0
     private var stopping = false
     private var nextTick: Int64 = 0
 
@@ -117,6 +113,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
         latencies = CommandLatencies(commandCount: server.statsSlots)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
         section = LockSection(server: server, shard: self)
+        clients = ClientRegistry(shard: index, server: server)
+        blocking = BlockingService(shard: self)
     }
 
     /// Sends a message to this shard from any thread.
@@ -143,12 +141,12 @@ public final class Shard: @unchecked Sendable, EventHandler {
             // Module timers first, and what they posted (an UnblockClient) with them: a
             // timer due with a blocked client's deadline answers that client first.
             if fireModuleTimers(now: now) { drainInbox() }
-            fireTimeouts(now: now)
+            blocking.fireTimeouts(now: now)
             if !paused.isEmpty { resumePaused(now: now) }
             if !waitingWalks.isEmpty { retryWaitingWalks() }
             runDeferredWork()
             var wake = nextTick
-            if let d = timers.nextDeadline { wake = min(wake, d) }
+            if let d = blocking.timers.nextDeadline { wake = min(wake, d) }
             if let d = server.moduleTimers.nextDue(shard: index) { wake = min(wake, d) }
             if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
             if !waitingWalks.isEmpty { wake = min(wake, now + 1) }
@@ -157,9 +155,9 @@ public final class Shard: @unchecked Sendable, EventHandler {
             section.releaseKept()
             drainInbox()
         }
-        for conn in Array(connections.values) { backend.close(conn) }
+        for conn in Array(clients.all) { backend.close(conn) }
         // Let close completions arrive so sockets are really closed before exit.
-        for _ in 0..<10 where !connections.isEmpty { backend.poll(timeoutMicros: 10_000) }
+        for _ in 0..<10 where !clients.isEmpty { backend.poll(timeoutMicros: 10_000) }
         backend.poll(timeoutMicros: 0)
         backend = nil
     }
@@ -182,15 +180,13 @@ public final class Shard: @unchecked Sendable, EventHandler {
     // MARK: connections
 
     func accepted(fd: FileDescriptor) {
-        let shards = server.shards
-        let target = acceptCursor % shards.count
-        acceptCursor &+= 1
-        if target == index { adopt(fd) } else { shards[target].post(.adopt(fd: fd)) }
+        let target = clients.nextAcceptingShard()
+        if target == index { adopt(fd) } else { server.shards[target].post(.adopt(fd: fd)) }
     }
 
     private func adopt(_ fd: FileDescriptor) {
         stats.connectionsReceived += 1
-        if server.clientCount.load(ordering: .relaxed) >= server.config.maxClients.load(ordering: .relaxed) {
+        guard clients.hasRoom else {
             stats.rejectedConnections += 1
             let msg: StaticString = "-ERR max number of clients reached\r\n"
             _ = fd.send(UnsafeRawBufferPointer(start: msg.utf8Start, count: msg.utf8CodeUnitCount))
@@ -204,9 +200,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             peer: FileDescriptor.peerName(of: fd), local: FileDescriptor.localName(of: fd),
             authenticated: !server.config.hasPassword.load(ordering: .acquiring),
             maxBulkLength: server.config.maxBulkLength.load(ordering: .relaxed), now: now)
-        connections[conn.id] = conn
-        server.clientShards.set(conn.id, shard: index)
-        server.clientCount.add(1, ordering: .relaxed)
+        clients.admit(conn)
         backend.register(conn)
     }
 
@@ -224,11 +218,9 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     func closed(_ conn: Connection) {
         section.releaseKept()
-        guard connections.removeValue(forKey: conn.id) != nil else { return }
-        server.clientShards.remove(conn.id)
-        server.clientCount.subtract(1, ordering: .relaxed)
+        guard clients.remove(conn) else { return }
         unwatchAll(conn)
-        _ = abandonBlocked(conn)
+        _ = blocking.abandonBlocked(conn)
         unsubscribeAll(conn)
         stopMonitoring(conn)
         if conn.parkedCommand != nil {
@@ -241,7 +233,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// blocked client's reply that is already on its way (its element must not be lost).
     func kill(_ conn: Connection) {
         section.releaseKept()
-        guard abandonBlocked(conn) else {
+        guard blocking.abandonBlocked(conn) else {
             conn.closeAfterFlush = true
             return
         }
@@ -262,7 +254,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         section.finish()
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
         if idle > 0 {
-            for conn in Array(connections.values) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {
+            for conn in Array(clients.all) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {
                 kill(conn)
             }
         }
@@ -348,5 +340,28 @@ struct ShardStats: Sendable {
         microseconds = calls
         failedCalls = calls
         rejectedCalls = calls
+    }
+}
+
+extension Shard {
+    /// Work kept for the top of the shard's loop, never done inside a command: closing
+    /// subscribers past their output limit, and letting unblocked connections run the
+    /// input that waited behind their blocked command.
+    func runDeferredWork() {
+        if overLimit.isEmpty && blocking.resumeQueue.isEmpty { return }
+        section.releaseKept()
+        if !overLimit.isEmpty {
+            let closing = overLimit
+            overLimit = []
+            for conn in closing where !conn.closing { kill(conn) }
+        }
+        while !blocking.resumeQueue.isEmpty {
+            let batch = blocking.resumeQueue
+            blocking.resumeQueue = []
+            for conn in batch where !conn.closing {
+                processInput(conn)
+                flushReplies(conn)
+            }
+        }
     }
 }

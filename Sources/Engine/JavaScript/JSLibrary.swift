@@ -150,7 +150,7 @@ final class JSLibrary: @unchecked Sendable {
             runLentJobs()
             for run in Array(runs.values) { fail(run, reason ?? "ERR the library was deleted while the function ran") }
             for client in waiters.values where client.claim(.unblocked) {
-                server.shards[client.home].post(.run { $0.finishBlocked(client, .error("UNBLOCKED library deleted")) })
+                server.shards[client.home].post(.run { $0.blocking.finishBlocked(client, .error("UNBLOCKED library deleted")) })
             }
             waiters = [:]
             engineForInterrupt.withLock { $0 = nil }
@@ -343,7 +343,7 @@ final class JSLibrary: @unchecked Sendable {
         for (s, key) in keys { server.shards[s].waiters.add(client, on: key) }
         server.blockedClients.add(1, ordering: .relaxed)
         waiters[promise] = client
-        if request.deadline > 0 { server.shards[home].post(.run { $0.timers.add(client) }) }
+        if request.deadline > 0 { server.shards[home].post(.run { $0.blocking.timers.add(client) }) }
     }
 
     private func settle(_ promise: UInt64, raw: Bool, _ reply: [UInt8]) {

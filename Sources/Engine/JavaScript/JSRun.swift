@@ -39,7 +39,7 @@ final class JSRun: EngineWait, @unchecked Sendable {
     func complete(_ reply: [UInt8], server: Server) {
         guard let client else { return }
         server.shards[home].post(.run { shard in
-            if client.claim(.completed) { shard.finishBlocked(client, .reply(reply)) }
+            if client.claim(.completed) { shard.blocking.finishBlocked(client, .reply(reply)) }
         })
     }
 }

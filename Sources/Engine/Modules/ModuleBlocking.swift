@@ -239,7 +239,7 @@ extension Shard {
             conn.blocked = client
             conn.suspended = true
             server.blockedClients.add(1, ordering: .relaxed)
-            if deadline > 0 { timers.add(client) }
+            if deadline > 0 { blocking.timers.add(client) }
         }
         ctx.newBlocks = []
     }
@@ -248,7 +248,7 @@ extension Shard {
     func moduleUnblocked(_ block: ModuleBlock, abort: Bool) {
         if let client = block.client, client.claim(.completed) {
             let bytes = abort ? [] : runModuleReplyCallback(block, readyKey: nil).bytes
-            finishBlocked(client, .reply(bytes))
+            blocking.finishBlocked(client, .reply(bytes))
         }
         block.handleGivenBack(on: self)
     }
@@ -257,7 +257,7 @@ extension Shard {
     /// already ended, it ends as by timeout (its timeout callback answers).
     func moduleUnblockedOnKeys(_ block: ModuleBlock) {
         guard let client = block.client, client.claim(.unblocked) else { return }
-        finishBlocked(client, .timeout)
+        blocking.finishBlocked(client, .timeout)
     }
 
     /// A key `client` waits on may serve it: ask the module (home shard, no lock held).
@@ -273,7 +273,7 @@ extension Shard {
         }
         section.leave(section.everyShard)
         if result.status == ModuleAPI.ok && client.claim(.served) {
-            finishBlocked(client, .reply(result.bytes))
+            blocking.finishBlocked(client, .reply(result.bytes))
         }
         section.finish()
     }

@@ -168,7 +168,7 @@ extension Shard {
         run.held = ShardLockSet()
         run.finish()
         section.exitScript()
-        if !readyQueue.isEmpty { serveReadyKeys() }
+        if !blocking.readyQueue.isEmpty { blocking.serveReadyKeys() }
         // Messages the script published wait for its reply (the caller delivers them).
         if !context.events.isEmpty || !pendingKeyEvents.isEmpty { publishKeyspaceEvents(includingMessages: false) }
         return outcome == .restart ? nil : outcome
