@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
-// The targets below are the layers of ../shared/DESIGN.md, lowest first:
-// RESP -> Keyspace -> Commands -> Engine -> berth-server, with Uring over CUring beside Engine
-// and CModuleHost (the C half of the module API) under Engine's Modules/ folder.
+// The targets below are Berth's layers, lowest first (docs/architecture.md):
+// RESP -> Keyspace -> Commands -> Engine -> {Modules, Scripting, JavaScript} -> berth-server,
+// with Uring over CUring beside Engine, and the C halves (CModuleHost, CLua, CJSHost) under
+// the engine that uses each.
 import PackageDescription
 
 // Release builds drop Swift's dynamic exclusivity checks on class properties: they showed
@@ -72,7 +73,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CModuleHost", "CLua", "CJSHost", "CIntrinsics",
+                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CIntrinsics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -80,11 +81,31 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
-        // Modules written in Swift against Engine's public module API, built in.
-        .target(name: "SwiftModuleExamples", dependencies: ["Engine", "RESP"], swiftSettings: releaseSettings),
+        // The engines that stand on Engine with package access and reach it only through
+        // Engine/Extensions.swift: the module API, Lua scripting, JavaScript.
+        .target(
+            name: "Modules",
+            dependencies: [
+                "Engine", "RESP", "Keyspace", "Commands", "CModuleHost",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: releaseSettings
+        ),
+        .target(name: "Scripting", dependencies: ["Engine", "RESP", "Keyspace", "Commands", "CLua"], swiftSettings: releaseSettings),
+        .target(
+            name: "JavaScript",
+            dependencies: ["Engine", "RESP", "Keyspace", "Commands", "CJSHost", "CUring"],
+            swiftSettings: releaseSettings
+        ),
+        // Modules written in Swift against the public module API, built in.
+        .target(name: "SwiftModuleExamples", dependencies: ["Modules", "RESP"], swiftSettings: releaseSettings),
         .executableTarget(
             name: "BerthServer",
-            dependencies: ["Engine", "SwiftModuleExamples", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Engine", "Modules", "Scripting", "JavaScript", "SwiftModuleExamples",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "BerthClient", dependencies: ["RESP"]),
         // Blocking/unblocking latency and queue throughput against any RESP server.
@@ -101,6 +122,8 @@ let package = Package(
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Keyspace", "RESP"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),
+        .testTarget(name: "ModulesTests", dependencies: ["Modules", "RESP"]),
+        .testTarget(name: "JavaScriptTests", dependencies: ["JavaScript", "RESP"]),
         .testTarget(name: "IntegrationTests", dependencies: ["BerthClient", "RESP"]),
     ],
     cxxLanguageStandard: .cxx17

@@ -1,5 +1,8 @@
 import Engine
 import Logging
+import JavaScript
+import Modules
+import Scripting
 import SwiftModuleExamples
 #if canImport(Glibc)
 import Glibc
@@ -94,5 +97,6 @@ do {
     fail("Can't open the log file: \(error)")
 }
 LoggingSystem.bootstrap { _ in logHandler }
-let server = Server(config: config, configFile: configFile, logger: Logger(label: "berth"))
+let server = Server(config: config, configFile: configFile, logger: Logger(label: "berth"),
+                    extensions: Extensions(scripting: LuaScripting(), modules: ModuleHost(), javascript: JavaScriptHost()))
 exit(server.run())

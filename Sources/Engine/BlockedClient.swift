@@ -18,14 +18,14 @@ import Synchronization
 ///   shards also drop it from the queue they served, and skip it wherever it is stale.
 /// - Only the home shard's thread touches the connection; other shards reach it by
 ///   posting the reply to the home shard's inbox.
-final class BlockedClient: Sendable {
-    enum State: UInt8 {
+package final class BlockedClient: Sendable {
+    package enum State: UInt8 {
         case waiting, served, timedOut, unblocked, disconnected, completed
     }
 
     let connectionID: Int
     /// Index of the shard that owns the connection.
-    let home: Int
+    package let home: Int
     let db: Int
     /// The keys waited on, each with the shard that owns it.
     let keys: [(shard: Int, key: DatabaseKey)]
@@ -40,7 +40,7 @@ final class BlockedClient: Sendable {
     let completion: (@Sendable ([UInt8]) -> Void)?
     private let state = Atomic<UInt8>(State.waiting.rawValue)
 
-    init(connectionID: Int, home: Int, db: Int, keys: [(shard: Int, key: DatabaseKey)], operation: BlockedOperation,
+    package init(connectionID: Int, home: Int, db: Int, keys: [(shard: Int, key: DatabaseKey)], operation: BlockedOperation,
          protocolVersion: Int, deadline: Int64, discardsReply: Bool, completion: (@Sendable ([UInt8]) -> Void)? = nil) {
         self.completion = completion
         self.connectionID = connectionID
@@ -53,19 +53,19 @@ final class BlockedClient: Sendable {
         self.discardsReply = discardsReply
     }
 
-    var isWaiting: Bool { state.load(ordering: .acquiring) == State.waiting.rawValue }
+    package var isWaiting: Bool { state.load(ordering: .acquiring) == State.waiting.rawValue }
 
     var outcome: State { State(rawValue: state.load(ordering: .acquiring))! }
 
     /// Moves `.waiting` to `outcome`; true for the one caller that wins.
-    func claim(_ outcome: State) -> Bool {
+    package func claim(_ outcome: State) -> Bool {
         state.compareExchange(expected: State.waiting.rawValue, desired: outcome.rawValue,
                               successOrdering: .acquiringAndReleasing, failureOrdering: .acquiring).exchanged
     }
 }
 
 /// How a blocked client's wait ended, as its home shard turns it into a reply.
-enum BlockOutcome: Sendable {
+package enum BlockOutcome: Sendable {
     /// Served: the reply bytes the serving shard wrote.
     case reply([UInt8])
     /// Deadline passed, or CLIENT UNBLOCK ... TIMEOUT: the command's own timeout reply.
@@ -89,7 +89,7 @@ enum BlockOutcome: Sendable {
 /// command's wait would be served, replied to or dropped; every call but `keyReadied`
 /// runs on the client's home shard after its claim was won. The defaults suit a wait on
 /// no keys that answers like any command (a JavaScript run).
-protocol EngineWait: ExternalWait {
+package protocol EngineWait: ExternalWait {
     /// A key `client` waits on was readied; `serving` holds that key's lock. The wait
     /// decides for itself whether it is served (a module asks its reply callback, on the
     /// client's home shard).
@@ -108,7 +108,7 @@ protocol EngineWait: ExternalWait {
     func commandRan(_ commandID: Int, microseconds: Int) -> Bool
 }
 
-extension EngineWait {
+package extension EngineWait {
     func keyReadied(_ client: BlockedClient, key: Bytes, serving: Shard) {}
     var mayBeUnblocked: Bool { true }
     func timeoutReply(on shard: Shard, protocolVersion: Int) -> [UInt8]? { nil }

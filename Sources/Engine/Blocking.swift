@@ -40,13 +40,13 @@ import RESP
 /// that readied the keys still holds their locks (`takeReadyKeys`) and served with no
 /// lock held (`serveReadyKeys`); `timers` holds only clients homed here; a connection is
 /// in `resumeQueue` once its outcome was written, and resumes at the top of the loop.
-final class BlockingService {
+package final class BlockingService {
     private unowned(unsafe) let shard: Shard
     private unowned(unsafe) let server: Server
     /// Keys readied by this thread's sections, in the order they were readied.
-    var readyQueue = Deque<ReadyQueueItem>()
+    package var readyQueue = Deque<ReadyQueueItem>()
     /// Deadlines of the clients blocked on this shard.
-    var timers = BlockTimers()
+    package var timers = BlockTimers()
     /// Connections whose block ended; their input resumes at the top of the loop.
     var resumeQueue: [Connection] = []
 
@@ -95,7 +95,7 @@ final class BlockingService {
     /// Serves the waiters of every collected ready key, in the order the keys were readied
     /// (across shards: a transaction's pushes to keys of several shards serve a client
     /// blocked on them from the first). Call with no shard lock held.
-    func serveReadyKeys() {
+    package func serveReadyKeys() {
         if readyQueue.count > 1 && !zip(readyQueue, readyQueue.dropFirst()).allSatisfy({ $0.order < $1.order }) {
             readyQueue = Deque(readyQueue.sorted { $0.order < $1.order })
         }
@@ -184,7 +184,7 @@ final class BlockingService {
     }
 
     /// Ends a wait whose outcome was claimed: home shard only, no shard lock held.
-    func finishBlocked(_ client: BlockedClient, _ outcome: BlockOutcome) {
+    package func finishBlocked(_ client: BlockedClient, _ outcome: BlockOutcome) {
         server.blockedClients.subtract(1, ordering: .relaxed)
         if client.deadline > 0 { timers.finished() }
         removeFromWaiterTables(client)
@@ -278,7 +278,7 @@ final class BlockingService {
 /// or unblocked; `popDue` skips them, and the heap is rebuilt when such stale entries
 /// outnumber the live ones, so a stream of served clients with long timeouts cannot grow
 /// it without bound. `live` counts entries whose client has not yet been finished.
-struct BlockTimers {
+package struct BlockTimers {
     private struct Entry: Comparable {
         let deadline: Int64
         let sequence: Int
@@ -293,7 +293,7 @@ struct BlockTimers {
 
     var nextDeadline: Int64? { heap.min?.deadline }
 
-    mutating func add(_ client: BlockedClient) {
+    package mutating func add(_ client: BlockedClient) {
         sequence += 1
         live += 1
         heap.insert(Entry(deadline: client.deadline, sequence: sequence, client: client))
@@ -311,7 +311,7 @@ struct BlockTimers {
 }
 
 /// A key some command readied, waiting on the thread that ran it to serve its waiters.
-struct ReadyQueueItem: Sendable {
+package struct ReadyQueueItem: Sendable {
     let shard: Int
     let key: DatabaseKey
     /// When it was readied, server-wide (`ReadyKeys`).

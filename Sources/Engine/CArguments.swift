@@ -2,7 +2,7 @@ import RESP
 
 /// Calls `body` with C arrays of pointers and lengths for `items`, all pointing into one
 /// buffer that stays valid for the call: the argv form the C hosts (Lua, JavaScript) take.
-func withCArguments<T>(_ items: some Sequence<Bytes>,
+package func withCArguments<T>(_ items: some Sequence<Bytes>,
                        _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> T) -> T {
     var bytes: [UInt8] = []
     var ranges: [Range<Int>] = []

@@ -23,13 +23,18 @@ import RESP
 // it ahead of any later INFO.
 
 /// The client a SLOWLOG entry names.
-struct CallCaller: Sendable {
+package struct CallCaller: Sendable {
     let peer: String
     let name: String
+
+    package init(peer: String, name: String) {
+        self.peer = peer
+        self.name = name
+    }
 }
 
 /// One command that ran, for the records (see the top of this file).
-struct CallRecord: Sendable {
+package struct CallRecord: Sendable {
     let commandID: Int
     let name: String
     /// `container|subcommand` for a container's call (`config|set`), which Redis counts
@@ -50,7 +55,7 @@ struct CallRecord: Sendable {
     /// Whether the command may appear in MONITOR (admin commands never do).
     let monitorable: Bool
 
-    init(_ spec: CommandSpec, _ args: [Bytes], db: Int, microseconds: Int, failed: Bool,
+    package init(_ spec: CommandSpec, _ args: [Bytes], db: Int, microseconds: Int, failed: Bool,
          slowlogCaller: CallCaller?, samplesLatency: Bool? = nil, monitorPeer: String?) {
         self.samplesLatency = samplesLatency ?? (slowlogCaller != nil)
         commandID = spec.id
@@ -68,7 +73,7 @@ struct CallRecord: Sendable {
 
 extension Shard {
     /// Records a command that ran on this shard's thread.
-    func record(_ call: CallRecord) {
+    package func record(_ call: CallRecord) {
         let id = server.statID(call.commandID, subcommand: call.subcommand)
         stats.calls[id] += 1
         stats.microseconds[id] += call.microseconds
@@ -110,7 +115,7 @@ extension Shard {
 extension Server {
     /// Records a call from any thread: on `shard` when the caller runs on that shard's
     /// thread, otherwise (`shard` nil) through shard 0's inbox.
-    func record(_ call: CallRecord, on shard: Shard?) {
+    package func record(_ call: CallRecord, on shard: Shard?) {
         if let shard { shard.record(call) } else { shards[0].post(.run { $0.record(call) }) }
     }
 }

@@ -61,7 +61,7 @@ extension Shard {
 
     /// Counts a script's or function's declared keys toward `conn`'s streak, as a data
     /// command's: queue libraries run most of their work as scripts over hash-tagged keys.
-    func noteKeys(_ keys: ArraySlice<Bytes>, of conn: Connection) {
+    package func noteKeys(_ keys: ArraySlice<Bytes>, of conn: Connection) {
         guard let first = keys.first else { return }
         let s = slots.shard(of: first)
         let one = keys.allSatisfy { slots.shard(of: $0) == s }

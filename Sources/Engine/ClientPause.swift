@@ -76,19 +76,6 @@ extension Shard {
         server.blockedClients.add(1, ordering: .relaxed)
     }
 
-    /// Whether the script `args` runs (EVAL, EVALSHA, FCALL) may write: false only when
-    /// its shebang or its function says `no-writes`.
-    func scriptMayWrite(_ spec: CommandSpec, _ args: [Bytes]) -> Bool {
-        guard args.count > 1 else { return true }
-        switch spec.name {
-        case "eval": return !((try? ScriptCommands.shebang(args[1]).noWrites) ?? false)
-        case "evalsha":
-            guard let body = server.scripts.body(args[1].string) else { return true }
-            return !((try? ScriptCommands.shebang(body).noWrites) ?? false)
-        case "fcall": return !(server.functions.function(args[1].string)?.noWrites ?? false)
-        default: return true
-        }
-    }
 
     /// Runs parked commands the pause no longer covers, then the input behind them.
     func resumePaused(now: Int64) {

@@ -16,7 +16,7 @@ enum CommandCommand {
         if sub.equalsIgnoringCase("count") {
             reply.integer(all.count)
         } else if sub.equalsIgnoringCase("list") {
-            return list(all, Array(args.dropFirst(2)), shard.server.modules.modules, reply)
+            return list(all, Array(args.dropFirst(2)), shard.server.extensions.modules, reply)
         } else if sub.equalsIgnoringCase("info") {
             let names = args.count > 2 ? Array(args.dropFirst(2)) : all.map { Bytes($0.name) }
             reply.arrayHeader(names.count)
@@ -83,7 +83,7 @@ enum CommandCommand {
 
     /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: commands and
     /// their subcommands (`container|sub`), as Redis lists them.
-    private static func list(_ all: [CommandSpec], _ filter: [Bytes], _ modules: [Module], _ reply: ReplyWriter) -> Bool {
+    private static func list(_ all: [CommandSpec], _ filter: [Bytes], _ modules: any ModuleExtension, _ reply: ReplyWriter) -> Bool {
         var names: [String] = []
         for spec in all {
             names.append(spec.name)
@@ -101,7 +101,7 @@ enum CommandCommand {
         } else if filter[1].equalsIgnoringCase("aclcat") {
             kept = names.filter { RedisCommandMetadata.byName[$0]?.categories.contains(value.lowercased()) == true }
         } else if filter[1].equalsIgnoringCase("module") {
-            kept = modules.first { $0.name == value }?.commands.map(\.string) ?? []
+            kept = modules.commandNames(ofModule: value) ?? []
         } else {
             reply.error(CommandError.syntax.message)
             return true

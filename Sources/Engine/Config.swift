@@ -116,11 +116,11 @@ public final class ServerConfig: @unchecked Sendable {
     private let values: Mutex<[String: String]>
 
     // Mirrors of values read on hot paths.
-    let maxBulkLength = Atomic<Int>(536_870_912)
+    package let maxBulkLength = Atomic<Int>(536_870_912)
     let queryBufferLimit = Atomic<Int>(1_073_741_824)
     let maxClients = Atomic<Int>(10000)
     let slowlogSlowerThan = Atomic<Int>(10000)
-    let slowlogMaxLength = Atomic<Int>(128)
+    package let slowlogMaxLength = Atomic<Int>(128)
     let idleTimeoutSeconds = Atomic<Int>(0)
     let hasPassword = Atomic<Bool>(false)
     /// client-output-buffer-limit pubsub: hard bytes, soft bytes, soft seconds (0 = none).
@@ -128,7 +128,7 @@ public final class ServerConfig: @unchecked Sendable {
     let pubsubSoftLimit = Atomic<Int>(8_388_608)
     let pubsubSoftSeconds = Atomic<Int>(60)
     /// latency-tracking: commands are recorded in the latency histograms.
-    let latencyTracking = Atomic<Bool>(true)
+    package let latencyTracking = Atomic<Bool>(true)
     /// The normal class (every other client); Redis's default is no limit.
     let normalHardLimit = Atomic<Int>(0)
     let normalSoftLimit = Atomic<Int>(0)
@@ -140,7 +140,7 @@ public final class ServerConfig: @unchecked Sendable {
     /// notify-keyspace-events, parsed (`NotifyFlags.rawValue`).
     let notifyFlags = Atomic<UInt16>(0)
     /// busy-reply-threshold in milliseconds.
-    let busyReplyThreshold = Atomic<Int>(5000)
+    package let busyReplyThreshold = Atomic<Int>(5000)
     let migrationStreak = Atomic<Int>(64)
 
     public init() {

@@ -7,9 +7,9 @@ import SystemPackage
 /// state is touched only by that shard's thread; other threads reach it only through the
 /// home shard's inbox. That confinement is why it can be `@unchecked Sendable`.
 public final class Connection: @unchecked Sendable {
-    let id: Int
+    package let id: Int
     let fd: FileDescriptor
-    let peer: String
+    package let peer: String
     let local: String
     let createdAt: Int64
     var lastInteraction: Int64
@@ -29,35 +29,35 @@ public final class Connection: @unchecked Sendable {
     /// Close after the pending output is written (QUIT, protocol errors).
     var closeAfterFlush = false
     /// A command is waiting for other shards (INFO, CLIENT LIST...); later input waits.
-    var suspended = false
+    package var suspended = false
 
     /// Input batches whose keys are not worth prefetching, as the last scan found
     /// (BatchPrefetch.swift).
     var prefetchSkips = 0
 
     // Client state.
-    var db = 0
-    var protocolVersion = 2
-    var name = ""
+    package var db = 0
+    package var protocolVersion = 2
+    package var name = ""
     var authenticated: Bool
     /// `CommandSpec.id` of the last command run, -1 before any (CLIENT LIST's cmd=).
     var lastCommand = -1
     /// The subcommand of the last command when it was a container's (cmd=client|list).
     var lastSubcommand: String? = nil
-    var transaction: Transaction? = nil
+    package var transaction: Transaction? = nil
     var watched: [WatchedKey] = []
     let watchToken = WatchToken()
     /// CLIENT REPLY OFF.
-    var repliesOff = false
+    package var repliesOff = false
     /// CLIENT SETINFO LIB-NAME / LIB-VER.
     var libraryName = "", libraryVersion = ""
     /// Bytes read from and written to the socket, and commands run (CLIENT LIST's
     /// tot-net-in, tot-net-out, tot-cmds).
-    var netInputBytes = 0, netOutputBytes = 0, commandsRun = 0
+    package var netInputBytes = 0, netOutputBytes = 0, commandsRun = 0
     /// CLIENT REPLY SKIP: replies still to drop (the SKIP itself and the next command).
-    var skipReplies = 0
+    package var skipReplies = 0
     /// Set while the connection waits in a blocking command.
-    var blocked: BlockedClient? = nil
+    package var blocked: BlockedClient? = nil
     /// That command and the microseconds its first run took, for SLOWLOG and latencystats
     /// once it is unblocked.
     var blockedCommand: (args: [Bytes], microseconds: Int)? = nil
@@ -80,7 +80,7 @@ public final class Connection: @unchecked Sendable {
 
     var isSubscribed: Bool { !subscriptions[0].isEmpty || !subscriptions[1].isEmpty || !subscriptions[2].isEmpty }
 
-    init(id: Int, fd: FileDescriptor, peer: String, local: String, authenticated: Bool, maxBulkLength: Int, now: Int64) {
+    package init(id: Int, fd: FileDescriptor, peer: String, local: String, authenticated: Bool, maxBulkLength: Int, now: Int64) {
         self.id = id
         self.fd = fd
         self.peer = peer
@@ -111,7 +111,7 @@ public final class Connection: @unchecked Sendable {
 }
 
 /// MULTI state: the queued commands, and whether queuing hit an error (EXECABORT).
-struct Transaction {
+package struct Transaction {
     var queue: [(CommandSpec, [Bytes])] = []
     var failed = false
 }

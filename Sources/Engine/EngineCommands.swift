@@ -7,12 +7,12 @@ import Glibc
 
 /// An engine command: it works on the connection or the server rather than on keys.
 /// Returns true when it replied with an error.
-typealias EngineHandler = @Sendable (Shard, Connection, [Bytes], ReplyWriter) -> Bool
+package typealias EngineHandler = @Sendable (Shard, Connection, [Bytes], ReplyWriter) -> Bool
 
 /// Connection, transaction and server commands (PING, HELLO, AUTH, SELECT, MULTI/EXEC,
 /// CLIENT, CONFIG, INFO, COMMAND, SHUTDOWN...).
-enum EngineCommands {
-    static func spec(_ name: String, _ arity: Int, _ flags: CommandFlags, subcommands: [String] = []) -> CommandSpec {
+package enum EngineCommands {
+    package static func spec(_ name: String, _ arity: Int, _ flags: CommandFlags, subcommands: [String] = []) -> CommandSpec {
         CommandSpec(name, arity: arity, flags: flags.union(.engine), subcommands: subcommands)
     }
 
@@ -103,12 +103,6 @@ enum EngineCommands {
                             "unblock", "pause", "unpause", "help"]),
          ClientCommand.run),
         (spec("config", -2, [.admin, .loading, .stale], subcommands: ["get", "set", "resetstat", "rewrite", "help"]), ConfigCommand.run),
-        (spec("script", -2, [.stale], subcommands: ["load", "exists", "flush", "kill", "help"]),
-         ScriptCommands.script),
-        (spec("function", -2, [.stale], subcommands: ["load", "delete", "list", "flush", "dump", "restore", "stats", "kill", "help"]),
-         ScriptFunctions.function),
-        (spec("module", -2, [.admin, .noMulti], subcommands: ["list", "load", "loadex", "unload", "help"]),
-         ModuleAdminCommand.run),
         (spec("info", -1, [.noMulti, .loading, .stale]), InfoCommand.run),
         (spec("memory", -2, [.readonly, .noMulti], subcommands: ["usage", "stats", "doctor", "purge", "malloc-stats", "help"]),
          MemoryCommand.run),

@@ -17,13 +17,13 @@ import Synchronization
 ///
 /// Invariants: `counts` has at most `maxCodes` entries; every access holds the mutex.
 /// `total` is bumped inside the same critical section, so a reset clears both at once.
-final class ErrorStats: Sendable {
+package final class ErrorStats: Sendable {
     static let maxCodes = 128
     private let counts = Mutex<[String: Int]>([:])
     private let totalCount = Atomic<Int>(0)
 
     /// Counts a reply written as raw bytes (a script's result) when it is an error.
-    func countReply(_ reply: [UInt8]) {
+    package func countReply(_ reply: [UInt8]) {
         guard reply.first == UInt8(ascii: "-") else { return }
         let line = reply.dropFirst().prefix { $0 != 32 && $0 != 13 }
         count(String(decoding: line, as: UTF8.self))

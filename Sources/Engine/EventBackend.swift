@@ -2,7 +2,7 @@ import SystemPackage
 
 /// The event loop interface a shard runs on: io_uring where the kernel allows it, epoll
 /// otherwise. Both deliver the same callbacks, so everything above them is shared.
-protocol EventBackend: AnyObject {
+package protocol EventBackend: AnyObject {
     var name: String { get }
     /// Accept connections on `fd` (shard 0 only).
     func addListener(_ fd: FileDescriptor)

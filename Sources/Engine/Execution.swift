@@ -103,7 +103,7 @@ extension Shard {
         } else if let spec = server.commands.lookup(args[0]) {
             recentCommand = (args[0], Unmanaged.passUnretained(spec))
             executeKeepingLocks(conn, args, spec)
-        } else if let spec = server.modules.command(named: args[0])?.spec {
+        } else if let spec = server.extensions.modules.command(named: args[0]) {
             // MODULE UNLOAD can take a module's commands away: looked up every time.
             executeKeepingLocks(conn, args, spec)
         } else {
@@ -116,7 +116,7 @@ extension Shard {
         if !section.kept.isEmpty && (!isPlainData(spec) || conn.transaction != nil) {
             section.releaseKept()
         }
-        if pause.isActive, pause.holdsBack(spec, args, conn, scriptMayWrite: scriptMayWrite), conn.authenticated {
+        if pause.isActive, pause.holdsBack(spec, args, conn, scriptMayWrite: server.extensions.scripting.mayWrite), conn.authenticated {
             park(conn, args)
             return
         }
@@ -167,10 +167,10 @@ extension Shard {
         let start = clockBeforeCommand
         let failed: Bool
         if spec.flags.contains(.module) {
-            failed = runModuleCommand(spec, conn, args, reply, locksHeld: false)
+            failed = server.extensions.modules.run(on: self, spec, conn, args, reply, locksHeld: false)
         } else if spec.flags.contains(.script) {
             feedMonitors(spec, conn, args)  // before the commands it runs, as Redis feeds EVAL
-            failed = runScript(spec, conn, args, reply, locksHeld: false)
+            failed = server.extensions.scripting.run(on: self, spec, conn, args, reply, locksHeld: false)
         } else if spec.flags.contains(.engine) {
             if server.moduleYieldGate.sectionHeld.load(ordering: .relaxed), !waitOutModuleSection(spec, args, reply) {
                 return
@@ -261,7 +261,7 @@ extension Shard {
 
     /// Redis's text: the name and arguments printed as C strings (a NUL ends each), the
     /// name cut at 128 bytes, arguments added while the list is under 128 bytes.
-    static func unknownCommandMessage(_ args: [Bytes]) -> String {
+    package static func unknownCommandMessage(_ args: [Bytes]) -> String {
         func cString(_ b: Bytes, max: Int) -> String {
             String(decoding: b.withUnsafeBytes { Array($0.prefix { $0 != 0 }.prefix(max)) }, as: UTF8.self)
         }
@@ -296,7 +296,7 @@ extension Shard {
     }
 
     /// The -BUSY reply of a command that waited for locks a busy script holds.
-    func replyBusy(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+    package func replyBusy(_ spec: CommandSpec, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         reply.error(server.scriptBusy.refusal(spec, args)
                     ?? "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
         return true
@@ -529,10 +529,10 @@ extension Shard {
             let start = clock.microseconds()
             let failed: Bool
             if spec.flags.contains(.module) {
-                failed = runModuleCommand(spec, conn, args, reply, locksHeld: true)
+                failed = server.extensions.modules.run(on: self, spec, conn, args, reply, locksHeld: true)
             } else if spec.flags.contains(.script) {
                 feedMonitors(spec, conn, args)
-                failed = runScript(spec, conn, args, reply, locksHeld: true)
+                failed = server.extensions.scripting.run(on: self, spec, conn, args, reply, locksHeld: true)
             } else if spec.flags.contains(.engine) {
                 failed = server.engineCommands[spec.id]!(self, conn, args, reply)
             } else {
@@ -552,7 +552,7 @@ extension Shard {
     }
 }
 
-func monotonicMicroseconds() -> Int {
+package func monotonicMicroseconds() -> Int {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000

@@ -112,8 +112,8 @@ enum InfoCommand {
             ("maxmemory_policy", server.config.get("maxmemory-policy")),
             ("mem_fragmentation_ratio", String(format2(used > 0 ? Double(rss) / Double(used) : 0))),
             ("mem_allocator", "libc"),
-            ("number_of_cached_scripts", String(server.scripts.count)),
-            ("number_of_functions", String(server.functions.all.reduce(0) { $0 + $1.functions.count })),
+            ("number_of_cached_scripts", String(server.extensions.scripting.cachedScriptCount)),
+            ("number_of_functions", String(server.extensions.scripting.functionCount)),
         ])
         let dirty = reports.reduce(0) { $0 + $1.dirty }
         section("Persistence", [
@@ -150,7 +150,7 @@ enum InfoCommand {
         ])
         if sections.contains("commandstats") {
             var fields: [(String, String)] = []
-            let ids = server.commands.specs.values.map { ($0.name, $0.id) } + server.modules.commandSpecs.map { ($0.name, $0.id) }
+            let ids = server.commands.specs.values.map { ($0.name, $0.id) } + server.extensions.modules.commandSpecs.map { ($0.name, $0.id) }
                 + server.subcommandStatIDs.map { ($0.key, $0.value) }
             for (name, id) in ids.sorted(by: { $0.0 < $1.0 }) {
                 let calls = sum { $0.stats.calls[id] }

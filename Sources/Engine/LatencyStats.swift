@@ -80,7 +80,7 @@ enum LatencyHistogram {
 /// Invariants: only the owning shard's thread records, resets or snapshots (INFO gathers
 /// on each shard's thread), so nothing is shared. `tables[i]` is nil or points at
 /// `LatencyHistogram.bucketCount` counters owned by this object.
-final class CommandLatencies {
+package final class CommandLatencies {
     private let count: Int
     private let tables: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>?>
 
@@ -96,7 +96,7 @@ final class CommandLatencies {
     }
 
     @inline(__always)
-    func record(_ command: Int, microseconds: Int) {
+    package func record(_ command: Int, microseconds: Int) {
         guard command >= 0 && command < count else { return }
         let table = tables[command] ?? allocate(command)
         table[LatencyHistogram.bucket(of: microseconds)] &+= 1

@@ -27,7 +27,7 @@ import Keyspace
 
 /// What a thread waiting for a contended shard lock does while a script (or a yielding
 /// module operation) is announced busy.
-enum LockWaitPolicy {
+package enum LockWaitPolicy {
     /// Give up without the lock: the caller answers -BUSY (a client's command), or
     /// leaves the work for later (expiry, INFO's counts).
     case refuseWhenBusy
@@ -43,7 +43,7 @@ enum LockWaitPolicy {
 /// section waits for a lock, so every wait happens in ascending order or as a script's
 /// escalation. The off-shard section has no state (`kept` stays empty, `finish` is never
 /// called on it), which is why threads may share it.
-final class LockSection: @unchecked Sendable {
+package final class LockSection: @unchecked Sendable {
     let locks: [ShardLock]
     private let busy: ScriptBusy
     /// The shard thread this section belongs to; nil for the off-shard section.
@@ -51,7 +51,7 @@ final class LockSection: @unchecked Sendable {
     private unowned(unsafe) let server: Server?
     /// Every shard, in order: what module operations, EXEC with a script and a
     /// whole-keyspace script hold.
-    let everyShard: ShardLockSet
+    package let everyShard: ShardLockSet
     /// Locks kept from earlier commands of the batch being processed (shard threads).
     var kept = KeptLocks()
 
@@ -77,14 +77,14 @@ final class LockSection: @unchecked Sendable {
 
     /// Takes shard `s`'s lock for a caller that holds no other; false when `policy` gave up.
     @inline(__always)
-    func enter(_ s: Int, _ policy: LockWaitPolicy, _ mode: LockMode = .exclusive) -> Bool {
+    package func enter(_ s: Int, _ policy: LockWaitPolicy, _ mode: LockMode = .exclusive) -> Bool {
         if locks[s].tryLock(mode) { return true }
         return locks[s].wait(mode) { self.stop(policy, holdingOthers: false) != nil }
     }
 
     /// Takes every lock of `set` in ascending order, or none when `policy` or `giveUp`
     /// (checked between 5 ms slices of a contended wait) gives up.
-    func enter(_ set: ShardLockSet, _ policy: LockWaitPolicy, _ mode: LockMode = .exclusive,
+    package func enter(_ set: ShardLockSet, _ policy: LockWaitPolicy, _ mode: LockMode = .exclusive,
                giveUp: () -> Bool = { false }) -> Bool {
         while true {
             busy.waitWhileEscalating()
@@ -107,7 +107,7 @@ final class LockSection: @unchecked Sendable {
     }
 
     /// Takes every lock of `set` if each is free this instant, else none.
-    func tryEnter(_ set: ShardLockSet) -> Bool {
+    package func tryEnter(_ set: ShardLockSet) -> Bool {
         for (i, s) in set.shards.enumerated() where !locks[s].tryLock(.exclusive) {
             for t in set.shards[..<i].reversed() { locks[t].unlock() }
             return false
@@ -116,18 +116,18 @@ final class LockSection: @unchecked Sendable {
     }
 
     /// Takes the server-wide script lock (scripts run one at a time), before any shard lock.
-    func enterScript(_ policy: LockWaitPolicy) -> Bool {
+    package func enterScript(_ policy: LockWaitPolicy) -> Bool {
         if busy.lock.tryLock(.exclusive) { return true }
         return busy.lock.wait(.exclusive) { self.stop(policy, holdingOthers: false) != nil }
     }
 
-    func exitScript() { busy.lock.unlock() }
+    package func exitScript() { busy.lock.unlock() }
 
     /// Adds the locks of `missing` to a running script's `held`: without waiting if they
     /// are free; else, when `mayRestart`, not at all (false, `held` as it was); else by
     /// escalating: waiting for them out of order while every lock set in the way steps
     /// aside (rule 1). The caller holds the script lock, so one script escalates at a time.
-    func widen(_ held: inout ShardLockSet, by missing: [Int], mayRestart: Bool) -> Bool {
+    package func widen(_ held: inout ShardLockSet, by missing: [Int], mayRestart: Bool) -> Bool {
         var taken: [Int] = []
         for s in missing {
             guard locks[s].tryLock(.exclusive) else { break }
@@ -164,14 +164,14 @@ final class LockSection: @unchecked Sendable {
 
     /// Lets go of locks that guarded no write (WATCH's bookkeeping, INFO's counts,
     /// MODULE UNLOAD): nothing can have been readied under them.
-    @inline(__always) func exit(_ s: Int) { locks[s].unlock() }
-    func exit(_ set: ShardLockSet) { set.unlock(locks) }
+    @inline(__always) package func exit(_ s: Int) { locks[s].unlock() }
+    package func exit(_ set: ShardLockSet) { set.unlock(locks) }
 
     /// Ends a section that held `set` (rule 3): on a shard thread takes what its writes
     /// made ready from each shard, then lets the locks go, and `finish` follows once the
     /// caller's own bookkeeping is done. Off a shard thread it also hands the ready keys,
     /// and the keyspace events collected in `context`, to the shards that serve them.
-    func leave(_ set: ShardLockSet, context: CommandContext? = nil) {
+    package func leave(_ set: ShardLockSet, context: CommandContext? = nil) {
         guard let shard else { return leaveOffShard(set, context) }
         for s in set.shards { shard.blocking.takeReadyKeys(from: s) }
         set.unlock(locks)
@@ -187,7 +187,7 @@ final class LockSection: @unchecked Sendable {
     /// With no shard lock held: deletes the keys a shared-lock reader found expired,
     /// serves the clients blocked on keys the section readied, publishes its events.
     @inline(__always)
-    func finish() {
+    package func finish() {
         let shard = shard!
         if !shard.context.expiredUnderSharedLock.isEmpty { shard.expireKeysSeenUnderSharedLock() }
         if !shard.blocking.readyQueue.isEmpty { shard.blocking.serveReadyKeys() }

@@ -9,7 +9,7 @@ extension Server {
     /// answers at once), and returns its reply bytes. `cc`'s state is restored after.
     /// With `countingErrors` false its error replies stay out of INFO errorstats (a module's
     /// Call: the module counts them if it replies with them).
-    func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int,
+    package func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int,
                    countingErrors: Bool = true) -> IOBuffer {
         runNested(spec, args, in: cc, db: db, protocolVersion: protocolVersion, allowingBlock: false,
                   countingErrors: countingErrors).reply
@@ -18,7 +18,7 @@ extension Server {
     /// runNested, except that with `allowingBlock` a blocking command that has to wait
     /// files its request instead of answering at once: the request comes back, and the
     /// caller registers the wait (JavaScript's callAsync).
-    func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int,
+    package func runNested(_ spec: CommandSpec, _ args: [Bytes], in cc: CommandContext, db: Int, protocolVersion: Int,
                    allowingBlock: Bool, countingErrors: Bool = true) -> (reply: IOBuffer, block: BlockRequest?) {
         let out = IOBuffer(capacity: 256)
         let writer = ReplyWriter(buffer: out, protocolVersion: protocolVersion, countsErrors: countingErrors)
@@ -47,7 +47,7 @@ extension Server {
 
     /// The reply of the connection-free engine commands scripts and functions commonly
     /// use (PING, ECHO, TIME), or nil for any other command without a data handler.
-    func connectionFreeReply(_ spec: CommandSpec, _ args: [Bytes], protocolVersion: Int) -> [UInt8]? {
+    package func connectionFreeReply(_ spec: CommandSpec, _ args: [Bytes], protocolVersion: Int) -> [UInt8]? {
         let out = IOBuffer(capacity: 64)
         let w = ReplyWriter(buffer: out, protocolVersion: protocolVersion)
         switch spec.name {

@@ -76,7 +76,7 @@ extension Shard {
 
     /// PUBLISH / SPUBLISH: returns the receivers counted. Inside a transaction or a script
     /// (`deferOwn`), this shard's own subscribers get the message after the reply.
-    func publish(_ channel: Bytes, _ message: Bytes, sharded: Bool, deferOwn: Bool = false) -> Int {
+    package func publish(_ channel: Bytes, _ message: Bytes, sharded: Bool, deferOwn: Bool = false) -> Int {
         let (receivers, shards) = server.pubsub.route(channel, sharded: sharded)
         for s in shards {
             if s == index {
@@ -130,7 +130,7 @@ extension Shard {
 
     /// Publishes what the last command recorded (and the expirations and new keys the
     /// keyspace logged) as keyspace notifications. Call with no shard lock held.
-    func publishKeyspaceEvents(includingMessages: Bool = true) {
+    package func publishKeyspaceEvents(includingMessages: Bool = true) {
         if includingMessages && !deferredMessages.isEmpty {
             let messages = deferredMessages
             deferredMessages.removeAll()

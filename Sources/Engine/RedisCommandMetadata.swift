@@ -5,13 +5,13 @@
 /// key range (first, last, step) and ACL categories. Clients read these (cluster clients
 /// find keys by them, movablekeys tells them to ask COMMAND GETKEYS), so Berth reports
 /// Redis's for every command it implements; Berth's own `CommandFlags` drive execution.
-struct RedisCommandMetadata {
+package struct RedisCommandMetadata {
     let arity: Int
-    let flags: [String]
+    package let flags: [String]
     let first: Int, last: Int, step: Int
     let categories: [String]
 
-    static let byName: [String: RedisCommandMetadata] = [
+    package static let byName: [String: RedisCommandMetadata] = [
         "acl": .init(arity: -2, flags: [], first: 0, last: 0, step: 0, categories: ["slow"]),
         "acl|cat": .init(arity: -2, flags: ["noscript", "loading", "stale"], first: 0, last: 0, step: 0, categories: ["slow"]),
         "acl|deluser": .init(arity: -3, flags: ["admin", "noscript", "loading", "stale"], first: 0, last: 0, step: 0, categories: ["admin", "slow", "dangerous"]),

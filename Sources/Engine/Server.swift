@@ -20,21 +20,21 @@ public final class Server: @unchecked Sendable {
 
     public let config: ServerConfig
     public let configFile: String?
-    let log: Logger
-    let commands: CommandTable
-    var engineCommands: [Int: EngineHandler] = [:]
-    let slots: SlotMap
-    let stores: [ShardStore]
+    package let log: Logger
+    package let commands: CommandTable
+    package var engineCommands: [Int: EngineHandler] = [:]
+    package let slots: SlotMap
+    package let stores: [ShardStore]
     /// Every write's effects in one order (Keyspace/Effects.swift); drained by the main
     /// thread's housekeeping loop into the consumers attached at start.
-    let effects: EffectStream
+    package let effects: EffectStream
     /// Taken only through a LockSection (LockSection.swift).
     let locks: [ShardLock]
     /// The lock section of every thread that is no shard's (module threads, JavaScript
     /// libraries): it keeps no state, so they share it.
-    private(set) var offShardSection: LockSection!
-    private(set) var shards: [Shard] = []
-    let databaseCount: Int
+    package private(set) var offShardSection: LockSection!
+    package private(set) var shards: [Shard] = []
+    package let databaseCount: Int
     private let tcpPort: Atomic<Int>
     /// The port clients connect to (CONFIG SET port changes it).
     var port: Int { tcpPort.load(ordering: .relaxed) }
@@ -54,23 +54,18 @@ public final class Server: @unchecked Sendable {
     let activeExpiry = Atomic<Bool>(true)
     let nextClientID = Atomic<Int>(0)
     /// Clients blocked right now, on every shard (INFO blocked_clients).
-    let blockedClients = Atomic<Int>(0)
+    package let blockedClients = Atomic<Int>(0)
     let pause: ClientPause
     let migrations = MigrationGate()
     let pubsub: PubSubRegistry
     let monitors: MonitorFeed
-    let modules = ModuleRegistry()
-    /// Timers modules created (ModuleTimers.swift).
-    let moduleTimers = ModuleTimers()
+    /// Lua scripting, the module API and JavaScript (Extensions.swift).
+    package let extensions: Extensions
     /// Allow-busy module commands admitted into a yielding module's section (ModuleYield.swift).
-    let moduleYieldGate = ModuleYieldGate()
-    let scripts = ScriptCache()
-    let functions = FunctionLibraries()
-    let scriptBusy = ScriptBusy()
-    let slowlog = SlowLog()
-    let errorStats = ErrorStats()
-    let javascript = JSLibraries()
-    let jsWatchdog = JSWatchdog()
+    package let moduleYieldGate = ModuleYieldGate()
+    package let scriptBusy = ScriptBusy()
+    package let slowlog = SlowLog()
+    package let errorStats = ErrorStats()
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     private let memoryPeak = Atomic<Int>(0)
@@ -78,8 +73,9 @@ public final class Server: @unchecked Sendable {
     private let startupBytes = Atomic<Int>(0)
     var startupMemory: Int { startupBytes.load(ordering: .relaxed) }
 
-    public init(config: ServerConfig, configFile: String?, logger: Logger) {
+    package init(config: ServerConfig, configFile: String?, logger: Logger, extensions: Extensions) {
         self.config = config
+        self.extensions = extensions
         self.configFile = configFile
         log = logger
         ReplyWriter.errorObserver = { [errorStats] in errorStats.count(message: $0) }
@@ -98,8 +94,9 @@ public final class Server: @unchecked Sendable {
         locks = (0..<shardCount).map { _ in ShardLock() }
         pubsub = PubSubRegistry(shards: shardCount)
         monitors = MonitorFeed(shards: shardCount)
-        let engine = EngineCommands.table + PubSubCommands.table + TFunctionCommands.table
-        commands = CommandTable(extra: engine.map { $0.0 } + ScriptCommands.specs + ScriptFunctions.specs)
+        let engine = EngineCommands.table + PubSubCommands.table + extensions.scripting.commands
+            + extensions.modules.commands + extensions.javascript.commands
+        commands = CommandTable(extra: engine.map { $0.0 } + extensions.scripting.scriptSpecs)
         for (spec, handler) in engine { engineCommands[commands.lookup(Bytes(spec.name))!.id] = handler }
         // Redis keeps statistics per subcommand (cmdstat_config|set): Redis's subcommands
         // of Berth's containers get slots after the module commands'.
@@ -107,7 +104,7 @@ public final class Server: @unchecked Sendable {
         subcommandNames = RedisCommandMetadata.byName.keys
             .filter { name in name.split(separator: "|").first.map { containers.contains(String($0)) } ?? false }
             .sorted()
-        let base = commands.count + ModuleRegistry.maxCommands
+        let base = commands.count + Extensions.moduleCommandSlots
         subcommandStatIDs = Dictionary(uniqueKeysWithValues: subcommandNames.enumerated().map { ($1, base + $0) })
         offShardSection = LockSection(server: self, shard: nil)
     }
@@ -120,9 +117,9 @@ public final class Server: @unchecked Sendable {
     /// container's subcommand (`config|set`).
     func commandName(_ id: Int) -> String {
         if id < commands.names.count { return commands.names[id] }
-        let base = commands.count + ModuleRegistry.maxCommands
+        let base = commands.count + Extensions.moduleCommandSlots
         if id >= base && id - base < subcommandNames.count { return subcommandNames[id - base] }
-        return modules.command(id: id)?.spec.name ?? "unknown"
+        return extensions.modules.commandName(id: id) ?? "unknown"
     }
 
     /// The statistics slot of a call: its subcommand's for a container (`config|set`),
@@ -134,7 +131,7 @@ public final class Server: @unchecked Sendable {
 
     /// Statistics slots per shard: the built-in commands, room for module commands, then
     /// the containers' subcommands.
-    var statsSlots: Int { commands.count + ModuleRegistry.maxCommands + subcommandNames.count }
+    var statsSlots: Int { commands.count + Extensions.moduleCommandSlots + subcommandNames.count }
 
     func peakMemory(_ current: Int) -> Int {
         var peak = memoryPeak.load(ordering: .relaxed)
@@ -184,9 +181,9 @@ public final class Server: @unchecked Sendable {
         shards = stores.indices.map { Shard(index: $0, server: self, store: stores[$0]) }
         for load in config.moduleLoads {
             do {
-                _ = try ModuleCommands.load(self, path: load[0], arguments: Array(load.dropFirst()))
+                try extensions.modules.load(into: self, path: load[0], arguments: Array(load.dropFirst()))
             } catch {
-                log.critical("\(error.description)")
+                log.critical("\(error)")
                 return 1
             }
         }
@@ -225,7 +222,7 @@ public final class Server: @unchecked Sendable {
         for t in threads { pthread_join(t, nil) }
         effects.drain()  // what the shards did before they stopped
         listenFD.closeQuietly()
-        if !javascript.closeAll() {
+        if !extensions.javascript.closeAll() {
             // A library's code would not stop: SpiderMonkey cannot be torn down under it.
             log.warning("A JavaScript library did not stop in time; exiting without tearing its engine down")
             log.notice("Berth is now ready to exit, bye bye...")
@@ -271,7 +268,7 @@ private final class ThreadBody {
 }
 
 /// Starts a joinable pthread running `body`.
-func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+package func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     var tid = pthread_t()
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     pthread_create(&tid, nil, { arg in

@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// Messages other threads send a shard through its inbox.
-enum ShardMessage: Sendable {
+package enum ShardMessage: Sendable {
     /// Take over a freshly accepted socket.
     case adopt(fd: FileDescriptor)
     /// Run this on the shard's thread (replies hopping home, CLIENT KILL, INFO gathering).
@@ -28,17 +28,17 @@ enum ShardMessage: Sendable {
 /// `server.locks[index]` (through a LockSection), which may be another shard running a
 /// command on these keys.
 public final class Shard: @unchecked Sendable, EventHandler {
-    let index: Int
+    package let index: Int
     /// The server outlives its shards; unowned(unsafe) avoids a reference-count check on
     /// every access from the hot path.
-    unowned(unsafe) let server: Server
+    package unowned(unsafe) let server: Server
     let inbox = Inbox<ShardMessage>()
     let wakeFD: FileDescriptor
     let store: ShardStore
     /// WATCHed keys on this shard -> tokens to dirty when they change (under the shard lock).
     var watchers: [DatabaseKey: [WatchToken]] = [:]
     /// Blocked clients waiting on keys of this shard (under the shard lock).
-    let waiters: WaiterTable
+    package let waiters: WaiterTable
 
     /// The server's fixed tables, copied here at start so that the command path reads
     /// them off `self` instead of through `server`, which costs a retain and a release
@@ -47,17 +47,17 @@ public final class Shard: @unchecked Sendable, EventHandler {
     let slots: SlotMap
     unowned(unsafe) let pause: ClientPause
 
-    var backend: EventBackend!
+    package var backend: EventBackend!
     /// The shard's own thread, once it runs.
-    private(set) var thread: pthread_t?
+    package private(set) var thread: pthread_t?
     /// The connections homed here (ClientRegistry.swift).
     private(set) var clients: ClientRegistry!
     /// The connection whose input is being processed (a busy script's client).
-    var activeConnection: Connection?
-    var stats: ShardStats
+    package var activeConnection: Connection?
+    package var stats: ShardStats
     /// Per-command latency histograms (INFO latencystats).
-    let latencies: CommandLatencies
-    let context: CommandContext
+    package let latencies: CommandLatencies
+    package let context: CommandContext
     /// Replies written while CLIENT REPLY is OFF/SKIP go here and are dropped.
     let discard = IOBuffer(capacity: 1024)
     /// Milliseconds at the start of the input batch being processed.
@@ -72,18 +72,18 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// (Execution.swift).
     var recentCommand: (name: Bytes, spec: Unmanaged<CommandSpec>)?
     /// The shard locks this thread holds, and the only way it takes them (LockSection.swift).
-    private(set) var section: LockSection!
+    package private(set) var section: LockSection!
     /// The clients blocked here and the keys readied for waiters (Blocking.swift).
-    private(set) var blocking: BlockingService!
+    package private(set) var blocking: BlockingService!
     /// Connections holding a command back while CLIENT PAUSE is in force.
     var paused: [Connection] = []
     /// CLIENT LIST / KILL walks waiting for client moves to land (ClientMigration.swift).
     var waitingWalks: [(Shard) -> Void] = []
     /// Expirations and new keys taken from the keyspace, to publish as keyspace events.
-    var pendingKeyEvents: [KeyspaceEvent] = []
+    package var pendingKeyEvents: [KeyspaceEvent] = []
     /// Messages a transaction or script published to this shard's own subscribers: they
     /// are delivered after its reply (as Redis 7.2 orders them), with the keyspace events.
-    var deferredMessages: [(channel: Bytes, message: Bytes, sharded: Bool)] = []
+    package var deferredMessages: [(channel: Bytes, message: Bytes, sharded: Bool)] = []
 
     /// Whether a command left keyspace events or messages to publish after its locks.
     @inline(__always) var hasEventsToPublish: Bool {
@@ -95,8 +95,9 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var subscribers: [[Bytes: [Int: Connection]]] = [[:], [:], [:]]
     /// This shard's MONITOR clients by ID (Monitor.swift).
     var monitors: [Int: Connection] = [:]
-    /// This thread's Lua interpreter, made on the first script.
-    var scriptHostStorage: ScriptHost?
+    /// What the scripting extension keeps per shard thread (its Lua interpreter, made on
+    /// the first script).
+    package var scriptingState: AnyObject?
     private var stopping = false
     private var nextTick: Int64 = 0
 
@@ -118,7 +119,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     }
 
     /// Sends a message to this shard from any thread.
-    func post(_ message: ShardMessage) {
+    package func post(_ message: ShardMessage) {
         if inbox.push(message) { wakeFD.signalWake() }
     }
 
@@ -140,14 +141,14 @@ public final class Shard: @unchecked Sendable, EventHandler {
             }
             // Module timers first, and what they posted (an UnblockClient) with them: a
             // timer due with a blocked client's deadline answers that client first.
-            if fireModuleTimers(now: now) { drainInbox() }
+            if server.extensions.modules.fireTimers(on: self, now: now) { drainInbox() }
             blocking.fireTimeouts(now: now)
             if !paused.isEmpty { resumePaused(now: now) }
             if !waitingWalks.isEmpty { retryWaitingWalks() }
             runDeferredWork()
             var wake = nextTick
             if let d = blocking.timers.nextDeadline { wake = min(wake, d) }
-            if let d = server.moduleTimers.nextDue(shard: index) { wake = min(wake, d) }
+            if let d = server.extensions.modules.nextTimerDue(shard: index) { wake = min(wake, d) }
             if !paused.isEmpty { wake = min(wake, max(now + 1, server.pause.end)) }
             if !waitingWalks.isEmpty { wake = min(wake, now + 1) }
             backend.poll(timeoutMicros: Int(max(0, wake * 1000 - ShardStore.nowMicroseconds())))
@@ -319,7 +320,7 @@ struct UncheckedBox<T>: @unchecked Sendable {
 }
 
 /// Counters a shard thread keeps for INFO; read by others only through `gather`.
-struct ShardStats: Sendable {
+package struct ShardStats: Sendable {
     var connectionsReceived = 0
     var rejectedConnections = 0
     var queryLimitDisconnections = 0
@@ -331,8 +332,8 @@ struct ShardStats: Sendable {
     var keyspaceMisses = 0
     var clientMigrations = 0
     var calls: [Int]
-    var microseconds: [Int]
-    var failedCalls: [Int]
+    package var microseconds: [Int]
+    package var failedCalls: [Int]
     var rejectedCalls: [Int]
 
     init(commandCount: Int) {

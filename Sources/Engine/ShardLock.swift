@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// How a command holds a shard lock: alone, or side by side with other readers.
-enum LockMode {
+package enum LockMode {
     /// Anything that changes the shard's keyspace, waiter table or watchers.
     case exclusive
     /// A command flagged `sharedRead`: it only reads the keyspace (CommandContext then
@@ -77,10 +77,12 @@ final class ShardLock: @unchecked Sendable {
 }
 
 /// A sorted, duplicate-free set of shard indices to lock together (LockSection.enter).
-struct ShardLockSet {
+package struct ShardLockSet {
     private(set) var shards: [Int] = []
 
-    mutating func insert(_ s: Int) {
+    package init() {}
+
+    package mutating func insert(_ s: Int) {
         var lo = 0, hi = shards.count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -89,9 +91,9 @@ struct ShardLockSet {
         if lo == shards.count || shards[lo] != s { shards.insert(s, at: lo) }
     }
 
-    var count: Int { shards.count }
+    package var count: Int { shards.count }
 
-    func contains(_ s: Int) -> Bool { shards.contains(s) }
+    package func contains(_ s: Int) -> Bool { shards.contains(s) }
 
     /// Empties the set, keeping its storage for the next one.
     mutating func removeAll() { shards.removeAll(keepingCapacity: true) }

@@ -15,7 +15,7 @@ import Synchronization
 /// commands of a transaction run inside it.
 ///
 /// Invariant: `entries` holds at most `slowlog-max-len` entries, in ascending ID order.
-final class SlowLog: Sendable {
+package final class SlowLog: Sendable {
     struct Entry {
         let id: Int
         let time: Int
@@ -37,12 +37,12 @@ final class SlowLog: Sendable {
 
     /// Whether a command that ran this long is logged, as the configuration stands.
     @inline(__always)
-    static func isSlow(_ microseconds: Int, _ config: ServerConfig) -> Bool {
+    package static func isSlow(_ microseconds: Int, _ config: ServerConfig) -> Bool {
         let threshold = config.slowlogSlowerThan.load(ordering: .relaxed)
         return threshold >= 0 && microseconds >= threshold
     }
 
-    func record(_ args: [Bytes], microseconds: Int, peer: String, name: String, maxLength: Int) {
+    package func record(_ args: [Bytes], microseconds: Int, peer: String, name: String, maxLength: Int) {
         guard maxLength > 0 else { return }
         let kept = SlowLog.trimmed(args)
         let time = Int(ShardStore.nowMilliseconds() / 1000)

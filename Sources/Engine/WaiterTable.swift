@@ -11,7 +11,7 @@ import RESP
 ///   entry in the database's `blockedKeys`, which is what makes writes to the key
 ///   signal readiness. `blockedKeys[key]` equals the queue's length.
 /// - A client appears at most once per key (`BlockRequest.keys` has no repeats).
-final class WaiterTable {
+package final class WaiterTable {
     private var queues: [DatabaseKey: Deque<BlockedClient>] = [:]
     /// How many XREADGROUP clients wait on each key.
     private var groupReaders: [DatabaseKey: Int] = [:]
@@ -26,7 +26,7 @@ final class WaiterTable {
     /// (INFO's total_blocking_keys_on_nokey).
     var groupReaderKeyCount: Int { groupReaders.count }
 
-    func add(_ client: BlockedClient, on key: DatabaseKey) {
+    package func add(_ client: BlockedClient, on key: DatabaseKey) {
         queues[key, default: []].append(client)
         store.databases[key.db].addBlocked(key.key)
         if case .streamGroupRead = client.operation { groupReaders[key, default: 0] += 1 }

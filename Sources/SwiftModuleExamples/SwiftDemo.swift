@@ -1,4 +1,4 @@
-import Engine
+import Modules
 import RESP
 import Synchronization
 

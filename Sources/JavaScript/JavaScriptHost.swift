@@ -1,0 +1,25 @@
+import Engine
+import Commands
+import RESP
+
+/// JavaScript as the core sees it (Extensions.swift): the loaded libraries, the watchdog
+/// that stops a runaway function, and the TFUNCTION/TFCALL commands.
+package final class JavaScriptHost: JavaScriptExtension {
+    /// Libraries loaded by TFUNCTION LOAD (TFunctionCommands.swift).
+    let libraries = JSLibraries()
+    /// Started with the first library (JSWatchdog.swift).
+    let watchdog = JSWatchdog()
+
+    package init() {}
+
+    package var commands: [(CommandSpec, EngineHandler)] { TFunctionCommands.table }
+
+    package func closeAll() -> Bool { libraries.closeAll() }
+}
+
+extension Server {
+    /// The JavaScript extension main handed over: always this one.
+    var javascriptHost: JavaScriptHost { unsafeDowncast(extensions.javascript, to: JavaScriptHost.self) }
+    var javascript: JSLibraries { javascriptHost.libraries }
+    var jsWatchdog: JSWatchdog { javascriptHost.watchdog }
+}
