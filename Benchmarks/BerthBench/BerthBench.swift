@@ -31,18 +31,33 @@ struct Run: ParsableCommand {
     @Option var consumers = 4
     @Option var queues = 4
     @Option(help: "Subscribers in the Pub/Sub fan-out test.") var subscribers = 32
-    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub,module,script,js (module: the server must have modules/build/blockdemo.so loaded; js: a server with TFUNCTION).")
-    var only = "wake,unblock,timeout,handoff,pubsub,module,script,js"
+    @Option(help: "Comma-separated subset of wake,unblock,timeout,handoff,pubsub,module,script,js,memory (module: the server must have modules/build/blockdemo.so loaded; js: a server with TFUNCTION).")
+    var only = "wake,unblock,timeout,handoff,pubsub,module,script,js,memory"
+    @Option(help: "Connections opened, then blocked, for the memory-per-client measurement.") var memoryClients = 10000
 
     func run() throws {
         let t = try Topology.discover(host: host, port: port)
         let parts = Set(only.split(separator: ",").map(String.init))
         var results: [Measurement] = []
+        if parts.contains("memory") {
+            // First, on a fresh server: what a connection costs, idle and parked in BLPOP.
+            let (idle, blocked) = try Scenarios.memoryPerClient(t, clients: memoryClients)
+            for (name, bytes) in [("memory per idle connection", idle), ("memory per blocked client", blocked)] {
+                var m = Measurement(name: name, load: 0, unit: "bytes", samples: memoryClients)
+                m.throughput = bytes
+                m.note = "\(memoryClients) clients, used_memory_rss"
+                results.append(m)
+                log(m)
+            }
+        }
         for loadConnections in load > 0 ? [0, load] : [0] {
             let background = loadConnections > 0 ? try BackgroundLoad(topology: t, connections: loadConnections) : nil
             defer { background?.stop() }
             func repeated(_ body: () throws -> [UInt64]) throws -> [[UInt64]] { try (0..<repeats).map { _ in try body() } }
             if parts.contains("wake") {
+                let floor = try repeated { try Scenarios.pingRoundTrip(t, iterations: iterations) }
+                results.append(.latency("baseline PING round trip", load: loadConnections, repeats: floor))
+                log(results.last!)
                 for kind in Scenarios.Wake.allCases {
                     for cross in [false, true] {
                         let samples = try repeated {
@@ -144,7 +159,7 @@ struct Run: ParsableCommand {
     }
 
     private func log(_ m: Measurement) {
-        let figure = m.unit == "us" ? "p50 \(Render.format(m.p50)) us, p99 \(Render.format(m.p99)) us" : "\(Render.format(m.throughput)) msg/s"
+        let figure = m.unit == "us" ? "p50 \(Render.format(m.p50)) us, p99 \(Render.format(m.p99)) us" : "\(Render.format(m.throughput)) \(m.unit)"
         FileHandle.standardError.write("\(label): \(m.name), load \(m.load): \(figure)\n".data(using: .utf8)!)
     }
 }

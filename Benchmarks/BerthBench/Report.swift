@@ -91,32 +91,32 @@ enum Render {
     }
 
     /// Several runs side by side, as ratios against `baseline` (>1 means slower for
-    /// latencies and faster for throughput).
+    /// latencies, faster for throughput, more for memory).
     static func comparison(_ runs: [RunReport], baseline: String?) -> String {
         let base = runs.first { $0.label == baseline }
         var keys: [String] = []
         for r in runs { for m in r.measurements where !keys.contains(m.key) { keys.append(m.key) } }
         var out = "| measurement | load |"
-        for r in runs { out += " \(r.label) p50 | p99 |" }
-        if base != nil { for r in runs where r.label != baseline { out += " \(r.label)/\(baseline!) p50 | p99 |" } }
-        out += "\n|---|---|" + String(repeating: "---|---|", count: runs.count)
-        if base != nil { out += String(repeating: "---|---|", count: runs.count - 1) }
+        for r in runs { out += " \(r.label) p50 | p99 | p99.9 |" }
+        if base != nil { for r in runs where r.label != baseline { out += " \(r.label)/\(baseline!) p50 | p99 | p99.9 |" } }
+        out += "\n|---|---|" + String(repeating: "---|---|---|", count: runs.count)
+        if base != nil { out += String(repeating: "---|---|---|", count: runs.count - 1) }
         out += "\n"
         for key in keys {
             let parts = key.components(separatedBy: " | load ")
             out += "| \(parts[0]) | \(parts[1]) |"
             let found = runs.map { r in r.measurements.first { $0.key == key } }
             for m in found {
-                if let m, m.unit == "msg/s" { out += " \(format(m.throughput)) msg/s | |" }
-                else { out += " \(format(m?.p50)) | \(format(m?.p99)) |" }
+                if let m, m.unit != "us" { out += " \(format(m.throughput)) \(m.unit) | | |" }
+                else { out += " \(format(m?.p50)) | \(format(m?.p99)) | \(format(m?.p999)) |" }
             }
             if let base, let b = base.measurements.first(where: { $0.key == key }) {
                 for (r, m) in zip(runs, found) where r.label != baseline {
-                    guard let m else { out += " - | - |"; continue }
-                    if m.unit == "msg/s" {
-                        out += " \(ratio(m.throughput, b.throughput)) | |"
+                    guard let m else { out += " - | - | - |"; continue }
+                    if m.unit != "us" {
+                        out += " \(ratio(m.throughput, b.throughput)) | | |"
                     } else {
-                        out += " \(ratio(m.p50, b.p50)) | \(ratio(m.p99, b.p99)) |"
+                        out += " \(ratio(m.p50, b.p50)) | \(ratio(m.p99, b.p99)) | \(ratio(m.p999, b.p999)) |"
                     }
                 }
             }

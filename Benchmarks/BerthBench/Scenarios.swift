@@ -34,6 +34,21 @@ enum Scenarios {
         }
     }
 
+    /// PING's round trip: the floor every other latency stands on (the loopback, both
+    /// kernels' socket paths, this client). A wake's latency minus this is what the
+    /// server spends between reading the push and writing the woken client's reply.
+    static func pingRoundTrip(_ t: Topology, iterations: Int) throws -> [UInt64] {
+        let c = try t.connect()
+        var samples: [UInt64] = []
+        samples.reserveCapacity(iterations)
+        for _ in 0..<iterations {
+            let start = nowNanos()
+            _ = try c.call("PING")
+            samples.append((nowNanos() - start) / 1000)
+        }
+        return samples
+    }
+
     /// Time from sending the push to the blocked consumer holding its reply.
     /// `crossShard`: the consumer's home shard differs from the producer's and the key's
     /// (on a one-shard server both cases take the same path).
@@ -121,6 +136,35 @@ enum Scenarios {
             let due = sentAt[i] + UInt64(timeoutMs) * 1_000_000
             return arrivals[i] > due ? (arrivals[i] - due) / 1000 : 0
         }
+    }
+
+    /// Resident memory the server spends per connection (INFO memory's used_memory_rss):
+    /// `clients` connections opened and left idle, then each blocked in BLPOP on a key of
+    /// its own. Bytes per client, idle and blocked, both against the server before.
+    static func memoryPerClient(_ t: Topology, clients: Int) throws -> (idle: Double, blocked: Double) {
+        let control = try t.connect()
+        func rss() throws -> Double {
+            let info = try control.call("INFO", "memory").string ?? ""
+            let line = info.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" }).first { $0.hasPrefix("used_memory_rss:") }
+            guard let line, let bytes = Double(line.dropFirst(16)) else { throw RESPClient.Failure(description: "no used_memory_rss") }
+            return bytes
+        }
+        func blocked() throws -> Int {
+            let info = try control.call("INFO", "clients").string ?? ""
+            let line = info.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" }).first { $0.hasPrefix("blocked_clients:") }
+            return line.flatMap { Int($0.dropFirst(16)) } ?? 0
+        }
+        usleep(300_000)
+        let before = try rss()
+        let pool = try SocketPool(host: t.host, port: t.port, count: clients)
+        defer { pool.closeAll() }
+        usleep(500_000)
+        let idle = try rss()
+        for i in 0..<clients { try pool.send(i, ["BLPOP", "bench:parked:\(i)", "0"]) }
+        for _ in 0..<600 where try blocked() < clients { usleep(50_000) }
+        usleep(500_000)
+        let parked = try rss()
+        return ((idle - before) / Double(clients), (parked - before) / Double(clients))
     }
 
     /// Round trip of a script that increments its key: EVALSHA, or FCALL of the same code

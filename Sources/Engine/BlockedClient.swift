@@ -17,7 +17,8 @@ import Synchronization
 ///   its home shard removes it after the outcome (`Shard.finishBlocked`); serving
 ///   shards also drop it from the queue they served, and skip it wherever it is stale.
 /// - Only the home shard's thread touches the connection; other shards reach it by
-///   posting the reply to the home shard's inbox.
+///   posting the reply to the home shard's inbox, after writing it to the socket
+///   themselves when the home shard opened `directReply` for them.
 package final class BlockedClient: Sendable {
     package enum State: UInt8 {
         case waiting, served, timedOut, unblocked, disconnected, completed
@@ -38,11 +39,15 @@ package final class BlockedClient: Sendable {
     /// Set for a wait with no connection behind it (a JavaScript function's callAsync):
     /// the home shard hands the outcome, as RESP bytes, here instead of to a client.
     let completion: (@Sendable ([UInt8]) -> Void)?
+    /// Set when a serving shard may write the reply to the socket itself (DirectReply.swift).
+    let directReply: DirectReply?
     private let state = Atomic<UInt8>(State.waiting.rawValue)
 
     package init(connectionID: Int, home: Int, db: Int, keys: [(shard: Int, key: DatabaseKey)], operation: BlockedOperation,
-         protocolVersion: Int, deadline: Int64, discardsReply: Bool, completion: (@Sendable ([UInt8]) -> Void)? = nil) {
+         protocolVersion: Int, deadline: Int64, discardsReply: Bool, completion: (@Sendable ([UInt8]) -> Void)? = nil,
+         directReply: DirectReply? = nil) {
         self.completion = completion
+        self.directReply = directReply
         self.connectionID = connectionID
         self.home = home
         self.db = db
@@ -72,6 +77,9 @@ package enum BlockOutcome: Sendable {
     case timeout
     /// CLIENT UNBLOCK ... ERROR.
     case error(String)
+    /// Served, and the serving shard wrote `count` bytes of the reply to the socket
+    /// itself (DirectReply.swift); `rest` is what the socket did not take.
+    case written(count: Int, rest: [UInt8], isError: Bool)
 
     /// Whether the client gets an error reply (a failed call in INFO commandstats).
     var isError: Bool {
@@ -79,6 +87,7 @@ package enum BlockOutcome: Sendable {
         case .reply(let bytes): return bytes.first == UInt8(ascii: "-")
         case .timeout: return false
         case .error: return true
+        case .written(_, _, let isError): return isError
         }
     }
 }

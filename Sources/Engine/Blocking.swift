@@ -58,13 +58,21 @@ package final class BlockingService {
     /// Registers the client filed by the command that just ran. Caller holds its keys' locks.
     func block(_ conn: Connection, _ request: BlockRequest) {
         let keys = request.keys.map { (shard: server.slots.shard(of: $0), key: DatabaseKey(db: conn.db, key: $0)) }
+        let discardsReply = conn.repliesOff || conn.skipReplies > 0
+        // A serving shard may write the reply itself unless something else could reach
+        // the client meanwhile (pushes to a subscriber) or the reply is not a plain one.
+        let direct = !discardsReply && !conn.isSubscribed && !conn.isMonitor && request.operation.engineWait == nil
         let client = BlockedClient(
             connectionID: conn.id, home: shard.index, db: conn.db, keys: keys, operation: request.operation,
-            protocolVersion: conn.protocolVersion, deadline: request.deadline,
-            discardsReply: conn.repliesOff || conn.skipReplies > 0)
+            protocolVersion: conn.protocolVersion, deadline: request.deadline, discardsReply: discardsReply,
+            directReply: direct ? DirectReply(descriptor: conn.fd) : nil)
         for (s, key) in keys { server.shards[s].waiters.add(client, on: key) }
         conn.blocked = client
         conn.suspended = true
+        // A parked client keeps no reply buffer a burst made large.
+        conn.output.shrinkIfEmpty(to: 512)
+        conn.sending.shrinkIfEmpty(to: 64)
+        if conn.output.isEmpty && !conn.sendInFlight { client.directReply?.open() }
         server.blockedClients.add(1, ordering: .relaxed)
         if request.deadline > 0 { timers.add(client) }
     }
@@ -174,12 +182,19 @@ package final class BlockingService {
         return true
     }
 
-    /// Hands an outcome to the client's home shard.
+    /// Hands an outcome to the client's home shard. A reply is first written to the
+    /// client's socket from here when its home opened the door (DirectReply.swift): the
+    /// client has it without waiting for its home thread to be scheduled, or for this
+    /// thread's next ring submission when it is home.
     func deliver(_ client: BlockedClient, _ outcome: BlockOutcome) {
+        var outcome = outcome
+        if case .reply(let bytes) = outcome, let door = client.directReply, let count = door.write(bytes) {
+            outcome = .written(count: count, rest: Array(bytes[count...]), isError: bytes.first == UInt8(ascii: "-"))
+        }
         if client.home == shard.index {
             finishBlocked(client, outcome)
         } else {
-            server.shards[client.home].post(.run { $0.blocking.finishBlocked(client, outcome) })
+            server.shards[client.home].post(.run { [outcome] in $0.blocking.finishBlocked(client, outcome) })
         }
     }
 
@@ -214,6 +229,9 @@ package final class BlockingService {
                 }
             case .error(let message):
                 ReplyWriter(buffer: conn.output, protocolVersion: conn.protocolVersion).error(message)
+            case .written(let count, let rest, _):
+                conn.netOutputBytes += count
+                rest.withUnsafeBytes { conn.output.append($0) }
             }
         }
         // Out to the socket now: a CLIENT KILL handled before the input resumes would
@@ -231,6 +249,7 @@ package final class BlockingService {
             client.operation.writeTimeoutReply(ReplyWriter(buffer: out, protocolVersion: client.protocolVersion))
             return out.readableArray
         case .error(let message): return Array("-\(message)\r\n".utf8)
+        case .written(_, let rest, _): return rest
         }
     }
 

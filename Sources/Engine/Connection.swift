@@ -14,11 +14,15 @@ public final class Connection: @unchecked Sendable {
     let createdAt: Int64
     var lastInteraction: Int64
 
-    // I/O state, driven by the shard's event backend.
-    let input = IOBuffer()
-    var output = IOBuffer()
+    // I/O state, driven by the shard's event backend. Buffers start small and grow with
+    // what the client sends and is sent (see `prepareReceive`), so a parked client costs
+    // little.
+    let input = IOBuffer(capacity: Connection.smallReceive)
+    var output = IOBuffer(capacity: 512)
     /// io_uring only: the buffer the kernel is sending from; never touched meanwhile.
     var sending = IOBuffer(capacity: 64)
+    /// Room the next receive gets (`prepareReceive`).
+    private var receiveRoom = Connection.smallReceive
     var parser: RESPParser
     /// Slot in the backend's connection table (io_uring tags).
     var slot = -1
@@ -133,4 +137,45 @@ struct WatchedKey: Hashable {
 /// to a watched key sets `dirty`, which makes the client's EXEC fail.
 final class WatchToken: Sendable {
     let dirty = Atomic<Bool>(false)
+}
+
+extension Connection {
+    /// The receive room of an interactive or parked client.
+    static let smallReceive = 1024
+    /// The most a receive gets beyond what a bulk string being read needs.
+    static let largeReceive = 64 * 1024
+
+    /// Makes room for the next receive, for either backend. A client whose last receive
+    /// filled the room (a pipelining one) gets twice as much next time, up to 64 KB; one
+    /// whose receives come in well under it goes back down to 1 KB, and its emptied
+    /// buffer is given back, as Redis shrinks an idle client's query buffer. A bulk
+    /// string being read gets the room it still needs in one go.
+    func prepareReceive() {
+        let room = max(receiveRoom, parser.pendingBulkBytes - input.readableCount)
+        if input.isEmpty { input.shrinkIfEmpty(to: room) }
+        input.reserve(room)
+    }
+
+    /// A receive into `room` bytes brought `count` (positive).
+    func received(_ count: Int, room: Int) {
+        netInputBytes += count
+        if count >= room {
+            receiveRoom = min(receiveRoom * 2, Connection.largeReceive)
+        } else if count < receiveRoom / 4 {
+            receiveRoom = max(receiveRoom / 2, Connection.smallReceive)
+        }
+    }
+}
+
+extension Connection {
+    /// The backend wrote everything there was to send: a blocked client's reply may now
+    /// be written by whichever shard serves it (DirectReply.swift).
+    func outputDrained() { blocked?.directReply?.open() }
+
+    /// Closes the socket for good, for either backend; a shard writing a reply to it
+    /// through the door finishes first.
+    func closeDescriptor() {
+        blocked?.directReply?.shut()
+        fd.closeQuietly()
+    }
 }

@@ -108,11 +108,11 @@ final class EpollBackend: EventBackend {
     private func readAll(_ conn: Connection) {
         var gotData = false
         reading: while !conn.closing {
-            conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
+            conn.prepareReceive()
             let room = conn.input.writableCount
             switch conn.fd.receive(into: conn.input) {
             case .success(let n) where n > 0:
-                conn.netInputBytes += n
+                conn.received(n, room: room)
                 gotData = true
                 if n < room { break reading }  // the socket is drained
             case .failure(.wouldBlock):
@@ -142,7 +142,8 @@ final class EpollBackend: EventBackend {
         }
         conn.output.clear()
         if writing.remove(conn.fd) != nil { control(modify, conn.fd, inMask) }
-        if conn.closeAfterFlush { closeNow(conn) }
+        if conn.closeAfterFlush { closeNow(conn); return }
+        conn.outputDrained()
     }
 
     /// Lets go of a connection marked to move once its output is written; until then it is
@@ -174,7 +175,7 @@ final class EpollBackend: EventBackend {
         control(remove, conn.fd, 0)
         connections.removeValue(forKey: conn.fd)
         writing.remove(conn.fd)
-        conn.fd.closeQuietly()
+        conn.closeDescriptor()
         if nestedActive != nil { closedLater.append(conn) } else { handler.closed(conn) }
     }
 }

@@ -72,7 +72,7 @@ final class UringBackend: EventBackend {
 
     private func armRecv(_ conn: Connection) {
         guard !conn.recvInFlight, !conn.closing, conn.moveTo < 0 else { return }
-        conn.input.reserve(max(16 * 1024, conn.parser.pendingBulkBytes - conn.input.readableCount))
+        conn.prepareReceive()
         conn.recvInFlight = true
         conn.input.beginReceive { ring.recv(fd: conn.fd.rawValue, into: $0.baseAddress!, count: $0.count, tag: tag(.recv, conn.slot)) }
     }
@@ -80,7 +80,7 @@ final class UringBackend: EventBackend {
     func flush(_ conn: Connection) {
         guard !conn.sendInFlight, conn.slot >= 0 else { return }
         if conn.output.isEmpty {
-            if conn.closeAfterFlush || conn.closing { close(conn) }
+            if conn.closeAfterFlush || conn.closing { close(conn) } else { conn.outputDrained() }
             return
         }
         swap(&conn.output, &conn.sending)
@@ -132,7 +132,7 @@ final class UringBackend: EventBackend {
 
     private func finish(_ conn: Connection) {
         guard conn.slot >= 0 else { return }
-        conn.fd.closeQuietly()
+        conn.closeDescriptor()
         slots[conn.slot] = nil
         freeSlots.append(conn.slot)
         conn.slot = -1
@@ -199,7 +199,8 @@ final class UringBackend: EventBackend {
         if conn.closing { return close(conn) }
         switch outcome {
         case .success(let n) where n > 0:
-            conn.netInputBytes += n
+            // The room the receive had: what it filled plus what it left.
+            conn.received(n, room: n + conn.input.writableCount)
             handler.received(conn)
             if conn.closeAfterFlush || conn.closing {
                 close(conn)

@@ -114,6 +114,18 @@ public final class IOBuffer {
         }
     }
 
+    /// Gives back storage an empty buffer no longer needs: reallocates it at `small` bytes
+    /// when it holds nothing, no receive is in flight, and it is more than twice that.
+    public func shrinkIfEmpty(to small: Int) {
+        let small = max(small, 64)
+        guard readerIndex == writerIndex, !receiving, capacity > 2 * small else { return }
+        base.deallocate()
+        capacity = small
+        base = UnsafeMutablePointer<UInt8>.allocate(capacity: small)
+        readerIndex = 0
+        writerIndex = 0
+    }
+
     @inline(__always)
     public func consume(_ n: Int) {
         readerIndex += n

@@ -13,7 +13,7 @@ BENCH = os.environ.get("BERTH_BENCH", os.path.join(ROOT, ".build", "debug", "ber
 def run_bench(port, label, out):
     subprocess.run([BENCH, "run", "--port", str(port), "--label", label, "--iterations", "20", "--repeats", "2",
                     "--load", "2", "--timeout-clients", "1,50", "--timeout-ms", "20", "--messages", "400",
-                    "--subscribers", "4", "--json", out], check=True, capture_output=True, timeout=300)
+                    "--subscribers", "4", "--memory-clients", "500", "--json", out], check=True, capture_output=True, timeout=300)
     return json.load(open(out))
 
 
@@ -27,8 +27,12 @@ def test_bench_run_and_report(make_server, tmp_path):
                          "unblock CLIENT UNBLOCK ERROR", "timeout lateness, 50 blocked", "pubsub PUBLISH->message",
                          "script EVALSHA round trip", "script FCALL round trip"]:
             assert (expected, load) in names
+    assert ("memory per idle connection", 0) in names and ("memory per blocked client", 0) in names
     for m in report["measurements"]:
-        if m["unit"] == "us":
+        if m["unit"] == "bytes":
+            # 500 connections parked in BLPOP cost the server some resident memory.
+            assert m["samples"] == 500 and (m["name"].endswith("idle connection") or m["throughput"] > 0)
+        elif m["unit"] == "us":
             assert m["samples"] > 0 and 0 < m["p50"] <= m["p99"] <= m["max"] and len(m["repeats"]) == 2
         else:
             assert m["throughput"] > 0
@@ -40,6 +44,7 @@ def test_bench_run_and_report(make_server, tmp_path):
     out = subprocess.run([BENCH, "report", str(tmp_path / "berth.json"), str(tmp_path / "again.json"),
                           "--baseline", "berth", "--svg", str(svg)], check=True, capture_output=True, text=True)
     assert "| wake LPUSH->BLPOP same-shard | 0 |" in out.stdout and "again/berth" in out.stdout
+    assert "| memory per blocked client | 0 |" in out.stdout and "p99.9" in out.stdout
     doc = xml.dom.minidom.parse(str(svg))
     assert len(doc.getElementsByTagName("polyline")) >= 2
     # Latency on a log axis (decade gridlines), with the p50/p99/p99.9 table beside.

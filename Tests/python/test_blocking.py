@@ -713,3 +713,72 @@ def test_swapdb_serves_clients_blocked_in_either_database(srv):
         client(srv, db=1).rpush("q", "other-db")  # not the waiter's database
         r.rpush("q", "mine")
         assert tuple(popped.result(10)) == ("q", "mine")
+
+
+@pytest.mark.parametrize("io", ["uring", "epoll"])
+def test_replies_written_by_the_serving_shard_reach_only_their_client(make_server, io):
+    """A shard that serves a client homed on another shard writes the reply to the
+    client's socket itself. Consumers pipeline PING before each BLPOP (so an earlier reply
+    may still be on its way), wait on a key of their own on any shard, and now and then
+    drop the connection while blocked, so descriptor numbers are reused by the next
+    connection while producers push to every key: every reply arrives in order, to the
+    connection whose key it came from, and the server keeps serving."""
+    srv = make_server("--io", io, "--shards", SHARDS)
+    consumers, generations = 12, 25
+    current, lock, stop = {}, threading.Lock(), threading.Event()
+    errors, served = [], [0]
+
+    def consume(n):
+        rnd = random.Random(n)
+        try:
+            for gen in range(generations):
+                key = f"u{n}-{gen}"
+                conn = redis.Connection(host="127.0.0.1", port=srv.port, socket_timeout=20)
+                conn.connect()
+                with lock:
+                    current[n] = key
+                for _ in range(rnd.randint(1, 6)):
+                    conn.send_packed_command(conn.pack_commands([("PING",), ("BLPOP", key, 0)]))
+                    assert conn.read_response() == b"PONG"
+                    if rnd.random() < 0.2:
+                        break  # vanish while blocked: the socket closes under the waiter
+                    got = conn.read_response()
+                    assert got[0] == key.encode() and got[1].startswith(key.encode() + b":"), (key, got)
+                    with lock:
+                        served[0] += 1
+                with lock:
+                    current.pop(n, None)
+                conn.disconnect()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"consumer {n}: {e!r}")
+
+    def produce(seed):
+        rnd = random.Random(seed)
+        c = srv.client()
+        i = 0
+        while not stop.is_set():
+            with lock:
+                keys = list(current.values())
+            if keys:
+                key = rnd.choice(keys)
+                c.rpush(key, f"{key}:{i}")
+                i += 1
+            else:
+                time.sleep(0.001)
+        c.close()
+
+    cs = [threading.Thread(target=consume, args=(n,)) for n in range(consumers)]
+    ps = [threading.Thread(target=produce, args=(100 + n,)) for n in range(3)]
+    for t in cs + ps:
+        t.start()
+    for t in cs:
+        t.join(120)
+    stop.set()
+    for t in ps:
+        t.join(30)
+    assert not any(t.is_alive() for t in cs + ps), "a client hung"
+    assert errors == []
+    assert served[0] > consumers * generations
+    r = srv.client(decode_responses=True)
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] == 0, timeout=10)
+    assert r.ping()
