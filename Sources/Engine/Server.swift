@@ -158,6 +158,16 @@ public final class Server: @unchecked Sendable {
         }
     }
 
+    /// Berth keeps everything in memory: a configuration that asks for an append-only
+    /// file or save points must hear, in the log, that nothing is written to disk.
+    func warnOfMissingPersistence() {
+        var asked: [String] = []
+        if config.get("appendonly") == "yes" { asked.append("appendonly yes") }
+        if !config.get("save").trimmingCharacters(in: " \t").isEmpty { asked.append("save \(config.get("save"))") }
+        guard !asked.isEmpty else { return }
+        log.warning("WARNING \(asked.joined(separator: " and ")) requested, but Berth does not persist data yet: nothing is written to disk and everything is lost on restart")
+    }
+
     /// Runs until shutdown; returns the process exit code.
     public func run() -> Int32 {
         berth_block_signals()
@@ -169,6 +179,7 @@ public final class Server: @unchecked Sendable {
             return 1
         }
         applyKeyEventTracking()
+        warnOfMissingPersistence()
         let effectLogPath = config.get("effect-log")
         if !effectLogPath.isEmpty {
             do { effects.attach(try EffectLog(path: effectLogPath)) } catch {
