@@ -20,9 +20,10 @@ package enum LockMode {
 ///
 /// A reader/writer lock: commands that only read (GET, HGET, LRANGE...) hold it shared, so
 /// the shard threads of a random-key read load do not take turns on each other's shards.
-/// Writers are preferred (a waiting writer keeps new readers out), so a stream of reads
-/// cannot starve a write; the price is that a thread must never take the same lock twice,
-/// which the engine's rule already is (BatchLocks.swift).
+/// Writers are preferred (a writer sleeping on the lock keeps new readers out), so a stream
+/// of reads cannot starve a write; readers can pass a writer only during its short
+/// yielding phase before it sleeps (`defaultYields`). The price is that a thread must
+/// never take the same lock twice, which the engine's rule already is (BatchLocks.swift).
 ///
 /// A thread that has to wait for the lock counts itself in `waiters` for as long as it
 /// waits, so that a shard keeping the lock across the commands of an input batch
@@ -31,8 +32,18 @@ package enum LockMode {
 final class ShardLock: @unchecked Sendable {
     private let rw: UnsafeMutablePointer<pthread_rwlock_t>
     private let waiters = Atomic<Int>(0)
+    /// Before sleeping on the lock, a waiter yields the CPU and tries again this many
+    /// times: holders keep a lock for a short stretch (one command, or a batch's few
+    /// commands once someone waits), and a waiter that sleeps must then be scheduled again
+    /// after the holder's wake-up, which on shared cores was the tail of every loaded
+    /// multi-shard latency. Yielding rather than spinning lets a preempted holder run.
+    /// Measured on two cores, two shards, eight loaded connections: wake latency mean p50
+    /// 169-226 -> 136-191 us and mean p99 0.9-1.2 ms -> 0.38-0.63 ms, throughput unchanged.
+    static let defaultYields = 50
+    private let yieldsBeforeSleeping: Int
 
-    init() {
+    init(yieldsBeforeSleeping: Int = ShardLock.defaultYields) {
+        self.yieldsBeforeSleeping = yieldsBeforeSleeping
         rw = .allocate(capacity: 1)
         var attr = pthread_rwlockattr_t()
         pthread_rwlockattr_init(&attr)
@@ -55,12 +66,18 @@ final class ShardLock: @unchecked Sendable {
     /// Whether some thread is waiting for this lock now.
     @inline(__always) var isWanted: Bool { waiters.load(ordering: .relaxed) > 0 }
 
-    /// Waits for the lock in slices of 5 ms, asking `giveUp` between slices; true with the
+    /// Waits for the lock (first yielding, see `defaultYields`), then sleeping in
+    /// slices of 5 ms, asking `giveUp` between slices; true with the
     /// lock, false without it once `giveUp` said so. The lock has no opinion on why a
     /// waiter should stop (a busy script, an escalating one): its LockSection decides.
     func wait(_ mode: LockMode, giveUp: () -> Bool) -> Bool {
         waiters.add(1, ordering: .relaxed)
         defer { waiters.subtract(1, ordering: .relaxed) }
+        for i in 0..<yieldsBeforeSleeping {
+            sched_yield()
+            if tryLock(mode) { return true }
+            if i % 10 == 9 && giveUp() { return false }
+        }
         while true {
             var deadline = timespec()
             clock_gettime(CLOCK_REALTIME, &deadline)

@@ -97,9 +97,11 @@ final class KeptLocksTests: XCTestCase {
         locks[1].unlock()
     }
 
-    /// A waiting writer keeps new readers out, so a stream of reads cannot starve it.
+    /// A writer sleeping on the lock keeps new readers out, so a stream of reads cannot
+    /// starve it. (With no yielding phase the writer sleeps at once: what it checks is
+    /// the sleeping writer's preference.)
     func testWaitingWriterKeepsNewReadersOut() {
-        let lock = ShardLock()
+        let lock = ShardLock(yieldsBeforeSleeping: 0)
         XCTAssertTrue(lock.tryLock(.shared))
         let written = Atomic<Bool>(false)
         let writer = spawnThread {
@@ -117,6 +119,33 @@ final class KeptLocksTests: XCTestCase {
         lock.unlock()
         pthread_join(writer, nil)
         XCTAssertTrue(written.load(ordering: .acquiring))
+    }
+
+    /// With the default yielding phase, readers taking turns on a lock without pause
+    /// still let a writer in: it yields, then sleeps, and the sleeping writer keeps new
+    /// readers out.
+    func testReadersCannotStarveAYieldingWriter() {
+        let lock = ShardLock()
+        let stop = Atomic<Bool>(false)
+        let reads = Atomic<Int>(0)
+        let readers = (0..<3).map { _ in
+            spawnThread {
+                while !stop.load(ordering: .relaxed) {
+                    if lock.tryLock(.shared) {
+                        reads.add(1, ordering: .relaxed)
+                        lock.unlock()
+                    }
+                }
+            }
+        }
+        while reads.load(ordering: .relaxed) < 1000 { sched_yield() }
+        for _ in 0..<200 {
+            lock.lock()  // returns only once the writer got in
+            lock.unlock()
+        }
+        stop.store(true, ordering: .relaxed)
+        for r in readers { pthread_join(r, nil) }
+        XCTAssertGreaterThan(reads.load(ordering: .relaxed), 1000)
     }
 
     /// Threads running random one- and two-shard "commands", reads and writes, through the
