@@ -69,9 +69,7 @@ package final class BlockingService {
         for (s, key) in keys { server.shards[s].waiters.add(client, on: key) }
         conn.blocked = client
         conn.suspended = true
-        // A parked client keeps no reply buffer a burst made large.
-        conn.output.shrinkIfEmpty(to: 512)
-        conn.sending.shrinkIfEmpty(to: 64)
+        conn.park()
         if conn.output.isEmpty && !conn.sendInFlight { client.directReply?.open() }
         server.blockedClients.add(1, ordering: .relaxed)
         if request.deadline > 0 { timers.add(client) }

@@ -18,11 +18,13 @@ public final class Connection: @unchecked Sendable {
     // what the client sends and is sent (see `prepareReceive`), so a parked client costs
     // little.
     let input = IOBuffer(capacity: Connection.smallReceive)
-    var output = IOBuffer(capacity: 512)
+    var output = IOBuffer(capacity: 128)
     /// io_uring only: the buffer the kernel is sending from; never touched meanwhile.
     var sending = IOBuffer(capacity: 64)
-    /// Room the next receive gets (`prepareReceive`).
+    /// Room the next receive gets (`prepareReceive`), and how many receives in a row
+    /// came in well under it.
     private var receiveRoom = Connection.smallReceive
+    private var smallReceives = 0
     var parser: RESPParser
     /// Slot in the backend's connection table (io_uring tags).
     var slot = -1
@@ -141,18 +143,20 @@ final class WatchToken: Sendable {
 
 extension Connection {
     /// The receive room of an interactive or parked client.
-    static let smallReceive = 1024
+    static let smallReceive = 512
     /// The most a receive gets beyond what a bulk string being read needs.
     static let largeReceive = 64 * 1024
 
     /// Makes room for the next receive, for either backend. A client whose last receive
     /// filled the room (a pipelining one) gets twice as much next time, up to 64 KB; one
-    /// whose receives come in well under it goes back down to 1 KB, and its emptied
-    /// buffer is given back, as Redis shrinks an idle client's query buffer. A bulk
-    /// string being read gets the room it still needs in one go.
+    /// whose receives keep coming in well under it (eight in a row) goes back down,
+    /// halving to 512 bytes, and an emptied buffer four times larger than the room is
+    /// given back, as Redis shrinks an idle client's query buffer. The hysteresis keeps a
+    /// client whose batches vary from reallocating at every turn. A bulk string being
+    /// read gets the room it still needs in one go.
     func prepareReceive() {
         let room = max(receiveRoom, parser.pendingBulkBytes - input.readableCount)
-        if input.isEmpty { input.shrinkIfEmpty(to: room) }
+        if input.isEmpty && input.capacity > 4 * room { input.shrinkIfEmpty(to: room) }
         input.reserve(room)
     }
 
@@ -161,9 +165,27 @@ extension Connection {
         netInputBytes += count
         if count >= room {
             receiveRoom = min(receiveRoom * 2, Connection.largeReceive)
+            smallReceives = 0
         } else if count < receiveRoom / 4 {
-            receiveRoom = max(receiveRoom / 2, Connection.smallReceive)
+            smallReceives += 1
+            if smallReceives >= 8 {
+                receiveRoom = max(receiveRoom / 2, Connection.smallReceive)
+                smallReceives = 0
+            }
+        } else {
+            smallReceives = 0
         }
+    }
+
+    /// The client just blocked: it will send nothing for a while, so it keeps only a
+    /// small receive buffer (an empty one is given back now; the ring's next receive
+    /// is armed with the small room).
+    func park() {
+        receiveRoom = Connection.smallReceive
+        smallReceives = 0
+        input.shrinkIfEmpty(to: Connection.smallReceive)
+        output.shrinkIfEmpty(to: 128)
+        sending.shrinkIfEmpty(to: 64)
     }
 }
 
