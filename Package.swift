@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // The targets below are Berth's layers, lowest first (docs/architecture.md):
-// RESP -> Keyspace -> Commands -> Engine -> {Modules, Scripting, JavaScript} -> berth-server,
+// RESP -> Keyspace -> Persistence -> Commands -> Engine -> {Modules, Scripting, JavaScript} -> berth-server,
 // with Uring over CUring beside Engine, and the C halves (CModuleHost, CLua, CJSHost) under
 // the engine that uses each.
 import PackageDescription
@@ -68,12 +68,14 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
-        .target(name: "Commands", dependencies: ["RESP", "Keyspace", "CLongDouble"], swiftSettings: releaseSettings),
+        // Redis's file formats: RDB snapshots and DUMP payloads, read and written.
+        .target(name: "Persistence", dependencies: ["RESP", "Keyspace"], swiftSettings: releaseSettings),
+        .target(name: "Commands", dependencies: ["RESP", "Keyspace", "Persistence", "CLongDouble"], swiftSettings: releaseSettings),
         .target(name: "Uring", dependencies: ["CUring"]),
         .target(
             name: "Engine",
             dependencies: [
-                "RESP", "Keyspace", "Commands", "Uring", "CUring", "CIntrinsics",
+                "RESP", "Keyspace", "Persistence", "Commands", "Uring", "CUring", "CIntrinsics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -120,6 +122,7 @@ let package = Package(
         ),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
+        .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "Keyspace", "RESP"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Keyspace", "RESP"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),
         .testTarget(name: "ModulesTests", dependencies: ["Modules", "RESP"]),
