@@ -69,7 +69,11 @@ let package = Package(
             swiftSettings: releaseSettings
         ),
         // Redis's file formats: RDB snapshots and DUMP payloads, read and written.
-        .target(name: "Persistence", dependencies: ["RESP", "Keyspace"], swiftSettings: releaseSettings),
+        .target(
+            name: "Persistence",
+            dependencies: ["RESP", "Keyspace", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: releaseSettings
+        ),
         .target(name: "Commands", dependencies: ["RESP", "Keyspace", "Persistence", "CLongDouble"], swiftSettings: releaseSettings),
         .target(name: "Uring", dependencies: ["CUring"]),
         .target(

@@ -95,7 +95,29 @@ package enum EngineCommands {
             return false
         }),
         (spec("lastsave", 1, [.fast, .loading, .stale]), { shard, _, _, reply in
-            reply.integer(Int(shard.server.startTime / 1000))
+            reply.integer(Int(shard.server.snapshots.lastSaveTime()))
+            return false
+        }),
+        (spec("save", 1, [.admin, .noMulti]), { shard, _, _, reply in
+            if let error = shard.server.snapshots.save(on: shard) { reply.error(error); return true }
+            reply.ok()
+            return false
+        }),
+        (spec("bgsave", -1, [.admin]), { shard, _, args, reply in
+            if args.count > 2 || (args.count == 2 && !args[1].equalsIgnoringCase("schedule")) {
+                reply.error(CommandError.syntax.message)
+                return true
+            }
+            if let error = shard.server.snapshots.backgroundSave(on: shard.section) {
+                // SCHEDULE: one already running is as good as a start, as Redis answers it.
+                if args.count == 2 && shard.server.snapshots.isRunning {
+                    reply.simple("Background saving scheduled")
+                    return false
+                }
+                reply.error(error)
+                return true
+            }
+            reply.simple("Background saving started")
             return false
         }),
         (spec("client", -2, [.noMulti, .loading, .stale],
@@ -124,6 +146,11 @@ package enum EngineCommands {
                 reply.error("ERR No shutdown in progress.")
                 return true
             }
+            let save = args.dropFirst().contains { $0.equalsIgnoringCase("save") }
+            let noSave = args.dropFirst().contains { $0.equalsIgnoringCase("nosave") }
+            if save && noSave { reply.error(CommandError.syntax.message); return true }
+            let mode: Server.ShutdownSave = save ? .save : noSave ? .noSave : .asConfigured
+            shard.server.shutdownSave.store(mode.rawValue, ordering: .releasing)
             if shard.server.scriptBusy.running.load(ordering: .acquiring) != 0 {
                 // A script that wrote holds every shard: the only way out is to stop hard.
                 shard.server.log.warning("SHUTDOWN NOSAVE during a busy script: exiting without waiting for it")

@@ -26,6 +26,11 @@ package protocol ScriptingExtension: AnyObject, Sendable {
     /// INFO memory's number_of_cached_scripts and number_of_functions.
     var cachedScriptCount: Int { get }
     var functionCount: Int { get }
+    /// Every FUNCTION library's source, for a snapshot.
+    var functionLibrarySources: [Bytes] { get }
+    /// Loads a library read from a file (on `shard`'s interpreter, before clients come);
+    /// the error text when it does not load.
+    func loadFunctionLibrary(_ source: Bytes, on shard: Shard) -> String?
 }
 
 /// Modules loaded with --loadmodule or MODULE LOAD (Modules target).

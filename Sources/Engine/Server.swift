@@ -66,8 +66,13 @@ public final class Server: @unchecked Sendable {
     package let scriptBusy = ScriptBusy()
     package let slowlog = SlowLog()
     package let errorStats = ErrorStats()
+    /// The RDB file: loading, SAVE, BGSAVE, save points (SnapshotService.swift).
+    private(set) var snapshots: SnapshotService!
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
+    /// What SHUTDOWN asked of the final save: the save points decide, or SAVE, or NOSAVE.
+    enum ShutdownSave: Int { case asConfigured, save, noSave }
+    let shutdownSave = Atomic<Int>(ShutdownSave.asConfigured.rawValue)
     private let memoryPeak = Atomic<Int>(0)
     /// Bytes allocated once every shard ran, before any client: MEMORY STATS' baseline.
     private let startupBytes = Atomic<Int>(0)
@@ -107,6 +112,7 @@ public final class Server: @unchecked Sendable {
         let base = commands.count + Extensions.moduleCommandSlots
         subcommandStatIDs = Dictionary(uniqueKeysWithValues: subcommandNames.enumerated().map { ($1, base + $0) })
         offShardSection = LockSection(server: self, shard: nil)
+        snapshots = SnapshotService(server: self)
     }
 
     /// Redis's `container|subcommand` names, and their statistics slots.
@@ -158,14 +164,11 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Berth keeps everything in memory: a configuration that asks for an append-only
-    /// file or save points must hear, in the log, that nothing is written to disk.
+    /// The append-only file is not built yet: a configuration that asks for one must hear,
+    /// in the log, that only the RDB snapshots (SAVE, BGSAVE, save points) reach the disk.
     func warnOfMissingPersistence() {
-        var asked: [String] = []
-        if config.get("appendonly") == "yes" { asked.append("appendonly yes") }
-        if !config.get("save").trimmingCharacters(in: " \t").isEmpty { asked.append("save \(config.get("save"))") }
-        guard !asked.isEmpty else { return }
-        log.warning("WARNING \(asked.joined(separator: " and ")) requested, but Berth does not persist data yet: nothing is written to disk and everything is lost on restart")
+        guard config.get("appendonly") == "yes" else { return }
+        log.warning("WARNING appendonly yes requested, but Berth has no append-only file yet: only RDB snapshots (SAVE, BGSAVE, the save points) are written to disk")
     }
 
     /// Runs until shutdown; returns the process exit code.
@@ -178,7 +181,6 @@ public final class Server: @unchecked Sendable {
             log.critical("\(error)")
             return 1
         }
-        applyKeyEventTracking()
         warnOfMissingPersistence()
         let effectLogPath = config.get("effect-log")
         if !effectLogPath.isEmpty {
@@ -198,6 +200,9 @@ public final class Server: @unchecked Sendable {
                 return 1
             }
         }
+        // Before keyspace events are recorded: loaded keys are not "new" keys.
+        guard loadSnapshotFile() else { return 1 }
+        applyKeyEventTracking()
         var threads: [pthread_t] = []
         for shard in shards {
             threads.append(spawnThread { shard.run(useUring: useUring) })
@@ -216,10 +221,15 @@ public final class Server: @unchecked Sendable {
             exit(1)
         }
         var lastStatus = ShardStore.nowMilliseconds()
+        var lastCron = lastStatus
         while !shutdownRequested.load(ordering: .acquiring) {
             usleep(10_000)
             effects.drain()
             let now = ShardStore.nowMilliseconds()
+            if now - lastCron >= 100 {
+                snapshots.cron(dirtyNow: publishedDirty)
+                lastCron = now
+            }
             if now - lastStatus >= 5000 {
                 SystemdNotify.send("STATUS=\(statusLine())")
                 lastStatus = now
@@ -233,6 +243,10 @@ public final class Server: @unchecked Sendable {
         for t in threads { pthread_join(t, nil) }
         effects.drain()  // what the shards did before they stopped
         listenFD.closeQuietly()
+        if !saveBeforeExit() {
+            log.warning("Error trying to save the DB, can't exit cleanly.")
+            return 1
+        }
         if !extensions.javascript.closeAll() {
             // A library's code would not stop: SpiderMonkey cannot be torn down under it.
             log.warning("A JavaScript library did not stop in time; exiting without tearing its engine down")
@@ -269,6 +283,19 @@ public final class Server: @unchecked Sendable {
     }
 
     func shardStarted(_ shard: Shard) { started.add(1, ordering: .releasing) }
+
+    /// Every shard's change counter as last published (each shard's tick publishes it).
+    var publishedDirty: Int { shards.reduce(0) { $0 + $1.publishedDirty.load(ordering: .relaxed) } }
+
+    /// The final save, once the shards stopped: as SHUTDOWN asked, else when save points
+    /// are set (as Redis saves on SIGTERM). True when nothing needed saving or it saved.
+    private func saveBeforeExit() -> Bool {
+        switch ShutdownSave(rawValue: shutdownSave.load(ordering: .acquiring))! {
+        case .noSave: return true
+        case .save: return snapshots.saveAtShutdown()
+        case .asConfigured: return snapshots.savePoints.isEmpty || snapshots.saveAtShutdown()
+        }
+    }
 
     func requestShutdown() { shutdownRequested.store(true, ordering: .releasing) }
 }

@@ -4,6 +4,7 @@ import DequeModule
 import Keyspace
 import RESP
 import SystemPackage
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,6 +59,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Per-command latency histograms (INFO latencystats).
     package let latencies: CommandLatencies
     package let context: CommandContext
+    /// `context.dirty` as of the last tick, for the save points (read by the main thread).
+    let publishedDirty = Atomic<Int>(0)
     /// Replies written while CLIENT REPLY is OFF/SKIP go here and are dropped.
     let discard = IOBuffer(capacity: 1024)
     /// Milliseconds at the start of the input batch being processed.
@@ -245,6 +248,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     /// Runs the periodic work: active expiry and idle-client timeouts.
     private func tick(now: Int64) {
+        publishedDirty.store(context.dirty, ordering: .relaxed)
         // Behind a busy script, expiry waits for a later tick: the shard stays responsive.
         if server.activeExpiry.load(ordering: .relaxed), section.enter(index, .refuseWhenBusy) {
             for db in store.databases where db.volatileCount > 0 {

@@ -26,6 +26,10 @@ public final class Database {
     public private(set) var volatileCount = 0
     /// Keys removed because their TTL passed, lazily or actively (INFO expired_keys).
     public private(set) var expiredTotal = 0
+    /// The snapshot being written, while one is: every entry this database hands out for
+    /// a change, or changes itself, is first written to it unless it already is there
+    /// (SnapshotGuard). Set and cleared under every shard lock.
+    public var snapshot: SnapshotGuard? = nil
 
     public init(index: Int = 0, ready: ReadyKeys = ReadyKeys(), keyEvents: KeyEventLog = KeyEventLog(),
                 expiryHold: ExpiryHold = ExpiryHold(), effects: EffectStream = EffectStream()) {
@@ -57,6 +61,7 @@ public final class Database {
             noteExpired(key)
             return nil
         }
+        if let s = snapshot, e.savedEpoch != s.epoch { s.preserve(e, of: self) }
         return e
     }
 
@@ -78,7 +83,19 @@ public final class Database {
         if expiryHold.mayHaveHeld { removeHeldEntry(key) }
         if !blockedKeys.isEmpty { signalReady(key) }
         if keyEvents.isTracking { keyEvents.record(.new, DatabaseKey(db: index, key: key)) }
-        return table.insert(key, value: value)
+        return markedNew(table.insert(key, value: value))
+    }
+
+    /// A key created while a snapshot runs is not part of it.
+    @inline(__always)
+    private func markedNew(_ e: Entry) -> Entry {
+        if let s = snapshot { e.savedEpoch = s.epoch }
+        return e
+    }
+
+    @inline(__always)
+    private func preserve(_ e: Entry) {
+        if let s = snapshot, e.savedEpoch != s.epoch { s.preserve(e, of: self) }
     }
 
     /// SET semantics: replaces any value, and the TTL unless `keepTTL`.
@@ -93,12 +110,13 @@ public final class Database {
         if existing == nil && expiryHold.mayHaveHeld { removeHeldEntry(key) }
         if !blockedKeys.isEmpty { signalReady(key) }
         if let e = existing {
+            preserve(e)
             e.value = value
             if !keepTTL && e.expireAt != 0 { persist(e) }
             return e
         }
         if keyEvents.isTracking { keyEvents.record(.new, DatabaseKey(db: index, key: key)) }
-        return table.insert(key, value: value)
+        return markedNew(table.insert(key, value: value))
     }
 
     @discardableResult
@@ -109,12 +127,14 @@ public final class Database {
     }
 
     public func removeEntry(_ e: Entry) {
+        preserve(e)
         if !blockedKeys.isEmpty { signalReady(e.key) }
         if e.expireAt != 0 { volatileCount -= 1 }
         table.remove(e.key)
     }
 
     public func setExpire(_ e: Entry, at deadline: Int64) {
+        preserve(e)
         if e.expireAt == 0 { volatileCount += 1 }
         e.expireAt = deadline
         expiries.insert(ExpiryItem(deadline: deadline, key: e.key))
@@ -123,6 +143,7 @@ public final class Database {
 
     public func persist(_ e: Entry) {
         if e.expireAt != 0 {
+            preserve(e)
             volatileCount -= 1
             e.expireAt = 0
         }
@@ -152,6 +173,7 @@ public final class Database {
     }
 
     public func removeAll() {
+        if let s = snapshot { table.forEach { e in if e.savedEpoch != s.epoch { s.preserve(e, of: self) } } }
         if !blockedKeys.isEmpty { for key in blockedKeys.keys { signalReady(key) } }
         table.removeAll()
         expiries = Heap()
@@ -194,6 +216,15 @@ public final class Database {
         }
         expiries = Heap(items)
     }
+}
+
+/// A snapshot being written (Engine's Snapshot.swift), as a database sees it: before an
+/// entry that is not yet in the snapshot's file (its `savedEpoch` is not `epoch`)
+/// changes, is deleted or is handed out for a change, the database has the snapshot write
+/// it as it is, and the snapshot marks it written. Called under the shard's lock.
+public protocol SnapshotGuard: AnyObject {
+    var epoch: UInt32 { get }
+    func preserve(_ entry: Entry, of db: Database)
 }
 
 struct ExpiryItem: Comparable {

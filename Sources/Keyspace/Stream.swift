@@ -125,6 +125,19 @@ public final class StreamValue {
     public var count: Int { entries.count }
     public var firstID: StreamID? { entries.first?.id }
 
+    /// The entries node by node (ranges of `entries` kept in one node), as an RDB file
+    /// stores them.
+    public var nodeRuns: [Range<Int>] {
+        var runs: [Range<Int>] = []
+        var start = 0
+        for i in entries.indices where i > start && entries[i].node != entries[start].node {
+            runs.append(start..<i)
+            start = i
+        }
+        if start < entries.count { runs.append(start..<entries.count) }
+        return runs
+    }
+
     /// Index of the first entry with ID >= `id`.
     public func lowerBound(_ id: StreamID) -> Int {
         var lo = 0, hi = entries.count

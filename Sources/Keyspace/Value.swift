@@ -83,6 +83,10 @@ public final class SetValue {
 public final class Entry {
     public let key: Bytes
     public var value: Value
+    /// The snapshot that has this key in its file (Snapshot.swift): a key whose number is
+    /// not the running snapshot's is still to be written, and is written before it
+    /// changes. Fits in the padding after `value`.
+    public var savedEpoch: UInt32 = 0
     public var expireAt: Int64 = 0
     let hash: Int
     var next: Entry?

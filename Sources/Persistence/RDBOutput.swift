@@ -19,6 +19,8 @@ public struct RDBOutput {
 
     public mutating func byte(_ b: UInt8) { bytes.append(b) }
 
+    mutating func withBytes<R>(_ body: (inout [UInt8]) -> R) -> R { body(&bytes) }
+
     public mutating func raw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
     public mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
 

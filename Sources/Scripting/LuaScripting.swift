@@ -43,6 +43,16 @@ package final class LuaScripting: ScriptingExtension {
 
     package var cachedScriptCount: Int { scripts.count }
     package var functionCount: Int { functions.all.reduce(0) { $0 + $1.functions.count } }
+    package var functionLibrarySources: [Bytes] { functions.all.map { $0.code } }
+
+    package func loadFunctionLibrary(_ source: Bytes, on shard: Shard) -> String? {
+        switch ScriptFunctions.load(shard, source, replace: false) {
+        case .success: return nil
+        case .failure(let e):
+            // The reply is "-<message>\r\n".
+            return String(decoding: e.reply.dropFirst().prefix { $0 != 13 }, as: UTF8.self)
+        }
+    }
 }
 
 extension Server {

@@ -1,0 +1,68 @@
+import Keyspace
+import Persistence
+import RESP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Loads the RDB file into the shards' stores at start, before any shard thread runs:
+/// each key goes to the shard that owns its slot, keys already past their TTL are
+/// dropped (as a primary drops them), FUNCTION libraries are loaded into the server.
+final class StoreLoader: RDBLoadTarget {
+    private let server: Server
+    private let now = ShardStore.nowMilliseconds()
+    private(set) var loaded = 0
+    private(set) var expired = 0
+    private(set) var libraryErrors: [String] = []
+
+    init(server: Server) { self.server = server }
+
+    func aux(_ key: Bytes, _ value: Bytes) {
+        server.log.debug("RDB aux field \(key.string): \(value.string)")
+    }
+
+    func functionLibrary(_ source: Bytes) throws {
+        if let error = server.extensions.scripting.loadFunctionLibrary(source, on: server.shards[0]) {
+            throw RDBError("Failed loading library: \(error)", offset: 0)
+        }
+    }
+
+    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64) {
+        if expireAt != 0 && expireAt <= now {
+            expired += 1
+            return
+        }
+        guard db >= 0 && db < server.databaseCount else { return }
+        let database = server.stores[server.slots.shard(of: key)].databases[db]
+        let e = database.overwrite(database.table.find(key), key, value)
+        if expireAt != 0 { database.setExpire(e, at: expireAt) }
+        loaded += 1
+    }
+
+    func moduleType(id: UInt64) -> (any RDBModuleType)? { nil }
+}
+
+extension Server {
+    /// Loads the RDB file, when there is one. False (logged) when it is damaged: the
+    /// server must not start on half a dataset.
+    func loadSnapshotFile() -> Bool {
+        let path = snapshots.path
+        guard access(path, F_OK) == 0 else { return true }
+        let start = ShardStore.nowMilliseconds()
+        let loader = StoreLoader(server: self)
+        do {
+            _ = try RDBReader.loadFile(path: path, into: loader)
+        } catch {
+            log.critical("Fatal error loading the DB from \(path): \(error). Exiting.")
+            return false
+        }
+        snapshots.state.withLock { s in
+            s.loadedKeys = loader.loaded
+            s.expiredOnLoad = loader.expired
+        }
+        let ms = ShardStore.nowMilliseconds() - start
+        log.notice("Done loading RDB, keys loaded: \(loader.loaded), keys expired: \(loader.expired).")
+        log.notice("DB loaded from disk: \(ms / 1000).\(String(1000 + ms % 1000).dropFirst()) seconds")
+        return true
+    }
+}
