@@ -38,6 +38,7 @@ enum ConfigCommand {
                 try? config.set(args[i].string, args[i + 1].string)
             }
             shard.server.applyKeyEventTracking()
+            shard.server.snapshots.updateWriteRefusal()
             reply.ok()
             return false
         }

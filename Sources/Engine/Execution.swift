@@ -137,6 +137,13 @@ extension Shard {
             stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             return
         }
+        if server.snapshots.refusingWrites.load(ordering: .relaxed) && (spec.flags.contains(.write) || spec.name == "ping") {
+            // As Redis: after a failed save with save points set, writes (and PING, which
+            // monitoring uses to notice) are refused until a save succeeds.
+            reply.error(SnapshotService.misconf)
+            conn.transaction?.failed = true
+            return
+        }
         if server.scriptBusy.running.load(ordering: .relaxed) != 0, let busy = server.scriptBusy.refusal(spec, args) {
             // Inside MULTI a refused command dooms the transaction; a refused EXEC ends it,
             // as Redis answers both, so no half of a transaction runs around a busy script.

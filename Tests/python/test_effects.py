@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from conftest import ROOT, Server, free_port, wait_for
+from dataset import dump
 
 MODULE = os.path.join(ROOT, "modules", "build", "blockdemo.so")
 DATABASES = 4
@@ -146,41 +147,6 @@ def run_client(port, seed, rounds, stop_at):
         except redis.ResponseError:
             pass  # wrong types and the like are part of the workload
     r.close()
-
-
-def dump(port):
-    """Every key of every database: type, value and absolute expiry."""
-    r = redis.Redis(port=port, decode_responses=True)
-    out = {}
-    for db in range(16):
-        r.execute_command("SELECT", db)
-        for k in r.scan_iter(count=1000):
-            kind = r.type(k)
-            if kind == "string":
-                value = r.get(k)
-            elif kind == "list":
-                value = r.lrange(k, 0, -1)
-            elif kind == "hash":
-                value = sorted(r.hgetall(k).items())
-            elif kind == "set":
-                value = sorted(r.smembers(k))
-            elif kind == "zset":
-                value = r.zrange(k, 0, -1, withscores=True)
-            elif kind == "stream":
-                groups = [{f: g[f] for f in ("name", "consumers", "pending", "last-delivered-id")}
-                          for g in r.xinfo_groups(k)]
-                # Each pending entry: its consumer and delivery count (the idle time is
-                # the moment of the dump; the delivery time itself is compared below).
-                pel = [[(e["message_id"], e["consumer"], e["times_delivered"])
-                        for e in r.xpending_range(k, g["name"], "-", "+", 10000)] for g in groups]
-                consumers = [sorted((c["name"], c["pending"]) for c in r.xinfo_consumers(k, g["name"])) for g in groups]
-                full = r.xinfo_stream(k, full=True)
-                times = [sorted((e[0], e[2]) for e in grp["pending"]) for grp in full["groups"]]
-                value = (r.xrange(k), groups, pel, consumers, times)
-            else:
-                value = None
-            out[(db, k)] = (kind, value, r.execute_command("PEXPIRETIME", k))
-    return out
 
 
 @pytest.mark.parametrize("seed", [1, 2])

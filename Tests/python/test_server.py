@@ -688,17 +688,17 @@ def test_smove_into_a_set_that_has_the_member_leaves_it_untouched(make_server, r
     assert outcomes[0] == outcomes[1] == ([1], ["b"], ["a", "c"])
 
 
-def test_persistence_options_warn_that_nothing_is_written(make_server, tmp_path):
-    """`appendonly yes` and save points are accepted (configs written for Redis keep
-    working) but Berth writes nothing to disk yet: the log says so at start, and INFO
-    persistence does not claim an AOF. Without them, no warning."""
+def test_appendonly_warns_that_only_snapshots_are_written(make_server, tmp_path):
+    """`appendonly yes` is accepted (configs written for Redis keep working) but the
+    append-only file is not built yet: the log says so at start, and INFO persistence does
+    not claim an AOF. Save points alone get no warning: snapshots are written."""
     s = make_server("--appendonly", "yes", "--save", "900 1", "--dir", str(tmp_path))
     r = s.client(decode_responses=True)
     r.set("k", "v")
     assert r.config_get("appendonly") == {"appendonly": "yes"}
     assert r.info("persistence")["aof_enabled"] == 0
-    assert "appendonly yes and save 900 1 requested, but Berth does not persist data yet" in s.output()
+    assert "appendonly yes requested, but Berth has no append-only file yet" in s.output()
     assert list(tmp_path.iterdir()) == []
     quiet = make_server()
     assert quiet.client().ping()
-    assert "does not persist" not in quiet.output()
+    assert "append-only" not in quiet.output()

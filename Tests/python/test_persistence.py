@@ -1,0 +1,242 @@
+"""RDB snapshots over real sockets: SAVE, BGSAVE, save points, the save at shutdown,
+-MISCONF, and files that redis-server 7.0 (Debian's) and redis-check-rdb accept."""
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import free_port, wait_for
+from dataset import dump, fill
+
+
+def start_redis(directory, *args):
+    """redis-server 7.0 on `directory` (loading its dump.rdb); returns (process, port)."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--dir", str(directory), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def up():
+        try:
+            return redis.Redis(port=port).info("persistence")["loading"] == 0
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            return False
+    if not wait_for(up, timeout=30):
+        proc.kill()
+        raise AssertionError("redis-server did not load: " + proc.stdout.read().decode(errors="replace"))
+    return proc, port
+
+
+def stop(proc):
+    proc.terminate()
+    proc.wait(10)
+
+
+def check_rdb(path):
+    out = subprocess.run(["redis-check-rdb", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0 and "RDB looks OK" in out.stdout, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_save_writes_a_file_redis_server_loads_with_identical_contents(make_server, tmp_path, shards):
+    s = make_server("--shards", shards, "--dir", tmp_path)
+    r = s.client()
+    fill(r)
+    original = dump(s.port)
+    assert r.save() is True
+    report = check_rdb(tmp_path / "dump.rdb")
+    assert "RDB version 10" in report or "'redis-ver'" in report or "redis-ver" in report
+    proc, port = start_redis(tmp_path)
+    try:
+        assert dump(port) == original
+    finally:
+        stop(proc)
+
+
+def test_rdbcompression_and_rdbchecksum_options_are_honoured(make_server, tmp_path):
+    s = make_server("--dir", tmp_path, "--rdbcompression", "no", "--rdbchecksum", "no")
+    r = s.client()
+    r.set("long", "abc" * 1000)
+    r.save()
+    data = (tmp_path / "dump.rdb").read_bytes()
+    assert b"abc" * 1000 in data  # stored as is
+    assert data[-8:] == b"\x00" * 8  # no checksum
+    r.config_set("rdbcompression", "yes")
+    r.config_set("rdbchecksum", "yes")
+    r.save()
+    data = (tmp_path / "dump.rdb").read_bytes()
+    assert b"abc" * 1000 not in data and len(data) < 1000
+    assert data[-8:] != b"\x00" * 8
+    check_rdb(tmp_path / "dump.rdb")
+
+
+def test_bgsave_is_one_instant_across_shards_while_writers_run(make_server, tmp_path):
+    """Transaction n increments `a` and `b` (on different shards), deletes old:n,
+    overwrites changed:n and creates new:n, while BGSAVE walks 4 shards. The file must
+    hold one instant: a == b == m, the first m old keys gone and the rest as they were,
+    the first m changed keys changed, exactly the first m new keys."""
+    s = make_server("--shards", 4, "--dir", tmp_path)
+    r = s.client()
+    total = 60_000
+    pipe = r.pipeline(transaction=False)
+    for i in range(total):
+        pipe.set(f"old:{i}", i)
+        pipe.set(f"changed:{i}", i)
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    stop_writing = threading.Event()
+    rounds = []
+
+    def writer():
+        c = s.client()
+        n = 0
+        while not stop_writing.is_set() and n < total:
+            p = c.pipeline(transaction=True)
+            p.incr("a")
+            p.incr("b")
+            p.delete(f"old:{n}")
+            p.set(f"changed:{n}", "changed")
+            p.set(f"new:{n}", n)
+            p.execute()
+            n += 1
+        rounds.append(n)
+    t = threading.Thread(target=writer)
+    t.start()
+    assert wait_for(lambda: int(r.get("a") or 0) > 50)
+    r.bgsave()
+    assert wait_for(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 0, timeout=60)
+    written_during = int(r.get("a"))
+    stop_writing.set()
+    t.join()
+    assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
+    proc, port = start_redis(tmp_path)
+    try:
+        loaded = redis.Redis(port=port)
+        a, b = loaded.get("a"), loaded.get("b")
+        assert a is not None and a == b
+        m = int(a)
+        assert 0 < m <= written_during
+        old = loaded.mget([f"old:{i}" for i in range(total)])
+        assert old[:m] == [None] * m and old[m:] == [str(i).encode() for i in range(m, total)]
+        changed = loaded.mget([f"changed:{i}" for i in range(total)])
+        assert changed[:m] == [b"changed"] * m and changed[m:] == [str(i).encode() for i in range(m, total)]
+        assert loaded.dbsize() == 2 + 2 * total - m + m
+        assert loaded.exists(f"new:{m - 1}") == 1 and loaded.exists(f"new:{m}") == 0
+    finally:
+        stop(proc)
+
+
+def test_save_points_start_a_background_save(make_server, tmp_path):
+    s = make_server("--dir", tmp_path, "--save", "1 1", "--loglevel", "notice")
+    r = s.client()
+    before = r.lastsave()
+    assert r.info("persistence")["rdb_changes_since_last_save"] == 0
+    r.set("k", "v")
+    assert r.info("persistence")["rdb_changes_since_last_save"] >= 1
+    assert wait_for(lambda: (tmp_path / "dump.rdb").exists(), timeout=10)
+    assert wait_for(lambda: r.info("persistence")["rdb_changes_since_last_save"] == 0, timeout=10)
+    assert r.lastsave() >= before
+    assert "changes in 1 seconds. Saving..." in s.output()
+    check_rdb(tmp_path / "dump.rdb")
+
+
+def test_failed_save_refuses_writes_until_a_save_succeeds(make_server, tmp_path):
+    target = tmp_path / "data"
+    target.mkdir()
+    s = make_server("--dir", target, "--save", "3600 1")
+    r = s.client()
+    r.set("k", "v")
+    target.rmdir()
+    with pytest.raises(redis.ResponseError):
+        r.save()
+    info = r.info("persistence")
+    assert info["rdb_last_bgsave_status"] == "err"
+    with pytest.raises(redis.ResponseError, match="MISCONF"):
+        r.set("k", "w")
+    with pytest.raises(redis.ResponseError, match="MISCONF"):
+        r.ping()
+    assert r.get("k") == b"v"  # reads go on
+    # stop-writes-on-bgsave-error no: writes go on despite the failure.
+    r.config_set("stop-writes-on-bgsave-error", "no")
+    assert r.set("k", "w") is True
+    r.config_set("stop-writes-on-bgsave-error", "yes")
+    with pytest.raises(redis.ResponseError, match="MISCONF"):
+        r.set("k", "x")
+    target.mkdir()
+    assert r.bgsave()
+    assert wait_for(lambda: r.info("persistence")["rdb_last_bgsave_status"] == "ok", timeout=10)
+    assert r.set("k", "x") is True
+    assert "Failed opening the temp RDB file" in s.output()
+
+
+def test_bgsave_while_one_runs_is_refused_or_scheduled(make_server, tmp_path):
+    s = make_server("--dir", tmp_path, "--shards", 2)
+    r = s.client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(300_000):
+        pipe.set(f"k{i}", "x" * 50)
+        if i % 10000 == 9999:
+            pipe.execute()
+    pipe.execute()
+    r.bgsave()
+    outcomes, refused = set(), 0
+    while r.info("persistence")["rdb_bgsave_in_progress"] == 1:
+        outcomes.add(s.client().execute_command("BGSAVE", "SCHEDULE"))
+        try:
+            r.execute_command("BGSAVE")  # (redis-py's bgsave() adds SCHEDULE)
+            break  # the first one ended in between, and this one started
+        except redis.ResponseError as e:
+            assert "Background save already in progress" in str(e)
+            refused += 1
+        with pytest.raises(redis.ResponseError, match="Background save already in progress"):
+            r.save()
+    assert refused >= 1
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        r.execute_command("BGSAVE", "NOW")
+    assert wait_for(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 0, timeout=60)
+    # redis-py turns either status reply into True; the raw reply is checked here.
+    assert outcomes == {True}
+    with socket.create_connection(("127.0.0.1", s.port)) as raw:
+        raw.sendall(b"BGSAVE SCHEDULE\r\n")
+        assert raw.recv(100) in (b"+Background saving started\r\n", b"+Background saving scheduled\r\n")
+    assert wait_for(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 0, timeout=60)
+    check_rdb(tmp_path / "dump.rdb")
+
+
+def test_sigterm_saves_when_save_points_are_set_and_shutdown_nosave_does_not(make_server, tmp_path):
+    d1 = tmp_path / "one"
+    d1.mkdir()
+    s = make_server("--dir", d1, "--save", "3600 1000", "--loglevel", "notice")
+    s.client().set("k", "v")
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(20) == 0
+    check_rdb(d1 / "dump.rdb")
+    assert "Saving the final RDB snapshot before exiting." in s.output()
+
+    d2 = tmp_path / "two"
+    d2.mkdir()
+    s = make_server("--dir", d2, "--save", "3600 1000")
+    c = s.client()
+    c.set("k", "v")
+    c.shutdown(nosave=True)  # (redis-py takes the closed connection as success)
+    assert s.proc.wait(20) == 0
+    assert not (d2 / "dump.rdb").exists()
+
+    d3 = tmp_path / "three"
+    d3.mkdir()
+    s = make_server("--dir", d3)  # no save points: SIGTERM does not save, SHUTDOWN SAVE does
+    c = s.client()
+    c.set("k", "v")
+    c.shutdown(save=True)
+    assert s.proc.wait(20) == 0
+    proc, port = start_redis(d3)
+    try:
+        assert redis.Redis(port=port).get("k") == b"v"
+    finally:
+        stop(proc)
