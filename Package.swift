@@ -71,7 +71,11 @@ let package = Package(
         // Redis's file formats: RDB snapshots and DUMP payloads, read and written.
         .target(
             name: "Persistence",
-            dependencies: ["RESP", "Keyspace", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "RESP", "Keyspace",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: releaseSettings
         ),
         .target(name: "Commands", dependencies: ["RESP", "Keyspace", "Persistence", "CLongDouble"], swiftSettings: releaseSettings),
@@ -126,7 +130,7 @@ let package = Package(
         ),
         .testTarget(name: "RESPTests", dependencies: ["RESP"]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
-        .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "Keyspace", "RESP"]),
+        .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "Keyspace", "RESP", "BerthClient"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Keyspace", "RESP"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),
         .testTarget(name: "ModulesTests", dependencies: ["Modules", "RESP"]),
