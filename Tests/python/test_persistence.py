@@ -240,3 +240,79 @@ def test_sigterm_saves_when_save_points_are_set_and_shutdown_nosave_does_not(mak
         assert redis.Redis(port=port).get("k") == b"v"
     finally:
         stop(proc)
+
+
+LIBRARY = "#!lua name=kept\nredis.register_function('kept', function(keys, args) return 'still here' end)"
+
+
+def test_restart_loads_everything_back_even_with_another_shard_count(make_server, tmp_path):
+    s = make_server("--dir", tmp_path, "--shards", 2)
+    r = s.client()
+    fill(r)
+    r.function_load(LIBRARY)
+    original = dump(s.port)
+    r.shutdown(save=True)
+    assert s.proc.wait(20) == 0
+    again = make_server("--dir", tmp_path, "--shards", 3, "--loglevel", "notice")
+    assert dump(again.port) == original
+    c = again.client()
+    assert c.fcall("kept", 0) == b"still here"
+    assert c.info("persistence")["rdb_last_load_keys_loaded"] == len(original)
+    assert f"keys loaded: {len(original)}" in again.output()
+
+
+@pytest.mark.parametrize("reference", ["redis-server", "valkey-server"])
+def test_berth_loads_what_redis_and_valkey_save(make_server, tmp_path, reference):
+    """redis-server 7.0 writes RDB 10 and valkey-server 8.1 RDB 11, each with its compact
+    encodings (listpacks, intsets, quicklists, stream nodes with deleted entries): Berth
+    loads both into the same keyspace they hold."""
+    from conftest import valkey_binary
+    binary = "redis-server" if reference == "redis-server" else valkey_binary()
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--dir", str(tmp_path),
+                             "--list-max-listpack-size", "4", "--list-compress-depth", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        ref = redis.Redis(port=port)
+        assert wait_for(lambda: _pings(ref))
+        fill(ref)
+        ref.function_load(LIBRARY)
+        original = dump(port)
+        assert ref.save()
+    finally:
+        stop(proc)
+    s = make_server("--dir", tmp_path, "--shards", 2)
+    assert dump(s.port) == original
+    assert s.client().fcall("kept", 0) == b"still here"
+
+
+def _pings(r):
+    try:
+        return r.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_damaged_file_stops_the_start_with_file_and_offset(make_server, tmp_path):
+    s = make_server("--dir", tmp_path)
+    fill(s.client())
+    s.client().save()
+    s.stop()
+    good = (tmp_path / "dump.rdb").read_bytes()
+    # A flipped byte in the middle: the checksum catches what the structure does not.
+    bad = bytearray(good)
+    bad[len(good) // 2] ^= 0x5A
+    (tmp_path / "dump.rdb").write_bytes(bytes(bad))
+    from conftest import BINARY
+
+    def start_fails():
+        out = subprocess.run([BINARY, "--port", str(free_port()), "--dir", str(tmp_path)],
+                             capture_output=True, text=True, timeout=20)
+        return out.returncode, out.stdout + out.stderr
+    code, log = start_fails()
+    assert code == 1 and "Fatal error loading the DB from" in log and "dump.rdb" in log and "offset" in log, log
+    # Truncated anywhere: refused, never a crash or half a dataset.
+    for cut in (5, 9, 40, len(good) // 3, len(good) - 9, len(good) - 1):
+        (tmp_path / "dump.rdb").write_bytes(good[:cut])
+        code, log = start_fails()
+        assert code == 1 and "Fatal error loading the DB" in log, (cut, log)
