@@ -316,3 +316,96 @@ def test_a_damaged_file_stops_the_start_with_file_and_offset(make_server, tmp_pa
         (tmp_path / "dump.rdb").write_bytes(good[:cut])
         code, log = start_fails()
         assert code == 1 and "Fatal error loading the DB" in log, (cut, log)
+
+
+def test_dump_and_restore_move_every_type_between_berth_and_redis_server(make_server, redis_server, tmp_path):
+    """DUMP payloads go both ways: redis-server 7.0's (with its compact encodings) into
+    Berth and Berth's into redis-server, every type, with identical contents."""
+    s = make_server("--shards", 2)
+    berth = s.client()
+    ref = redis.Redis(port=redis_server.connection_pool.connection_kwargs["port"])
+    fill(ref, big=True)
+    original = dump(ref.connection_pool.connection_kwargs["port"])
+    for db in (0, 3):
+        ref.execute_command("SELECT", db)
+        berth.execute_command("SELECT", db)
+        for k in ref.scan_iter(count=1000):
+            payload = ref.dump(k)
+            pttl = ref.pttl(k)
+            assert berth.restore(k, max(pttl, 0), payload) == b"OK"
+    berth.execute_command("SELECT", 0)
+    ref.execute_command("SELECT", 0)
+    assert dump(s.port) == _without_ttl_drift(original, dump(s.port))
+    # And back: Berth's payloads into an empty redis-server.
+    ref.flushall()
+    for db in (0, 3):
+        ref.execute_command("SELECT", db)
+        berth.execute_command("SELECT", db)
+        for k in berth.scan_iter(count=1000):
+            assert ref.restore(k, 0, berth.dump(k)) == b"OK"
+            deadline = berth.pexpiretime(k)
+            if deadline > 0:
+                ref.pexpireat(k, deadline)
+    assert dump(ref.connection_pool.connection_kwargs["port"]) == dump(s.port)
+
+
+def _without_ttl_drift(original, restored):
+    """RESTORE with the remaining PTTL lands a few milliseconds after the original
+    deadline: take Berth's deadlines where they are within a second of the original's."""
+    out = {}
+    for k, (kind, value, deadline) in original.items():
+        got = restored.get(k)
+        if got and deadline > 0 and abs(got[2] - deadline) < 1000:
+            deadline = got[2]
+        out[k] = (kind, value, deadline)
+    return out
+
+
+def test_restore_answers_as_redis_does(make_server, redis_server):
+    s = make_server()
+    berth = s.client()
+    ref = redis_server
+    ref.set("k", "v")
+    payload = redis.Redis(port=ref.connection_pool.connection_kwargs["port"]).dump("k")
+    for c in (berth, redis.Redis(port=ref.connection_pool.connection_kwargs["port"])):
+        c.delete("x")
+        assert c.restore("x", 0, payload) == b"OK"
+        assert c.get("x") == b"v"
+        with pytest.raises(redis.ResponseError, match="^BUSYKEY Target key name already exists.$"):
+            c.restore("x", 0, payload)
+        assert c.restore("x", 0, payload, replace=True) == b"OK"
+        damaged = payload[:-1] + bytes([payload[-1] ^ 1])
+        with pytest.raises(redis.ResponseError, match="^DUMP payload version or checksum are wrong$"):
+            c.restore("y", 0, damaged)
+        with pytest.raises(redis.ResponseError, match="^Invalid TTL value, must be >= 0$"):
+            c.restore("y", -5, payload)
+        with pytest.raises(redis.ResponseError, match="^Invalid IDLETIME value, must be >= 0$"):
+            c.execute_command("RESTORE", "y", 0, payload, "IDLETIME", -1)
+        with pytest.raises(redis.ResponseError, match="^Invalid FREQ value, must be >= 0 and <= 255$"):
+            c.execute_command("RESTORE", "y", 0, payload, "FREQ", 256)
+        with pytest.raises(redis.ResponseError, match="^syntax error$"):
+            c.execute_command("RESTORE", "y", 0, payload, "IDLETIME", 1, "FREQ", 1)
+        # A TTL already in the past replaces (deletes) and creates nothing.
+        assert c.execute_command("RESTORE", "x", 1, payload, "ABSTTL", "REPLACE") == b"OK"
+        assert c.exists("x") == 0
+        assert c.restore("t", 5000, payload) == b"OK"
+        assert 4000 < c.pttl("t") <= 5000
+        assert c.dump("missing") is None
+    # Redis's own payload of a truncated body: Bad data format.
+    body = payload[:-10]
+    import struct
+    truncated_body = body[:-1]
+    footer = struct.pack("<H", 10)
+    crc = _crc64(truncated_body + footer)
+    with pytest.raises(redis.ResponseError, match="^Bad data format$"):
+        berth.restore("z", 0, truncated_body + footer + struct.pack("<Q", crc))
+
+
+def _crc64(data):
+    poly = 0x95AC9329AC4BC9B5
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+    return crc
