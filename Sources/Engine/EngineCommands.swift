@@ -161,7 +161,7 @@ package enum EngineCommands {
             conn.closeAfterFlush = true
             return false
         }),
-        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "set-active-expire", "help"]), { shard, _, args, reply in
+        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "set-active-expire", "reload", "help"]), { shard, _, args, reply in
             if args[1].equalsIgnoringCase("set-active-expire") && args.count == 3 {
                 // As in Redis: 0 stops the periodic expiry, so tests can watch lazy expiry.
                 guard let on = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
@@ -176,8 +176,13 @@ package enum EngineCommands {
                 reply.ok()
                 return false
             }
+            if args[1].equalsIgnoringCase("reload") {
+                return debugReload(shard, args, reply)
+            }
             if args[1].equalsIgnoringCase("help") {
-                reply.bulkArray(["DEBUG <subcommand>", "SLEEP <seconds>", "    Stop the shard running it for <seconds>.",
+                reply.bulkArray(["DEBUG <subcommand>", "RELOAD [NOSAVE] [NOFLUSH]",
+                                 "    Save the RDB file, empty the data set and load the file back.",
+                                 "SLEEP <seconds>", "    Stop the shard running it for <seconds>.",
                                  "SET-ACTIVE-EXPIRE <0|1>", "    Turn the periodic expiry of keys off (0) or on (1)."])
                 return false
             }
@@ -185,6 +190,34 @@ package enum EngineCommands {
             return true
         }),
     ]
+
+    /// DEBUG RELOAD [NOSAVE] [NOFLUSH] [MERGE]: saves, empties the keyspace and loads the
+    /// file back, under every shard lock, as Redis's test suites use it to check that
+    /// every type survives a round trip.
+    static func debugReload(_ shard: Shard, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        var save = true, flush = true
+        for a in args.dropFirst(2) {
+            if a.equalsIgnoringCase("nosave") { save = false }
+            else if a.equalsIgnoringCase("noflush") { flush = false }
+            else if !a.equalsIgnoringCase("merge") { reply.error(CommandError.syntax.message); return true }
+        }
+        let server = shard.server
+        if save, let error = server.snapshots.save(on: shard) {
+            reply.error(error == "ERR" ? "ERR Error trying to save the DB" : error)
+            return true
+        }
+        let section: LockSection = shard.section
+        guard section.enter(section.everyShard, .refuseWhenBusy) else {
+            reply.error("BUSY Berth is busy running a script.")
+            return true
+        }
+        if flush { for store in server.stores { for db in store.databases { db.removeAll() } } }
+        let loaded = server.loadSnapshotFile(replacingLibraries: true)
+        section.leave(section.everyShard)
+        guard loaded else { reply.error("ERR Error trying to load the RDB dump, check server logs."); return true }
+        reply.ok()
+        return false
+    }
 
     static func authenticate(_ shard: Shard, _ conn: Connection, user: Bytes?, password: Bytes, reply: ReplyWriter) -> Bool {
         let required = shard.server.config.get("requirepass")

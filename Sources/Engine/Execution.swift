@@ -187,6 +187,10 @@ extension Shard {
             if !deferredMessages.isEmpty && !context.inTransaction { publishKeyspaceEvents() }
         } else {
             failed = runLocked(spec, args, conn, reply)
+            if spec.flags.contains(.allShards) && !failed && spec.name == "flushall" {
+                section.releaseKept()  // the save takes every shard lock
+                server.snapshots.saveAfterFlush(on: self)
+            }
         }
         if conn.blocked == nil { conn.commandsRun += 1 }  // a blocked one counts once it is served
         let end = clock.microseconds()

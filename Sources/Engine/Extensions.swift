@@ -30,7 +30,7 @@ package protocol ScriptingExtension: AnyObject, Sendable {
     var functionLibrarySources: [Bytes] { get }
     /// Loads a library read from a file (on `shard`'s interpreter, before clients come);
     /// the error text when it does not load.
-    func loadFunctionLibrary(_ source: Bytes, on shard: Shard) -> String?
+    func loadFunctionLibrary(_ source: Bytes, on shard: Shard, replace: Bool) -> String?
 }
 
 /// Modules loaded with --loadmodule or MODULE LOAD (Modules target).

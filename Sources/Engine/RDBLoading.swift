@@ -13,16 +13,20 @@ final class StoreLoader: RDBLoadTarget {
     private let now = ShardStore.nowMilliseconds()
     private(set) var loaded = 0
     private(set) var expired = 0
-    private(set) var libraryErrors: [String] = []
+    /// DEBUG RELOAD: a library already there is replaced rather than refused.
+    private let replacingLibraries: Bool
 
-    init(server: Server) { self.server = server }
+    init(server: Server, replacingLibraries: Bool) {
+        self.server = server
+        self.replacingLibraries = replacingLibraries
+    }
 
     func aux(_ key: Bytes, _ value: Bytes) {
         server.log.debug("RDB aux field \(key.string): \(value.string)")
     }
 
     func functionLibrary(_ source: Bytes) throws {
-        if let error = server.extensions.scripting.loadFunctionLibrary(source, on: server.shards[0]) {
+        if let error = server.extensions.scripting.loadFunctionLibrary(source, on: server.shards[0], replace: replacingLibraries) {
             throw RDBError("Failed loading library: \(error)", offset: 0)
         }
     }
@@ -44,16 +48,17 @@ final class StoreLoader: RDBLoadTarget {
 
 extension Server {
     /// Loads the RDB file, when there is one. False (logged) when it is damaged: the
-    /// server must not start on half a dataset.
-    func loadSnapshotFile() -> Bool {
+    /// server must not start on half a dataset. At start, before the shards run; for
+    /// DEBUG RELOAD, under every shard lock.
+    func loadSnapshotFile(replacingLibraries: Bool = false) -> Bool {
         let path = snapshots.path
         guard access(path, F_OK) == 0 else { return true }
         let start = ShardStore.nowMilliseconds()
-        let loader = StoreLoader(server: self)
+        let loader = StoreLoader(server: self, replacingLibraries: replacingLibraries)
         do {
             _ = try RDBReader.loadFile(path: path, into: loader)
         } catch {
-            log.critical("Fatal error loading the DB from \(path): \(error). Exiting.")
+            log.critical("Fatal error loading the DB from \(path): \(error).\(replacingLibraries ? "" : " Exiting.")")
             return false
         }
         snapshots.state.withLock { s in

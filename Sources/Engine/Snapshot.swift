@@ -37,6 +37,11 @@ final class Snapshot: @unchecked Sendable {
     let startedAt = ShardStore.nowMilliseconds()
     private unowned let server: Server
 
+    /// Set by FLUSHALL (as Redis kills its saving child): the walk stops, the file is
+    /// abandoned, and that is not a failure.
+    let cancelled = Atomic<Bool>(false)
+    struct Cancelled: Error {}
+
     private static let lastEpoch = Mutex<UInt32>(0)
     /// Keys written per lock-holding step: small enough that a step is tens of
     /// microseconds, large enough that taking the lock is not the cost.
@@ -76,6 +81,7 @@ final class Snapshot: @unchecked Sendable {
         for source in functionLibraries { try file.functionLibrary(source) }
         var remaining = Array(parts.indices)
         while !remaining.isEmpty {
+            if cancelled.load(ordering: .relaxed) { throw Cancelled() }
             for s in remaining {
                 _ = section.enter(s, .outlastBusy, .shared)
                 let walked = parts[s].step(budget: Snapshot.stepBudget)

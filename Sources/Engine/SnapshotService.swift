@@ -125,10 +125,20 @@ final class SnapshotService: @unchecked Sendable {
             }
             do {
                 try snapshot.write(to: file, aux: auxFields(), section: section)
+            } catch is Snapshot.Cancelled {
+                file.abandon()
+                throw Snapshot.Cancelled()
             } catch {
                 file.abandon()
                 throw SaveFailure("Write error saving DB on disk: \(error)")
             }
+        } catch is Snapshot.Cancelled {
+            state.withLock { s in
+                s.running = nil
+                s.claimed = false
+            }
+            server.log.notice("Background saving stopped: the data set was flushed")
+            return false
         } catch {
             failure = (error as? SaveFailure)?.message ?? "\(error)"
         }
@@ -162,6 +172,21 @@ final class SnapshotService: @unchecked Sendable {
         [("redis-ver", Server.redisCompatibleVersion), ("redis-bits", "64"),
          ("ctime", String(ShardStore.nowMilliseconds() / 1000)), ("used-mem", String(berth_allocated_bytes())),
          ("aof-base", "0"), ("berth-ver", Server.version)]
+    }
+
+    /// FLUSHALL: a snapshot being written holds data that is gone; it stops (the file on
+    /// disk stays as it was), as Redis kills its saving child. Call holding no shard lock.
+    func cancelRunning() {
+        guard let running = state.withLock({ $0.running }) else { return }
+        running.cancelled.store(true, ordering: .relaxed)
+        while isRunning { usleep(1000) }
+    }
+
+    /// FLUSHALL with save points set: the empty data set is saved at once, as Redis does.
+    func saveAfterFlush(on shard: Shard) {
+        cancelRunning()
+        guard !savePoints.isEmpty else { return }
+        if let error = save(on: shard) { server.log.warning("Saving after FLUSHALL failed: \(error)") }
     }
 
     // MARK: save points

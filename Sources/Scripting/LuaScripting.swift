@@ -45,8 +45,8 @@ package final class LuaScripting: ScriptingExtension {
     package var functionCount: Int { functions.all.reduce(0) { $0 + $1.functions.count } }
     package var functionLibrarySources: [Bytes] { functions.all.map { $0.code } }
 
-    package func loadFunctionLibrary(_ source: Bytes, on shard: Shard) -> String? {
-        switch ScriptFunctions.load(shard, source, replace: false) {
+    package func loadFunctionLibrary(_ source: Bytes, on shard: Shard, replace: Bool) -> String? {
+        switch ScriptFunctions.load(shard, source, replace: replace) {
         case .success: return nil
         case .failure(let e):
             // The reply is "-<message>\r\n".

@@ -409,3 +409,38 @@ def _crc64(data):
         for _ in range(8):
             crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
     return crc
+
+
+def test_debug_reload_round_trips_every_type(make_server, tmp_path):
+    s = make_server("--dir", tmp_path, "--shards", 3)
+    r = s.client()
+    fill(r)
+    r.function_load(LIBRARY)
+    original = dump(s.port)
+    assert r.execute_command("DEBUG", "RELOAD") == b"OK"
+    assert dump(s.port) == original
+    assert r.fcall("kept", 0) == b"still here"
+    # NOSAVE loads the file as it is: a key written since is gone again.
+    r.set("since", "1")
+    assert r.execute_command("DEBUG", "RELOAD", "NOSAVE") == b"OK"
+    assert r.exists("since") == 0 and dump(s.port) == original
+
+
+def test_flushall_with_save_points_saves_the_empty_data_set_and_stops_a_running_bgsave(make_server, tmp_path):
+    s = make_server("--dir", tmp_path, "--save", "3600 1000000", "--shards", 2)
+    r = s.client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(200_000):
+        pipe.set(f"k{i}", i)
+        if i % 10000 == 9999:
+            pipe.execute()
+    pipe.execute()
+    r.execute_command("BGSAVE")
+    r.flushall()
+    assert r.info("persistence")["rdb_bgsave_in_progress"] == 0
+    assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
+    proc, port = start_redis(tmp_path)
+    try:
+        assert redis.Redis(port=port).dbsize() == 0
+    finally:
+        stop(proc)
