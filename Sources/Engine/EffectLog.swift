@@ -24,7 +24,7 @@ final class EffectLog: EffectConsumer, @unchecked Sendable {
     deinit { fd.closeQuietly() }
 
     /// Called by the one thread that drains the stream.
-    func consume(_ effects: [Effect]) {
+    func consume(_ effects: [Effect], firstSequence: UInt64) {
         let out = IOBuffer(capacity: 4096)
         let w = ReplyWriter(buffer: out, protocolVersion: 2, countsErrors: false)
         for e in effects {

@@ -22,9 +22,10 @@ public struct Effect: Sendable, Equatable {
 }
 
 /// Receives the effect stream, in order. Called on the thread that drains the stream,
-/// never under a shard lock.
+/// never under a shard lock. `firstSequence` is the stream position of `effects[0]`
+/// (every effect ever appended has the next number, from 0).
 public protocol EffectConsumer: AnyObject, Sendable {
-    func consume(_ effects: [Effect])
+    func consume(_ effects: [Effect], firstSequence: UInt64)
 }
 
 /// Every shard's effects in one total order: an effect is appended while the command
@@ -33,12 +34,18 @@ public protocol EffectConsumer: AnyObject, Sendable {
 /// whole, never interleaved with another client's effects.
 ///
 /// Invariants: `pending` is appended under `lock` only, by whichever shard thread ran the
-/// write, and taken whole by `drain`; effects are recorded only while `isEnabled` (set
-/// once a consumer is attached, before clients connect), so a server without consumers
-/// pays one relaxed load per write.
+/// write, and taken whole by `drain`; `appended` (the number of effects ever appended) is
+/// advanced under `lock` with each append, so the effects in `pending` are numbered
+/// `appended - pending.count ..< appended`; drains run one at a time (`draining`), so
+/// consumers see the effects in order whichever thread drains (the main thread's
+/// housekeeping, or the append-only file's writer when a client waits on an fsync).
+/// Effects are recorded only while `isEnabled` (set once a consumer is attached, before
+/// clients connect), so a server without consumers pays one relaxed load per write.
 public final class EffectStream: @unchecked Sendable {
     private let enabled = Atomic<Bool>(false)
     private let lock = Mutex<[Effect]>([])
+    private let appendedCount = Atomic<UInt64>(0)
+    private let draining = Mutex<Void>(())
     private var consumers: [EffectConsumer] = []
 
     public init() {}
@@ -46,33 +53,57 @@ public final class EffectStream: @unchecked Sendable {
     @inline(__always)
     public var isEnabled: Bool { enabled.load(ordering: .relaxed) }
 
-    /// Attaches a consumer; call before the server accepts clients.
+    /// How many effects were ever appended: the sequence number the next one gets.
+    public var appended: UInt64 { appendedCount.load(ordering: .acquiring) }
+
+    /// Attaches a consumer; call before the server accepts clients, or under every shard
+    /// lock (CONFIG SET appendonly yes), with the stream drained.
     public func attach(_ consumer: EffectConsumer) {
-        consumers.append(consumer)
+        draining.withLock { _ in consumers.append(consumer) }
         enabled.store(true, ordering: .releasing)
+    }
+
+    /// Detaches a consumer (CONFIG SET appendonly no); the stream stays enabled for the
+    /// others, or records nothing more when none is left.
+    public func detach(_ consumer: EffectConsumer) {
+        draining.withLock { _ in
+            consumers.removeAll { $0 === consumer }
+            if consumers.isEmpty { enabled.store(false, ordering: .releasing) }
+        }
     }
 
     /// Appends effects as one unbroken run (the caller holds the shard locks of the keys
     /// they touched).
     public func append(_ effects: [Effect]) {
         guard isEnabled, !effects.isEmpty else { return }
-        lock.withLock { $0.append(contentsOf: effects) }
+        lock.withLock {
+            $0.append(contentsOf: effects)
+            appendedCount.add(UInt64(effects.count), ordering: .releasing)
+        }
     }
 
     public func append(_ effect: Effect) {
         guard isEnabled else { return }
-        lock.withLock { $0.append(effect) }
+        lock.withLock {
+            $0.append(effect)
+            appendedCount.add(1, ordering: .releasing)
+        }
     }
 
-    /// Hands what was appended since the last call to every consumer, in order. One
-    /// thread drains (the server's housekeeping loop, and shutdown after the shards stop).
-    public func drain() {
-        let batch = lock.withLock { pending -> [Effect] in
-            let taken = pending
-            pending.removeAll(keepingCapacity: true)
-            return taken
+    /// Hands what was appended since the last call to every consumer, in order, and
+    /// returns the sequence number after the last effect handed over.
+    @discardableResult
+    public func drain() -> UInt64 {
+        draining.withLock { _ in
+            let (batch, end) = lock.withLock { pending -> ([Effect], UInt64) in
+                let taken = pending
+                pending.removeAll(keepingCapacity: true)
+                return (taken, appendedCount.load(ordering: .relaxed))
+            }
+            guard !batch.isEmpty else { return end }
+            let first = end - UInt64(batch.count)
+            for c in consumers { c.consume(batch, firstSequence: first) }
+            return end
         }
-        guard !batch.isEmpty else { return }
-        for c in consumers { c.consume(batch) }
     }
 }
