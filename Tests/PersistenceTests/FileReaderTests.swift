@@ -1,3 +1,4 @@
+import Foundation
 import Keyspace
 import RESP
 import XCTest
@@ -82,6 +83,16 @@ final class FileReaderTests: XCTestCase {
         let (t, summary) = try load(rdbFile(b.bytes))
         XCTAssertEqual(summary.keys, 1)
         XCTAssertEqual(t.keys.map(\.key.string), ["k"])
+    }
+
+    func testFilesThatCannotBeMappedThrowTheirErrno() throws {
+        let target = RecordingTarget()
+        XCTAssertThrowsError(try RDBReader.loadFile(path: "/nonexistent/dump.rdb", into: target)) { XCTAssertFalse($0 is RDBError, "\($0)") }
+        XCTAssertThrowsError(try RDBReader.loadFile(path: "/tmp", into: target)) { XCTAssertFalse($0 is RDBError, "\($0)") }
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("berth-empty-\(UUID().uuidString).rdb")
+        FileManager.default.createFile(atPath: empty.path, contents: Data())
+        defer { try? FileManager.default.removeItem(at: empty) }
+        XCTAssertThrowsError(try RDBReader.loadFile(path: empty.path, into: target)) { XCTAssertTrue($0 is RDBError, "\($0)") }
     }
 
     func testHeaderChecks() throws {
