@@ -259,7 +259,7 @@ final class EncodingReaderTests: XCTestCase {
 
     /// A node keyed 1000-5 with master fields f1, f2: entry 1000-5 (same fields), 1000-6
     /// (deleted), 1001-0 (its own field x, and a negative sequence difference).
-    private func streamNode() -> [UInt8] {
+    static func streamNode() -> [UInt8] {
         listpack([
             lpInt(2), lpInt(1), lpInt(2), lpString("f1"), lpString("f2"), lpInt(0),
             lpInt(2), lpInt(0), lpInt(0), lpString("a1"), lpString("a2"), lpInt(5),
@@ -268,32 +268,34 @@ final class EncodingReaderTests: XCTestCase {
         ])
     }
 
-    private func streamValue(type: UInt8, node: [UInt8]? = nil, pelOwner: String = "alice") -> [UInt8] {
-        stringValue { b in
-            b.length(1)
-            b.rawString(be64(1000) + be64(5))
-            b.rawString(node ?? streamNode())
-            b.length(2)  // length
-            b.length(1001); b.length(3)  // last ID
-            if type >= RDBType.streamListpacks2 {
-                b.length(1000); b.length(5)  // first ID
-                b.length(1000); b.length(6)  // max deleted
-                b.length(4)  // entries added
-            }
-            b.length(1)  // groups
-            b.rawString("g1")
-            b.length(1000); b.length(5)
-            if type >= RDBType.streamListpacks2 { b.length(1) }
-            b.length(1)  // PEL
-            b.raw(be64(1000) + be64(5)); b.raw(le64(1_700_000_000_000)); b.length(3)
-            b.length(2)  // consumers
-            b.rawString(pelOwner); b.raw(le64(1_700_000_000_100))
-            if type >= RDBType.streamListpacks3 { b.raw(le64(1_700_000_000_050)) }
-            b.length(1); b.raw(be64(1000) + be64(5))
-            b.rawString(pelOwner == "alice" ? "bob" : "alice"); b.raw(le64(1_700_000_000_200))
-            if type >= RDBType.streamListpacks3 { b.raw(le64(-1)) }
-            b.length(0)
+    private func streamValue(type: UInt8, node: [UInt8]? = nil) -> [UInt8] { Self.streamValue(type: type, node: node) }
+
+    static func streamValue(type: UInt8, node: [UInt8]? = nil) -> [UInt8] {
+        var b = RDBBytes()
+        b.length(1)
+        b.rawString(be64(1000) + be64(5))
+        b.rawString(node ?? streamNode())
+        b.length(2)  // length
+        b.length(1001); b.length(3)  // last ID
+        if type >= RDBType.streamListpacks2 {
+            b.length(1000); b.length(5)  // first ID
+            b.length(1000); b.length(6)  // max deleted
+            b.length(4)  // entries added
         }
+        b.length(1)  // groups
+        b.rawString("g1")
+        b.length(1000); b.length(5)
+        if type >= RDBType.streamListpacks2 { b.length(1) }
+        b.length(1)  // PEL
+        b.raw(be64(1000) + be64(5)); b.raw(le64(1_700_000_000_000)); b.length(3)
+        b.length(2)  // consumers
+        b.rawString("alice"); b.raw(le64(1_700_000_000_100))
+        if type >= RDBType.streamListpacks3 { b.raw(le64(1_700_000_000_050)) }
+        b.length(1); b.raw(be64(1000) + be64(5))
+        b.rawString("bob"); b.raw(le64(1_700_000_000_200))
+        if type >= RDBType.streamListpacks3 { b.raw(le64(-1)) }
+        b.length(0)
+        return b.bytes
     }
 
     func testStreamsOfEachVersion() throws {
@@ -386,16 +388,18 @@ final class EncodingReaderTests: XCTestCase {
         return id << 10 | version
     }
 
-    private func moduleValue(id: UInt64, end: UInt64 = RDBModuleOpcode.eof) -> [UInt8] {
-        stringValue { b in
-            b.length(id)
-            b.length(2); b.length(42)
-            b.length(2); b.length(UInt64(bitPattern: -7))
-            b.length(5); b.rawString("hi")
-            b.length(4); b.raw(le64(Int64(bitPattern: (2.5).bitPattern)))
-            b.length(3); b.raw(le32(Int(Float(0.5).bitPattern)))
-            b.length(end)
-        }
+    private func moduleValue(id: UInt64, end: UInt64 = RDBModuleOpcode.eof) -> [UInt8] { Self.moduleValue(id: id, end: end) }
+
+    static func moduleValue(id: UInt64, end: UInt64 = RDBModuleOpcode.eof) -> [UInt8] {
+        var b = RDBBytes()
+        b.length(id)
+        b.length(2); b.length(42)
+        b.length(2); b.length(UInt64(bitPattern: -7))
+        b.length(5); b.rawString("hi")
+        b.length(4); b.raw(le64(Int64(bitPattern: (2.5).bitPattern)))
+        b.length(3); b.raw(le32(Int(Float(0.5).bitPattern)))
+        b.length(end)
+        return b.bytes
     }
 
     func testModuleValues() throws {

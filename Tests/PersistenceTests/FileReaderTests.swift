@@ -157,14 +157,25 @@ final class FileReaderTests: XCTestCase {
         var lzf = RDBOutput(compress: true)
         lzf.string(String(repeating: "compress me ", count: 10))
         b.byte(RDBType.string); b.rawString("lzf"); b.raw(lzf.bytes)
+        b.byte(RDBType.streamListpacks3); b.rawString("stream"); b.raw(EncodingReaderTests.streamValue(type: RDBType.streamListpacks3))
+        b.byte(RDBType.module2); b.rawString("module"); b.raw(EncodingReaderTests.moduleValue(id: moduleID))
         return b.bytes
+    }
+
+    static let moduleID = EncodingReaderTests.moduleID("test-type", version: 3)
+
+    /// A target that knows the test module type.
+    static func moduleTarget() -> RecordingTarget {
+        let t = RecordingTarget()
+        t.moduleTypes[moduleID] = EncodingReaderTests.EveryItemType()
+        return t
     }
 
     func testTruncationAtEveryByteThrows() throws {
         let file = rdbFile(Self.richFile())
-        XCTAssertEqual(try load(file).1.keys, 10)
+        XCTAssertEqual(try load(file, target: Self.moduleTarget()).1.keys, 12)
         for n in 0..<file.count {
-            XCTAssertNotNil(rdbError { try load(Array(file[0..<n])) }, "truncated to \(n) bytes")
+            XCTAssertNotNil(rdbError { try load(Array(file[0..<n]), target: Self.moduleTarget()) }, "truncated to \(n) bytes")
         }
     }
 
@@ -179,12 +190,25 @@ final class FileReaderTests: XCTestCase {
             let at = 9 + Int(rng.next() % UInt64(file.count - 9 - 9))
             damaged[at] = i % 2 == 0 ? UInt8(truncatingIfNeeded: rng.next()) : damaged[at] ^ (1 << UInt8(rng.next() % 8))
             do {
-                _ = try load(damaged)
+                _ = try load(damaged, target: Self.moduleTarget())
             } catch is RDBError {
                 failures += 1
             }
         }
         XCTAssertGreaterThan(failures, 0)
+        // The same for DUMP payloads (CRC zero: unchecked) of the structured types.
+        for value in [(RDBType.streamListpacks3, EncodingReaderTests.streamValue(type: RDBType.streamListpacks3)),
+                      (RDBType.module2, EncodingReaderTests.moduleValue(id: Self.moduleID))] {
+            for _ in 0..<2000 {
+                var damaged = value.1
+                let at = Int(rng.next() % UInt64(damaged.count))
+                damaged[at] = UInt8(truncatingIfNeeded: rng.next())
+                let payload = Bytes([value.0] + damaged + le16(10) + le64(0))
+                do {
+                    _ = try RDBReader.value(fromDump: payload, target: Self.moduleTarget())
+                } catch is RDBError {}
+            }
+        }
     }
 }
 
