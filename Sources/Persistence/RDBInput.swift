@@ -91,10 +91,4 @@ struct RDBInput {
         precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count)
         return UnsafeRawBufferPointer(rebasing: buffer[range])
     }
-
-    /// Moves the cursor back to a position it has been at (a caller re-reading a header).
-    mutating func rewind(to p: Int) {
-        precondition(p >= 0 && p <= position)
-        position = p
-    }
 }

@@ -55,7 +55,7 @@ enum StreamDecoder {
         let deleted = try boundedCount(&lp, blob, "deleted entry count")
         let masterFieldCount = try boundedCount(&lp, blob, "master field count")
         var masterFields: [Bytes] = []
-        masterFields.reserveCapacity(masterFieldCount)
+        masterFields.reserveCapacity(ValueDecoder.reservation(masterFieldCount))
         for _ in 0..<masterFieldCount { masterFields.append(try lp.required("master field").asBytes) }
         guard try lp.requiredInteger("master entry terminator") == 0 else {
             throw blob.error("Stream node's master entry does not end with 0")
@@ -78,7 +78,7 @@ enum StreamDecoder {
                 elements = Int64(masterFields.count) + 3
             } else {
                 let n = try boundedCount(&lp, blob, "entry field count")
-                fields.reserveCapacity(2 * n)
+                fields.reserveCapacity(ValueDecoder.reservation(2 * n))
                 for _ in 0..<(2 * n) { fields.append(try lp.required("entry field").asBytes) }
                 elements = 2 * Int64(n) + 4
             }
@@ -157,7 +157,7 @@ enum StreamDecoder {
     private static func readPendingEntries(_ input: inout RDBInput, into group: ConsumerGroup) throws {
         // A raw ID, a delivery time and a count: at least 25 bytes.
         let n = try input.count(of: "Pending entries list", minBytesEach: 25)
-        group.pending.reserveCapacity(n)
+        group.pending.reserveCapacity(ValueDecoder.reservation(n))
         for _ in 0..<n {
             let start = input.position
             let raw = try input.rawStreamID()

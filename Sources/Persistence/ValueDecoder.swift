@@ -35,6 +35,11 @@ extension ZiplistReader: PackedReader {}
 extension ListpackReader: PackedReader {}
 
 enum ValueDecoder {
+    /// Room reserved up front is capped: counts are checked against the bytes left, but a
+    /// damaged count in a large file could still ask for far more memory than the data
+    /// will fill. Past this, collections grow as they are filled.
+    static func reservation(_ n: Int) -> Int { min(n, 1 << 20) }
+
     /// The sorted-set size past which Redis keeps a loaded set as a skiplist (see
     /// `SortedSetValue.convertForSort`): its -0 scores then stay -0.
     private static let zsetListpackEntries = 128
@@ -83,7 +88,7 @@ enum ValueDecoder {
         let n = try input.count(of: "List")
         guard n > 0 else { return nil }
         var items = Deque<Bytes>()
-        items.reserveCapacity(n)
+        items.reserveCapacity(reservation(n))
         for _ in 0..<n { items.append(try input.string()) }
         return .list(ListValue(items))
     }
@@ -91,7 +96,7 @@ enum ValueDecoder {
     private static func plainSet(_ input: inout RDBInput) throws -> Value? {
         let n = try input.count(of: "Set")
         guard n > 0 else { return nil }
-        var members = Set<Bytes>(minimumCapacity: n)
+        var members = Set<Bytes>(minimumCapacity: reservation(n))
         for _ in 0..<n {
             let start = input.position
             guard members.insert(try input.string()).inserted else {
@@ -119,7 +124,7 @@ enum ValueDecoder {
     private static func plainHash(_ input: inout RDBInput) throws -> Value? {
         let n = try input.count(of: "Hash", minBytesEach: 2)
         guard n > 0 else { return nil }
-        var fields = [Bytes: Bytes](minimumCapacity: n)
+        var fields = [Bytes: Bytes](minimumCapacity: reservation(n))
         for _ in 0..<n {
             let start = input.position
             let field = try input.string()
@@ -144,17 +149,19 @@ enum ValueDecoder {
 
     private static func list<R: PackedReader>(_ reader: inout R) throws -> Value? {
         var items = Deque<Bytes>()
+        items.reserveCapacity(reservation(reader.capacityHint))
         try appendAll(&reader, to: &items)
         return items.isEmpty ? nil : .list(ListValue(items))
     }
 
+    /// (Quicklist nodes append here one after another: reserving room per node would make
+    /// the deque reallocate at every node, so only whole-list decoders reserve.)
     private static func appendAll<R: PackedReader>(_ reader: inout R, to items: inout Deque<Bytes>) throws {
-        items.reserveCapacity(items.count + reader.capacityHint)
         while let e = try reader.next() { items.append(e.asBytes) }
     }
 
     private static func set<R: PackedReader>(_ reader: inout R, _ blob: RDBInput) throws -> Value? {
-        var members = Set<Bytes>(minimumCapacity: reader.capacityHint)
+        var members = Set<Bytes>(minimumCapacity: reservation(reader.capacityHint))
         while let e = try reader.next() {
             guard members.insert(e.asBytes).inserted else { throw blob.error("Duplicate set member") }
         }
@@ -162,7 +169,7 @@ enum ValueDecoder {
     }
 
     private static func hash<R: PackedReader>(_ reader: inout R, _ blob: RDBInput) throws -> Value? {
-        var fields = [Bytes: Bytes](minimumCapacity: reader.capacityHint / 2)
+        var fields = [Bytes: Bytes](minimumCapacity: reservation(reader.capacityHint / 2))
         while let field = try reader.next() {
             guard let value = try reader.next() else { throw blob.error("Hash field without a value") }
             guard fields.updateValue(value.asBytes, forKey: field.asBytes) == nil else {
@@ -191,7 +198,7 @@ enum ValueDecoder {
     private static func intsetSet(_ input: inout RDBInput) throws -> Value? {
         try input.withNestedInput { blob in
             var reader = try IntsetReader(blob)
-            var members = Set<Bytes>(minimumCapacity: reader.count)
+            var members = Set<Bytes>(minimumCapacity: reservation(reader.count))
             while let v = try reader.next() { members.insert(Bytes(Int(v))) }
             return members.isEmpty ? nil : .set(SetValue(members))
         }
@@ -253,7 +260,7 @@ enum ValueDecoder {
     private static func hashWithFieldTTLs(_ input: inout RDBInput, relative: Bool, now: Int64) throws -> Value? {
         let minimum = relative ? try input.milliseconds() : 0
         let n = try input.count(of: "Hash", minBytesEach: 3)
-        var fields = [Bytes: Bytes](minimumCapacity: n)
+        var fields = [Bytes: Bytes](minimumCapacity: reservation(n))
         for _ in 0..<n {
             let start = input.position
             let ttl = try input.length()
@@ -272,7 +279,7 @@ enum ValueDecoder {
         if hasMinimum { _ = try input.milliseconds() }
         return try input.withNestedInput { blob in
             var reader = try ListpackReader(blob)
-            var fields = [Bytes: Bytes](minimumCapacity: reader.capacityHint / 3)
+            var fields = [Bytes: Bytes](minimumCapacity: reservation(reader.capacityHint / 3))
             var seen = Set<Bytes>()
             while let field = try reader.next() {
                 let value = try reader.required("hash value")
