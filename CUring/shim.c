@@ -163,6 +163,9 @@ void berth_block_signals(void) {
     sigset_t set = berth_signals();
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file past RLIMIT_FSIZE fails the write with EFBIG, which the append-only file
+       reports (-MISCONF) and retries, instead of ending the server. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int berth_wait_signal(void) {

@@ -61,7 +61,9 @@ package final class BlockingService {
         let discardsReply = conn.repliesOff || conn.skipReplies > 0
         // A serving shard may write the reply itself unless something else could reach
         // the client meanwhile (pushes to a subscriber) or the reply is not a plain one.
+        // Nor while replies wait for the append-only file's fsync (DurabilityGate).
         let direct = !discardsReply && !conn.isSubscribed && !conn.isMonitor && request.operation.engineWait == nil
+            && !server.durability.holding.load(ordering: .relaxed)
         let client = BlockedClient(
             connectionID: conn.id, home: shard.index, db: conn.db, keys: keys, operation: request.operation,
             protocolVersion: conn.protocolVersion, deadline: request.deadline, discardsReply: discardsReply,
@@ -186,7 +188,8 @@ package final class BlockingService {
     /// thread's next ring submission when it is home.
     func deliver(_ client: BlockedClient, _ outcome: BlockOutcome) {
         var outcome = outcome
-        if case .reply(let bytes) = outcome, let door = client.directReply, let count = door.write(bytes) {
+        if case .reply(let bytes) = outcome, let door = client.directReply, !server.durability.holding.load(ordering: .relaxed),
+           let count = door.write(bytes) {
             outcome = .written(count: count, rest: Array(bytes[count...]), isError: bytes.first == UInt8(ascii: "-"))
         }
         if client.home == shard.index {

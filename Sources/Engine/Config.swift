@@ -65,10 +65,18 @@ public final class ServerConfig: @unchecked Sendable {
             "client-output-buffer-limit": Param(kind: .string, mutable: true,
                                                 default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", effective: true),
         ]
-        // Accepted for compatibility; Berth has no listpacks, persistence or replication yet.
-        let stored: [(String, Kind, String)] = [
+        // Snapshots and the append-only file (SnapshotService.swift, AppendOnlyFile.swift).
+        let persistence: [(String, Kind, String)] = [
             ("save", .string, ""), ("appendonly", .bool, "no"), ("appendfsync", .enumeration(["always", "everysec", "no"]), "everysec"),
-            ("dbfilename", .string, "dump.rdb"), ("dir", .string, "/var/lib/berth"), ("daemonize", .bool, "no"),
+            ("dbfilename", .string, "dump.rdb"), ("dir", .string, "/var/lib/berth"),
+            ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
+            ("appendfilename", .string, "appendonly.aof"), ("appenddirname", .string, "appendonlydir"),
+            ("aof-load-truncated", .bool, "yes"), ("auto-aof-rewrite-percentage", .integer(min: 0, max: Int(Int32.max)), "100"),
+            ("auto-aof-rewrite-min-size", .memory, "67108864"),
+        ]
+        // Accepted for compatibility; Berth has no listpacks or replication yet.
+        let stored: [(String, Kind, String)] = [
+            ("daemonize", .bool, "no"),
             ("protected-mode", .bool, "yes"), ("maxmemory", .memory, "0"),
             ("maxmemory-policy", .enumeration(["noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"]), "noeviction"),
             ("maxmemory-samples", .integer(min: 1, max: 64), "5"),
@@ -86,9 +94,9 @@ public final class ServerConfig: @unchecked Sendable {
             ("latency-monitor-threshold", .integer(min: 0, max: Int.max), "0"),
             // Per-command latency histograms (INFO latencystats, LatencyStats.swift).
             ("latency-tracking", .bool, "yes"), ("latency-tracking-info-percentiles", .string, "50 99 99.9"),
-            ("stop-writes-on-bgsave-error", .bool, "yes"), ("rdbcompression", .bool, "yes"), ("rdbchecksum", .bool, "yes"),
             ("io-threads", .integer(min: 1, max: 128), "1"), ("io-threads-do-reads", .bool, "no"),
-            ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("appendfilename", .string, "appendonly.aof"),
+            ("dynamic-hz", .bool, "yes"), ("aof-use-rdb-preamble", .bool, "yes"), ("aof-rewrite-incremental-fsync", .bool, "yes"),
+            ("no-appendfsync-on-rewrite", .bool, "no"), ("aof-timestamp-enabled", .bool, "no"),
             ("repl-diskless-sync", .bool, "yes"), ("min-replicas-to-write", .integer(min: 0, max: Int.max), "0"),
             ("repl-backlog-size", .memory, "1048576"), ("repl-backlog-ttl", .integer(min: 0, max: Int.max), "3600"),
             ("replicaof", .string, ""), ("slaveof", .string, ""),
@@ -106,9 +114,12 @@ public final class ServerConfig: @unchecked Sendable {
         ]
         // Redis refuses these at run time too.
         let immutable: Set<String> = ["daemonize", "supervised", "pidfile", "unixsocket", "unixsocketperm", "io-threads",
-                                      "io-threads-do-reads", "enable-debug-command", "appendfilename"]
+                                      "io-threads-do-reads", "enable-debug-command", "appendfilename", "appenddirname"]
         for (name, kind, def) in stored {
             p[name] = Param(kind: kind, mutable: !immutable.contains(name), default: def, effective: false)
+        }
+        for (name, kind, def) in persistence {
+            p[name] = Param(kind: kind, mutable: !immutable.contains(name), default: def, effective: true)
         }
         return p
     }()

@@ -34,11 +34,16 @@ enum ConfigCommand {
                 reply.error(failure)
                 return true
             }
+            if let failure = switchAppendOnlyIfAsked(shard, args) {
+                reply.error(failure)
+                return true
+            }
             for i in stride(from: 2, to: args.count, by: 2) {
                 try? config.set(args[i].string, args[i + 1].string)
             }
             shard.server.applyKeyEventTracking()
             shard.server.snapshots.updateWriteRefusal()
+            shard.server.applyFsyncPolicy()
             reply.ok()
             return false
         }
@@ -86,6 +91,16 @@ enum ConfigCommand {
                 ? (port!.argument, "Unable to listen on this port") : (host!.argument, "Failed to bind to specified addresses.")
             return "ERR CONFIG SET failed (possibly related to argument '\(argument)') - \(reason)"
         }
+    }
+
+    /// CONFIG SET appendonly yes|no, turning the append-only file on or off as it goes
+    /// (Server.turnAppendOnly); the error reply when it cannot.
+    static func switchAppendOnlyIfAsked(_ shard: Shard, _ args: [Bytes]) -> String? {
+        for i in stride(from: 2, to: args.count, by: 2) where args[i].equalsIgnoringCase("appendonly") {
+            let on = args[i + 1].equalsIgnoringCase("yes")
+            return shard.server.turnAppendOnly(on: on, section: shard.section)
+        }
+        return nil
     }
 
     static func message(_ e: ServerConfig.SetError) -> String {

@@ -34,6 +34,8 @@ public final class Connection: @unchecked Sendable {
     var closing = false
     /// Close after the pending output is written (QUIT, protocol errors).
     var closeAfterFlush = false
+    /// Replies wait for the append-only file's fsync (Shard.holdReplies): the backend sends nothing.
+    var outputHeld = false
     /// A command is waiting for other shards (INFO, CLIENT LIST...); later input waits.
     package var suspended = false
 

@@ -108,17 +108,42 @@ package enum EngineCommands {
                 reply.error(CommandError.syntax.message)
                 return true
             }
-            if let error = shard.server.snapshots.backgroundSave(on: shard.section) {
-                // SCHEDULE: one already running is as good as a start, as Redis answers it.
-                if args.count == 2 && shard.server.snapshots.isRunning {
-                    reply.simple("Background saving scheduled")
-                    return false
-                }
+            let snapshots = shard.server.snapshots!
+            if args.count == 2 && snapshots.runningPurpose == .aofRewrite {
+                // SCHEDULE: it starts once the rewrite ends, as Redis answers it.
+                snapshots.scheduleSave()
+                reply.simple("Background saving scheduled")
+                return false
+            }
+            if let error = snapshots.backgroundSave(on: shard.section) {
                 reply.error(error)
                 return true
             }
             reply.simple("Background saving started")
             return false
+        }),
+        (spec("bgrewriteaof", 1, [.admin]), { shard, _, _, reply in
+            let server = shard.server
+            guard let aof = server.aof else {
+                reply.error("ERR Background AOF rewriting needs the append-only file: turn it on with CONFIG SET appendonly yes")
+                return true
+            }
+            switch server.snapshots.runningPurpose {
+            case .aofRewrite:
+                reply.error("ERR Background append only file rewriting already in progress")
+                return true
+            case .rdb:
+                aof.scheduleRewrite()
+                reply.simple("Background append only file rewriting scheduled")
+                return false
+            case nil:
+                if let error = server.snapshots.backgroundRewrite(aof, on: shard.section) {
+                    reply.error(error)
+                    return true
+                }
+                reply.simple("Background append only file rewriting started")
+                return false
+            }
         }),
         (spec("client", -2, [.noMulti, .loading, .stale],
               subcommands: ["id", "setname", "getname", "info", "list", "kill", "reply", "setinfo", "no-evict", "no-touch",

@@ -62,6 +62,7 @@ final class EpollBackend: EventBackend {
             closedLater = []
             for conn in closed { handler.closed(conn) }
         }
+        handler.beforeWaiting()
         // epoll_wait counts milliseconds: round up so a deadline is never polled past early.
         let timeoutMs = Int32((timeoutMicros + 999) / 1000)
         let n = events.withUnsafeMutableBufferPointer { berth_epoll_wait(epfd.rawValue, $0.baseAddress, 256, timeoutMs) }
@@ -126,7 +127,7 @@ final class EpollBackend: EventBackend {
     }
 
     func flush(_ conn: Connection) {
-        guard connections[conn.fd] === conn else { return }
+        guard connections[conn.fd] === conn, !conn.outputHeld else { return }
         while !conn.output.isEmpty {
             switch conn.fd.send(conn.output.readableBytes) {
             case .success(let n) where n > 0:

@@ -32,6 +32,8 @@ protocol EventHandler: AnyObject {
     func received(_ conn: Connection)
     /// The inbox eventfd fired.
     func woken()
+    /// The backend is about to wait for events: replies held back must go out now.
+    func beforeWaiting()
     /// The connection's fd is closed and the backend has forgotten it.
     func closed(_ conn: Connection)
     /// A connection marked to move (`moveTo`) has nothing in flight: may it go now? On

@@ -137,10 +137,12 @@ extension Shard {
             stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             return
         }
-        if server.snapshots.refusingWrites.load(ordering: .relaxed) && (spec.flags.contains(.write) || spec.name == "ping") {
-            // As Redis: after a failed save with save points set, writes (and PING, which
-            // monitoring uses to notice) are refused until a save succeeds.
-            reply.error(SnapshotService.misconf)
+        if server.diskError.load(ordering: .relaxed) != 0 && (spec.flags.contains(.write) || spec.name == "ping") {
+            // As Redis: after a failed save with save points set, or a failed write to the
+            // append-only file, writes (and PING, which monitoring uses to notice) are
+            // refused until a save or write succeeds.
+            reply.error(server.diskError.load(ordering: .relaxed) == 1 ? SnapshotService.misconf
+                        : "MISCONF Errors writing to the AOF file: \(server.aof?.writeErrorText ?? "unknown error")")
             conn.transaction?.failed = true
             return
         }

@@ -118,10 +118,12 @@ enum InfoCommand {
         let dirty = reports.reduce(0) { $0 + $1.dirty }
         section("Persistence", [("loading", "0"), ("async_loading", "0")]
             + server.snapshots.infoFields(dirtyNow: dirty)
-            + [("aof_enabled", "0"), ("aof_rewrite_in_progress", "0"), ("aof_rewrite_scheduled", "0"),
-               ("aof_last_rewrite_time_sec", "-1"), ("aof_current_rewrite_time_sec", "-1"),
-               ("aof_last_bgrewrite_status", "ok"), ("aof_rewrites", "0"), ("aof_last_write_status", "ok"),
-               ("module_fork_in_progress", "0"), ("module_fork_last_cow_size", "0")])
+            + (server.aof?.infoFields()
+               ?? [("aof_enabled", "0"), ("aof_rewrite_in_progress", "0"), ("aof_rewrite_scheduled", "0"),
+                   ("aof_last_rewrite_time_sec", "-1"), ("aof_current_rewrite_time_sec", "-1"),
+                   ("aof_last_bgrewrite_status", "ok"), ("aof_rewrites", "0"), ("aof_rewrites_consecutive_failures", "0"),
+                   ("aof_last_write_status", "ok"), ("aof_last_cow_size", "0"),
+                   ("module_fork_in_progress", "0"), ("module_fork_last_cow_size", "0")]))
         let sum = { (f: (ShardReport) -> Int) in reports.reduce(0) { $0 + f($1) } }
         section("Stats", [
             ("total_connections_received", String(sum { $0.stats.connectionsReceived })),

@@ -25,6 +25,36 @@ extension Shard {
     /// Sends a client's pending replies, unless they put it over the normal class's
     /// limits: then it is marked to close and nothing more is sent to it.
     func flushReplies(_ conn: Connection) {
+        if server.durability.mustHold(appended: server.effects.appended) {
+            holdReplies(conn)
+            return
+        }
+        sendReplies(conn)
+    }
+
+    /// appendfsync always: `conn`'s replies wait for the fsync of the effects before them
+    /// (DurabilityGate); the shard sends them before it waits for events again.
+    private func holdReplies(_ conn: Connection) {
+        guard !conn.outputHeld else { return }
+        conn.outputHeld = true
+        heldReplies.append(conn)
+    }
+
+    /// Before the shard waits for events: makes every effect so far durable, then sends
+    /// the replies held for it.
+    func releaseHeldReplies() {
+        guard !heldReplies.isEmpty else { return }
+        section.releaseKept()  // other shards must not wait on this one's fsync
+        server.durability.waitDurable()
+        let held = heldReplies
+        heldReplies.removeAll(keepingCapacity: true)
+        for conn in held {
+            conn.outputHeld = false
+            sendReplies(conn)
+        }
+    }
+
+    private func sendReplies(_ conn: Connection) {
         if !conn.isMonitor && !conn.isSubscribed && !conn.closing && !conn.overOutputLimit {
             let config = server.config
             let hard = config.normalHardLimit.load(ordering: .relaxed)

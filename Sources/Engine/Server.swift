@@ -56,6 +56,7 @@ public final class Server: @unchecked Sendable {
     /// Clients blocked right now, on every shard (INFO blocked_clients).
     package let blockedClients = Atomic<Int>(0)
     let pause: ClientPause
+    let expiryHold: ExpiryHold
     let migrations = MigrationGate()
     let pubsub: PubSubRegistry
     let monitors: MonitorFeed
@@ -68,6 +69,14 @@ public final class Server: @unchecked Sendable {
     package let errorStats = ErrorStats()
     /// The RDB file: loading, SAVE, BGSAVE, save points (SnapshotService.swift).
     private(set) var snapshots: SnapshotService!
+    /// The append-only file while appendonly is yes (AppendOnlyFile.swift).
+    let appendOnlyFile = Mutex<AppendOnlyFile?>(nil)
+    var aof: AppendOnlyFile? { appendOnlyFile.withLock { $0 } }
+    /// Replies that wait for the append-only file's fsync (appendfsync always).
+    let durability = DurabilityGate()
+    /// Why writes are refused, if they are: 0 not, 1 a failed RDB save, 2 a failed AOF
+    /// write (-MISCONF). Read on every command; set by `updateDiskError`.
+    let diskError = Atomic<UInt8>(0)
     private let started = Atomic<Int>(0)
     private let shutdownRequested = Atomic<Bool>(false)
     /// What SHUTDOWN asked of the final save: the save points decide, or SAVE, or NOSAVE.
@@ -90,6 +99,7 @@ public final class Server: @unchecked Sendable {
         tcpPort = Atomic(config.int("port"))
         slots = SlotMap(shards: shardCount)
         let expiryHold = ExpiryHold()
+        self.expiryHold = expiryHold
         pause = ClientPause(expiryHold: expiryHold)
         let effects = EffectStream()
         self.effects = effects
@@ -164,13 +174,6 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// The append-only file is not built yet: a configuration that asks for one must hear,
-    /// in the log, that only the RDB snapshots (SAVE, BGSAVE, save points) reach the disk.
-    func warnOfMissingPersistence() {
-        guard config.get("appendonly") == "yes" else { return }
-        log.warning("WARNING appendonly yes requested, but Berth has no append-only file yet: only RDB snapshots (SAVE, BGSAVE, the save points) are written to disk")
-    }
-
     /// Runs until shutdown; returns the process exit code.
     public func run() -> Int32 {
         berth_block_signals()
@@ -181,7 +184,6 @@ public final class Server: @unchecked Sendable {
             log.critical("\(error)")
             return 1
         }
-        warnOfMissingPersistence()
         let effectLogPath = config.get("effect-log")
         if !effectLogPath.isEmpty {
             do { effects.attach(try EffectLog(path: effectLogPath)) } catch {
@@ -200,8 +202,13 @@ public final class Server: @unchecked Sendable {
                 return 1
             }
         }
-        // Before keyspace events are recorded: loaded keys are not "new" keys.
-        guard loadSnapshotFile() else { return 1 }
+        // Before keyspace events are recorded: loaded keys are not "new" keys. With
+        // appendonly yes the append-only file is the data set, as in Redis.
+        if config.get("appendonly") == "yes" {
+            guard openAppendOnlyFile() else { return 1 }
+        } else {
+            guard loadSnapshotFile() else { return 1 }
+        }
         applyKeyEventTracking()
         var threads: [pthread_t] = []
         for shard in shards {
@@ -228,6 +235,11 @@ public final class Server: @unchecked Sendable {
             let now = ShardStore.nowMilliseconds()
             if now - lastCron >= 100 {
                 snapshots.cron(dirtyNow: publishedDirty)
+                if let aof {
+                    aof.retryFailedWrite()
+                    aof.fsyncIfDue()
+                    aof.cron()
+                }
                 lastCron = now
             }
             if now - lastStatus >= 5000 {
@@ -242,6 +254,7 @@ public final class Server: @unchecked Sendable {
         for shard in shards { shard.post(.stop) }
         for t in threads { pthread_join(t, nil) }
         effects.drain()  // what the shards did before they stopped
+        aof?.close()
         listenFD.closeQuietly()
         if !saveBeforeExit() {
             log.warning("Error trying to save the DB, can't exit cleanly.")
@@ -283,6 +296,13 @@ public final class Server: @unchecked Sendable {
     }
 
     func shardStarted(_ shard: Shard) { started.add(1, ordering: .releasing) }
+
+    /// Recomputes `diskError` from the RDB saves' and the append-only file's state.
+    func updateDiskError() {
+        let value: UInt8 = snapshots.refusingWrites.load(ordering: .relaxed) ? 1
+            : aof?.refusingWrites.load(ordering: .relaxed) == true ? 2 : 0
+        diskError.store(value, ordering: .relaxed)
+    }
 
     /// Every shard's change counter as last published (each shard's tick publishes it).
     var publishedDirty: Int { shards.reduce(0) { $0 + $1.publishedDirty.load(ordering: .relaxed) } }

@@ -59,6 +59,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Per-command latency histograms (INFO latencystats).
     package let latencies: CommandLatencies
     package let context: CommandContext
+    /// Connections whose replies wait for the append-only file's fsync (DurabilityGate).
+    var heldReplies: [Connection] = []
     /// `context.dirty` as of the last tick, for the save points (read by the main thread).
     let publishedDirty = Atomic<Int>(0)
     /// Replies written while CLIENT REPLY is OFF/SKIP go here and are dropped.
@@ -167,6 +169,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     }
 
     func woken() { drainInbox() }
+
+    func beforeWaiting() { releaseHeldReplies() }
 
     private func drainInbox() {
         section.releaseKept()

@@ -41,6 +41,7 @@ final class Snapshot: @unchecked Sendable {
     /// abandoned, and that is not a failure.
     let cancelled = Atomic<Bool>(false)
     struct Cancelled: Error {}
+    static let cancelledMessage = "cancelled: the data set was flushed"
 
     private static let lastEpoch = Mutex<UInt32>(0)
     /// Keys written per lock-holding step: small enough that a step is tens of
@@ -58,13 +59,16 @@ final class Snapshot: @unchecked Sendable {
 
     /// Takes every shard lock for an instant and starts a snapshot of that instant; nil
     /// when `policy` gave up (a busy script).
-    static func begin(_ server: Server, section: LockSection, policy: LockWaitPolicy) -> Snapshot? {
+    /// `atInstant` runs under those locks too: what must happen at exactly the snapshot's
+    /// instant (the append-only file's switch to a new incremental file).
+    static func begin(_ server: Server, section: LockSection, policy: LockWaitPolicy, atInstant: () -> Void = {}) -> Snapshot? {
         guard section.enter(section.everyShard, policy) else { return nil }
         defer { section.exit(section.everyShard) }
         let epoch = lastEpoch.withLock { e -> UInt32 in
             e = e == UInt32.max ? 1 : e + 1
             return e
         }
+        atInstant()
         let compress = server.config.get("rdbcompression") == "yes"
         let parts = server.stores.map { ShardSnapshot(epoch: epoch, databases: $0.databases, compress: compress) }
         let dirty = server.shards.reduce(0) { $0 + $1.context.dirty }

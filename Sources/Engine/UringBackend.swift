@@ -78,7 +78,7 @@ final class UringBackend: EventBackend {
     }
 
     func flush(_ conn: Connection) {
-        guard !conn.sendInFlight, conn.slot >= 0 else { return }
+        guard !conn.sendInFlight, conn.slot >= 0, !conn.outputHeld else { return }
         if conn.output.isEmpty {
             if conn.closeAfterFlush || conn.closing { close(conn) } else { conn.outputDrained() }
             return
@@ -141,6 +141,7 @@ final class UringBackend: EventBackend {
 
     func poll(timeoutMicros: Int) {
         replayHeld()
+        handler.beforeWaiting()
         ring.submitAndWait(timeoutMicros: timeoutMicros)
         ring.drainCompletions { dispatch($0) }
         // New requests are submitted by the next submitAndWait, one syscall per loop.

@@ -56,6 +56,9 @@ public final class Database {
     public func lookup(_ key: Bytes, now: Int64) -> Entry? {
         guard let e = table.find(key) else { return nil }
         if e.expireAt != 0 && e.expireAt <= now {
+            // Replaying an append-only file, a key is as the commands left it: its
+            // deletion is in the file where it happened, if it did.
+            if expiryHold.isReplaying { return e }
             if expiryHold.isHolding(now: now) { return nil }
             removeEntry(e)
             noteExpired(key)
@@ -353,4 +356,10 @@ public final class ExpiryHold: Sendable {
     }
 
     public func release() { until.store(0, ordering: .releasing) }
+
+    /// Set while an append-only file is replayed at start, before any shard runs: no key
+    /// expires then (as Redis does not expire keys while loading).
+    private let replaying = Atomic<Bool>(false)
+    public var isReplaying: Bool { replaying.load(ordering: .relaxed) }
+    public func setReplaying(_ on: Bool) { replaying.store(on, ordering: .relaxed) }
 }
