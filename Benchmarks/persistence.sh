@@ -49,6 +49,7 @@ fi
 WORK=$(mktemp -d /tmp/berth-persistence.XXXXXX)
 # Servers first (a dying redis-server also ends its saving child), then their files.
 trap 'xargs -r kill < "$PIDFILE" 2>/dev/null || true; sleep 0.2; rm -f "$PIDFILE"; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
 
 CPUS=$(nproc)
 PIN=${PIN:-1}
@@ -100,7 +101,7 @@ header() {
   if [ "$PIN" = 1 ]; then echo "# pinned: servers (and redis-server's saving child) on cores $SERVER_CPUS, clients on cores $CLIENT_CPUS; shared: nothing pinned"
   else echo "# not pinned"; fi
   echo "# BGSAVE placements: $PLACEMENTS; SAVE and load at start: $([ "$PIN" = 1 ] && echo pinned || echo shared)"
-  echo "# write load: one timing client (SET, 1 in 10 HSET, random keys) + redis-benchmark -c $LOAD_CLIENTS -t set -r $KEYS; $BEFORE s before each BGSAVE"
+  echo "# write load: one timing client (SET, 1 in 10 HSET, random keys)$([ "$LOAD_CLIENTS" -gt 0 ] && echo " + redis-benchmark -c $LOAD_CLIENTS -t set -r $KEYS -d 16"); $BEFORE s timed before each BGSAVE"
 }
 header
 
