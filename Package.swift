@@ -96,13 +96,13 @@ let package = Package(
         .target(
             name: "Modules",
             dependencies: [
-                "Engine", "RESP", "Keyspace", "Commands", "CModuleHost",
+                "Engine", "RESP", "Keyspace", "Persistence", "Commands", "CModuleHost",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: releaseSettings
         ),
-        .target(name: "Scripting", dependencies: ["Engine", "RESP", "Keyspace", "Commands", "CLua"], swiftSettings: releaseSettings),
+        .target(name: "Scripting", dependencies: ["Engine", "RESP", "Keyspace", "Persistence", "Commands", "CLua"], swiftSettings: releaseSettings),
         .target(
             name: "JavaScript",
             dependencies: ["Engine", "RESP", "Keyspace", "Commands", "CJSHost", "CUring"],

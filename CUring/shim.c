@@ -1,5 +1,8 @@
 #define _GNU_SOURCE
 #include "CUring.h"
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <liburing.h>
 #include <errno.h>
 #include <malloc.h>
@@ -173,4 +176,10 @@ int berth_wait_signal(void) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) return -1;
     return sig;
+}
+
+void berth_lower_thread_priority(void) {
+    /* nice 10 for this thread only (Linux applies setpriority to a thread id): the
+       snapshot's walk runs when the shard threads leave the CPU to it. */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }

@@ -68,5 +68,7 @@ char *berth_allocator_report(void);
 void berth_block_signals(void);
 /// Waits for SIGTERM or SIGINT; returns the signal number.
 int berth_wait_signal(void);
+/// Lowers the calling thread's scheduling priority (nice 10): background work.
+void berth_lower_thread_priority(void);
 
 #endif

@@ -42,7 +42,8 @@ public enum BlockedOperation: Sendable {
     /// XREADGROUP BLOCK with `>`: new entries delivered to `consumer` in `group`.
     case streamGroupRead(group: Bytes, consumer: Bytes, count: Int?, noAck: Bool)
     /// WAIT / WAITAOF: no keys; only the deadline or CLIENT UNBLOCK ends it.
-    case wait(aof: Bool)
+    /// WAIT, or WAITAOF (`aof`), whose local fsync is done (`localSynced`) before it waits.
+    case wait(aof: Bool, localSynced: Bool = false)
     /// A wait that something outside the data commands owns and ends (a module's blocked
     /// client): the engine decides its readiness and writes its replies.
     case external(any ExternalWait)
@@ -64,8 +65,8 @@ public enum BlockedOperation: Sendable {
     public func writeTimeoutReply(_ w: ReplyWriter) {
         switch self {
         case .listMove: w.null()
-        case .wait(let aof):
-            if aof { w.arrayHeader(2); w.integer(0); w.integer(0) } else { w.integer(0) }
+        case .wait(let aof, let synced):
+            if aof { w.arrayHeader(2); w.integer(synced ? 1 : 0); w.integer(0) } else { w.integer(0) }
         default: w.nullArray()
         }
     }
@@ -238,12 +239,17 @@ enum BlockingCommands {
         CommandSpec("waitaof", arity: 4, flags: [.blocking]) { ctx throws(CommandError) in
             let local = try ctx.int(1), replicas = try ctx.int(2)
             let deadline = try Blocking.deadline(ctx.args[3], now: ctx.now, inSeconds: false)
-            if local > 0 { throw CommandError("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.") }
+            // The local count: 1 once every write so far is fsynced to the append-only file
+            // (which this makes happen now rather than at the next everysec tick).
+            let synced = ctx.syncAppendOnlyFile()
+            if local > 0 && !synced {
+                throw CommandError("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
+            }
             if replicas <= 0 {
-                ctx.reply.arrayHeader(2); ctx.reply.integer(0); ctx.reply.integer(0)
+                ctx.reply.arrayHeader(2); ctx.reply.integer(synced ? 1 : 0); ctx.reply.integer(0)
                 return
             }
-            Blocking.blockOrGiveUp(ctx, keys: [], deadline: deadline, .wait(aof: true))
+            Blocking.blockOrGiveUp(ctx, keys: [], deadline: deadline, .wait(aof: true, localSynced: synced))
         },
     ]
 

@@ -62,6 +62,10 @@ public final class CommandContext: @unchecked Sendable {
     public var sharedLock = false
     public var expiredUnderSharedLock: [(db: Database, key: Bytes)] = []
 
+    /// Makes every write so far durable in the append-only file (WAITAOF); false when
+    /// there is none. Set by the engine.
+    public var syncAppendOnlyFile: () -> Bool = { false }
+
     public init(stores: [ShardStore], slots: SlotMap, reply: ReplyWriter) {
         self.stores = stores
         self.slots = slots

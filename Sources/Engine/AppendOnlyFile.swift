@@ -105,6 +105,8 @@ final class AppendOnlyFile: EffectConsumer, @unchecked Sendable {
 
     // MARK: opening
 
+    var currentManifest: AOFManifest { state.withLock { $0.manifest } }
+
     /// At start, before appending: the manifest after the first base was made.
     func adopt(_ manifest: AOFManifest) { state.withLock { $0.manifest = manifest } }
 
@@ -270,6 +272,17 @@ final class AppendOnlyFile: EffectConsumer, @unchecked Sendable {
         let target = server.effects.appended
         while server.durability.durable.load(ordering: .acquiring) < target && server.durability.holding.load(ordering: .relaxed) {
             server.effects.drain()
+        }
+    }
+
+    /// WAITAOF: everything appended so far written and fsynced, now; false on an error.
+    func syncNow() -> Bool {
+        server.effects.drain()
+        return state.withLock { s in
+            guard writeOut(&s) == nil, let file = s.file, (try? file.dataSync()) != nil else { return false }
+            fsynced.store(s.encodedUpTo, ordering: .releasing)
+            s.lastFsync = ShardStore.nowMilliseconds()
+            return true
         }
     }
 

@@ -228,6 +228,14 @@ public final class ServerConfig: @unchecked Sendable {
                 throw .immutable(name)
             }
         }
+        if name == "save" {
+            // Pairs of seconds and changes, as Redis checks them.
+            let words = value.split(separator: " ")
+            guard words.count % 2 == 0, words.allSatisfy({ Int($0).map { $0 >= 0 } ?? false }) else {
+                throw .invalid(name, "Invalid save parameters")
+            }
+            return (name, words.joined(separator: " "))
+        }
         return (name, try normalize(name, p.kind, value))
     }
 
@@ -382,6 +390,8 @@ public final class ServerConfig: @unchecked Sendable {
 
     /// Reads a redis.conf-style file: `name value...` per line, `#` comments.
     public func load(file contents: String) throws(ConfigFileError) {
+        // Several `save` lines add up, as in redis.conf (`save ""` clears them).
+        var savePoints: [String] = []
         for (i, rawLine) in contents.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: " \t\r")
             if line.isEmpty || line.hasPrefix("#") { continue }
@@ -389,7 +399,12 @@ public final class ServerConfig: @unchecked Sendable {
             guard words.count >= 2 || (words.count == 1 && words[0].lowercased() == "save") else {
                 throw ConfigFileError(line: i + 1, text: line, reason: "wrong number of arguments")
             }
-            let value = words.dropFirst().joined(separator: " ")
+            var value = words.dropFirst().joined(separator: " ")
+            if words[0].lowercased() == "save" {
+                let points = value.trimmingCharacters(in: " ")
+                if points.isEmpty { savePoints = [] } else { savePoints.append(points) }
+                value = savePoints.joined(separator: " ")
+            }
             do {
                 try set(words[0], value, startup: true)
             } catch {

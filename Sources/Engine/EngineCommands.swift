@@ -186,7 +186,7 @@ package enum EngineCommands {
             conn.closeAfterFlush = true
             return false
         }),
-        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "set-active-expire", "reload", "help"]), { shard, _, args, reply in
+        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "set-active-expire", "reload", "loadaof", "help"]), { shard, _, args, reply in
             if args[1].equalsIgnoringCase("set-active-expire") && args.count == 3 {
                 // As in Redis: 0 stops the periodic expiry, so tests can watch lazy expiry.
                 guard let on = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
@@ -204,8 +204,14 @@ package enum EngineCommands {
             if args[1].equalsIgnoringCase("reload") {
                 return debugReload(shard, args, reply)
             }
+            if args[1].equalsIgnoringCase("loadaof") && args.count == 2 {
+                if let error = shard.server.reloadAppendOnlyFile(on: shard) { reply.error(error); return true }
+                reply.ok()
+                return false
+            }
             if args[1].equalsIgnoringCase("help") {
-                reply.bulkArray(["DEBUG <subcommand>", "RELOAD [NOSAVE] [NOFLUSH]",
+                reply.bulkArray(["DEBUG <subcommand>", "LOADAOF", "    Write the AOF, empty the data set and replay the AOF into it.",
+                                 "RELOAD [NOSAVE] [NOFLUSH]",
                                  "    Save the RDB file, empty the data set and load the file back.",
                                  "SLEEP <seconds>", "    Stop the shard running it for <seconds>.",
                                  "SET-ACTIVE-EXPIRE <0|1>", "    Turn the periodic expiry of keys off (0) or on (1)."])

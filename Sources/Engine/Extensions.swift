@@ -1,4 +1,5 @@
 import Commands
+import Persistence
 import RESP
 
 // The engines built in their own targets, and the only doors between them and the core.
@@ -54,6 +55,8 @@ package protocol ModuleExtension: AnyObject, Sendable {
     func fireTimers(on shard: Shard, now: Int64) -> Bool
     /// When `shard`'s next module timer is due, in milliseconds.
     func nextTimerDue(shard: Int) -> Int64?
+    /// The data type a file's module value names by its 64-bit id, to load it.
+    func rdbType(id: UInt64) -> (any RDBModuleType)?
     /// Loads a module at startup (--loadmodule); throws what the log should say.
     func load(into server: Server, path: String, arguments: [String]) throws
 }
@@ -64,6 +67,11 @@ package protocol JavaScriptExtension: AnyObject, Sendable {
     var commands: [(CommandSpec, EngineHandler)] { get }
     /// Stops every library's engine at shutdown; false when one would not stop.
     func closeAll() -> Bool
+    /// Each library as the TFUNCTION LOAD arguments that load it again (for snapshots).
+    var librariesAsLoadArguments: [[Bytes]] { get }
+    /// Loads a library from such arguments (a snapshot being loaded); the error text when
+    /// it does not load.
+    func restoreLibrary(_ arguments: [Bytes], server: Server) -> String?
 }
 
 /// The three, as main hands them to the server.

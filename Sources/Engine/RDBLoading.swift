@@ -21,8 +21,22 @@ final class StoreLoader: RDBLoadTarget {
         self.replacingLibraries = replacingLibraries
     }
 
-    func aux(_ key: Bytes, _ value: Bytes) {
-        server.log.debug("RDB aux field \(key.string): \(value.string)")
+    func aux(_ key: Bytes, _ value: Bytes) throws {
+        guard key == Bytes(Snapshot.javaScriptAux) else {
+            server.log.debug("RDB aux field \(key.string): \(value.string)")
+            return
+        }
+        // A JavaScript library (Snapshot.javaScriptLibraries): its TFUNCTION LOAD arguments.
+        let args = try value.withUnsafeBytes { raw -> [Bytes] in
+            var reader = RESPCommandReader(raw)
+            guard let args = try? reader.next(), reader.isAtEnd else { throw RDBError("Bad JavaScript library field", offset: 0) }
+            return args
+        }
+        var arguments = args
+        if replacingLibraries { arguments.insert(Bytes("REPLACE"), at: 0) }
+        if let error = server.extensions.javascript.restoreLibrary(arguments, server: server) {
+            throw RDBError("Failed loading JavaScript library: \(error)", offset: 0)
+        }
     }
 
     func functionLibrary(_ source: Bytes) throws {
@@ -43,7 +57,7 @@ final class StoreLoader: RDBLoadTarget {
         loaded += 1
     }
 
-    func moduleType(id: UInt64) -> (any RDBModuleType)? { nil }
+    func moduleType(id: UInt64) -> (any RDBModuleType)? { server.extensions.modules.rdbType(id: id) }
 }
 
 extension Server {

@@ -118,6 +118,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         stats = ShardStats(commandCount: server.statsSlots)
         latencies = CommandLatencies(commandCount: server.statsSlots)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
+        context.syncAppendOnlyFile = { [unowned server] in server.aof?.syncNow() ?? false }
         section = LockSection(server: server, shard: self)
         clients = ClientRegistry(shard: index, server: server)
         blocking = BlockingService(shard: self)

@@ -81,6 +81,7 @@ final class SnapshotService: @unchecked Sendable {
         }
         server.log.notice("Background saving started")
         let thread = spawnThread { [self] in
+            berth_lower_thread_priority()
             if write(snapshot, section: server.offShardSection) {
                 server.log.notice("Background saving terminated with success")
             }
@@ -106,6 +107,7 @@ final class SnapshotService: @unchecked Sendable {
         server.log.notice("Background append only file rewriting started")
         let target = base!
         let thread = spawnThread { [self] in
+            berth_lower_thread_priority()
             let failure = writeFile(snapshot, section: server.offShardSection, path: target.path, aofBase: true)
             finish(snapshot)
             aof.rewriteEnded(target, failure: failure)
@@ -236,10 +238,10 @@ final class SnapshotService: @unchecked Sendable {
         init(_ m: String) { message = m }
     }
 
-    private func auxFields(aofBase: Bool) -> [(String, String)] {
+    private func auxFields(aofBase: Bool) -> [(String, Bytes)] {
         [("redis-ver", Server.redisCompatibleVersion), ("redis-bits", "64"),
          ("ctime", String(ShardStore.nowMilliseconds() / 1000)), ("used-mem", String(berth_allocated_bytes())),
-         ("aof-base", aofBase ? "1" : "0"), ("berth-ver", Server.version)]
+         ("aof-base", aofBase ? "1" : "0"), ("berth-ver", Server.version)].map { ($0.0, Bytes($0.1)) }
     }
 
     /// FLUSHALL: a snapshot being written holds data that is gone; it stops (the file on

@@ -15,6 +15,17 @@ package final class JavaScriptHost: JavaScriptExtension {
     package var commands: [(CommandSpec, EngineHandler)] { TFunctionCommands.table }
 
     package func closeAll() -> Bool { libraries.closeAll() }
+
+    package var librariesAsLoadArguments: [[Bytes]] {
+        libraries.all.map { lib in lib.config.map { [Bytes("CONFIG"), Bytes($0), lib.code] } ?? [lib.code] }
+    }
+
+    package func restoreLibrary(_ arguments: [Bytes], server: Server) -> String? {
+        let out = IOBuffer(capacity: 128)
+        let w = ReplyWriter(buffer: out, protocolVersion: 2, countsErrors: false)
+        guard TFunctionCommands.load(server, arguments, w) else { return nil }
+        return String(decoding: out.readableArray.dropFirst().prefix { $0 != 13 }, as: UTF8.self)
+    }
 }
 
 extension Server {

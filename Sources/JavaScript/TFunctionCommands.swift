@@ -129,7 +129,7 @@ enum TFunctionCommands {
         return .success((name, Bytes(raw)))
     }
 
-    private static func load(_ server: Server, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+    static func load(_ server: Server, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
         var replace = false
         var config: String?
         var i = 0

@@ -1,5 +1,6 @@
 import Engine
 import Commands
+import Persistence
 import RESP
 
 /// The module API as the core sees it (Extensions.swift): the loaded modules and their
@@ -32,6 +33,8 @@ package final class ModuleHost: ModuleExtension {
 
     package func fireTimers(on shard: Shard, now: Int64) -> Bool { shard.fireModuleTimers(now: now) }
     package func nextTimerDue(shard: Int) -> Int64? { timers.nextDue(shard: shard) }
+
+    package func rdbType(id: UInt64) -> (any RDBModuleType)? { ModuleAPI.type(rdbID: id) }
 
     package func load(into server: Server, path: String, arguments: [String]) throws {
         _ = try ModuleCommands.load(server, path: path, arguments: arguments)

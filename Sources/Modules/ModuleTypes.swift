@@ -1,28 +1,66 @@
 import Engine
 import Keyspace
+import Persistence
 import RESP
 
 /// `RedisModuleType`: a data type a module defined with CreateDataType. Values live in the
-/// keyspace as `Value.module`; Berth keeps them in memory only (it has no persistence), so
-/// of the type's methods only `free` is called, when a value's last reference goes.
+/// keyspace as `Value.module`; `free` is called when a value's last reference goes, and
+/// `rdb_save`/`rdb_load` when a snapshot writes a value or a file is loaded
+/// (ModuleTypeIO.swift).
 ///
 /// Invariants: created only during its module's OnLoad; names are 9 characters from
 /// `A-Za-z0-9_-` and unique in the server; a type lives as long as the process (values may
 /// outlive MODULE UNLOAD's bookkeeping, so the object is never freed).
-final class ModuleType: ModuleValueType, @unchecked Sendable {
+final class ModuleType: ModuleValueType, RDBSavableModuleType, RDBModuleType, @unchecked Sendable {
     typealias Free = @convention(c) (UnsafeMutableRawPointer?) -> Void
+    typealias Load = @convention(c) (UnsafeMutableRawPointer?, Int32) -> UnsafeMutableRawPointer?
+    typealias Save = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
 
     let name: String
     let encodingVersion: Int
     private let freeFunction: Free?
+    private let loadFunction: Load?
+    private let saveFunction: Save?
 
-    init(name: String, encodingVersion: Int, free: Free?) {
+    init(name: String, encodingVersion: Int, free: Free?, load: Load? = nil, save: Save? = nil) {
         self.name = name
         self.encodingVersion = encodingVersion
         freeFunction = free
+        loadFunction = load
+        saveFunction = save
     }
 
     func free(_ value: UnsafeMutableRawPointer?) { freeFunction?(value) }
+
+    /// Redis's 64-bit type id: the 9-character name, 6 bits a character, then the
+    /// encoding version in the low 10 bits.
+    var rdbTypeID: UInt64 {
+        let charset = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var id: UInt64 = 0
+        for c in name.utf8 { id = id << 6 | UInt64(charset.firstIndex(of: c) ?? 0) }
+        return id << 10 | UInt64(encodingVersion & 1023)
+    }
+
+    func save(_ value: ModuleValue, into out: inout RDBOutput) -> Bool {
+        guard let saveFunction else { return false }
+        let io = ModuleIO(output: out)
+        saveFunction(io.handle, value.pointer)
+        out = io.output!
+        return !io.failed
+    }
+
+    func load(_ input: RDBModuleInput, encodingVersion: Int) throws -> Value {
+        guard let loadFunction else {
+            throw RDBError("The module type \(name) has no rdb_load", offset: 0)
+        }
+        let io = ModuleIO(input: input)
+        let pointer = loadFunction(io.handle, Int32(encodingVersion))
+        guard pointer != nil, !io.failed else {
+            if let pointer { freeFunction?(pointer) }
+            throw input.error ?? RDBError("The module type \(name) failed to load a value", offset: 0)
+        }
+        return .module(ModuleValue(type: self, pointer: pointer))
+    }
 
     var handle: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
@@ -45,18 +83,27 @@ extension ModuleAPI {
     /// Every type created by any module, by name (names are server-wide).
     nonisolated(unsafe) private static var types: [String: ModuleType] = [:]
 
+    /// The type a file's module value names by id (name and encoding version).
+    static func type(rdbID id: UInt64) -> ModuleType? {
+        let nameBits = id >> 10
+        return types.values.first { $0.rdbTypeID >> 10 == nameBits }
+    }
+
     static func registerTypes() {
         register("CreateDataType", { c, name, encver, methods in
             let ctx = ModuleContext.from(c)
             let typeName = String(cString: name!)
             // Only from OnLoad, which runs under the registry's load lock.
             guard ctx.kind == .load, ModuleType.isValidName(typeName), ModuleAPI.types[typeName] == nil else { return nil }
-            var free: ModuleType.Free? = nil
+            var free: ModuleType.Free? = nil, load: ModuleType.Load? = nil, save: ModuleType.Save? = nil
             if let methods {
-                let slot = methods.load(fromByteOffset: ModuleType.freeOffset, as: UnsafeRawPointer?.self)
-                free = slot.map { unsafeBitCast($0, to: ModuleType.Free.self) }
+                let word = MemoryLayout<UnsafeRawPointer>.size
+                let slot = { (i: Int) in methods.load(fromByteOffset: i, as: UnsafeRawPointer?.self) }
+                free = slot(ModuleType.freeOffset).map { unsafeBitCast($0, to: ModuleType.Free.self) }
+                load = slot(word).map { unsafeBitCast($0, to: ModuleType.Load.self) }
+                save = slot(2 * word).map { unsafeBitCast($0, to: ModuleType.Save.self) }
             }
-            let type = ModuleType(name: typeName, encodingVersion: Int(encver), free: free)
+            let type = ModuleType(name: typeName, encodingVersion: Int(encver), free: free, load: load, save: save)
             ModuleAPI.types[typeName] = type
             ctx.module.typeNames.append(typeName)
             return type.handle

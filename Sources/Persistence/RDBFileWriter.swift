@@ -18,6 +18,10 @@ public final class RDBFileWriter {
     private var crc: UInt64 = 0
     private let checksum: Bool
     private var database = -1
+    /// Each database's key and TTL counts, written as a RESIZEDB hint the first time the
+    /// file selects it (a reader sizes its table once instead of growing it as it loads).
+    public var sizeHints: [Int: (keys: Int, expires: Int)] = [:]
+    private var hinted: Set<Int> = []
     public private(set) var bytesWritten = 0
     private static let flushAt = 1 << 20
 
@@ -40,7 +44,7 @@ public final class RDBFileWriter {
     }
 
     /// The magic and version, then the auxiliary fields.
-    public func header(aux: [(String, String)]) throws {
+    public func header(aux: [(String, Bytes)]) throws {
         buffer.append(contentsOf: Array("REDIS".utf8))
         buffer.append(contentsOf: Array(String(format4(RDBVersion.written)).utf8))
         var out = RDBOutput(compress: false)
@@ -72,6 +76,11 @@ public final class RDBFileWriter {
             var out = RDBOutput(compress: false)
             out.byte(RDBOpcode.selectDB)
             out.length(db)
+            if let hint = sizeHints[db], hinted.insert(db).inserted {
+                out.byte(RDBOpcode.resizeDB)
+                out.length(hint.keys)
+                out.length(hint.expires)
+            }
             try append(out.bytes)
             database = db
         }

@@ -5,8 +5,9 @@ import RESP
 /// encoding into Berth's values; the target decides where each key goes (the server's
 /// target routes it to its shard) and what to do with auxiliary fields and libraries.
 public protocol RDBLoadTarget: AnyObject {
-    /// An auxiliary field (redis-ver, ctime, aof-base, repl-id, ...).
-    func aux(_ key: Bytes, _ value: Bytes)
+    /// An auxiliary field (redis-ver, ctime, aof-base, repl-id, ...); throws when the field
+    /// carries something that cannot be restored (Berth's JavaScript libraries).
+    func aux(_ key: Bytes, _ value: Bytes) throws
     /// A FUNCTION library's source code; throws (with the reason) when it cannot be loaded.
     func functionLibrary(_ source: Bytes) throws
     /// One key. `expireAt` is Unix milliseconds, 0 when the key has no TTL; keys already

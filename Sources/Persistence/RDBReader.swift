@@ -110,7 +110,7 @@ public enum RDBReader {
             _ = try input.length()
         case RDBOpcode.aux:
             let key = try input.string()
-            target.aux(key, try input.string())
+            try target.aux(key, try input.string())
         case RDBOpcode.expireTimeMs:
             state.expireAt = expiry(try input.milliseconds())
         case RDBOpcode.expireTime:
@@ -187,7 +187,7 @@ public enum RDBReader {
 
     /// The value's bytes, once the footer (2 bytes of RDB version, 8 of CRC64, both
     /// little-endian) has been checked.
-    private static func checkDumpFooter(_ payload: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
+    static func checkDumpFooter(_ payload: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
         let wrong = RDBError("DUMP payload version or checksum are wrong", offset: 0)
         let n = payload.count
         guard n >= 10 else { throw wrong }

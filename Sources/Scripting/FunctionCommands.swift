@@ -147,7 +147,11 @@ enum ScriptFunctions {
                 reply.error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
                 return true
             }
-            guard let codes = FunctionLibraries.parseDump(args[2]) else { reply.error("ERR DUMP payload version or checksum are wrong"); return true }
+            let codes: [Bytes]
+            switch FunctionLibraries.parseDump(args[2]) {
+            case .success(let c): codes = c
+            case .failure(let e): return fail(e)
+            }
             if policy == "append" {
                 for code in codes {
                     if let name = try? metadata(code).name, libraries.library(name) != nil {

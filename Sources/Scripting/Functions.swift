@@ -2,6 +2,7 @@ import Engine
 import CLua
 import Commands
 import Keyspace
+import Persistence
 import RESP
 import Synchronization
 
@@ -88,31 +89,18 @@ final class FunctionLibraries: Sendable {
         generation.add(1, ordering: .releasing)
     }
 
-    /// FUNCTION DUMP's payload: Berth's own format, "BERTHFN1" then each library's code
-    /// as a 4-byte big-endian length and the bytes. Only Berth's FUNCTION RESTORE reads it.
-    func dump() -> Bytes {
-        var out = Array("BERTHFN1".utf8)
-        for lib in all {
-            let n = lib.code.count
-            out += [UInt8(n >> 24 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)]
-            lib.code.withUnsafeBytes { out += $0 }
-        }
-        return Bytes(out)
-    }
+    /// FUNCTION DUMP's payload, in Redis's format (Persistence/FunctionDump.swift).
+    func dump() -> Bytes { Bytes(FunctionDump.payload(all.map { $0.code })) }
 
-    static func parseDump(_ payload: Bytes) -> [Bytes]? {
-        let raw = payload.array
-        guard raw.starts(with: Array("BERTHFN1".utf8)) else { return nil }
-        var i = 8, codes: [Bytes] = []
-        while i < raw.count {
-            guard i + 4 <= raw.count else { return nil }
-            let n = Int(raw[i]) << 24 | Int(raw[i + 1]) << 16 | Int(raw[i + 2]) << 8 | Int(raw[i + 3])
-            i += 4
-            guard i + n <= raw.count else { return nil }
-            codes.append(Bytes(raw[i..<(i + n)]))
-            i += n
+    /// The libraries of a FUNCTION RESTORE payload, or the error reply.
+    static func parseDump(_ payload: Bytes) -> Result<[Bytes], ScriptError> {
+        do {
+            return .success(try FunctionDump.sources(payload))
+        } catch let e as RDBError {
+            return .failure(ScriptError("ERR \(e.message)"))
+        } catch {
+            return .failure(ScriptError("ERR payload is not a function dump"))
         }
-        return codes
     }
 }
 

@@ -283,3 +283,36 @@ def test_writes_stop_with_misconf_when_the_file_cannot_be_written(make_server, t
     again = make_server("--dir", tmp_path, "--appendonly", "yes")
     c = again.client()
     assert c.get("big") == b"x" * 1000 and c.get("after") == b"1" and c.get("refused") is None
+
+
+def test_waitaof_answers_with_the_local_fsync(make_server, tmp_path):
+    plain = make_server()
+    c = plain.client()
+    with pytest.raises(redis.ResponseError, match="WAITAOF cannot be used when numlocal is set but appendonly is disabled"):
+        c.execute_command("WAITAOF", 1, 0, 0)
+    assert c.execute_command("WAITAOF", 0, 0, 0) == [0, 0]
+    s = make_server("--dir", tmp_path, "--appendonly", "yes", "--appendfsync", "no")
+    r = s.client()
+    r.set("k", "v")
+    assert r.execute_command("WAITAOF", 1, 0, 0) == [1, 0]
+    # Nothing can acknowledge for replicas: the timeout answers, with the local count.
+    assert r.execute_command("WAITAOF", 1, 1, 100) == [1, 0]
+    assert b"k" in (tmp_path / "appendonlydir" / "appendonly.aof.1.incr.aof").read_bytes()
+
+
+def test_debug_loadaof_replays_the_file_into_an_emptied_keyspace(make_server, tmp_path):
+    s = make_server("--dir", tmp_path, "--appendonly", "yes", "--shards", 2)
+    r = s.client()
+    fill(r)
+    r.function_load(LIBRARY)
+    original = dump(s.port)
+    assert r.execute_command("DEBUG", "LOADAOF") == b"OK"
+    assert dump(s.port) == original
+    assert r.fcall("kept", 0) == b"still here"
+    # The replay wrote nothing new: a restart replays the same file to the same keyspace.
+    r.set("after", "1")
+    original = dump(s.port)
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(10)
+    again = make_server("--dir", tmp_path, "--appendonly", "yes")
+    assert dump(again.port) == original

@@ -686,19 +686,3 @@ def test_smove_into_a_set_that_has_the_member_leaves_it_untouched(make_server, r
         outcomes.append((p.execute(), sorted(c.smembers("src{t}")), sorted(c.smembers("dst{t}"))))
         other.close()
     assert outcomes[0] == outcomes[1] == ([1], ["b"], ["a", "c"])
-
-
-def test_appendonly_warns_that_only_snapshots_are_written(make_server, tmp_path):
-    """`appendonly yes` is accepted (configs written for Redis keep working) but the
-    append-only file is not built yet: the log says so at start, and INFO persistence does
-    not claim an AOF. Save points alone get no warning: snapshots are written."""
-    s = make_server("--appendonly", "yes", "--save", "900 1", "--dir", str(tmp_path))
-    r = s.client(decode_responses=True)
-    r.set("k", "v")
-    assert r.config_get("appendonly") == {"appendonly": "yes"}
-    assert r.info("persistence")["aof_enabled"] == 0
-    assert "appendonly yes requested, but Berth has no append-only file yet" in s.output()
-    assert list(tmp_path.iterdir()) == []
-    quiet = make_server()
-    assert quiet.client().ping()
-    assert "append-only" not in quiet.output()

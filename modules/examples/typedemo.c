@@ -1,6 +1,9 @@
 /*
  * typedemo: Berth's example of a module data type. A "tdcounter" value is a 64-bit
- * counter the module allocates; the server frees it through the type's free callback.
+ * counter the module allocates; the server frees it through the type's free callback,
+ * and writes it to snapshots (and reads it back) through rdb_save and rdb_load. A value
+ * is saved as the counter, a check string and the counter halved as a double and as a
+ * float, so that a file read with the wrong framing fails to load instead of loading junk.
  *
  *   typedemo.incr <key> [by]   creates or increments the counter, replies its value
  *   typedemo.get <key>         the counter's value, or nil
@@ -9,6 +12,7 @@
 #include "berthmodule.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 static RedisModuleType *CounterType;
 static atomic_long frees;
@@ -16,6 +20,30 @@ static atomic_long frees;
 static void counter_free(void *value) {
     RedisModule_Free(value);
     atomic_fetch_add(&frees, 1);
+}
+
+static void *counter_load(RedisModuleIO *io, int encver) {
+    if (encver != 0) return NULL;
+    long long value = RedisModule_LoadSigned(io);
+    size_t len = 0;
+    char *check = RedisModule_LoadStringBuffer(io, &len);
+    double half = RedisModule_LoadDouble(io);
+    float halfFloat = RedisModule_LoadFloat(io);
+    int ok = !RedisModule_IsIOError(io) && check && len == 9 && memcmp(check, "tdcounter", 9) == 0 &&
+             half == (double)value / 2 && halfFloat == (float)value / 2;
+    if (check) RedisModule_Free(check);
+    if (!ok) return NULL;
+    long long *counter = RedisModule_Alloc(sizeof(*counter));
+    *counter = value;
+    return counter;
+}
+
+static void counter_save(RedisModuleIO *io, void *value) {
+    long long counter = *(long long *)value;
+    RedisModule_SaveSigned(io, counter);
+    RedisModule_SaveStringBuffer(io, "tdcounter", 9);
+    RedisModule_SaveDouble(io, (double)counter / 2);
+    RedisModule_SaveFloat(io, (float)counter / 2);
 }
 
 static int incr_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -64,7 +92,8 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     REDISMODULE_NOT_USED(argv);
     REDISMODULE_NOT_USED(argc);
     if (RedisModule_Init(ctx, "typedemo", 1, REDISMODULE_APIVER_1) == REDISMODULE_ERR) return REDISMODULE_ERR;
-    RedisModuleTypeMethods methods = {.version = REDISMODULE_TYPE_METHOD_VERSION, .free = counter_free};
+    RedisModuleTypeMethods methods = {.version = REDISMODULE_TYPE_METHOD_VERSION, .rdb_load = counter_load,
+                                      .rdb_save = counter_save, .free = counter_free};
     CounterType = RedisModule_CreateDataType(ctx, "tdcounter", 0, &methods);
     if (CounterType == NULL) return REDISMODULE_ERR;
     if (RedisModule_CreateCommand(ctx, "typedemo.incr", incr_command, "write deny-oom", 1, 1, 1) == REDISMODULE_ERR ||
