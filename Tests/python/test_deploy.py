@@ -33,7 +33,8 @@ def exec_start(binary, port):
     line = next(l for l in open(UNIT) if l.startswith("ExecStart="))
     argv = shlex.split(line[len("ExecStart="):])
     argv = [binary if a.endswith("/berth-server") else CONF if a.endswith("berth.conf") else a for a in argv]
-    return argv + ["--port", str(port), "--loglevel", "warning"]
+    # The config keeps data in /var/lib/berth, which systemd's StateDirectory makes.
+    return argv + ["--port", str(port), "--loglevel", "warning", "--dir", tempfile.mkdtemp(prefix="berth-data-")]
 
 
 class NotifyListener:
