@@ -14,7 +14,9 @@
 #              PIPELINES="1 16", CLIENTS=50, SHARDS="1 2", KEYS_FOR_MEMORY=1000000
 #              (0 skips the memory table), ROUNDS=3 (runs per test and server; medians),
 #              TESTS=set,get,... (redis-benchmark -t names), CONTROL=1 (0 leaves out the
-#              second redis-server).
+#              second redis-server), SERVER_ARGS="--appendonly yes --appendfsync always"
+#              (options every server gets, each in its own temporary `dir`: the
+#              persistence runs in Benchmarks/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -25,6 +27,8 @@ KEYS_FOR_MEMORY=${KEYS_FOR_MEMORY:-1000000}
 ROUNDS=${ROUNDS:-3}
 TESTS=${TESTS:-set,get,incr,lpush,lpop,sadd,hset,zadd,mset}
 CONTROL=${CONTROL:-1}
+SERVER_ARGS=${SERVER_ARGS:-}
+DATA_DIRS=$(mktemp -d)
 
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 command -v redis-benchmark >/dev/null || ./scripts/setup
@@ -35,15 +39,18 @@ fi
 
 # shellcheck source=Benchmarks/common.sh
 . Benchmarks/common.sh
+trap 'xargs -r kill < "$PIDFILE" 2>/dev/null || true; rm -f "$PIDFILE"; sleep 0.2; rm -rf "$DATA_DIRS"' EXIT
 
 start_redis() { # -> "port pid"
-  local port; port=$(free_port)
-  redis-server --port "$port" --save "" --appendonly no --daemonize no --logfile /dev/null >/dev/null 2>&1 &
+  local port dir; port=$(free_port); dir=$(mktemp -d -p "$DATA_DIRS")
+  # shellcheck disable=SC2086
+  redis-server --port "$port" --save "" --appendonly no --daemonize no --logfile /dev/null --dir "$dir" $SERVER_ARGS >/dev/null 2>&1 &
   local pid=$!; started $pid; wait_port "$port"; echo "$port $pid"
 }
 start_berth() {
-  local port; port=$(free_port)
-  "$BERTH" --port "$port" --shards "$1" --loglevel warning >/dev/null 2>&1 &
+  local port dir; port=$(free_port); dir=$(mktemp -d -p "$DATA_DIRS")
+  # shellcheck disable=SC2086
+  "$BERTH" --port "$port" --shards "$1" --loglevel warning --dir "$dir" $SERVER_ARGS >/dev/null 2>&1 &
   local pid=$!; started $pid; wait_port "$port"; echo "$port $pid"
 }
 # Nanoseconds a process's threads have run on a CPU (first field of each schedstat).

@@ -210,14 +210,7 @@ final class AppendOnlyFile: EffectConsumer, @unchecked Sendable {
     private func encode(_ effects: ArraySlice<Effect>, into s: inout State) {
         guard !effects.isEmpty else { return }
         let out = IOBuffer(capacity: 256)
-        let w = ReplyWriter(buffer: out, protocolVersion: 2, countsErrors: false)
-        for e in effects {
-            if e.db >= 0 && e.db != s.db {
-                w.bulkArray([Bytes("SELECT"), Bytes(e.db)])
-                s.db = e.db
-            }
-            w.bulkArray(e.args)
-        }
+        EffectLog.encode(effects, into: ReplyWriter(buffer: out, protocolVersion: 2, countsErrors: false), db: &s.db)
         s.unwritten.append(contentsOf: out.readableBytes)
     }
 

@@ -10,10 +10,7 @@ public enum FunctionDump {
             out.byte(RDBOpcode.function2)
             out.string(source)
         }
-        out.byte(UInt8(RDBVersion.written & 0xff))
-        out.byte(UInt8(RDBVersion.written >> 8))
-        let crc = out.bytes.withUnsafeBytes { CRC64.update(0, $0) }
-        withUnsafeBytes(of: crc.littleEndian) { out.raw($0) }
+        out.dumpFooter()
         return out.bytes
     }
 

@@ -45,11 +45,16 @@ extension RDBOutput {
         out.byte(0)
         guard let type = out.valueBody(value) else { return nil }
         out.setByte(at: 0, type)
-        out.byte(UInt8(RDBVersion.written & 0xff))
-        out.byte(UInt8(RDBVersion.written >> 8))
-        let crc = out.bytes.withUnsafeBytes { CRC64.update(0, $0) }
-        withUnsafeBytes(of: crc.littleEndian) { out.raw($0) }
+        out.dumpFooter()
         return out.bytes
+    }
+
+    /// A DUMP payload's end: the RDB version (2 bytes) and the CRC64 of everything before.
+    mutating func dumpFooter() {
+        byte(UInt8(RDBVersion.written & 0xff))
+        byte(UInt8(RDBVersion.written >> 8))
+        let crc = bytes.withUnsafeBytes { CRC64.update(0, $0) }
+        withUnsafeBytes(of: crc.littleEndian) { raw($0) }
     }
 
     /// Writes the value's encoding and returns its type byte; nil when it cannot be written.
