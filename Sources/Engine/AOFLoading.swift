@@ -36,7 +36,7 @@ extension Server {
                 log.critical("Fatal error reading the AOF manifest \(manifestPath): \(error). Exiting.")
                 return false
             }
-            guard replayAppendOnlyFiles(manifest, directory: directory) else { return false }
+            guard replayAppendOnlyFiles(manifest, directory: directory, atStart: true) else { return false }
         } else {
             if mkdir(directory, 0o755) != 0 && errno != EEXIST {
                 log.critical("Can't create the append-only file directory \(directory): \(Errno(rawValue: errno)). Exiting.")
@@ -44,7 +44,7 @@ extension Server {
             }
             // No append-only file yet: start it from the RDB file, when there is one,
             // rather than from nothing (Redis would start empty and lose the RDB's data).
-            guard loadSnapshotFile() else { return false }
+            guard loadSnapshotFile(atStart: true) else { return false }
         }
         let aof = AppendOnlyFile(server: self, directory: directory, prefix: prefix, manifest: manifest)
         if manifest.base == nil && manifest.incrementals.isEmpty {
@@ -61,7 +61,7 @@ extension Server {
             log.critical("Can't open the append-only file in \(directory) for appending: \(error). Exiting.")
             return false
         }
-        attach(aof)
+        attachUnderEveryLock(aof)
         return true
     }
 
@@ -74,19 +74,21 @@ extension Server {
         guard section.enter(section.everyShard, .refuseWhenBusy) else { return "BUSY Berth is busy running a script." }
         defer { section.leave(section.everyShard) }
         for store in stores { for db in store.databases { db.removeAll() } }
-        return replayAppendOnlyFiles(aof.currentManifest, directory: aof.directory, on: shard) ? nil
+        return replayAppendOnlyFiles(aof.currentManifest, directory: aof.directory, atStart: false, on: shard) ? nil
             : "ERR Error trying to load the AOF files, check server logs."
     }
 
     /// Replays base and incremental files in order; false (logged) when one is damaged.
-    private func replayAppendOnlyFiles(_ manifest: AOFManifest, directory: String, on shard: Shard? = nil) -> Bool {
+    /// At start the shards already serve (answering -LOADING), so each command takes every
+    /// shard lock; DEBUG LOADAOF's caller (`shard`) holds them already.
+    private func replayAppendOnlyFiles(_ manifest: AOFManifest, directory: String, atStart: Bool, on shard: Shard? = nil) -> Bool {
         let start = ShardStore.nowMilliseconds()
         expiryHold.setReplaying(true)
         defer {
             expiryHold.setReplaying(false)
-            if shard == nil { forgetReplayNews() }
+            if atStart { forgetReplayNews() }
         }
-        let replay = AOFReplay(server: self, shard: shard ?? shards[0])
+        let replay = AOFReplay(server: self, shard: shard ?? shards[0], locking: atStart)
         if let base = manifest.base {
             guard replay.file(directory + "/" + base.name, isLast: manifest.incrementals.isEmpty) else { return false }
         }
@@ -96,7 +98,7 @@ extension Server {
         let ms = ShardStore.nowMilliseconds() - start
         snapshots.state.withLock { s in
             s.loadedKeys = stores.reduce(0) { n, store in store.databases.reduce(n) { $0 + $1.count } }
-            if shard == nil { s.dirtyAtLastSave = shards[0].context.dirty }
+            if atStart { s.dirtyAtLastSave = 0 }
         }
         log.notice("DB loaded from append only file: \(ms / 1000).\(String(1000 + ms % 1000).dropFirst()) seconds")
         return true
@@ -105,12 +107,13 @@ extension Server {
     /// What replaying left for shards that are not running yet (keyspace events, keys
     /// readied for blocked clients that do not exist): none of it is news to anyone.
     private func forgetReplayNews() {
-        let cc = shards[0].context
-        cc.events.removeAll()
+        let section = offShardSection!
+        _ = section.enter(section.everyShard, .outlastBusy)
         for store in stores {
             store.ready.keys.removeAll()
             store.keyEvents.entries.removeAll()
         }
+        section.exit(section.everyShard)
     }
 
     /// CONFIG SET appendonly: on, a new append-only file starts with a rewrite (its base is
@@ -150,6 +153,14 @@ extension Server {
         appendOnlyFile.withLock { $0 = aof }
         durability.serve(aof, always: aof.fsyncPolicy == .always, position: effects.appended)
     }
+
+    /// At start, with the shards serving: attached at an instant when no write runs.
+    private func attachUnderEveryLock(_ aof: AppendOnlyFile) {
+        let section = offShardSection!
+        _ = section.enter(section.everyShard, .outlastBusy)
+        attach(aof)
+        section.exit(section.everyShard)
+    }
 }
 
 /// Replays files into the keyspace (see the top of this file). Main thread, at start.
@@ -163,10 +174,17 @@ final class AOFReplay {
     private let connection: Connection
     private let scratch = IOBuffer(capacity: 256)
     private(set) var commands = 0
+    private let locking: Bool
+    /// At start, a context of its own (the shard threads use theirs); DEBUG LOADAOF runs
+    /// on its shard's thread, in that shard's context.
+    private let context: CommandContext
 
-    init(server: Server, shard: Shard) {
+    init(server: Server, shard: Shard, locking: Bool) {
         self.server = server
         self.shard = shard
+        self.locking = locking
+        context = locking ? CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
+            : shard.context
         connection = Connection(id: -1, fd: FileDescriptor(rawValue: -1), peer: "aof", local: "", authenticated: true,
                                 maxBulkLength: Int.max, now: ShardStore.nowMilliseconds())
     }
@@ -181,7 +199,7 @@ final class AOFReplay {
         }
         var offset = 0
         if bytes.starts(with: Array("REDIS".utf8)) {
-            let loader = StoreLoader(server: server, replacingLibraries: false)
+            let loader = StoreLoader(server: server, replacingLibraries: false, locking: locking)
             do {
                 offset = try bytes.withUnsafeBytes { try RDBReader.load($0, into: loader).bytesRead }
             } catch {
@@ -273,7 +291,7 @@ final class AOFReplay {
         guard let spec = server.commands.lookup(args[0]) else { return "unknown command '\(args[0].string)'" }
         guard spec.arityMatches(args.count) else { return "wrong number of arguments for '\(spec.name)'" }
         commands += 1
-        let cc = shard.context
+        let cc = context
         cc.now = ShardStore.nowMilliseconds()
         if spec.flags.contains(.engine) {
             // Library changes are effects too (FUNCTION LOAD/DELETE/FLUSH/RESTORE, TFUNCTION).
@@ -295,7 +313,10 @@ final class AOFReplay {
         // it replays is in the file already: no effects.
         let suppressed = cc.effectsSuppressed
         cc.effectsSuppressed = true
+        let section = server.offShardSection!
+        if locking { _ = section.enter(section.everyShard, .outlastBusy) }
         _ = server.runNested(spec, args, in: cc, db: db, protocolVersion: 2, countingErrors: false)
+        if locking { section.exit(section.everyShard) }
         cc.effectsSuppressed = suppressed
         return nil
     }

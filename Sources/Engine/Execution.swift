@@ -137,6 +137,11 @@ extension Shard {
             stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             return
         }
+        if server.loading.load(ordering: .relaxed) && !spec.flags.contains(.loading) {
+            reply.error("LOADING Berth is loading the dataset in memory")
+            conn.transaction?.failed = true
+            return
+        }
         if server.diskError.load(ordering: .relaxed) != 0 && (spec.flags.contains(.write) || spec.name == "ping") {
             // As Redis: after a failed save with save points set, or a failed write to the
             // append-only file, writes (and PING, which monitoring uses to notice) are

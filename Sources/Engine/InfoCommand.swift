@@ -116,7 +116,9 @@ enum InfoCommand {
             ("number_of_functions", String(server.extensions.scripting.functionCount)),
         ])
         let dirty = reports.reduce(0) { $0 + $1.dirty }
-        section("Persistence", [("loading", "0"), ("async_loading", "0")]
+        let loading = server.loading.load(ordering: .relaxed)
+        section("Persistence", [("loading", loading ? "1" : "0"), ("async_loading", "0")]
+            + (loading ? [("loading_start_time", String(server.loadingStarted.load(ordering: .relaxed) / 1000))] : [])
             + server.snapshots.infoFields(dirtyNow: dirty)
             + (server.aof?.infoFields()
                ?? [("aof_enabled", "0"), ("aof_rewrite_in_progress", "0"), ("aof_rewrite_scheduled", "0"),

@@ -15,10 +15,14 @@ final class StoreLoader: RDBLoadTarget {
     private(set) var expired = 0
     /// DEBUG RELOAD: a library already there is replaced rather than refused.
     private let replacingLibraries: Bool
+    /// At start the shards already serve (answering -LOADING): each key is added under its
+    /// shard's lock. DEBUG RELOAD's caller holds every lock already.
+    private let locking: Bool
 
-    init(server: Server, replacingLibraries: Bool) {
+    init(server: Server, replacingLibraries: Bool, locking: Bool) {
         self.server = server
         self.replacingLibraries = replacingLibraries
+        self.locking = locking
     }
 
     func aux(_ key: Bytes, _ value: Bytes) throws {
@@ -51,9 +55,13 @@ final class StoreLoader: RDBLoadTarget {
             return
         }
         guard db >= 0 && db < server.databaseCount else { return }
-        let database = server.stores[server.slots.shard(of: key)].databases[db]
+        let shard = server.slots.shard(of: key)
+        let section = server.offShardSection!
+        if locking { _ = section.enter(shard, .outlastBusy) }
+        let database = server.stores[shard].databases[db]
         let e = database.overwrite(database.table.find(key), key, value)
         if expireAt != 0 { database.setExpire(e, at: expireAt) }
+        if locking { section.exit(shard) }
         loaded += 1
     }
 
@@ -64,11 +72,11 @@ extension Server {
     /// Loads the RDB file, when there is one. False (logged) when it is damaged: the
     /// server must not start on half a dataset. At start, before the shards run; for
     /// DEBUG RELOAD, under every shard lock.
-    func loadSnapshotFile(replacingLibraries: Bool = false) -> Bool {
+    func loadSnapshotFile(replacingLibraries: Bool = false, atStart: Bool = false) -> Bool {
         let path = snapshots.path
         guard access(path, F_OK) == 0 else { return true }
         let start = ShardStore.nowMilliseconds()
-        let loader = StoreLoader(server: self, replacingLibraries: replacingLibraries)
+        let loader = StoreLoader(server: self, replacingLibraries: replacingLibraries, locking: atStart)
         do {
             _ = try RDBReader.loadFile(path: path, into: loader)
         } catch {

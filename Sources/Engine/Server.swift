@@ -82,6 +82,10 @@ public final class Server: @unchecked Sendable {
     /// What SHUTDOWN asked of the final save: the save points decide, or SAVE, or NOSAVE.
     enum ShutdownSave: Int { case asConfigured, save, noSave }
     let shutdownSave = Atomic<Int>(ShutdownSave.asConfigured.rawValue)
+    /// Set while the data set loads at start: commands without the `loading` flag answer
+    /// -LOADING (Execution.swift).
+    let loading = Atomic<Bool>(false)
+    let loadingStarted = Atomic<Int64>(0)
     private let memoryPeak = Atomic<Int>(0)
     /// Bytes allocated once every shard ran, before any client: MEMORY STATS' baseline.
     private let startupBytes = Atomic<Int>(0)
@@ -202,14 +206,9 @@ public final class Server: @unchecked Sendable {
                 return 1
             }
         }
-        // Before keyspace events are recorded: loaded keys are not "new" keys. With
-        // appendonly yes the append-only file is the data set, as in Redis.
-        if config.get("appendonly") == "yes" {
-            guard openAppendOnlyFile() else { return 1 }
-        } else {
-            guard loadSnapshotFile() else { return 1 }
-        }
-        applyKeyEventTracking()
+        // The shards serve while the data set loads, answering -LOADING to all but the
+        // commands allowed then (INFO, CONFIG, ...), as Redis does.
+        loading.store(true, ordering: .releasing)
         var threads: [pthread_t] = []
         for shard in shards {
             threads.append(spawnThread { shard.run(useUring: useUring) })
@@ -217,8 +216,6 @@ public final class Server: @unchecked Sendable {
         while started.load(ordering: .acquiring) < shards.count { usleep(1000) }
         startupBytes.store(Int(berth_allocated_bytes()), ordering: .relaxed)
         log.notice("Berth \(Server.version) started: pid=\(getpid()) port=\(port) bind=\(config.get("bind")) shards=\(shards.count) io=\(ioBackendName)")
-        log.notice("Ready to accept connections tcp")
-        SystemdNotify.send("READY=1\nSTATUS=\(statusLine())\nMAINPID=\(getpid())")
         _ = spawnThread { [self] in
             let sig = berth_wait_signal()
             log.warning("Received \(sig == SIGINT ? "SIGINT" : "SIGTERM") scheduling shutdown...")
@@ -226,6 +223,22 @@ public final class Server: @unchecked Sendable {
             _ = berth_wait_signal()
             log.warning("Second signal received: exiting now")
             exit(1)
+        }
+        // With appendonly yes the append-only file is the data set, as in Redis.
+        loadingStarted.store(ShardStore.nowMilliseconds(), ordering: .relaxed)
+        let loaded = config.get("appendonly") == "yes" ? openAppendOnlyFile() : loadSnapshotFile(atStart: true)
+        // After loading, keyspace events are recorded: loaded keys are not "new" keys.
+        applyKeyEventTracking()
+        loading.store(false, ordering: .releasing)
+        var exitCode: Int32 = 0
+        if loaded {
+            log.notice("Ready to accept connections tcp")
+            SystemdNotify.send("READY=1\nSTATUS=\(statusLine())\nMAINPID=\(getpid())")
+        } else {
+            // Half a data set must not be saved over the files it came from.
+            exitCode = 1
+            shutdownSave.store(ShutdownSave.noSave.rawValue, ordering: .releasing)
+            requestShutdown()
         }
         var lastStatus = ShardStore.nowMilliseconds()
         var lastCron = lastStatus
@@ -260,6 +273,7 @@ public final class Server: @unchecked Sendable {
             log.warning("Error trying to save the DB, can't exit cleanly.")
             return 1
         }
+        if exitCode != 0 { return exitCode }
         if !extensions.javascript.closeAll() {
             // A library's code would not stop: SpiderMonkey cannot be torn down under it.
             log.warning("A JavaScript library did not stop in time; exiting without tearing its engine down")

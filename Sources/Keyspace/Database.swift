@@ -162,7 +162,7 @@ public final class Database {
 
     /// Deletes up to `limit` keys whose deadline is at or before `now`; returns how many.
     public func expireDue(now: Int64, limit: Int) -> Int {
-        if expiryHold.isHolding(now: now) { return 0 }
+        if expiryHold.isHolding(now: now) || expiryHold.isReplaying { return 0 }
         var removed = 0
         while removed < limit, let top = expiries.min, top.deadline <= now {
             _ = expiries.popMin()

@@ -529,3 +529,51 @@ def test_module_data_types_go_through_their_rdb_save_and_rdb_load(make_server, t
     from conftest import BINARY
     out = subprocess.run([BINARY, "--port", str(free_port()), "--dir", str(tmp_path)], capture_output=True, text=True, timeout=20)
     assert out.returncode == 1 and "tdcounter" in out.stdout + out.stderr, out.stdout
+
+
+def test_clients_get_loading_while_a_large_file_loads(tmp_path):
+    """The shards serve while the data set loads: commands answer -LOADING (redis-py's
+    BusyLoadingError), INFO says loading:1, and once it is loaded everything is there."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--dir", str(tmp_path),
+                             "--enable-debug-command", "yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        ref = redis.Redis(port=port)
+        assert wait_for(lambda: _pings(ref))
+        ref.execute_command("DEBUG", "POPULATE", 1_500_000)
+        assert ref.save()
+    finally:
+        stop(proc)
+    from conftest import BINARY
+    port = free_port()
+    log = tmp_path / "berth.log"
+    with open(log, "w") as out:
+        berth = subprocess.Popen([BINARY, "--port", str(port), "--dir", str(tmp_path), "--shards", "2"],
+                                 stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # A raw connection: redis-py retries -LOADING (a ConnectionError to it) on its own.
+        saw_loading = False
+        deadline = time.time() + 120
+        while time.time() < deadline and not saw_loading:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                    raw.sendall(b"DBSIZE\r\nINFO persistence\r\n")
+                    got = b""
+                    while b"loading:" not in got:
+                        got += raw.recv(65536)
+                    if got.startswith(b"-LOADING Berth is loading the dataset in memory\r\n"):
+                        assert b"loading:1" in got
+                        saw_loading = True
+                    else:
+                        break  # loaded before this connection got in
+            except OSError:
+                time.sleep(0.01)
+        c = redis.Redis(port=port)
+        assert wait_for(lambda: c.info("persistence")["loading"] == 0, timeout=120)
+        assert saw_loading, log.read_text()
+        assert c.dbsize() == 1_500_000 and c.get("key:12345") == b"value:12345"
+        assert c.info("persistence")["loading"] == 0
+    finally:
+        berth.terminate()
+        assert berth.wait(30) == 0
