@@ -1,4 +1,5 @@
 import Keyspace
+import Persistence
 import RESP
 
 /// Routes a key to the shard that owns its hash slot. Slots are split into contiguous
@@ -65,6 +66,9 @@ public final class CommandContext: @unchecked Sendable {
     /// Makes every write so far durable in the append-only file (WAITAOF); false when
     /// there is none. Set by the engine.
     public var syncAppendOnlyFile: () -> Bool = { false }
+    /// The module data type a DUMP payload names by id (RESTORE of a module value). Set
+    /// by the engine.
+    public var moduleType: (UInt64) -> (any RDBModuleType)? = { _ in nil }
 
     public init(stores: [ShardStore], slots: SlotMap, reply: ReplyWriter) {
         self.stores = stores

@@ -54,7 +54,7 @@ enum DumpRestore {
         guard ttl >= 0 else { throw CommandError("ERR Invalid TTL value, must be >= 0") }
         let value: Value
         do {
-            value = try RDBReader.value(fromDump: ctx.args[3], target: nil)
+            value = try RDBReader.value(fromDump: ctx.args[3], target: ModuleTypes(ctx.moduleType))
         } catch let error as RDBError {
             throw CommandError("ERR \(error.message)")
         } catch {
@@ -88,4 +88,15 @@ enum DumpRestore {
         ctx.dirty += 1
         ctx.reply.ok()
     }
+}
+
+/// RESTORE's view of the loaded module types: a payload's module value is read by its
+/// type's rdb_load; nothing else of a load target is used for one value.
+private final class ModuleTypes: RDBLoadTarget {
+    private let lookup: (UInt64) -> (any RDBModuleType)?
+    init(_ lookup: @escaping (UInt64) -> (any RDBModuleType)?) { self.lookup = lookup }
+    func aux(_ key: Bytes, _ value: Bytes) {}
+    func functionLibrary(_ source: Bytes) throws {}
+    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64) {}
+    func moduleType(id: UInt64) -> (any RDBModuleType)? { lookup(id) }
 }

@@ -119,6 +119,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         latencies = CommandLatencies(commandCount: server.statsSlots)
         context = CommandContext(stores: server.stores, slots: server.slots, reply: ReplyWriter(buffer: IOBuffer(capacity: 64)))
         context.syncAppendOnlyFile = { [unowned server] in server.aof?.syncNow() ?? false }
+        context.moduleType = { [unowned server] id in server.extensions.modules.rdbType(id: id) }
         section = LockSection(server: server, shard: self)
         clients = ClientRegistry(shard: index, server: server)
         blocking = BlockingService(shard: self)

@@ -577,3 +577,27 @@ def test_clients_get_loading_while_a_large_file_loads(tmp_path):
     finally:
         berth.terminate()
         assert berth.wait(30) == 0
+
+
+def test_dump_and_restore_of_a_module_value_go_through_its_type(make_server, tmp_path):
+    from conftest import ROOT
+    subprocess.run(["make", "-C", os.path.join(ROOT, "modules"), "-s"], check=True)
+    module = os.path.join(ROOT, "modules", "build", "typedemo.so")
+    s = make_server("--loadmodule", module)
+    r = s.client()
+    r.execute_command("typedemo.incr", "c", 41)
+    payload = r.dump("c")
+    assert r.restore("copy", 0, payload) == b"OK"
+    assert r.execute_command("typedemo.get", "copy") == 41
+    proc, port = start_redis(tmp_path, "--loadmodule", module)
+    try:
+        ref = redis.Redis(port=port)
+        assert ref.restore("c", 0, payload) == b"OK"
+        assert ref.execute_command("typedemo.incr", "c") == 42
+        assert r.restore("back", 0, ref.dump("c")) == b"OK"
+        assert r.execute_command("typedemo.get", "back") == 42
+    finally:
+        stop(proc)
+    plain = make_server()
+    with pytest.raises(redis.ResponseError, match="Bad data format"):
+        plain.client().restore("c", 0, payload)
