@@ -1,3 +1,4 @@
+import Keyspace
 import Synchronization
 
 /// Replies held until the effects before them are on disk (`appendfsync always`).
@@ -16,9 +17,11 @@ final class DurabilityGate: Sendable {
     let durable = Atomic<UInt64>(0)
     private let file = Mutex<AppendOnlyFile?>(nil)
 
+    /// Whether replies must wait: the always policy holds them, and `effects` has some not
+    /// yet durable. One relaxed load when no file holds replies.
     @inline(__always)
-    func mustHold(appended: UInt64) -> Bool {
-        holding.load(ordering: .relaxed) && durable.load(ordering: .acquiring) < appended
+    func mustHold(_ effects: EffectStream) -> Bool {
+        holding.load(ordering: .relaxed) && durable.load(ordering: .acquiring) < effects.appended
     }
 
     /// Attaches (or with nil detaches) the file replies wait for.

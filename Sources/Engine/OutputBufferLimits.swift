@@ -25,7 +25,7 @@ extension Shard {
     /// Sends a client's pending replies, unless they put it over the normal class's
     /// limits: then it is marked to close and nothing more is sent to it.
     func flushReplies(_ conn: Connection) {
-        if server.durability.mustHold(appended: server.effects.appended) {
+        if server.durability.mustHold(server.effects) {
             holdReplies(conn)
             return
         }

@@ -15,7 +15,8 @@ import RESP
 /// several shard threads looking keys up in one table that reference count is a cache
 /// line they would take turns writing on every lookup.
 ///
-/// Invariant: every entry sits in bucket `entry.hash & mask`; `count` is the number of
+/// Invariant: every entry sits in bucket `entry.hash & mask` (the table hash's low 32
+/// bits, enough for any bucket count it reaches); `count` is the number of
 /// entries; `buckets` holds `mask + 1` initialized slots, each owning the head of its
 /// chain; the table is resized only inside `insert` and `remove`.
 public final class KeyTable {
@@ -56,7 +57,7 @@ public final class KeyTable {
     public func find(_ key: Bytes, hash: Int) -> Entry? {
         var e = chainHead(hash)
         while let u = e {
-            if u._withUnsafeGuaranteedRef({ $0.hash == hash && $0.key == key }) { return u.takeUnretainedValue() }
+            if u._withUnsafeGuaranteedRef({ $0.hash == UInt32(truncatingIfNeeded: hash) && $0.key == key }) { return u.takeUnretainedValue() }
             e = u._withUnsafeGuaranteedRef { $0.next.map { Unmanaged.passUnretained($0) } }
         }
         return nil
@@ -107,7 +108,7 @@ public final class KeyTable {
         var prev: Entry? = nil
         var e = buckets[b]
         while let entry = e {
-            if entry.hash == h && entry.key == key {
+            if entry.hash == UInt32(truncatingIfNeeded: h) && entry.key == key {
                 if let p = prev { p.next = entry.next } else { buckets[b] = entry.next }
                 entry.next = nil
                 count -= 1
@@ -138,7 +139,7 @@ public final class KeyTable {
             buckets[i] = nil
             while let entry = e {
                 e = entry.next
-                let b = entry.hash & newMask
+                let b = Int(entry.hash) & newMask
                 entry.next = fresh[b]
                 fresh[b] = entry
             }

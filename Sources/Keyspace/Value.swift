@@ -79,21 +79,24 @@ public final class SetValue {
 }
 
 /// One key of a shard's table. `expireAt` is a Unix time in milliseconds, 0 when the
-/// key does not expire; `hash` caches the key's table hash for lookups and resizing.
+/// key does not expire; `hash` caches the low 32 bits of the key's table hash for lookups
+/// and resizing (tables never have more buckets than that).
+///
+/// Layout: 88 bytes with the object header, the size class below 96, so the fields are
+/// ordered to leave no padding: `savedEpoch` and `hash` share one word.
 public final class Entry {
     public let key: Bytes
     public var value: Value
     /// The snapshot that has this key in its file (Snapshot.swift): a key whose number is
-    /// not the running snapshot's is still to be written, and is written before it
-    /// changes. Fits in the padding after `value`.
+    /// not the running snapshot's is still to be written, and is written before it changes.
     public var savedEpoch: UInt32 = 0
+    let hash: UInt32
     public var expireAt: Int64 = 0
-    let hash: Int
     var next: Entry?
 
     init(key: Bytes, hash: Int, value: Value) {
         self.key = key
-        self.hash = hash
+        self.hash = UInt32(truncatingIfNeeded: hash)
         self.value = value
     }
 }

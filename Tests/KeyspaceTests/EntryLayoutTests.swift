@@ -1,0 +1,20 @@
+import XCTest
+import RESP
+@testable import Keyspace
+
+final class EntryLayoutTests: XCTestCase {
+    /// Entry's fields, in its order, as a struct: with the 16-byte object header it must stay
+    /// 88 bytes (a snapshot's `savedEpoch` shares a word with `hash`), or every key costs a
+    /// malloc size class more.
+    func testEntryFieldsLeaveNoPadding() {
+        struct Mirror {
+            let key: Bytes
+            var value: Value
+            var savedEpoch: UInt32
+            let hash: UInt32
+            var expireAt: Int64
+            var next: Entry?
+        }
+        XCTAssertEqual(MemoryLayout<Mirror>.size + 16, 88)
+    }
+}
