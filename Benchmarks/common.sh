@@ -7,7 +7,8 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
     || echo $((20000 + RANDOM % 40000))
 }
-wait_port() { for _ in $(seq 100); do "$REDIS_CLI" -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+# Up once PING answers PONG (a server loading its data set answers -LOADING).
+wait_port() { for _ in $(seq 600); do [ "$("$REDIS_CLI" -p "$1" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.05; done; return 1; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Every server started through `started` is killed when the script exits.

@@ -56,6 +56,13 @@ extension Shard {
             return false
         }
         stats.clientMigrations += 1
+        if conn.outputHeld {
+            // Replies held for an fsync (DurabilityGate) are on this shard's list: made
+            // durable now, they go with the connection, and its new shard sends them.
+            server.durability.waitDurable()
+            conn.outputHeld = false
+            heldReplies.removeAll { $0 === conn }
+        }
         return true
     }
 
@@ -90,6 +97,7 @@ extension Shard {
         clients.welcome(conn)
         server.migrations.endMove()
         backend.register(conn)
+        if !conn.output.isEmpty { flushReplies(conn) }  // replies it brought (claimMove)
     }
 
     /// `gather` over every shard's connection table, started only once no connection is

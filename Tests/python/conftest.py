@@ -43,8 +43,13 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited: " + self.output())
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                # Up once it answers something other than -LOADING (the shards serve
+                # while the data set loads, as Redis does).
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    s.sendall(b"PING\r\n")
+                    if not s.recv(64).startswith(b"-LOADING"):
+                        return
+                time.sleep(0.01)
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("server did not start")

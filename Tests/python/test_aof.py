@@ -316,3 +316,21 @@ def test_debug_loadaof_replays_the_file_into_an_emptied_keyspace(make_server, tm
     s.proc.wait(10)
     again = make_server("--dir", tmp_path, "--appendonly", "yes")
     assert dump(again.port) == original
+
+
+def test_appendfsync_always_under_many_clients_that_move_between_shards(make_server, tmp_path):
+    """redis-benchmark's 50 clients all push to one list (so they migrate to its shard)
+    while their replies wait for fsyncs: every push acknowledged is in the list, and
+    again after kill -9 and a restart. (A connection moving with replies still held for
+    an fsync once crashed the server.)"""
+    s = make_server("--dir", tmp_path, "--appendonly", "yes", "--appendfsync", "always", "--shards", 2)
+    out = subprocess.run(["redis-benchmark", "-p", str(s.port), "-c", "50", "-n", "20000", "-P", "1", "-t", "lpush", "-q"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    r = s.client()
+    assert r.llen("mylist") == 20000
+    assert int(r.info("stats")["client_migrations"]) > 0
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(10)
+    again = make_server("--dir", tmp_path, "--appendonly", "yes", "--shards", 2)
+    assert again.client().llen("mylist") == 20000
