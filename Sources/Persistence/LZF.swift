@@ -9,7 +9,9 @@ public enum LZF {
     private static let maxLiteral = 32
     private static let maxOffset = 1 << 13
     private static let maxMatch = (1 << 8) + (1 << 3)  // 264
-    private static let hashBits = 14
+    /// The match table has up to 2^14 slots, fewer for a short input (a string of 100
+    /// bytes does not need, and should not pay for clearing, 16,384 of them).
+    private static let maxHashBits = 14
 
     /// Compresses `input`; nil when the result would not fit in `limit` bytes (RDB stores a
     /// string compressed only when that saves at least four bytes).
@@ -18,6 +20,7 @@ public enum LZF {
         guard n >= 4, limit > 0 else { return nil }
         var out = [UInt8]()
         out.reserveCapacity(limit)
+        let hashBits = min(maxHashBits, max(6, Int.bitWidth - (n - 1).leadingZeroBitCount))
         var table = [Int](repeating: -1, count: 1 << hashBits)
         var literalStart = 0  // first byte not yet written
         var i = 0
