@@ -57,6 +57,9 @@ package protocol ModuleExtension: AnyObject, Sendable {
     func nextTimerDue(shard: Int) -> Int64?
     /// The data type a file's module value names by its 64-bit id, to load it.
     func rdbType(id: UInt64) -> (any RDBModuleType)?
+    /// Every data type's module-global records for a snapshot (aux_save), to be written
+    /// before the keys and after them; taken at the snapshot's instant.
+    func auxRecords() -> (before: [[UInt8]], after: [[UInt8]])
     /// Loads a module at startup (--loadmodule); throws what the log should say.
     func load(into server: Server, path: String, arguments: [String]) throws
 }

@@ -38,6 +38,9 @@ final class Snapshot: @unchecked Sendable {
     /// and Valkey skip as unknown.
     let javaScriptLibraries: [[Bytes]]
     static let javaScriptAux = "berth-tfunction"
+    /// Module data types' global data (aux_save) at the instant: written before the keys
+    /// and after them.
+    let moduleAux: (before: [[UInt8]], after: [[UInt8]])
     /// Changes made to the keyspace up to the instant (the shards' dirty counters).
     let dirtyAtStart: Int
     /// Keys in the keyspace at the instant (INFO current_save_keys_total).
@@ -69,6 +72,7 @@ final class Snapshot: @unchecked Sendable {
         }
         databaseSizes = sizes
         javaScriptLibraries = server.extensions.javascript.librariesAsLoadArguments
+        moduleAux = server.extensions.modules.auxRecords()
         self.server = server
         self.epoch = epoch
         self.parts = parts
@@ -103,6 +107,7 @@ final class Snapshot: @unchecked Sendable {
         file.sizeHints = databaseSizes
         try file.header(aux: aux + javaScriptLibraries.map { (Snapshot.javaScriptAux, Snapshot.encode($0)) })
         for source in functionLibraries { try file.functionLibrary(source) }
+        for record in moduleAux.before { try file.raw(record) }
         var remaining = Array(parts.indices)
         while !remaining.isEmpty {
             if cancelled.load(ordering: .relaxed) { throw Cancelled() }
@@ -125,6 +130,7 @@ final class Snapshot: @unchecked Sendable {
         // Writes that preserved keys after their shard's walk ended (none can: every key
         // is written by then) leave nothing behind; drained once more all the same.
         for p in parts { try drain(p, into: file) }
+        for record in moduleAux.after { try file.raw(record) }
         try file.commit()
     }
 

@@ -36,6 +36,8 @@ package final class ModuleHost: ModuleExtension {
 
     package func rdbType(id: UInt64) -> (any RDBModuleType)? { ModuleAPI.type(rdbID: id) }
 
+    package func auxRecords() -> (before: [[UInt8]], after: [[UInt8]]) { ModuleAPI.auxRecords() }
+
     package func load(into server: Server, path: String, arguments: [String]) throws {
         _ = try ModuleCommands.load(server, path: path, arguments: arguments)
     }

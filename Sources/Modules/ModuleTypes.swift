@@ -15,19 +15,32 @@ final class ModuleType: ModuleValueType, RDBSavableModuleType, RDBModuleType, @u
     typealias Free = @convention(c) (UnsafeMutableRawPointer?) -> Void
     typealias Load = @convention(c) (UnsafeMutableRawPointer?, Int32) -> UnsafeMutableRawPointer?
     typealias Save = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void
+    typealias AuxLoad = @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Int32
+    typealias AuxSave = @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void
+
+    /// Module-global data the type saves before the keys, after them, or both
+    /// (REDISMODULE_AUX_BEFORE_RDB, _AFTER_RDB), and the callbacks that do it.
+    struct Aux {
+        let load: AuxLoad?
+        let save: AuxSave
+        let triggers: Int32
+    }
+    static let auxBeforeKeys: Int32 = 1, auxAfterKeys: Int32 = 2
 
     let name: String
     let encodingVersion: Int
     private let freeFunction: Free?
     private let loadFunction: Load?
     private let saveFunction: Save?
+    let aux: Aux?
 
-    init(name: String, encodingVersion: Int, free: Free?, load: Load? = nil, save: Save? = nil) {
+    init(name: String, encodingVersion: Int, free: Free?, load: Load? = nil, save: Save? = nil, aux: Aux? = nil) {
         self.name = name
         self.encodingVersion = encodingVersion
         freeFunction = free
         loadFunction = load
         saveFunction = save
+        self.aux = aux
     }
 
     func free(_ value: UnsafeMutableRawPointer?) { freeFunction?(value) }
@@ -47,6 +60,32 @@ final class ModuleType: ModuleValueType, RDBSavableModuleType, RDBModuleType, @u
         saveFunction(io.handle, value.pointer)
         out = io.output!
         return !io.failed
+    }
+
+    /// The aux record written at `when` (the MODULE_AUX opcode, the type id, when, what
+    /// aux_save saved, EOF), or nil when the type saves nothing then.
+    func auxRecord(when: Int32) -> [UInt8]? {
+        guard let aux, aux.triggers & when != 0 else { return nil }
+        var out = RDBOutput()
+        out.byte(RDBOpcode.moduleAux)
+        out.length(rdbTypeID)
+        out.length(RDBModuleOpcode.unsignedInt)
+        out.length(UInt64(when))
+        let io = ModuleIO(output: out)
+        aux.save(io.handle, when)
+        guard var written = io.output, !io.failed else { return nil }
+        written.length(RDBModuleOpcode.eof)
+        return written.bytes
+    }
+
+    func loadAux(_ input: RDBModuleInput, encodingVersion: Int, when: Int) throws {
+        guard let load = aux?.load else {
+            throw RDBError("The RDB file contains module AUX data, but the module '\(name)' doesn't seem to support it", offset: 0)
+        }
+        let io = ModuleIO(input: input)
+        guard load(io.handle, Int32(encodingVersion), Int32(when)) == 0, !io.failed else {
+            throw input.error ?? RDBError("The module type \(name) failed to load its aux data", offset: 0)
+        }
     }
 
     func load(_ input: RDBModuleInput, encodingVersion: Int) throws -> Value {
@@ -83,6 +122,13 @@ extension ModuleAPI {
     /// Every type created by any module, by name (names are server-wide).
     nonisolated(unsafe) private static var types: [String: ModuleType] = [:]
 
+    /// Every type's aux records for a snapshot: before the keys, and after them.
+    static func auxRecords() -> (before: [[UInt8]], after: [[UInt8]]) {
+        let all = types.values.sorted { $0.name < $1.name }
+        return (all.compactMap { $0.auxRecord(when: ModuleType.auxBeforeKeys) },
+                all.compactMap { $0.auxRecord(when: ModuleType.auxAfterKeys) })
+    }
+
     /// The type a file's module value names by id (name and encoding version).
     static func type(rdbID id: UInt64) -> ModuleType? {
         let nameBits = id >> 10
@@ -96,14 +142,23 @@ extension ModuleAPI {
             // Only from OnLoad, which runs under the registry's load lock.
             guard ctx.kind == .load, ModuleType.isValidName(typeName), ModuleAPI.types[typeName] == nil else { return nil }
             var free: ModuleType.Free? = nil, load: ModuleType.Load? = nil, save: ModuleType.Save? = nil
+            var aux: ModuleType.Aux? = nil
             if let methods {
+                // RedisModuleTypeMethods: uint64 version, then rdb_load, rdb_save,
+                // aof_rewrite, mem_usage, digest, free; from version 2 aux_load, aux_save and
+                // the int aux_save_triggers.
                 let word = MemoryLayout<UnsafeRawPointer>.size
                 let slot = { (i: Int) in methods.load(fromByteOffset: i, as: UnsafeRawPointer?.self) }
                 free = slot(ModuleType.freeOffset).map { unsafeBitCast($0, to: ModuleType.Free.self) }
                 load = slot(word).map { unsafeBitCast($0, to: ModuleType.Load.self) }
                 save = slot(2 * word).map { unsafeBitCast($0, to: ModuleType.Save.self) }
+                if methods.load(as: UInt64.self) >= 2, let auxSave = slot(8 * word) {
+                    aux = ModuleType.Aux(load: slot(7 * word).map { unsafeBitCast($0, to: ModuleType.AuxLoad.self) },
+                                         save: unsafeBitCast(auxSave, to: ModuleType.AuxSave.self),
+                                         triggers: methods.load(fromByteOffset: 9 * word, as: Int32.self))
+                }
             }
-            let type = ModuleType(name: typeName, encodingVersion: Int(encver), free: free, load: load, save: save)
+            let type = ModuleType(name: typeName, encodingVersion: Int(encver), free: free, load: load, save: save, aux: aux)
             ModuleAPI.types[typeName] = type
             ctx.module.typeNames.append(typeName)
             return type.handle

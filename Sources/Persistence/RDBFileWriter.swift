@@ -87,6 +87,9 @@ public final class RDBFileWriter {
         try append(bytes)
     }
 
+    /// Bytes already in RDB form (a module's aux record).
+    public func raw(_ bytes: [UInt8]) throws { try append(bytes) }
+
     /// Ends the file, makes it durable and puts it in place.
     public func commit() throws {
         buffer.append(RDBOpcode.eof)

@@ -24,4 +24,13 @@ public protocol RDBLoadTarget: AnyObject {
 /// `input`.
 public protocol RDBModuleType: AnyObject {
     func load(_ input: RDBModuleInput, encodingVersion: Int) throws -> Value
+    /// The type's module-global data saved before or after the keys (`when`: 1 before, 2
+    /// after), read by its aux_load. Throws when the type has none.
+    func loadAux(_ input: RDBModuleInput, encodingVersion: Int, when: Int) throws
+}
+
+extension RDBModuleType {
+    public func loadAux(_ input: RDBModuleInput, encodingVersion: Int, when: Int) throws {
+        throw RDBError("The RDB file contains module AUX data, but the module '\(input.typeName)' doesn't seem to support it", offset: 0)
+    }
 }

@@ -124,31 +124,32 @@ enum ModuleValueDecoder {
     }
 
     /// Module auxiliary data (module-global state saved before or after the keys): its
-    /// type id, when it was saved (an unsigned item), then opcode-tagged items up to EOF.
-    /// Berth has no module that loads aux data yet, so the block is read and skipped.
-    static func skipAux(_ input: inout RDBInput) throws {
+    /// type id, when it was saved (an unsigned item), then what the type's aux_save wrote
+    /// up to EOF, handed to its aux_load. As Redis, a file whose aux data no loaded module
+    /// can read is refused rather than loaded without it.
+    static func decodeAux(_ input: inout RDBInput, target: RDBLoadTarget) throws {
+        let start = input.position
         let id = try input.length()
         let name = typeName(id: id)
-        let start = input.position
         guard try input.length() == RDBModuleOpcode.unsignedInt else {
             throw input.error("Module type '\(name)' aux data does not start with its 'when'", at: start)
         }
-        _ = try input.length()
-        try skipItems(&input, name)
-    }
-
-    private static func skipItems(_ input: inout RDBInput, _ name: String) throws {
-        while true {
-            let start = input.position
-            switch try input.length() {
-            case RDBModuleOpcode.eof: return
-            case RDBModuleOpcode.signedInt, RDBModuleOpcode.unsignedInt: _ = try input.length()
-            case RDBModuleOpcode.float: try input.skip(4)
-            case RDBModuleOpcode.double: try input.skip(8)
-            case RDBModuleOpcode.string: try input.skipString()
-            case let other: throw input.error("Module type '\(name)' data has unknown item kind \(other)", at: start)
-            }
+        let when = try input.length()
+        guard let type = target.moduleType(id: id) else {
+            throw input.error("The RDB file contains AUX module data I can't load: no matching module '\(name)'", at: start)
         }
+        let moduleInput = RDBModuleInput(input, key: nil, db: -1, typeName: name)
+        do {
+            try type.loadAux(moduleInput, encodingVersion: encodingVersion(id: id), when: Int(when))
+        } catch {
+            if let e = moduleInput.error { throw e }
+            throw RDBError("Module type '\(name)' could not load its aux data: \((error as? RDBError)?.message ?? "\(error)")",
+                           offset: moduleInput.input.origin + moduleInput.input.position)
+        }
+        moduleInput.close()
+        if let e = moduleInput.error { throw e }
+        input = moduleInput.input
+        try expectEnd(&input, name)
     }
 
     private static func expectEnd(_ input: inout RDBInput, _ name: String) throws {

@@ -126,7 +126,7 @@ public enum RDBReader {
         case RDBOpcode.functionPreGA:
             throw input.error("Pre-release function format not supported", at: start)
         case RDBOpcode.moduleAux:
-            try ModuleValueDecoder.skipAux(&input)
+            try ModuleValueDecoder.decodeAux(&input, target: target)
         case RDBOpcode.slotInfo:
             // Valkey 8 cluster mode: slot number, key count, expiring key count. A hint only.
             for _ in 0..<3 { _ = try input.length() }

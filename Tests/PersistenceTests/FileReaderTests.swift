@@ -55,6 +55,15 @@ final class FileReaderTests: XCTestCase {
         XCTAssertEqual(t.entry("k2").map { Plain($0.value) }, .list(["a", "100"]))
         XCTAssertEqual(t.entry("k3").map { Plain($0.value) }, .set(["1", "2"]))
         XCTAssertEqual(t.entry("k4", db: 3).map { Plain($0.value) }, .hash(["f": "v"]))
+        XCTAssertEqual(t.auxModule.when, 2)
+        XCTAssertEqual(t.auxModule.items, ["99", "5", "0.0", "0.0", "module state"])
+    }
+
+    func testModuleAuxDataNoModuleCanLoadIsRefused() throws {
+        let target = RecordingTarget()
+        target.moduleTypes = [:]
+        let error = rdbError { try load(rdbFile(Self.sampleBody()), target: target) }
+        XCTAssertTrue(error?.message.contains("no matching module 'auxmodule'") ?? false, "\(String(describing: error))")
     }
 
     func testImageEndsAfterChecksumAndTheRestIsLeft() throws {

@@ -21,6 +21,10 @@ final class RecordingTarget: RDBLoadTarget {
     var keys: [Key] = []
     var moduleTypes: [UInt64: any RDBModuleType] = [:]
     var refuseLibraries = false
+    /// "auxmodule" (FileReaderTests' sample file) reads its aux data into `auxItems`.
+    let auxModule = AuxModuleType()
+
+    init() { moduleTypes[EncodingReaderTests.moduleID("auxmodule", version: 1)] = auxModule }
 
     func aux(_ key: Bytes, _ value: Bytes) { aux.append((key, value)) }
 
@@ -40,6 +44,21 @@ final class RecordingTarget: RDBLoadTarget {
 
     /// The key named `name` in `db`.
     func entry(_ name: String, db: Int = 0) -> Key? { keys.first { $0.key == Bytes(name) && $0.db == db } }
+}
+
+/// A module type with only module-global (aux) data: an unsigned, a signed, a float, a
+/// double and a string, the items FileReaderTests' sample saves.
+final class AuxModuleType: RDBModuleType {
+    var items: [String] = []
+    var when = -1
+    func load(_ input: RDBModuleInput, encodingVersion: Int) throws -> Value {
+        throw RDBError("auxmodule has no values", offset: 0)
+    }
+    func loadAux(_ input: RDBModuleInput, encodingVersion: Int, when: Int) throws {
+        self.when = when
+        items = [String(try input.loadUnsigned()), String(try input.loadSigned()), String(try input.loadFloat()),
+                 String(try input.loadDouble()), try input.loadString().string]
+    }
 }
 
 /// A value in a form tests can compare: strings as Swift strings (invalid UTF-8 never

@@ -510,6 +510,8 @@ def test_module_data_types_go_through_their_rdb_save_and_rdb_load(make_server, t
     r.set("plain", "v")
     assert r.execute_command("DEBUG", "RELOAD") == b"OK"
     assert [r.execute_command("typedemo.get", f"counter:{i}") for i in range(20)] == [i * 1000 - 7 for i in range(20)]
+    # Module-global data (aux_save after the keys) comes back too.
+    assert r.execute_command("typedemo.total") == 20
     r.shutdown(save=True)
     check_rdb_with_module = subprocess.run(["redis-check-rdb", str(tmp_path / "dump.rdb")], capture_output=True, text=True)
     # redis-check-rdb has no module loaded: it can only report the module value as unknown.
@@ -518,12 +520,14 @@ def test_module_data_types_go_through_their_rdb_save_and_rdb_load(make_server, t
     try:
         ref = redis.Redis(port=port)
         assert [ref.execute_command("typedemo.get", f"counter:{i}") for i in range(20)] == [i * 1000 - 7 for i in range(20)]
+        assert ref.execute_command("typedemo.total") == 20
         ref.execute_command("typedemo.incr", "counter:0", 1000)
         assert ref.save()
     finally:
         stop(proc)
     again = make_server("--dir", tmp_path, "--loadmodule", module)
     assert again.client().execute_command("typedemo.get", "counter:0") == 993
+    assert again.client().execute_command("typedemo.total") == 21
     # Without the module, the file names the type it cannot load.
     again.stop()
     from conftest import BINARY

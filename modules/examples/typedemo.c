@@ -8,6 +8,8 @@
  *   typedemo.incr <key> [by]   creates or increments the counter, replies its value
  *   typedemo.get <key>         the counter's value, or nil
  *   typedemo.frees             how many values the server has freed so far
+ *   typedemo.total             how many increments ever happened: module-global state,
+ *                              saved after the keys (aux_save) and loaded back (aux_load)
  */
 #include "berthmodule.h"
 
@@ -16,6 +18,7 @@
 
 static RedisModuleType *CounterType;
 static atomic_long frees;
+static atomic_long total;
 
 static void counter_free(void *value) {
     RedisModule_Free(value);
@@ -46,6 +49,25 @@ static void counter_save(RedisModuleIO *io, void *value) {
     RedisModule_SaveFloat(io, (float)counter / 2);
 }
 
+static void total_save(RedisModuleIO *io, int when) {
+    if (when != REDISMODULE_AUX_AFTER_RDB) return;
+    RedisModule_SaveUnsigned(io, (uint64_t)atomic_load(&total));
+}
+
+static int total_load(RedisModuleIO *io, int encver, int when) {
+    if (encver != 0 || when != REDISMODULE_AUX_AFTER_RDB) return REDISMODULE_ERR;
+    uint64_t value = RedisModule_LoadUnsigned(io);
+    if (RedisModule_IsIOError(io)) return REDISMODULE_ERR;
+    atomic_store(&total, (long)value);
+    return REDISMODULE_OK;
+}
+
+static int total_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    REDISMODULE_NOT_USED(argv);
+    if (argc != 1) return RedisModule_WrongArity(ctx);
+    return RedisModule_ReplyWithLongLong(ctx, atomic_load(&total));
+}
+
 static int incr_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc != 2 && argc != 3) return RedisModule_WrongArity(ctx);
     long long by = 1;
@@ -65,6 +87,7 @@ static int incr_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
         return RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
     }
     *counter += by;
+    atomic_fetch_add(&total, 1);
     RedisModule_CloseKey(key);
     return RedisModule_ReplyWithLongLong(ctx, *counter);
 }
@@ -93,12 +116,14 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     REDISMODULE_NOT_USED(argc);
     if (RedisModule_Init(ctx, "typedemo", 1, REDISMODULE_APIVER_1) == REDISMODULE_ERR) return REDISMODULE_ERR;
     RedisModuleTypeMethods methods = {.version = REDISMODULE_TYPE_METHOD_VERSION, .rdb_load = counter_load,
-                                      .rdb_save = counter_save, .free = counter_free};
+                                      .rdb_save = counter_save, .free = counter_free, .aux_load = total_load,
+                                      .aux_save = total_save, .aux_save_triggers = REDISMODULE_AUX_AFTER_RDB};
     CounterType = RedisModule_CreateDataType(ctx, "tdcounter", 0, &methods);
     if (CounterType == NULL) return REDISMODULE_ERR;
     if (RedisModule_CreateCommand(ctx, "typedemo.incr", incr_command, "write deny-oom", 1, 1, 1) == REDISMODULE_ERR ||
         RedisModule_CreateCommand(ctx, "typedemo.get", get_command, "readonly", 1, 1, 1) == REDISMODULE_ERR ||
-        RedisModule_CreateCommand(ctx, "typedemo.frees", frees_command, "readonly", 0, 0, 0) == REDISMODULE_ERR)
+        RedisModule_CreateCommand(ctx, "typedemo.frees", frees_command, "readonly", 0, 0, 0) == REDISMODULE_ERR ||
+        RedisModule_CreateCommand(ctx, "typedemo.total", total_command, "readonly", 0, 0, 0) == REDISMODULE_ERR)
         return REDISMODULE_ERR;
     return REDISMODULE_OK;
 }
