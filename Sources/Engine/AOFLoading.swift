@@ -2,6 +2,7 @@ import Commands
 import Keyspace
 import Persistence
 import RESP
+import Synchronization
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -288,11 +289,14 @@ final class AOFReplay {
     }
 
     private func run(_ args: [Bytes]) -> String? {
-        guard let spec = server.commands.lookup(args[0]) else { return "unknown command '\(args[0].string)'" }
+        guard let spec = server.commands.lookup(args[0]) ?? server.extensions.modules.command(named: args[0]) else {
+            return "unknown command '\(args[0].string)'"
+        }
         guard spec.arityMatches(args.count) else { return "wrong number of arguments for '\(spec.name)'" }
         commands += 1
         let cc = context
         cc.now = ShardStore.nowMilliseconds()
+        if spec.flags.contains(.module) { return runModuleCommand(spec, args) }
         if spec.flags.contains(.engine) {
             // Library changes are effects too (FUNCTION LOAD/DELETE/FLUSH/RESTORE, TFUNCTION).
             guard spec.name == "function" || spec.name == "tfunction", let handler = server.engineCommands[spec.id] else {
@@ -306,9 +310,7 @@ final class AOFReplay {
             }
             return nil
         }
-        guard !spec.flags.contains(.module), !spec.flags.contains(.script) else {
-            return "'\(spec.name)' cannot be replayed (module commands are not replayed yet)"
-        }
+        guard !spec.flags.contains(.script) else { return "'\(spec.name)' cannot be replayed" }
         // A command's error (as in the original run) changes nothing: replay goes on. What
         // it replays is in the file already: no effects.
         let suppressed = cc.effectsSuppressed
@@ -321,9 +323,43 @@ final class AOFReplay {
         return nil
     }
 
+    /// A module's own command (what ReplicateVerbatim propagates): run by the module on a
+    /// shard's thread, with its section, as any module command. At start the shard's
+    /// thread runs it while this one waits; DEBUG LOADAOF runs on that thread already,
+    /// holding every lock. Its own propagation is off: it is in the file already.
+    private func runModuleCommand(_ spec: CommandSpec, _ args: [Bytes]) -> String? {
+        connection.db = db
+        scratch.clear()
+        let job = UncheckedBox((spec, args, connection, ReplyWriter(buffer: scratch, protocolVersion: 2, countsErrors: false)))
+        let locksHeld = !locking
+        let body: @Sendable (Shard) -> Void = { shard in
+            let (spec, args, conn, reply) = job.value
+            let suppressed = shard.context.effectsSuppressed
+            shard.context.effectsSuppressed = true
+            _ = shard.server.extensions.modules.run(on: shard, spec, conn, args, reply, locksHeld: locksHeld)
+            shard.context.effectsSuppressed = suppressed
+        }
+        if locking {
+            let finished = ReplayDone()
+            shard.post(.run { s in
+                body(s)
+                finished.flag.store(true, ordering: .releasing)
+            })
+            while !finished.flag.load(ordering: .acquiring) { usleep(50) }
+        } else {
+            body(shard)
+        }
+        return nil
+    }
+
     private func encodedLength(_ args: [Bytes]) -> Int {
         args.reduce(String(args.count).utf8.count + 3) { $0 + String($1.count).utf8.count + 3 + $1.count + 2 }
     }
+}
+
+/// Set by a shard once it ran a module command for the replay.
+private final class ReplayDone: Sendable {
+    let flag = Atomic<Bool>(false)
 }
 
 func readWholeFile(_ path: String) throws -> [UInt8] {

@@ -334,3 +334,25 @@ def test_appendfsync_always_under_many_clients_that_move_between_shards(make_ser
     s.proc.wait(10)
     again = make_server("--dir", tmp_path, "--appendonly", "yes", "--shards", 2)
     assert again.client().llen("mylist") == 20000
+
+
+def test_commands_a_module_propagates_replay_through_the_module(make_server, tmp_path):
+    """yt.replicate propagates `SET k v` (Replicate) and itself (ReplicateVerbatim) in a
+    MULTI/EXEC block: the replay runs the module's own command through the module, on a
+    shard, at start and in DEBUG LOADAOF."""
+    from conftest import ROOT
+    subprocess.run(["make", "-C", os.path.join(ROOT, "modules"), "-s"], check=True)
+    module = os.path.join(ROOT, "modules", "build", "yieldtimer.so")
+    s = make_server("--dir", tmp_path, "--appendonly", "yes", "--loadmodule", module, "--shards", 2)
+    r = s.client()
+    assert r.execute_command("yt.replicate") == [0, 1, 0]
+    assert wait_for(lambda: b"yt.replicate" in (tmp_path / "appendonlydir" / "appendonly.aof.1.incr.aof").read_bytes())
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(10)
+    again = make_server("--dir", tmp_path, "--appendonly", "yes", "--loadmodule", module, "--shards", 2)
+    c = again.client()
+    assert c.get("k") == b"v"
+    assert c.execute_command("DEBUG", "LOADAOF") == b"OK"
+    assert c.get("k") == b"v"
+    # Its replay propagated nothing more: the file still holds one yt.replicate.
+    assert (tmp_path / "appendonlydir" / "appendonly.aof.1.incr.aof").read_bytes().count(b"yt.replicate") == 1
