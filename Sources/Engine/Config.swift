@@ -1,6 +1,9 @@
 import Commands
 import Keyspace
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Server configuration: the options Berth acts on, plus Redis's tuning options that it
 /// accepts and stores so tools which set them keep working.
@@ -227,6 +230,15 @@ public final class ServerConfig: @unchecked Sendable {
             guard Self.ownFixed.contains(name), (try? normalize(name, p.kind, value)) == get(name) else {
                 throw .immutable(name)
             }
+        }
+        if name == "dir" && !startup {
+            // As Redis (which changes into it): a directory that is not there, or cannot be
+            // written, is refused at run time rather than found out at the next save.
+            var st = stat()
+            guard stat(value, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw .invalid(name, "No such file or directory")
+            }
+            guard access(value, W_OK | X_OK) == 0 else { throw .invalid(name, "Permission denied") }
         }
         if name == "save" {
             // Pairs of seconds and changes, as Redis checks them.
