@@ -552,10 +552,14 @@ def test_yield_answers_busy_and_runs_allow_busy_commands(yt):
     r = yt.client(decode_responses=True)
     r.config_set("busy-reply-threshold", 50)
     result = {}
+    # Connected before the command starts, on both shards. (A connection accepted while a
+    # shard runs a yielding module command and homed on that shard waits until it ends:
+    # its adoption is an inbox message, which a nested poll leaves for later.)
+    others = [yt.client(decode_responses=True) for _ in range(4)]
+    assert {c.client_info()["shard"] for c in others} == {"0", "1"}
     busy = threading.Thread(target=lambda: result.setdefault("yields", yt.client().execute_command("yt.busy")))
     busy.start()
     time.sleep(0.3)
-    others = [yt.client(decode_responses=True) for _ in range(4)]  # on both shards
     for c in others:
         with pytest.raises(redis.ResponseError, match="yieldtimer is busy"):
             c.get("x")
