@@ -81,7 +81,12 @@ final class EpollBackend: EventBackend {
         for event in batch.prefix(Int(n)) {
             let fd = FileDescriptor(rawValue: event.fd)
             // Level-triggered: what is skipped now is reported again by the next poll.
-            if fd == wakeFD || connections[fd] === active { continue }
+            if fd == wakeFD {
+                wakeFD.drainWake()
+                handler.wokenNested()
+                continue
+            }
+            if connections[fd] === active { continue }
             handle(fd, event.events)
         }
     }

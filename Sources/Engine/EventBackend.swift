@@ -32,6 +32,9 @@ protocol EventHandler: AnyObject {
     func received(_ conn: Connection)
     /// The inbox eventfd fired.
     func woken()
+    /// The inbox eventfd fired during a nested poll (a long command running): only what
+    /// takes no lock may be handled now (new connections).
+    func wokenNested()
     /// The backend is about to wait for events: replies held back must go out now.
     func beforeWaiting()
     /// The connection's fd is closed and the backend has forgotten it.

@@ -59,6 +59,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Per-command latency histograms (INFO latencystats).
     package let latencies: CommandLatencies
     package let context: CommandContext
+    /// Inbox messages a nested poll took out and left for the next drain (`wokenNested`).
+    private var inboxLeftovers: [ShardMessage] = []
     /// Connections whose replies wait for the append-only file's fsync (DurabilityGate).
     var heldReplies: [Connection] = []
     /// `context.dirty` as of the last tick, for the save points (read by the main thread).
@@ -174,9 +176,21 @@ public final class Shard: @unchecked Sendable, EventHandler {
 
     func beforeWaiting() { releaseHeldReplies() }
 
+    /// During a nested poll: new connections are adopted at once (a client connecting while
+    /// a script or module command runs long is served, and answered -BUSY, as Redis serves
+    /// it); everything else waits in `inboxLeftovers`, in order, for the next drain.
+    func wokenNested() {
+        for message in inbox.drain() {
+            if case .adopt(let fd) = message { adopt(fd) } else { inboxLeftovers.append(message) }
+        }
+    }
+
     private func drainInbox() {
         section.releaseKept()
-        for message in inbox.drain() {
+        var messages = inboxLeftovers
+        inboxLeftovers.removeAll()
+        messages += inbox.drain()
+        for message in messages {
             switch message {
             case .adopt(let fd): adopt(fd)
             case .welcome(let conn): welcome(conn)

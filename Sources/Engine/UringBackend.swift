@@ -176,8 +176,9 @@ final class UringBackend: EventBackend {
         switch op {
         case .wake:
             armWake()
-            // Inbox messages may take shard locks: they wait for the running command.
-            if nestedActive == nil { handler.woken() }
+            // Inbox messages may take shard locks: they wait for the running command, all
+            // but new connections.
+            if nestedActive == nil { handler.woken() } else { handler.wokenNested() }
         case .accept:
             if c.result >= 0 { handler.accepted(fd: FileDescriptor(rawValue: c.result)) }
             let current = Int(c.tag >> 8) == listenerGeneration
