@@ -55,6 +55,21 @@ extension Shard {
     }
 
     private func sendReplies(_ conn: Connection) {
+        if !checkNormalLimit(conn) { return }
+        backend.flush(conn)
+    }
+
+    /// The tick's look at clients over the soft limit (Redis's clientsCron does the same):
+    /// one that sends nothing more, so that no new batch checks it, is still closed once
+    /// its time over the limit is up.
+    func recheckSoftLimits() {
+        for conn in Array(clients.all) where conn.softLimitSince != 0 && !conn.isSubscribed && !conn.isMonitor {
+            _ = checkNormalLimit(conn)
+        }
+    }
+
+    /// Closes `conn` when its unsent replies pass the normal class's limits; false then.
+    private func checkNormalLimit(_ conn: Connection) -> Bool {
         if !conn.isMonitor && !conn.isSubscribed && !conn.closing && !conn.overOutputLimit {
             let config = server.config
             let hard = config.normalHardLimit.load(ordering: .relaxed)
@@ -64,11 +79,11 @@ extension Shard {
                 if isOverOutputLimit(conn, pending: pending, hard: hard, soft: soft,
                                      softSeconds: config.normalSoftSeconds.load(ordering: .relaxed)) {
                     closeForOutputLimit(conn)
-                    return
+                    return false
                 }
             }
         }
-        backend.flush(conn)
+        return true
     }
 
     /// Flushes a connection that is sent what it did not ask for (messages, a MONITOR

@@ -277,6 +277,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
             section.leave(index)
         }
         section.finish()
+        recheckSoftLimits()
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
         if idle > 0 {
             for conn in Array(clients.all) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {
