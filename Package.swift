@@ -56,6 +56,8 @@ let package = Package(
         // Compiler builtins Swift lacks: cache prefetch for the key table's batched lookups, the
         // CPU's cycle counter for timing commands.
         .target(name: "CIntrinsics"),
+        // Counts what malloc hands out (used_memory, maxmemory): see allocator.c.
+        .target(name: "CAllocator"),
         // INCRBYFLOAT's long double arithmetic and printing, which Swift cannot express portably.
         .target(name: "CLongDouble"),
         .target(name: "RESP", swiftSettings: releaseSettings),
@@ -83,7 +85,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: [
-                "RESP", "Keyspace", "Persistence", "Commands", "Uring", "CUring", "CIntrinsics",
+                "RESP", "Keyspace", "Persistence", "Commands", "Uring", "CUring", "CIntrinsics", "CAllocator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -105,7 +107,7 @@ let package = Package(
         .target(name: "Scripting", dependencies: ["Engine", "RESP", "Keyspace", "Persistence", "Commands", "CLua"], swiftSettings: releaseSettings),
         .target(
             name: "JavaScript",
-            dependencies: ["Engine", "RESP", "Keyspace", "Commands", "CJSHost", "CUring"],
+            dependencies: ["Engine", "RESP", "Keyspace", "Commands", "CJSHost", "CUring", "CAllocator"],
             swiftSettings: releaseSettings
         ),
         // Modules written in Swift against the public module API, built in.

@@ -38,7 +38,14 @@ build() {
   # links glibc statically too. Berth never resolves host names, so glibc's NSS (which
   # a static binary cannot load) is not needed. BERTH_STATIC_EXECUTABLE makes MODULE
   # LOAD refuse clearly instead of running a module against a second C library.
-  local static=(-Xswiftc -static-executable -Xswiftc -DBERTH_STATIC_EXECUTABLE)
+  # A static executable cannot replace malloc by defining it, so the linker's --wrap
+  # routes every call of the malloc family through the counting in CAllocator
+  # (used_memory and maxmemory depend on it).
+  local wrap=()
+  for fn in malloc free calloc realloc reallocarray memalign aligned_alloc posix_memalign valloc pvalloc; do
+    wrap+=(-Xlinker "--wrap=$fn")
+  done
+  local static=(-Xswiftc -static-executable -Xswiftc -DBERTH_STATIC_EXECUTABLE -Xcc -DBERTH_WRAP_MALLOC "${wrap[@]}")
   [ "${STATIC_GLIBC:-1}" = 0 ] && static=()
   swift build -c release --product berth-server --scratch-path "$BUILD_DIR" \
     --static-swift-stdlib "${static[@]}" >&2

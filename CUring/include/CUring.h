@@ -55,14 +55,6 @@ int berth_eventfd(void);
 
 /// accept4 without a peer address, non-blocking and close-on-exec.
 int berth_accept(int fd);
-/// Bytes the C allocator has handed out and not taken back (all arenas plus mmapped).
-size_t berth_allocated_bytes(void);
-/// Resident set size of this process in bytes, or 0.
-size_t berth_rss_bytes(void);
-/// Returns free heap memory to the kernel (malloc_trim); MEMORY PURGE.
-void berth_release_free_memory(void);
-/// glibc's malloc_info report as a malloc'd NUL-terminated string (caller frees); NULL on failure.
-char *berth_allocator_report(void);
 /// Blocks SIGTERM and SIGINT in the calling thread (and threads it creates later) and
 /// ignores SIGPIPE.
 void berth_block_signals(void);

@@ -1,3 +1,4 @@
+import CAllocator
 import CUring
 import Commands
 import Keyspace

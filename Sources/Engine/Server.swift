@@ -1,4 +1,5 @@
 import Commands
+import CAllocator
 import CUring
 import Keyspace
 import Logging

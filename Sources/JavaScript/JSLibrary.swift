@@ -1,5 +1,6 @@
 import Engine
 import CJSHost
+import CAllocator
 import CUring
 import Commands
 import Keyspace

@@ -1,0 +1,210 @@
+/* Counting what the process has allocated, so that `maxmemory` can be enforced.
+ *
+ * Redis knows its used memory because every allocation goes through zmalloc, which adds
+ * the allocator's usable size to a counter. Berth's allocations come from the Swift
+ * runtime, SpiderMonkey, Lua, liburing and loaded modules, all calling malloc; glibc's
+ * own statistics (mallinfo2) walk every free chunk of every arena and take tens of
+ * milliseconds on a fragmented heap, far too slow to ask before each write. So the
+ * malloc family is wrapped here: each call adds or subtracts malloc_usable_size to a
+ * counter of the calling thread, and the sum of the counters is the used memory.
+ *
+ * How the wrapping reaches every caller:
+ * - A dynamically linked server defines malloc, free, ... itself; the dynamic linker
+ *   binds every library's calls (glibc's internal ones included) to the executable's
+ *   definitions, which call glibc's through its exported __libc_malloc and friends.
+ * - The fully static server (deploy/install.sh) is linked with `--wrap=malloc` and so
+ *   on, which sends every reference to __wrap_malloc, and __real_malloc to glibc's; it
+ *   compiles this file with BERTH_WRAP_MALLOC.
+ * - Under AddressSanitizer, which has its own malloc, nothing is wrapped and the count
+ *   is the sanitizer's.
+ *
+ * Counters: each thread claims a slot (its own cache line) on its first allocation and
+ * updates it with plain relaxed loads and stores, as only it writes there; a reader sums
+ * the slots in use. A block freed by another thread than the one that allocated it is
+ * subtracted from the freeing thread's slot, so single slots may go negative while the
+ * sum stays right. When a thread ends, a key destructor folds its slot into `retired`
+ * and gives the slot back. Threads that find no free slot, and allocations made during
+ * thread teardown after that, use `retired` with atomic adds.
+ */
+#define _GNU_SOURCE
+#include "berth_allocator.h"
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <errno.h>
+
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define BERTH_NO_COUNTING 1
+#  endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#  define BERTH_NO_COUNTING 1
+#endif
+
+size_t berth_rss_bytes(void) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+void berth_release_free_memory(void) { malloc_trim(0); }
+
+char *berth_allocator_report(void) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return NULL;
+    malloc_info(0, f);
+    fclose(f);
+    return text;
+}
+
+#ifdef BERTH_NO_COUNTING
+
+#include <sanitizer/allocator_interface.h>
+size_t berth_allocated_bytes(void) { return __sanitizer_get_current_allocated_bytes(); }
+int berth_allocations_counted(void) { return 0; }
+
+#else
+
+#define SLOTS 512
+
+struct slot {
+    _Alignas(64) _Atomic long bytes;
+    _Atomic int taken;
+};
+
+static struct slot slots[SLOTS];
+static _Atomic int slots_high = 0;       /* one past the highest slot ever taken */
+static _Atomic long retired = 0;         /* ended threads' counts, and slotless threads' */
+static __thread int my_slot = -1;        /* -1: none yet; -2: none to be had */
+static pthread_key_t slot_key;
+static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
+
+static void give_back_slot(void *value) {
+    int i = (int)(intptr_t)value - 1;
+    if (i < 0 || i >= SLOTS) return;
+    atomic_fetch_add_explicit(&retired, atomic_exchange_explicit(&slots[i].bytes, 0, memory_order_relaxed),
+                              memory_order_relaxed);
+    my_slot = -2;
+    atomic_store_explicit(&slots[i].taken, 0, memory_order_release);
+}
+
+static void make_slot_key(void) { pthread_key_create(&slot_key, give_back_slot); }
+
+static int claim_slot(void) {
+    pthread_once(&slot_key_once, make_slot_key);
+    for (int i = 0; i < SLOTS; i++) {
+        int expected = 0;
+        if (atomic_load_explicit(&slots[i].taken, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&slots[i].taken, &expected, 1)) {
+            int high = atomic_load_explicit(&slots_high, memory_order_relaxed);
+            while (high < i + 1 && !atomic_compare_exchange_weak(&slots_high, &high, i + 1)) {}
+            /* The key's value is set before the slot is used, so its destructor runs. */
+            pthread_setspecific(slot_key, (void *)(intptr_t)(i + 1));
+            return i;
+        }
+    }
+    return -2;
+}
+
+static inline void count(long delta) {
+    int i = my_slot;
+    if (__builtin_expect(i == -1, 0)) {
+        my_slot = -2;  /* an allocation made while claiming counts as slotless */
+        i = claim_slot();
+        my_slot = i;
+    }
+    if (__builtin_expect(i >= 0, 1)) {
+        _Atomic long *b = &slots[i].bytes;
+        atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + delta, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&retired, delta, memory_order_relaxed);
+    }
+}
+
+size_t berth_allocated_bytes(void) {
+    long sum = atomic_load_explicit(&retired, memory_order_relaxed);
+    int high = atomic_load_explicit(&slots_high, memory_order_relaxed);
+    for (int i = 0; i < high; i++) sum += atomic_load_explicit(&slots[i].bytes, memory_order_relaxed);
+    return sum > 0 ? (size_t)sum : 0;
+}
+
+int berth_allocations_counted(void) { return 1; }
+
+#ifdef BERTH_WRAP_MALLOC
+#  define WRAPPED(name) __wrap_##name
+#  define REAL(name) __real_##name
+extern void *__real_malloc(size_t);
+extern void __real_free(void *);
+extern void *__real_calloc(size_t, size_t);
+extern void *__real_realloc(void *, size_t);
+extern void *__real_memalign(size_t, size_t);
+extern void *__real_valloc(size_t);
+extern void *__real_pvalloc(size_t);
+#else
+#  define WRAPPED(name) name
+#  define REAL(name) __libc_##name
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+#endif
+
+static inline void *counted(void *p) {
+    if (p) count((long)malloc_usable_size(p));
+    return p;
+}
+
+void *WRAPPED(malloc)(size_t n) { return counted(REAL(malloc)(n)); }
+
+void WRAPPED(free)(void *p) {
+    if (!p) return;
+    count(-(long)malloc_usable_size(p));
+    REAL(free)(p);
+}
+
+void *WRAPPED(calloc)(size_t n, size_t size) { return counted(REAL(calloc)(n, size)); }
+
+void *WRAPPED(realloc)(void *p, size_t n) {
+    long before = p ? (long)malloc_usable_size(p) : 0;
+    void *q = REAL(realloc)(p, n);
+    if (q) count((long)malloc_usable_size(q) - before);
+    else if (p && n == 0) count(-before);  /* realloc(p, 0) freed p */
+    return q;
+}
+
+void *WRAPPED(reallocarray)(void *p, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
+    return WRAPPED(realloc)(p, total);
+}
+
+void *WRAPPED(memalign)(size_t alignment, size_t n) { return counted(REAL(memalign)(alignment, n)); }
+
+void *WRAPPED(aligned_alloc)(size_t alignment, size_t n) { return counted(REAL(memalign)(alignment, n)); }
+
+int WRAPPED(posix_memalign)(void **out, size_t alignment, size_t n) {
+    if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
+    void *p = REAL(memalign)(alignment, n);
+    if (!p && n != 0) return ENOMEM;
+    *out = counted(p);
+    return 0;
+}
+
+void *WRAPPED(valloc)(size_t n) { return counted(REAL(valloc)(n)); }
+
+void *WRAPPED(pvalloc)(size_t n) { return counted(REAL(pvalloc)(n)); }
+
+#endif
