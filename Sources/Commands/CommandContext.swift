@@ -239,14 +239,32 @@ public final class CommandContext: @unchecked Sendable {
         databaseMapGeneration = generation
     }
 
-    /// Every lookup of a command goes through here, so that none deletes under a shared lock.
+    /// Every lookup of a command goes through here, so that none deletes under a shared
+    /// lock; it marks the key used (KeyAccess.swift), as Redis's lookups do.
     @inline(__always)
     private func lookup(_ key: Bytes, in db: Database) -> Entry? {
+        let e = lookupWithoutTouching(key, in: db)
+        e?.touch()
+        return e
+    }
+
+    @inline(__always)
+    private func lookupWithoutTouching(_ key: Bytes, in db: Database) -> Entry? {
         if !sharedLock { return db.lookup(key, now: now) }
         var expired = false
         let e = db.lookupWithoutExpiring(key, now: now, expired: &expired)
         if expired { expiredUnderSharedLock.append((db, key)) }
         return e
+    }
+
+    /// A lookup that leaves the key's access time and frequency alone, for commands that
+    /// only look at a key's metadata (TYPE, TTL, OBJECT), as Redis's LOOKUP_NOTOUCH.
+    public func peek(_ key: Bytes) -> Entry? {
+        withDatabase(shard: keyShard ?? slots.shard(of: key)) { lookupWithoutTouching(key, in: $0) }
+    }
+
+    public func peek(argument i: Int) -> Entry? {
+        withDatabase(shard: shard(argument: i)) { lookupWithoutTouching(args[i], in: $0) }
     }
 
     @inline(__always)

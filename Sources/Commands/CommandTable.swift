@@ -9,7 +9,7 @@ public struct CommandTable: Sendable {
     public private(set) var names: [String] = []
 
     public init(extra: [CommandSpec] = []) {
-        for group in [StringCommands.specs, BitmapCommands.specs, BitfieldCommand.specs, [LCSCommand.spec], SortCommand.specs, KeyCommands.specs, ListCommands.specs, HashCommands.specs,
+        for group in [StringCommands.specs, BitmapCommands.specs, BitfieldCommand.specs, [LCSCommand.spec], [ObjectCommand.spec], SortCommand.specs, KeyCommands.specs, ListCommands.specs, HashCommands.specs,
                       SetCommands.specs, SortedSetCommands.specs, SortedSetCommands.algebraSpecs, BlockingCommands.specs,
                       StreamCommands.specs, StreamGroupCommands.specs, [StreamInfoCommand.spec], DumpRestore.specs, extra] {
             for spec in group { specs[Bytes(spec.name)] = spec }

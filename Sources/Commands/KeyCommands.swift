@@ -7,13 +7,14 @@ enum KeyCommands {
         CommandSpec("del", arity: -2, flags: [.write], keys: KeySpec(1, -1, 1), handler: del),
         CommandSpec("unlink", arity: -2, flags: [.write, .fast], keys: KeySpec(1, -1, 1), handler: del),
         CommandSpec("exists", arity: -2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
-            ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.lookup(argument: $1) != nil ? 1 : 0) })
+            // No access, unlike TOUCH (Redis looks without touching).
+            ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.peek(argument: $1) != nil ? 1 : 0) })
         },
         CommandSpec("touch", arity: -2, flags: [.readonly, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
             ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.lookup(argument: $1) != nil ? 1 : 0) })
         },
         CommandSpec("type", arity: 2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
-            if let e = ctx.lookup(ctx.args[1]) { ctx.reply.simple(e.value.typeName) } else { ctx.reply.simple("none") }
+            if let e = ctx.peek(ctx.args[1]) { ctx.reply.simple(e.value.typeName) } else { ctx.reply.simple("none") }
         },
         CommandSpec("expire", arity: -3, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try expire(ctx, unitMs: 1000, absolute: false, name: "expire")
@@ -148,13 +149,13 @@ enum KeyCommands {
     }
 
     static func ttl(_ ctx: CommandContext, _ scale: (Int64) -> Int64) {
-        guard let e = ctx.lookup(ctx.args[1]) else { ctx.reply.integer(-2); return }
+        guard let e = ctx.peek(ctx.args[1]) else { ctx.reply.integer(-2); return }
         guard e.expireAt != 0 else { ctx.reply.integer(-1); return }
         ctx.reply.integer(Int(scale(max(0, e.expireAt - ctx.now))))
     }
 
     static func expireTime(_ ctx: CommandContext, _ scale: (Int64) -> Int64) {
-        guard let e = ctx.lookup(ctx.args[1]) else { ctx.reply.integer(-2); return }
+        guard let e = ctx.peek(ctx.args[1]) else { ctx.reply.integer(-2); return }
         guard e.expireAt != 0 else { ctx.reply.integer(-1); return }
         ctx.reply.integer(Int(scale(e.expireAt)))
     }

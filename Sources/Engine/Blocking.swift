@@ -90,7 +90,7 @@ package final class BlockingService {
         let log = store.keyEvents
         if !log.entries.isEmpty {
             for (kind, key) in log.entries {
-                shard.pendingKeyEvents.append(KeyspaceEvent(db: key.db, key: key.key, event: kind == .expired ? "expired" : "new"))
+                shard.pendingKeyEvents.append(KeyspaceEvent(db: key.db, key: key.key, event: kind.eventName))
             }
             log.entries.removeAll(keepingCapacity: true)
         }

@@ -77,14 +77,19 @@ public final class ServerConfig: @unchecked Sendable {
             ("aof-load-truncated", .bool, "yes"), ("auto-aof-rewrite-percentage", .integer(min: 0, max: Int(Int32.max)), "100"),
             ("auto-aof-rewrite-min-size", .memory, "67108864"),
         ]
+        // The memory limit and eviction (MemoryLimit.swift, KeyAccess.swift).
+        let memory: [(String, Kind, String)] = [
+            ("maxmemory", .memory, "0"),
+            ("maxmemory-policy", .enumeration(["noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"]), "noeviction"),
+            ("maxmemory-samples", .integer(min: 1, max: 64), "5"), ("maxmemory-eviction-tenacity", .integer(min: 0, max: 100), "10"),
+            ("lfu-log-factor", .integer(min: 0, max: Int(Int32.max)), "10"), ("lfu-decay-time", .integer(min: 0, max: Int(Int32.max)), "1"),
+        ]
         // Accepted for compatibility; Berth has no listpacks or replication yet.
         let stored: [(String, Kind, String)] = [
             ("daemonize", .bool, "no"),
-            ("protected-mode", .bool, "yes"), ("maxmemory", .memory, "0"),
-            ("maxmemory-policy", .enumeration(["noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"]), "noeviction"),
-            ("maxmemory-samples", .integer(min: 1, max: 64), "5"),
-            ("hash-max-listpack-entries", .integer(min: 0, max: Int.max), "128"), ("hash-max-listpack-value", .integer(min: 0, max: Int.max), "64"),
-            ("hash-max-ziplist-entries", .integer(min: 0, max: Int.max), "128"), ("hash-max-ziplist-value", .integer(min: 0, max: Int.max), "64"),
+            ("protected-mode", .bool, "yes"),
+            ("hash-max-listpack-entries", .integer(min: 0, max: Int.max), "512"), ("hash-max-listpack-value", .integer(min: 0, max: Int.max), "64"),
+            ("hash-max-ziplist-entries", .integer(min: 0, max: Int.max), "512"), ("hash-max-ziplist-value", .integer(min: 0, max: Int.max), "64"),
             ("list-max-listpack-size", .integer(min: Int.min, max: Int.max), "-2"), ("list-max-ziplist-size", .integer(min: Int.min, max: Int.max), "-2"),
             ("list-compress-depth", .integer(min: 0, max: Int.max), "0"),
             ("set-max-intset-entries", .integer(min: 0, max: Int.max), "512"), ("set-max-listpack-entries", .integer(min: 0, max: Int.max), "128"),
@@ -106,8 +111,7 @@ public final class ServerConfig: @unchecked Sendable {
             ("supervised", .enumeration(["no", "upstart", "systemd", "auto"]), "no"), ("pidfile", .string, ""),
             ("unixsocket", .string, ""), ("unixsocketperm", .integer(min: 0, max: 0o777), "0"),
             ("enable-debug-command", .enumeration(["yes", "no", "local"]), "local"), ("jemalloc-bg-thread", .bool, "yes"),
-            ("active-expire-effort", .integer(min: 1, max: 10), "1"), ("lfu-log-factor", .integer(min: 0, max: Int.max), "10"),
-            ("lfu-decay-time", .integer(min: 0, max: Int.max), "1"), ("maxmemory-clients", .memory, "0"),
+            ("active-expire-effort", .integer(min: 1, max: 10), "1"), ("maxmemory-clients", .memory, "0"),
             ("tracking-table-max-keys", .integer(min: 0, max: Int.max), "1000000"), ("acllog-max-len", .integer(min: 0, max: Int.max), "128"),
             // Redis's hidden debugging settings (ServerConfig.hidden).
             ("key-load-delay", .integer(min: Int(Int32.min), max: Int(Int32.max)), "0"),
@@ -121,7 +125,7 @@ public final class ServerConfig: @unchecked Sendable {
         for (name, kind, def) in stored {
             p[name] = Param(kind: kind, mutable: !immutable.contains(name), default: def, effective: false)
         }
-        for (name, kind, def) in persistence {
+        for (name, kind, def) in persistence + memory {
             p[name] = Param(kind: kind, mutable: !immutable.contains(name), default: def, effective: true)
         }
         return p
@@ -156,6 +160,12 @@ public final class ServerConfig: @unchecked Sendable {
     /// busy-reply-threshold in milliseconds.
     package let busyReplyThreshold = Atomic<Int>(5000)
     let migrationStreak = Atomic<Int>(64)
+    /// maxmemory in bytes (0: no limit), maxmemory-policy (`EvictionPolicy`),
+    /// maxmemory-samples and maxmemory-eviction-tenacity.
+    package let maxMemory = Atomic<Int>(0)
+    let evictionPolicy = Atomic<UInt8>(EvictionPolicy.noEviction.rawValue)
+    let evictionSamples = Atomic<Int>(5)
+    let evictionTenacity = Atomic<Int>(10)
 
     public init() {
         var v: [String: String] = [:]
@@ -365,6 +375,24 @@ public final class ServerConfig: @unchecked Sendable {
         case "stream-node-max-bytes": StreamNodeLimits.maxBytes.store(n, ordering: .relaxed)
         case "stream-node-max-entries": StreamNodeLimits.maxEntries.store(n, ordering: .relaxed)
         case "latency-tracking": latencyTracking.store(v == "yes", ordering: .relaxed)
+        case "maxmemory":
+            maxMemory.store(n, ordering: .relaxed)
+            noteIntegerSharing()
+        case "maxmemory-policy":
+            let policy = EvictionPolicy(name: v) ?? .noEviction
+            evictionPolicy.store(policy.rawValue, ordering: .relaxed)
+            KeyAccess.countsFrequency.store(policy.countsFrequency, ordering: .relaxed)
+            noteIntegerSharing()
+        case "hash-max-listpack-entries", "hash-max-ziplist-entries": EncodingLimits.hashEntries.store(n, ordering: .relaxed)
+        case "hash-max-listpack-value", "hash-max-ziplist-value": EncodingLimits.hashValue.store(n, ordering: .relaxed)
+        case "set-max-intset-entries": EncodingLimits.setIntsetEntries.store(n, ordering: .relaxed)
+        case "set-max-listpack-entries": EncodingLimits.setEntries.store(n, ordering: .relaxed)
+        case "set-max-listpack-value": EncodingLimits.setValue.store(n, ordering: .relaxed)
+        case "list-max-listpack-size", "list-max-ziplist-size": EncodingLimits.listSize.store(n, ordering: .relaxed)
+        case "maxmemory-samples": evictionSamples.store(n, ordering: .relaxed)
+        case "maxmemory-eviction-tenacity": evictionTenacity.store(n, ordering: .relaxed)
+        case "lfu-log-factor": KeyAccess.logFactor.store(n, ordering: .relaxed)
+        case "lfu-decay-time": KeyAccess.decayMinutes.store(n, ordering: .relaxed)
         case "notify-keyspace-events":
             let f = NotifyFlags.parse(v) ?? NotifyFlags()
             notifyFlags.store(f.isActive ? f.rawValue : 0, ordering: .relaxed)
@@ -387,6 +415,12 @@ public final class ServerConfig: @unchecked Sendable {
             }
         default: break
         }
+    }
+
+    private func noteIntegerSharing() {
+        let policy = EvictionPolicy(rawValue: evictionPolicy.load(ordering: .relaxed)) ?? .noEviction
+        let ranked = policy != .noEviction && policy != .allKeysRandom && policy != .volatileRandom && policy != .volatileTTL
+        KeyAccess.sharesNoIntegers.store(maxMemory.load(ordering: .relaxed) > 0 && ranked, ordering: .relaxed)
     }
 
     /// Redis memory units: k=1000, kb=1024, m, mb, g, gb; case-insensitive.

@@ -137,6 +137,18 @@ extension Shard {
             stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             return
         }
+        if server.config.maxMemory.load(ordering: .relaxed) > 0, refusesForMemory(spec, conn) {
+            stats.rejectedCalls[rejectedStatID(spec, args)] += 1
+            if spec.name == "exec", conn.transaction != nil {
+                conn.transaction = nil
+                unwatchAll(conn)
+                reply.error("EXECABORT Transaction discarded because of: \(Self.outOfMemory)")
+            } else {
+                conn.transaction?.failed = true
+                reply.error(Self.outOfMemory)
+            }
+            return
+        }
         if server.loading.load(ordering: .relaxed) && !spec.flags.contains(.loading) {
             reply.error("LOADING Berth is loading the dataset in memory")
             conn.transaction?.failed = true

@@ -17,6 +17,7 @@ enum InfoCommand {
         var keys: [Int]
         var expires: [Int]
         var expired: Int
+        var evicted: Int
         var blockingKeys: Int
         var blockingKeysOnNoKey: Int
         var timedClients: Int
@@ -39,11 +40,12 @@ enum InfoCommand {
             let keys = locked ? s.store.databases.map { $0.count } : Array(repeating: 0, count: s.store.databases.count)
             let expires = locked ? s.store.databases.map { $0.volatileCount } : keys
             let expired = locked ? s.store.databases.reduce(0) { $0 + $1.expiredTotal } : 0
+            let evicted = locked ? s.store.databases.reduce(0) { $0 + $1.evictedTotal } : 0
             let blockingKeys = locked ? s.waiters.keyCount : 0
             let blockingKeysOnNoKey = locked ? s.waiters.groupReaderKeyCount : 0
             if locked { s.section.exit(s.index) }
             return ShardReport(stats: s.stats, hits: s.context.keyspaceHits, misses: s.context.keyspaceMisses,
-                               dirty: s.context.dirty, keys: keys, expires: expires, expired: expired,
+                               dirty: s.context.dirty, keys: keys, expires: expires, expired: expired, evicted: evicted,
                                blockingKeys: blockingKeys, blockingKeysOnNoKey: blockingKeysOnNoKey, timedClients: s.blocking.timers.live, pausedClients: s.paused.count,
                                pubsubClients: s.clients.all.filter { $0.isSubscribed }.count,
                                latencies: sections.contains("latencystats") ? s.latencies.snapshot() : [:])
@@ -106,13 +108,22 @@ enum InfoCommand {
         ])
         let used = Int(berth_allocated_bytes())
         let rss = Int(berth_rss_bytes())
+        let peak = max(used, server.peakMemory(used))
+        let maxmemory = server.config.maxMemory.load(ordering: .relaxed)
+        let system = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
         section("Memory", [
             ("used_memory", String(used)), ("used_memory_human", human(used)),
             ("used_memory_rss", String(rss)), ("used_memory_rss_human", human(rss)),
-            ("used_memory_peak", String(max(used, server.peakMemory(used)))), ("maxmemory", server.config.get("maxmemory")),
+            ("used_memory_peak", String(peak)), ("used_memory_peak_human", human(peak)),
+            ("used_memory_peak_perc", format2(peak > 0 ? Double(used) * 100 / Double(peak) : 0) + "%"),
+            ("used_memory_startup", String(server.startupMemory)),
+            ("total_system_memory", String(system)), ("total_system_memory_human", human(system)),
+            ("maxmemory", String(maxmemory)), ("maxmemory_human", human(maxmemory)),
             ("maxmemory_policy", server.config.get("maxmemory-policy")),
             ("mem_fragmentation_ratio", String(format2(used > 0 ? Double(rss) / Double(used) : 0))),
-            ("mem_allocator", "libc"),
+            ("mem_fragmentation_bytes", String(rss - used)),
+            ("mem_not_counted_for_evict", "0"),
+            ("mem_allocator", "libc"), ("lazyfree_pending_objects", "0"),
             ("number_of_cached_scripts", String(server.extensions.scripting.cachedScriptCount)),
             ("number_of_functions", String(server.extensions.scripting.functionCount)),
         ])
@@ -139,7 +150,7 @@ enum InfoCommand {
             ("pubsub_channels", String(server.pubsub.count(.channel))),
             ("pubsub_patterns", String(server.pubsub.count(.pattern))),
             ("pubsubshard_channels", String(server.pubsub.count(.shardChannel))),
-            ("expired_keys", String(sum { $0.expired })), ("evicted_keys", "0"),
+            ("expired_keys", String(sum { $0.expired })), ("evicted_keys", String(sum { $0.evicted })),
             ("keyspace_hits", String(sum { $0.hits })), ("keyspace_misses", String(sum { $0.misses })),
             ("total_error_replies", String(server.errorStats.total)),
             ("client_query_buffer_limit_disconnections", String(sum { $0.stats.queryLimitDisconnections })),

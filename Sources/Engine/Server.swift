@@ -300,7 +300,7 @@ public final class Server: @unchecked Sendable {
     /// notify-keyspace-events (called at start and after CONFIG SET).
     func applyKeyEventTracking() {
         let flags = NotifyFlags(rawValue: config.notifyFlags.load(ordering: .relaxed))
-        let bits: UInt8 = (flags.contains(.expired) ? 1 : 0) | (flags.contains(.new) ? 2 : 0)
+        let bits: UInt8 = (flags.contains(.expired) ? 1 : 0) | (flags.contains(.new) ? 2 : 0) | (flags.contains(.evicted) ? 4 : 0)
         for store in stores { store.keyEvents.tracking.store(bits, ordering: .relaxed) }
     }
 

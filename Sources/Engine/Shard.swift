@@ -88,6 +88,9 @@ public final class Shard: @unchecked Sendable, EventHandler {
     var waitingWalks: [(Shard) -> Void] = []
     /// Expirations and new keys taken from the keyspace, to publish as keyspace events.
     package var pendingKeyEvents: [KeyspaceEvent] = []
+    /// Whether the server was over maxmemory with nothing to evict before the command now
+    /// running (MemoryLimit.swift): a script without flags may not start writing then.
+    package var outOfMemoryBeforeCommand = false
     /// Messages a transaction or script published to this shard's own subscribers: they
     /// are delivered after its reply (as Redis 7.2 orders them), with the keyspace events.
     package var deferredMessages: [(channel: Bytes, message: Bytes, sharded: Bool)] = []
@@ -269,6 +272,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Runs the periodic work: active expiry and idle-client timeouts.
     private func tick(now: Int64) {
         publishedDirty.store(context.dirty, ordering: .relaxed)
+        KeyAccess.refreshClock(nowMilliseconds: now)
+        if server.config.maxMemory.load(ordering: .relaxed) > 0 { evictToLimit() }
         // Behind a busy script, expiry waits for a later tick: the shard stays responsive.
         if server.activeExpiry.load(ordering: .relaxed), section.enter(index, .refuseWhenBusy) {
             for db in store.databases where db.volatileCount > 0 {

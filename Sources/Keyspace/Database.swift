@@ -14,18 +14,20 @@ public final class Database {
     /// This database's number, for ready-key signals (SWAPDB trades it, `tradeNumbers`).
     public private(set) var index: Int
     private let ready: ReadyKeys
-    private let keyEvents: KeyEventLog
+    let keyEvents: KeyEventLog
     /// Keys that blocked clients wait on, with how many wait on each. Kept by the engine's
     /// waiter table; only its emptiness is checked on the write path.
     public private(set) var blockedKeys: [Bytes: Int] = [:]
     private let expiryHold: ExpiryHold
     /// Where a key that expires is recorded as a DEL (the effect stream).
-    private let effects: EffectStream
-    private var expiries = Heap<ExpiryItem>()
+    let effects: EffectStream
+    var expiries = Heap<ExpiryItem>()
     /// Keys that carry a TTL.
     public private(set) var volatileCount = 0
     /// Keys removed because their TTL passed, lazily or actively (INFO expired_keys).
     public private(set) var expiredTotal = 0
+    /// Keys removed to stay under maxmemory (INFO evicted_keys; Eviction.swift).
+    public internal(set) var evictedTotal = 0
     /// The snapshot being written, while one is: every entry this database hands out for
     /// a change, or changes itself, is first written to it unless it already is there
     /// (SnapshotGuard). Set and cleared under every shard lock.
@@ -211,7 +213,7 @@ public final class Database {
         blockedKeys[key] = n > 1 ? n - 1 : nil
     }
 
-    private func rebuildExpiries() {
+    func rebuildExpiries() {
         var items: [ExpiryItem] = []
         items.reserveCapacity(volatileCount)
         table.forEach { e in
@@ -250,6 +252,9 @@ public final class ShardStore: @unchecked Sendable {
     public let keyEvents = KeyEventLog()
     /// The server's effect stream, which every store shares.
     public let effects: EffectStream
+    /// The best eviction candidates seen on this shard (Eviction.swift), kept by whoever
+    /// holds the shard's lock.
+    public var evictionPool = EvictionPool()
 
     /// Whether a command left ready keys or key events for the engine to take.
     @inline(__always)
@@ -310,8 +315,18 @@ public final class ReadyKeys: @unchecked Sendable {
 /// notifications; recorded only while those are enabled, taken by the engine after each
 /// command under the shard lock.
 public final class KeyEventLog: @unchecked Sendable {
-    public enum Kind: Sendable { case expired, new }
-    /// Bit 0: record expirations; bit 1: record new keys. Set by CONFIG from any thread.
+    public enum Kind: Sendable {
+        case expired, new, evicted
+        /// The notification's event name.
+        public var eventName: String {
+            switch self {
+            case .expired: return "expired"
+            case .new: return "new"
+            case .evicted: return "evicted"
+            }
+        }
+    }
+    /// Bit 0: record expirations; bit 1: new keys; bit 2: evictions. Set by CONFIG from any thread.
     public let tracking = Atomic<UInt8>(0)
     public var entries: [(Kind, DatabaseKey)] = []
     public init() {}
@@ -320,7 +335,8 @@ public final class KeyEventLog: @unchecked Sendable {
 
     public func record(_ kind: Kind, _ key: DatabaseKey) {
         let bits = tracking.load(ordering: .relaxed)
-        if (kind == .expired && bits & 1 != 0) || (kind == .new && bits & 2 != 0) { entries.append((kind, key)) }
+        let bit: UInt8 = switch kind { case .expired: 1; case .new: 2; case .evicted: 4 }
+        if bits & bit != 0 { entries.append((kind, key)) }
     }
 }
 

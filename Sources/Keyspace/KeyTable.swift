@@ -15,9 +15,10 @@ import RESP
 /// several shard threads looking keys up in one table that reference count is a cache
 /// line they would take turns writing on every lookup.
 ///
-/// Invariant: every entry sits in bucket `entry.hash & mask` (the table hash's low 32
-/// bits, enough for any bucket count it reaches); `count` is the number of
-/// entries; `buckets` holds `mask + 1` initialized slots, each owning the head of its
+/// Invariant: every entry sits in bucket `hash(entry.key) & mask`, and its `hashTag` is
+/// `tag(hash(entry.key))` (the hash's top byte, which the bucket index does not use, so
+/// comparing it first skips most keys of a chain that are not the one sought); `count` is
+/// the number of entries; `buckets` holds `mask + 1` initialized slots, each owning the head of its
 /// chain; the table is resized only inside `insert` and `remove`.
 public final class KeyTable {
     private var buckets: UnsafeMutablePointer<Entry?>
@@ -48,6 +49,9 @@ public final class KeyTable {
 
     public func find(_ key: Bytes) -> Entry? { find(key, hash: KeyTable.hash(key)) }
 
+    @inline(__always)
+    static func tag(_ hash: Int) -> UInt8 { UInt8(truncatingIfNeeded: hash >> 56) }
+
     /// Walks the chain without retaining the entries it passes: a retain writes to the
     /// entry's cache line, and with several shard threads reading the same table that
     /// write makes the line move between cores on every lookup. The table owns every
@@ -55,9 +59,10 @@ public final class KeyTable {
     /// held, shared or not), so unretained references are safe; only the entry returned
     /// is retained.
     public func find(_ key: Bytes, hash: Int) -> Entry? {
+        let tag = KeyTable.tag(hash)
         var e = chainHead(hash)
         while let u = e {
-            if u._withUnsafeGuaranteedRef({ $0.hash == UInt32(truncatingIfNeeded: hash) && $0.key == key }) { return u.takeUnretainedValue() }
+            if u._withUnsafeGuaranteedRef({ $0.hashTag == tag && $0.key == key }) { return u.takeUnretainedValue() }
             e = u._withUnsafeGuaranteedRef { $0.next.map { Unmanaged.passUnretained($0) } }
         }
         return nil
@@ -81,7 +86,7 @@ public final class KeyTable {
     @inline(__always)
     public func prefetchChain(_ hash: Int) {
         if let head = chainHead(hash) {
-            // An entry spans two cache lines: the key at its start, hash and chain link after the value.
+            // An entry spans two cache lines: the key at its start, hash tag and chain link after the value.
             let start = UnsafeRawPointer(head.toOpaque())
             berth_prefetch(start)
             berth_prefetch(start + 64)
@@ -108,7 +113,7 @@ public final class KeyTable {
         var prev: Entry? = nil
         var e = buckets[b]
         while let entry = e {
-            if entry.hash == UInt32(truncatingIfNeeded: h) && entry.key == key {
+            if entry.hashTag == KeyTable.tag(h) && entry.key == key {
                 if let p = prev { p.next = entry.next } else { buckets[b] = entry.next }
                 entry.next = nil
                 count -= 1
@@ -139,7 +144,9 @@ public final class KeyTable {
             buckets[i] = nil
             while let entry = e {
                 e = entry.next
-                let b = Int(entry.hash) & newMask
+                // Entries keep no whole hash (the word is the access clock's), so a
+                // resize hashes each key again, as Redis's rehashing does.
+                let b = KeyTable.hash(entry.key) & newMask
                 entry.next = fresh[b]
                 fresh[b] = entry
             }
@@ -171,6 +178,31 @@ public final class KeyTable {
                 e = entry.next
                 body(entry)
             }
+        }
+    }
+
+    /// A random number in 0..<n (n > 0).
+    static func randomIndex(below n: Int) -> Int {
+        let r = UInt64(berth_fast_random()) << 32 | UInt64(berth_fast_random())
+        return Int(r % UInt64(n))
+    }
+
+    /// Visits up to `count` entries from consecutive buckets starting at a random one, as
+    /// Redis's dictGetSomeKeys: cheaper than `count` random picks, and random enough over
+    /// many calls. Gives up after a bounded number of empty buckets.
+    public func sample(_ count: Int, _ visit: (Entry) -> Void) {
+        guard self.count > 0 else { return }
+        var i = KeyTable.randomIndex(below: bucketCount)
+        var found = 0, steps = 0
+        while found < count && steps < count * 20 {
+            var e = buckets[i]
+            while let entry = e, found < count {
+                e = entry.next
+                visit(entry)
+                found += 1
+            }
+            i = (i + 1) & mask
+            steps += 1
         }
     }
 

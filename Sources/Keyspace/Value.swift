@@ -1,4 +1,5 @@
 import DequeModule
+import Synchronization
 import RESP
 
 /// A value stored under a key. Collections are classes so that commands mutate them in
@@ -79,26 +80,34 @@ public final class SetValue {
 }
 
 /// One key of a shard's table. `expireAt` is a Unix time in milliseconds, 0 when the
-/// key does not expire; `hash` caches the low 32 bits of the key's table hash for lookups
-/// and resizing (tables never have more buckets than that).
+/// key does not expire.
+///
+/// `access` packs two things into one word: its high 24 bits are how recently or how
+/// often the key was used (KeyAccess.swift: Redis's LRU clock, or its LFU counter and
+/// decay time), its low 8 bits a tag of the key's table hash that lookups compare before
+/// the key (KeyTable.swift). The access bits are written by readers holding the shard
+/// lock shared, hence an atomic (relaxed: they are a hint, and only change once a second).
 ///
 /// Layout: 88 bytes with the object header, the size class below 96, so the fields are
-/// ordered to leave no padding: `savedEpoch` and `hash` share one word.
+/// ordered to leave no padding: `savedEpoch` and `access` share one word.
 public final class Entry {
     public let key: Bytes
     public var value: Value
     /// The snapshot that has this key in its file (Snapshot.swift): a key whose number is
     /// not the running snapshot's is still to be written, and is written before it changes.
     public var savedEpoch: UInt32 = 0
-    let hash: UInt32
+    let access: Atomic<UInt32>
     public var expireAt: Int64 = 0
     var next: Entry?
 
     init(key: Bytes, hash: Int, value: Value) {
         self.key = key
-        self.hash = UInt32(truncatingIfNeeded: hash)
+        self.access = Atomic(KeyAccess.initialBits() << 8 | UInt32(KeyTable.tag(hash)))
         self.value = value
     }
+
+    @inline(__always)
+    var hashTag: UInt8 { UInt8(truncatingIfNeeded: access.load(ordering: .relaxed)) }
 }
 
 extension Entry {

@@ -217,6 +217,10 @@ extension Shard {
             reply.error("ERR Can not execute a script with write flag using *_ro command.")
             return true
         }
+        if outOfMemoryBeforeCommand && !function.allowOOM && !function.noWrites {
+            reply.error(ScriptCommands.outOfMemoryAtStart)
+            return true
+        }
         let host = scriptHost
         host.syncFunctions(with: server.functions)
         let run = ScriptRun(shard: self, db: conn.db, readOnly: function.noWrites, isFunction: true)

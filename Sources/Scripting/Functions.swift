@@ -23,6 +23,7 @@ struct LibraryFunction {
 
     static let flagNames = ["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"]
     var noWrites: Bool { flags & 1 != 0 }
+    var allowOOM: Bool { flags & 2 != 0 }
     var noCluster: Bool { flags & 8 != 0 }
     var flagList: [String] { LibraryFunction.flagNames.enumerated().filter { flags & (1 << $0.offset) != 0 }.map(\.element) }
 }

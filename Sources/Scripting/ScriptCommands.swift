@@ -21,30 +21,44 @@ enum ScriptCommands {
 
     /// `#!lua [flags=a,b]` on the first line: the flags that matter here, and the body with
     /// that line turned into a comment (so line numbers stay).
-    static func shebang(_ body: Bytes) throws(CommandError) -> (noWrites: Bool, noCluster: Bool, source: Bytes) {
-        guard body.count >= 2, body[0] == 35, body[1] == 33 else { return (false, false, body) }  // "#!"
+    static func shebang(_ body: Bytes) throws(CommandError) -> Shebang {
+        guard body.count >= 2, body[0] == 35, body[1] == 33 else {  // "#!"
+            return Shebang(flagged: false, noWrites: false, noCluster: false, allowOOM: false, source: body)
+        }
         var raw = body.array
         let end = raw.firstIndex(of: 10) ?? raw.count
         let line = String(decoding: raw[2..<end], as: UTF8.self).split(separator: " ").map(String.init)
         guard let engine = line.first, engine == "lua" else {
             throw CommandError("ERR Unexpected engine in script shebang: #!\(line.first ?? "")")
         }
-        var noWrites = false, noCluster = false
+        var noWrites = false, noCluster = false, allowOOM = false
         for part in line.dropFirst() {
             guard part.hasPrefix("flags=") else { throw CommandError("ERR Unknown lua shebang option: \(part)") }
             for flag in part.dropFirst(6).split(separator: ",") {
                 switch flag {
                 case "no-writes": noWrites = true
                 case "no-cluster": noCluster = true
-                case "allow-oom", "allow-stale", "allow-cross-slot-keys": break
+                case "allow-oom": allowOOM = true
+                case "allow-stale", "allow-cross-slot-keys": break
                 default: throw CommandError("ERR Unexpected flag in script shebang: \(flag)")
                 }
             }
         }
         raw[0] = 45  // "--" comments the line out
         raw[1] = 45
-        return (noWrites, noCluster, Bytes(raw))
+        return Shebang(flagged: true, noWrites: noWrites, noCluster: noCluster, allowOOM: allowOOM, source: Bytes(raw))
     }
+
+    /// What a script's `#!lua` line says; `flagged` when it has one (Redis then applies
+    /// the flags' rules, such as refusing the script at its start when out of memory).
+    struct Shebang {
+        let flagged: Bool, noWrites: Bool, noCluster: Bool, allowOOM: Bool
+        let source: Bytes
+    }
+
+    /// Redis's refusal of a script with flags, or a function, that may write while the
+    /// server is over maxmemory with nothing to evict.
+    static let outOfMemoryAtStart = "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'"
 
     /// SCRIPT KILL / FUNCTION KILL: stops the busy script of that kind unless it wrote.
     static func kill(_ busy: ScriptBusy, function: Bool, _ reply: ReplyWriter) -> Bool {
@@ -136,8 +150,13 @@ extension Shard {
             reply.error("NOSCRIPT No matching script. Please use EVAL.")
             return true
         }
-        let noWrites: Bool, noCluster: Bool, source: Bytes
-        do { (noWrites, noCluster, source) = try ScriptCommands.shebang(body) } catch { reply.error(error.message); return true }
+        let shebang: ScriptCommands.Shebang
+        do { shebang = try ScriptCommands.shebang(body) } catch { reply.error(error.message); return true }
+        let noWrites = shebang.noWrites, noCluster = shebang.noCluster, source = shebang.source
+        if outOfMemoryBeforeCommand && shebang.flagged && !shebang.allowOOM && !noWrites && !spec.flags.contains(.readonly) {
+            reply.error(ScriptCommands.outOfMemoryAtStart)
+            return true
+        }
         let host = scriptHost
         host.sync(with: cache)
         if let error = host.load(sha: sha, source: source) {
@@ -147,6 +166,7 @@ extension Shard {
         }
         if byBody { cache.add(body) }
         let run = ScriptRun(shard: self, db: conn.db, readOnly: noWrites || spec.flags.contains(.readonly))
+        run.refusesGrowth = outOfMemoryBeforeCommand && !shebang.flagged
         run.caller = (conn.peer, conn.name)
         run.connection = conn
         let keys = args[3..<(3 + numkeys)]

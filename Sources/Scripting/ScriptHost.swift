@@ -110,6 +110,10 @@ final class ScriptRun {
     let startedAt = monotonicMicroseconds() / 1000
     /// A write command ran: SCRIPT KILL can no longer stop it.
     var wrote = false
+    /// A script without flags that started while the server was out of memory: its
+    /// commands that may grow memory are refused until it has written (after a first
+    /// write Redis lets it finish, rather than stop it halfway).
+    var refusesGrowth = false
     /// The FCALL that runs a function, for FUNCTION STATS once the run is announced.
     var command: [Bytes] = []
     /// The calling client's address and name: the commands the script runs are logged
@@ -199,6 +203,9 @@ final class ScriptRun {
         }
         if readOnly && spec.flags.contains(.write) {
             return refuse("ERR Write commands are not allowed from read-only scripts.")
+        }
+        if refusesGrowth && !wrote && spec.flags.contains(.denyOOM) {
+            return refuse("OOM command not allowed when used memory > 'maxmemory'.")
         }
         guard cover(spec, args) else { return nil }
         if spec.flags.contains(.write) && !wrote {

@@ -31,4 +31,8 @@ static inline uint64_t berth_cycles(void) {
 #endif
 }
 
+/// A fast pseudo-random 32-bit number from a per-thread xorshift generator, for
+/// probabilistic counters (LFU) that must not pay a system call per use.
+uint32_t berth_fast_random(void);
+
 #endif
