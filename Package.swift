@@ -134,7 +134,7 @@ let package = Package(
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP"]),
         .testTarget(name: "PersistenceTests", dependencies: ["Persistence", "Keyspace", "RESP", "BerthClient"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "Keyspace", "RESP"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Uring", "Commands", "Keyspace", "RESP", "CAllocator"]),
         .testTarget(name: "ModulesTests", dependencies: ["Modules", "RESP"]),
         .testTarget(name: "JavaScriptTests", dependencies: ["JavaScript", "RESP"]),
         .testTarget(name: "IntegrationTests", dependencies: ["BerthClient", "RESP"]),
