@@ -46,7 +46,6 @@ enum DumpRestore {
             }
             i += 1
         }
-        _ = (idle, freq)  // Berth keeps no LRU clock or LFU counter per key yet: accepted, as Redis does with another policy.
         let db = ctx.db(key)
         let existing = ctx.lookup(key)
         if existing != nil && !replace { throw CommandError("BUSYKEY Target key name already exists.") }
@@ -76,6 +75,8 @@ enum DumpRestore {
         }
         let entry = db.overwrite(existing, key, value)
         if ttl != 0 { db.setExpire(entry, at: ttl) }
+        // Kept when the policy uses it (IDLETIME under LRU, FREQ under LFU), as in Redis.
+        if idle != nil || freq != nil { entry.restoreAccess(idleSeconds: idle, frequency: freq) }
         if ttl != 0 && !absolute {
             // Replayed later, a relative TTL would mean another moment: the effect carries
             // the deadline, as Redis propagates it.

@@ -252,6 +252,8 @@ def test_object_idletime_and_freq(make_server):
     assert c.object("idletime", "a") == 0 and c.object("idletime", "b") == 0
     with pytest.raises(redis.exceptions.ResponseError, match="An LFU maxmemory policy is not selected"):
         c.object("freq", "a")
+    c.restore("restored", 0, c.dump("a"), idletime=1000)
+    assert 1000 <= c.object("idletime", "restored") <= 1001
     c.config_set("maxmemory-policy", "allkeys-lfu")
     c.config_set("lfu-log-factor", 0)  # every access counts
     c.set("f", 1)
@@ -259,6 +261,8 @@ def test_object_idletime_and_freq(make_server):
     for _ in range(100):
         c.get("f")
     assert c.object("freq", "f") == 105
+    c.restore("r2", 0, c.dump("f"), frequency=42)
+    assert c.object("freq", "r2") == 42
     with pytest.raises(redis.exceptions.ResponseError, match="An LFU maxmemory policy is selected"):
         c.object("idletime", "f")
     c.close()
