@@ -70,6 +70,7 @@ extension Shard {
         // Failed only when over the limit with no key to take: other shards free and
         // allocate meanwhile, so the figure alone may cross the limit either way.
         var outcome = EvictionOutcome.underLimit
+        var emptyRounds = 0
         while Self.usedMemory() > limit {
             guard let (shard, runnerUp) = bestShardToEvict(policy, samples: samples),
                   section.enter(shard, .refuseWhenBusy) else {
@@ -77,11 +78,12 @@ extension Shard {
                 break
             }
             let store = stores[shard]
-            var batch = 0
+            var batch = 0, underLimit = false
             // The first victim regardless of the runner-up (its score may have dropped
-            // since it was asked, when the key was used meanwhile): every round evicts.
-            while batch < 16, Self.usedMemory() > limit,
-                  let (db, entry) = store.takeEvictionVictim(policy, samples: samples, minimum: batch == 0 ? 0 : runnerUp) {
+            // since it was asked, when the key was used meanwhile).
+            while batch < 16 {
+                if Self.usedMemory() <= limit { underLimit = true; break }
+                guard let (db, entry) = store.takeEvictionVictim(policy, samples: samples, minimum: batch == 0 ? 0 : runnerUp) else { break }
                 let key = entry.key
                 db.evict(entry)
                 if server.watchedKeys.load(ordering: .relaxed) > 0 { touchWatchers(of: [key], db: db.index) }
@@ -89,11 +91,12 @@ extension Shard {
             }
             section.leave(shard)
             section.finish()
-            if batch == 0 {
-                if Self.usedMemory() > limit { outcome = evicted > 0 ? .running : .failed }
-                break
-            }
             evicted += batch
+            if underLimit { break }
+            // The shard's candidates went between asking and taking (another shard's
+            // thread evicted them): ask again, a few times.
+            emptyRounds = batch == 0 ? emptyRounds + 1 : 0
+            if emptyRounds == 3 { outcome = evicted > 0 ? .running : .failed; break }
             if monotonicMicroseconds() - started > budget {
                 if Self.usedMemory() > limit { outcome = .running }
                 break
