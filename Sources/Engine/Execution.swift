@@ -30,8 +30,10 @@ extension Shard {
             if !keepingLocks { section.releaseKept() }
             activeConnection = outer
         }
-        // One clock reading serves the whole batch read from the socket, as a time snapshot.
+        // One clock reading serves the whole batch read from the socket, as a time snapshot
+        // (and one reading of used memory, MemoryLimit.swift).
         batchTime = ShardStore.nowMilliseconds()
+        memoryCheckedInBatch = false
         clockBeforeCommand = clock.microseconds()
         conn.parser.maxBulkLength = server.config.maxBulkLength.load(ordering: .relaxed)
         var window = PrefetchWindow()
@@ -85,6 +87,7 @@ extension Shard {
     func execute(_ conn: Connection, _ args: [Bytes]) {
         let outer = activeConnection
         activeConnection = conn
+        memoryCheckedInBatch = false
         clockBeforeCommand = clock.microseconds()
         executeKeepingLocks(conn, args)
         section.releaseKept()

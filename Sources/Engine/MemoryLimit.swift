@@ -14,14 +14,16 @@ import Glibc
 /// Each round asks every shard, under that shard's lock alone, for the score of its best
 /// candidate (Keyspace's Eviction.swift), then evicts from the best shard while its
 /// candidates beat the runner-up's: across shards, the keys go in the order one pool over
-/// the whole keyspace would take them. No lock is held across shards and no global lock
-/// is taken; while under the limit a command pays one relaxed load and one sum of
-/// per-thread allocation counters. Keys are chosen by the policy (Keyspace's Eviction.swift) and removed as
+/// the whole keyspace would take them. One shard evicts at a time (the `evicting` flag;
+/// the others serve on); no lock is held across shards; while under the limit a command
+/// pays one relaxed load and one sum of per-thread allocation counters. Keys are chosen by the policy (Keyspace's Eviction.swift) and removed as
 /// deleted ones are, so blocked clients waiting on them see a deleted key, WATCHers
 /// their transaction fail, the effect stream a DEL, subscribers an `evicted` event.
 ///
-/// Eviction stops after a time budget that `maxmemory-eviction-tenacity` sets (500 µs at
-/// the default 10, as Redis) and the shard's tick carries on; meanwhile commands run.
+/// Once over the limit, eviction goes on to 1/64 of the limit below it (at most 4 MB), so
+/// that a stream of writes pays one round per many keys. It stops after a time budget
+/// that `maxmemory-eviction-tenacity` sets (500 µs at the default 10, as Redis) and the
+/// shard's tick carries on; meanwhile commands run.
 /// A command is refused with -OOM only when the server is over the limit and eviction
 /// could free nothing (policy `noeviction`, or no key the policy may take), and only if
 /// it may grow memory (`denyoom`), or is queued in a transaction, or is an EXEC of such
@@ -31,16 +33,24 @@ import Glibc
 /// Nothing is evicted or refused while loading, during CLIENT PAUSE (which must not
 /// write), or inside a command of a module that yields.
 extension Shard {
-    enum EvictionOutcome { case underLimit, running, failed }
+    enum EvictionOutcome { case wellUnderLimit, underLimit, running, failed }
 
     static let outOfMemory = "OOM command not allowed when used memory > 'maxmemory'."
 
     /// Before a command while maxmemory is set: makes room, and answers whether the
     /// command must be refused (Redis's processCommand, performEvictions).
     func refusesForMemory(_ spec: CommandSpec, _ conn: Connection) -> Bool {
-        let outOfMemory = evictToLimit() == .failed
-        outOfMemoryBeforeCommand = outOfMemory
-        guard outOfMemory else { return false }
+        // Once per batch read from a socket: summing the threads' allocation counters
+        // reads cache lines the other shards' threads keep writing, which a pipeline of
+        // small commands would pay for on each one.
+        // Only while far enough under the limit: near it, each command makes room for
+        // itself, so that eviction keeps pace with writes however large the batch.
+        if !memoryCheckedInBatch {
+            let outcome = evictToLimit()
+            memoryCheckedInBatch = outcome == .wellUnderLimit
+            outOfMemoryBeforeCommand = outcome == .failed
+        }
+        guard outOfMemoryBeforeCommand else { return false }
         if spec.flags.contains(.denyOOM) { return true }
         if let txn = conn.transaction {
             if spec.name == "exec" { return txn.queue.contains { $0.0.flags.contains(.denyOOM) } }
@@ -52,18 +62,30 @@ extension Shard {
     /// Bytes used that count toward the limit.
     static func usedMemory() -> Int { Int(berth_allocated_bytes()) }
 
-    /// Evicts until used memory is under the limit, the time budget is spent, or no
+    /// Evicts until used memory is under the target below the limit, the time budget is spent, or no
     /// shard has a key the policy may take. Holds no lock when called or on return.
     @discardableResult
     func evictToLimit() -> EvictionOutcome {
         let limit = server.config.maxMemory.load(ordering: .relaxed)
-        guard limit > 0, Self.usedMemory() > limit else { return .underLimit }
+        let used = Self.usedMemory()
+        guard limit > 0, used > limit else { return used < limit - limit / 16 ? .wellUnderLimit : .underLimit }
         guard !server.loading.load(ordering: .relaxed), !pause.isActive, !server.moduleYieldGate.sectionHeld.load(ordering: .relaxed) else {
             return .underLimit
         }
         let policy = EvictionPolicy(rawValue: server.config.evictionPolicy.load(ordering: .relaxed)) ?? .noEviction
         guard policy != .noEviction else { return .failed }
+        // One shard evicts at a time: two would contend for the same shards' locks to
+        // take the same excess. The others go on serving meanwhile, as Redis serves while
+        // its eviction runs past its time budget.
+        guard server.evicting.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            return .running
+        }
+        defer { server.evicting.store(false, ordering: .releasing) }
         let samples = server.config.evictionSamples.load(ordering: .relaxed)
+        // Once over, a little more than the excess goes (1/64 of the limit, at most 4 MB),
+        // so that a stream of writes triggers one round per many keys rather than a
+        // round, with its visit to every shard, per key.
+        let target = limit - min(limit / 64, 4 << 20)
         let started = monotonicMicroseconds(), budget = Self.evictionBudget(server.config.evictionTenacity.load(ordering: .relaxed))
         section.releaseKept()
         var evicted = 0
@@ -71,18 +93,18 @@ extension Shard {
         // allocate meanwhile, so the figure alone may cross the limit either way.
         var outcome = EvictionOutcome.underLimit
         var emptyRounds = 0
-        while Self.usedMemory() > limit {
+        while Self.usedMemory() > target {
             guard let (shard, runnerUp) = bestShardToEvict(policy, samples: samples),
                   section.enter(shard, .refuseWhenBusy) else {
-                outcome = evicted > 0 ? .running : .failed
+                outcome = Self.usedMemory() <= limit ? .underLimit : evicted > 0 ? .running : .failed
                 break
             }
             let store = stores[shard]
             var batch = 0, underLimit = false
             // The first victim regardless of the runner-up (its score may have dropped
             // since it was asked, when the key was used meanwhile).
-            while batch < 16 {
-                if Self.usedMemory() <= limit { underLimit = true; break }
+            while batch < 64 {
+                if Self.usedMemory() <= target { underLimit = true; break }
                 guard let (db, entry) = store.takeEvictionVictim(policy, samples: samples, minimum: batch == 0 ? 0 : runnerUp) else { break }
                 let key = entry.key
                 db.evict(entry)
@@ -96,7 +118,10 @@ extension Shard {
             // The shard's candidates went between asking and taking (another shard's
             // thread evicted them): ask again, a few times.
             emptyRounds = batch == 0 ? emptyRounds + 1 : 0
-            if emptyRounds == 3 { outcome = evicted > 0 ? .running : .failed; break }
+            if emptyRounds == 3 {
+                outcome = Self.usedMemory() <= limit ? .underLimit : evicted > 0 ? .running : .failed
+                break
+            }
             if monotonicMicroseconds() - started > budget {
                 if Self.usedMemory() > limit { outcome = .running }
                 break

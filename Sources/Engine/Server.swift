@@ -86,6 +86,8 @@ public final class Server: @unchecked Sendable {
     /// Set while the data set loads at start: commands without the `loading` flag answer
     /// -LOADING (Execution.swift).
     let loading = Atomic<Bool>(false)
+    /// Some shard is evicting keys (MemoryLimit.swift): the others leave it to it.
+    let evicting = Atomic<Bool>(false)
     let loadingStarted = Atomic<Int64>(0)
     private let memoryPeak = Atomic<Int>(0)
     /// Bytes allocated once every shard ran, before any client: MEMORY STATS' baseline.

@@ -91,6 +91,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     /// Whether the server was over maxmemory with nothing to evict before the command now
     /// running (MemoryLimit.swift): a script without flags may not start writing then.
     package var outOfMemoryBeforeCommand = false
+    /// Whether `outOfMemoryBeforeCommand` was decided for the batch now running.
+    var memoryCheckedInBatch = false
     /// Messages a transaction or script published to this shard's own subscribers: they
     /// are delivered after its reply (as Redis 7.2 orders them), with the keyspace events.
     package var deferredMessages: [(channel: Bytes, message: Bytes, sharded: Bool)] = []
@@ -273,6 +275,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     private func tick(now: Int64) {
         publishedDirty.store(context.dirty, ordering: .relaxed)
         KeyAccess.refreshClock(nowMilliseconds: now)
+        memoryCheckedInBatch = false
         if server.config.maxMemory.load(ordering: .relaxed) > 0 { evictToLimit() }
         // Behind a busy script, expiry waits for a later tick: the shard stays responsive.
         if server.activeExpiry.load(ordering: .relaxed), section.enter(index, .refuseWhenBusy) {

@@ -83,8 +83,11 @@ def test_keys_read_constantly_survive_allkeys_lru(make_server):
     # so the hot keys and the new ones are equally recent.
     fill(c, "new", LIMIT // 2, every=read_hot)
     assert c.info("stats")["evicted_keys"] > 0
-    assert c.exists(*hot) == len(hot)
-    assert c.exists(*cold) < len(cold)
+    # Sampled LRU is approximate: nearly every hot key survives while a large share of
+    # the cold ones goes.
+    hot_lost = 1 - c.exists(*hot) / len(hot)
+    cold_lost = 1 - c.exists(*cold) / len(cold)
+    assert cold_lost > 0.2 and hot_lost <= 0.02, (hot_lost, cold_lost)
     c.close()
 
 
