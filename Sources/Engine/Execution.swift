@@ -140,7 +140,9 @@ extension Shard {
             stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             return
         }
-        if server.config.maxMemory.load(ordering: .relaxed) > 0, refusesForMemory(spec, conn) {
+        if server.config.maxMemory.load(ordering: .relaxed) == 0 {
+            outOfMemoryBeforeCommand = false  // a limit set before may have left it true
+        } else if refusesForMemory(spec, conn) {
             stats.rejectedCalls[rejectedStatID(spec, args)] += 1
             if spec.name == "exec", conn.transaction != nil {
                 conn.transaction = nil

@@ -123,6 +123,10 @@ def test_noeviction_refuses_writes_but_serves_reads_and_deletes(make_server):
         c.eval("#!lua\nreturn redis.call('get', 'k:0')", 0)
     assert c.eval("#!lua flags=no-writes\nreturn redis.call('get', 'k:0')", 0) == VALUE
     assert c.eval("#!lua flags=allow-oom\nreturn redis.call('set', 'x', 1)", 0) == "OK"
+    # Without a limit nothing is refused, whatever the last command under one found.
+    c.config_set("maxmemory", 0)
+    assert c.eval("#!lua\nreturn redis.call('set', 'y', 1)", 0) == "OK"
+    c.config_set("maxmemory", LIMIT)
     # Deleting makes room again.
     c.delete(*["k:%d" % i for i in range(n)])
     assert c.set("after", "ok") and c.get("after") == "ok"
