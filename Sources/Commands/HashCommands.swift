@@ -67,10 +67,10 @@ enum HashCommands {
         },
         CommandSpec("hincrbyfloat", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: FloatIncrement.hincrByFloat),
         CommandSpec("hkeys", arity: 2, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
-            ctx.reply.bulkArray(Array(try ctx.hash(ctx.args[1])?.fields.keys ?? [:].keys))
+            ctx.reply.bulkArray(try ctx.hash(ctx.args[1])?.fields.keys ?? [])
         },
         CommandSpec("hvals", arity: 2, flags: [.readonly, .sharedRead], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
-            ctx.reply.bulkArray(Array(try ctx.hash(ctx.args[1])?.fields.values ?? [:].values))
+            ctx.reply.bulkArray(try ctx.hash(ctx.args[1])?.fields.values ?? [])
         },
         CommandSpec("hrandfield", arity: -2, flags: [.readonly], keys: KeySpec(1, 1, 1), handler: hrandfield),
         CommandSpec("hscan", arity: -3, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in

@@ -25,6 +25,12 @@ public struct EvictionPool {
     public init() {}
 
     mutating func offer(score: UInt64, db: Int, key: Bytes) {
+        // Samples of neighbouring buckets meet the same keys again: a key twice in the pool
+        // would leave a stale copy behind once taken, crowding out live candidates.
+        if let i = candidates.firstIndex(where: { $0.db == db && $0.key == key }) {
+            guard candidates[i].score != score else { return }
+            candidates.remove(at: i)
+        }
         if candidates.count == Self.size {
             guard score > candidates[0].score else { return }
             candidates.removeFirst()
@@ -165,6 +171,14 @@ extension Database {
                 found += 1
             }
         }
+        if found == 0 && volatileCount > 0 {
+            // Every pick met a stale item (with few keys with a TTL, the slack before a
+            // rebuild is most of the heap): rebuilt, every item is live.
+            rebuildExpiries()
+            for item in expiries.unordered.prefix(count) {
+                if let e = table.find(item.key), e.expireAt == item.deadline { visit(e) }
+            }
+        }
     }
 
     /// The key whose TTL ends first; stale heap items met on the way are dropped.
@@ -179,12 +193,6 @@ extension Database {
     func randomVolatileEntry() -> Entry? {
         var found: Entry? = nil
         sample(1, volatileOnly: true) { found = $0 }
-        if found == nil && volatileCount > 0 {
-            // Ten picks all met stale items (up to a third are): with the heap rebuilt
-            // every item is live, so one pick finds a key.
-            rebuildExpiries()
-            sample(1, volatileOnly: true) { found = $0 }
-        }
         return found
     }
 }

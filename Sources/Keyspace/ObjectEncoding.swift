@@ -4,11 +4,12 @@ import RESP
 /// The name OBJECT ENCODING gives a value: the encoding Redis would use for the same
 /// contents under the same `*-max-listpack-*` settings. Berth keeps one representation
 /// per type (KeyTable entries, Swift collections), so this reports Redis's choice rather
-/// than a layout of Berth's; tools and tests that ask it get the answer they know.
+/// than a layout of Berth's (hashes aside); tools and tests that ask get the answer they know.
 ///
 /// Redis converts one way (a hash that grew past the limits stays a hashtable after it
-/// shrinks); Berth derives the name from the contents now, except for sorted sets, which
-/// keep Redis's one-way conversion for their -0 semantics (`keepsSignedZero`).
+/// shrinks). Hashes are packed as Redis packs them (HashFields.swift) and sorted sets
+/// keep Redis's one-way conversion for their -0 semantics (`keepsSignedZero`), so for
+/// those two the name is exact; for lists and sets it is derived from the contents now.
 public enum EncodingLimits {
     public static let hashEntries = Atomic<Int>(512)
     public static let hashValue = Atomic<Int>(64)
@@ -24,10 +25,7 @@ extension Value {
         switch self {
         case .string(let s): return Value.stringEncoding(s)
         case .list(let l): return Value.listFitsListpack(l) ? "listpack" : "quicklist"
-        case .hash(let h):
-            let entries = EncodingLimits.hashEntries.load(ordering: .relaxed), size = EncodingLimits.hashValue.load(ordering: .relaxed)
-            guard h.fields.count <= entries else { return "hashtable" }
-            return h.fields.allSatisfy { $0.key.count <= size && $0.value.count <= size } ? "listpack" : "hashtable"
+        case .hash(let h): return h.fields.isPacked ? "listpack" : "hashtable"
         case .set(let s):
             if s.members.count <= EncodingLimits.setIntsetEntries.load(ordering: .relaxed),
                s.members.allSatisfy({ Value.isCanonicalInteger($0) }) {

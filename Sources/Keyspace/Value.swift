@@ -33,7 +33,7 @@ public enum Value {
         switch self {
         case .string(let b): return .string(b)
         case .list(let l): return .list(ListValue(l.items))
-        case .hash(let h): return .hash(HashValue(h.fields))
+        case .hash(let h): return .hash(HashValue(copying: h.fields))
         case .set(let s): return .set(SetValue(s.members))
         case .zset(let z): return .zset(z.copy())
         case .stream(let s): return .stream(s.copy())
@@ -70,8 +70,10 @@ public final class ListValue {
 }
 
 public final class HashValue {
-    public var fields: [Bytes: Bytes]
-    public init(_ fields: [Bytes: Bytes] = [:]) { self.fields = fields }
+    public var fields: HashFields
+    public init() { fields = HashFields() }
+    public init(_ fields: [Bytes: Bytes]) { self.fields = HashFields(fields) }
+    public init(copying fields: HashFields) { self.fields = fields }
 }
 
 public final class SetValue {

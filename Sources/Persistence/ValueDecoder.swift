@@ -169,14 +169,15 @@ enum ValueDecoder {
     }
 
     private static func hash<R: PackedReader>(_ reader: inout R, _ blob: RDBInput) throws -> Value? {
-        var fields = [Bytes: Bytes](minimumCapacity: reservation(reader.capacityHint / 2))
+        // Packed as it was packed (HashFields.swift), so the fields keep their order.
+        var fields = HashFields()
         while let field = try reader.next() {
             guard let value = try reader.next() else { throw blob.error("Hash field without a value") }
             guard fields.updateValue(value.asBytes, forKey: field.asBytes) == nil else {
                 throw blob.error("Duplicate hash field")
             }
         }
-        return fields.isEmpty ? nil : .hash(HashValue(fields))
+        return fields.isEmpty ? nil : .hash(HashValue(copying: fields))
     }
 
     private static func sortedSet<R: PackedReader>(_ reader: inout R, _ blob: RDBInput) throws -> Value? {

@@ -292,3 +292,41 @@ def test_info_memory_fields(make_server):
     c.flushall()
     assert used(c) < before + 1024 * 1024
     c.close()
+
+
+def test_small_hashes_are_packed_as_redis_packs_them(make_server, redis_server):
+    """Small hashes keep Redis's listpack: field order as added, converted for good to a
+    hash table past hash-max-listpack-entries or -value."""
+    c = make_server("--shards", 2).client(decode_responses=True)
+    for r in (c, redis_server):
+        r.config_set("hash-max-listpack-entries", 4)
+        r.hset("h", mapping={"z": 1, "a": 2, "m": 3})
+        r.hset("h", "a", "two")  # replaced in place
+        r.hdel("h", "z")
+        r.hincrby("h", "n", 5)
+        r.hincrbyfloat("h", "f", 1.5)
+        r.hsetnx("h", "a", "no")
+        r.hset("wide", "f", "v" * 65)
+        r.hset("many", mapping={"f%d" % i: i for i in range(5)})
+        r.hdel("many", "f0", "f1", "f2")
+    for key in ("h", "wide", "many"):
+        assert c.object("encoding", key) == redis_server.object("encoding", key), key
+        # In order while packed; a hash table's order is its own on either server.
+        same = (lambda a, b: a == b) if c.object("encoding", key) == "listpack" else (lambda a, b: sorted(a) == sorted(b))
+        assert same(c.execute_command("HGETALL", key), redis_server.execute_command("HGETALL", key)), key
+        assert same(c.hkeys(key), redis_server.hkeys(key)) and same(c.hvals(key), redis_server.hvals(key)), key
+    assert c.object("encoding", "h") == "listpack"
+    assert c.object("encoding", "many") == "hashtable"  # shrunk, not converted back
+    assert c.hscan("h") == redis_server.hscan("h")
+    assert c.hrandfield("h") in c.hkeys("h")
+    assert c.hstrlen("h", "a") == 3 and c.hexists("h", "n") and not c.hexists("h", "z")
+    # A packed hash survives DUMP/RESTORE and costs less than a table of the same fields.
+    c.restore("copy", 0, c.dump("h"))
+    assert c.hgetall("copy") == c.hgetall("h")
+    c.config_set("hash-max-listpack-entries", 512)
+    c.hset("small", mapping={"f%d" % i: "v%d" % i for i in range(5)})
+    c.config_set("hash-max-listpack-entries", 0)
+    c.hset("table", mapping={"f%d" % i: "v%d" % i for i in range(5)})
+    assert c.object("encoding", "table") == "hashtable"
+    assert c.memory_usage("small") * 2 < c.memory_usage("table")
+    c.close()
