@@ -6,7 +6,7 @@ import Glibc
 /// A hash's fields and values, with the part of Dictionary's interface the commands use.
 ///
 /// A small hash is packed, as Redis packs it in a listpack: one byte buffer holding the
-/// number of pairs (two bytes, little-endian), then field, value, field, value..., each
+/// number of pairs (four bytes, little-endian), then field, value, field, value..., each
 /// as its length (LEB128) and its bytes, in the order the fields were added. A five-field
 /// hash of short strings takes one allocation of about a hundred bytes instead of a hash
 /// table of 24-byte slots. Lookups scan the buffer, as Redis's do; past
@@ -26,7 +26,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     private(set) var storage: Storage
 
     /// An empty packed buffer, shared: the first write copies it.
-    private static let empty: [UInt8] = [0, 0]
+    private static let empty: [UInt8] = [0, 0, 0, 0]
 
     public init() { storage = .packed(HashFields.empty) }
 
@@ -48,7 +48,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
 
     public var count: Int {
         switch storage {
-        case .packed(let b): return Int(b[0]) | Int(b[1]) << 8
+        case .packed(let b): return HashFields.count(of: b)
         case .table(let t): return t.count
         }
     }
@@ -141,7 +141,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
 
     public struct Iterator: IteratorProtocol {
         private var packed: [UInt8] = []
-        private var offset = 2
+        private var offset = HashFields.header
         private var table: Dictionary<Bytes, Bytes>.Iterator?
 
         init(packed: [UInt8]) { self.packed = packed }
@@ -172,11 +172,17 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
         storage = .table(t)
     }
 
-    private func count(of b: [UInt8]) -> Int { Int(b[0]) | Int(b[1]) << 8 }
+    /// The first bytes of a packed buffer: its number of pairs.
+    static let header = 4
+
+    private static func count(of b: [UInt8]) -> Int {
+        Int(b[0]) | Int(b[1]) << 8 | Int(b[2]) << 16 | Int(b[3]) << 24
+    }
+
+    private func count(of b: [UInt8]) -> Int { HashFields.count(of: b) }
 
     private static func setCount(_ n: Int, in b: inout [UInt8]) {
-        b[0] = UInt8(truncatingIfNeeded: n)
-        b[1] = UInt8(truncatingIfNeeded: n >> 8)
+        for i in 0..<header { b[i] = UInt8(truncatingIfNeeded: n >> (8 * i)) }
     }
 
     /// Where one pair sits: the field's length prefix, the value's, and the pair's end.
@@ -187,7 +193,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     private static func find(_ key: Bytes, in b: [UInt8]) -> Pair? {
         key.withUnsafeBytes { k in
             b.withUnsafeBytes { raw in
-                var i = 2
+                var i = header
                 while i < raw.count {
                     let start = i
                     let n = length(at: &i, in: raw)

@@ -329,4 +329,10 @@ def test_small_hashes_are_packed_as_redis_packs_them(make_server, redis_server):
     c.hset("table", mapping={"f%d" % i: "v%d" % i for i in range(5)})
     assert c.object("encoding", "table") == "hashtable"
     assert c.memory_usage("small") * 2 < c.memory_usage("table")
+    # The pair count of a packed hash is wide enough for any limit (it once wrapped at
+    # 65,536); a high limit keeps a large hash packed, counted right.
+    c.config_set("hash-max-listpack-entries", 100_000)
+    c.hset("large", mapping={"f%d" % i: 1 for i in range(3000)})
+    assert c.hlen("large") == 3000 and c.object("encoding", "large") == "listpack"
+    assert c.hget("large", "f2999") == "1" and c.hdel("large", "f0") == 1 and c.hlen("large") == 2999
     c.close()
