@@ -124,6 +124,19 @@ enum ValueDecoder {
     private static func plainHash(_ input: inout RDBInput) throws -> Value? {
         let n = try input.count(of: "Hash", minBytesEach: 2)
         guard n > 0 else { return nil }
+        if n <= EncodingLimits.hashEntries.load(ordering: .relaxed) {
+            // Small enough to be packed: read in the file's order, which is the order
+            // the fields were added (Berth writes packed hashes as plain ones).
+            var fields = HashFields()
+            for _ in 0..<n {
+                let start = input.position
+                let field = try input.string()
+                guard fields.updateValue(try input.string(), forKey: field) == nil else {
+                    throw input.error("Duplicate hash field", at: start)
+                }
+            }
+            return .hash(HashValue(copying: fields))
+        }
         var fields = [Bytes: Bytes](minimumCapacity: reservation(n))
         for _ in 0..<n {
             let start = input.position
