@@ -79,7 +79,7 @@ enum SortCommand {
             switch e.value {
             case .list(let l): elements = Array(l.items); isList = true
             case .set(let s): elements = Array(s.members); isSet = true
-            case .zset(let z): zset = z; z.convertForSort()
+            case .zset(let z): zset = z; z.convertToTree()
             default: throw .wrongType
             }
         }
@@ -103,7 +103,7 @@ enum SortCommand {
             }
             window = 0..<elements.count
         } else {
-            if let z = zset { elements = z.scores.keys.map { $0 } }
+            if let z = zset { elements = z.pairs.map(\.0) }
             window = start..<max(start, end)
             if !unsorted { elements = try sorted(ctx, elements, o) }
         }

@@ -91,7 +91,7 @@ extension SortedSetCommands {
         for key in ctx.args[(index + 1)...(index + n)] {
             guard let e = ctx.lookup(key) else { inputs.append(.scored([:])); continue }
             switch e.value {
-            case .zset(let z): inputs.append(.scored(z.scores))
+            case .zset(let z): inputs.append(.scored(z.table))
             case .set(let s): inputs.append(.plain(s.members))
             default: throw .wrongType
             }

@@ -92,7 +92,7 @@ enum SortedSetCommands {
         },
         CommandSpec("zscan", arity: -3, flags: [.readonly], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             try collectionScan(ctx) { () throws(CommandError) -> [(Bytes, Bytes?)]? in
-                try ctx.zset(ctx.args[1]).map { $0.scores.map { ($0.key, Bytes(formatDouble($0.value))) } }
+                try ctx.zset(ctx.args[1]).map { $0.pairs.map { ($0.0, Bytes(formatDouble($0.1))) } }
             }
         },
     ]

@@ -385,6 +385,8 @@ public final class ServerConfig: @unchecked Sendable {
             noteIntegerSharing()
         case "hash-max-listpack-entries", "hash-max-ziplist-entries": EncodingLimits.hashEntries.store(n, ordering: .relaxed)
         case "hash-max-listpack-value", "hash-max-ziplist-value": EncodingLimits.hashValue.store(n, ordering: .relaxed)
+        case "zset-max-listpack-entries", "zset-max-ziplist-entries": EncodingLimits.zsetEntries.store(n, ordering: .relaxed)
+        case "zset-max-listpack-value", "zset-max-ziplist-value": EncodingLimits.zsetValue.store(n, ordering: .relaxed)
         case "set-max-intset-entries": EncodingLimits.setIntsetEntries.store(n, ordering: .relaxed)
         case "set-max-listpack-entries": EncodingLimits.setEntries.store(n, ordering: .relaxed)
         case "set-max-listpack-value": EncodingLimits.setValue.store(n, ordering: .relaxed)

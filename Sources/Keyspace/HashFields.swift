@@ -196,11 +196,11 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
                 var i = header
                 while i < raw.count {
                     let start = i
-                    let n = length(at: &i, in: raw)
+                    let n = PackedLength.read(at: &i, in: raw)
                     let matches = n == k.count && (n == 0 || memcmp(raw.baseAddress! + i, k.baseAddress!, n) == 0)
                     i += n
                     let valueStart = i
-                    let m = length(at: &i, in: raw)
+                    let m = PackedLength.read(at: &i, in: raw)
                     i += m
                     if matches { return Pair(start: start, valueStart: valueStart, end: i) }
                 }
@@ -217,31 +217,16 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     /// The string whose length prefix is at `offset`; moves `offset` past it.
     fileprivate static func string(at offset: inout Int, in b: [UInt8]) -> Bytes {
         b.withUnsafeBytes { raw in
-            let n = length(at: &offset, in: raw)
+            let n = PackedLength.read(at: &offset, in: raw)
             defer { offset += n }
             return Bytes(UnsafeRawBufferPointer(rebasing: raw[offset..<offset + n]))
         }
     }
 
-    private static func length(at offset: inout Int, in raw: UnsafeRawBufferPointer) -> Int {
-        var n = 0, shift = 0
-        while true {
-            let byte = raw[offset]
-            offset += 1
-            n |= Int(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return n }
-            shift += 7
-        }
-    }
-
     private static func encoded(_ s: Bytes) -> [UInt8] {
         var out: [UInt8] = []
-        var n = s.count
-        repeat {
-            let low = UInt8(n & 0x7F)
-            n >>= 7
-            out.append(n == 0 ? low : low | 0x80)
-        } while n != 0
+        out.reserveCapacity(s.count + 2)
+        PackedLength.append(s.count, to: &out)
         s.withUnsafeBytes { out.append(contentsOf: $0) }
         return out
     }

@@ -57,11 +57,13 @@ extension Entry {
             return objectHeader + 8 + bufferHeader + (stride + 1) * s.members.capacity
                 + sampled(s.members, count: s.members.count, samples: samples, outOfLine)
         case .zset(let z):
-            // The member -> score table, plus the tree's leaves holding each pair again
-            // (a member is a shared reference when out of line, so counted once).
-            return objectHeader + 8 + bufferHeader + (stride + 9) * z.scores.capacity
-                + (stride + 8) * z.count * 3 / 2
-                + sampled(z.scores, count: z.count, samples: samples) { outOfLine($0.key) }
+            // Packed: the one buffer. Else the member -> score table, plus the tree's
+            // leaves holding each pair again (a member is a shared reference when out of
+            // line, so counted once).
+            if z.isPacked { return objectHeader + 24 + z.storageBytes }
+            let pairs = z.pairs
+            return objectHeader + 24 + z.storageBytes + (stride + 8) * z.count * 3 / 2
+                + sampled(pairs, count: z.count, samples: samples) { outOfLine($0.0) }
         case .stream(let st):
             let entries = sampled(st.entries, count: st.count, samples: samples) { e in
                 MemoryLayout<StreamEntry>.stride + bufferHeader + stride * e.fields.count + e.fields.reduce(0) { $0 + outOfLine($1) }

@@ -8,11 +8,13 @@ import RESP
 ///
 /// Redis converts one way (a hash that grew past the limits stays a hashtable after it
 /// shrinks). Hashes are packed as Redis packs them (HashFields.swift) and sorted sets
-/// keep Redis's one-way conversion for their -0 semantics (`keepsSignedZero`), so for
+/// are packed as Redis packs them too (PackedScores.swift), so for
 /// those two the name is exact; for lists and sets it is derived from the contents now.
 public enum EncodingLimits {
     public static let hashEntries = Atomic<Int>(512)
     public static let hashValue = Atomic<Int>(64)
+    public static let zsetEntries = Atomic<Int>(128)
+    public static let zsetValue = Atomic<Int>(64)
     public static let setIntsetEntries = Atomic<Int>(512)
     public static let setEntries = Atomic<Int>(128)
     public static let setValue = Atomic<Int>(64)
@@ -34,7 +36,7 @@ extension Value {
             let entries = EncodingLimits.setEntries.load(ordering: .relaxed), size = EncodingLimits.setValue.load(ordering: .relaxed)
             guard s.members.count <= entries else { return "hashtable" }
             return s.members.allSatisfy { $0.count <= size } ? "listpack" : "hashtable"
-        case .zset(let z): return z.keepsSignedZero ? "skiplist" : "listpack"
+        case .zset(let z): return z.isPacked ? "listpack" : "skiplist"
         case .stream: return "stream"
         case .module: return "raw"
         }

@@ -383,37 +383,18 @@ final class ScoreTree {
         return p
     }
 
-    /// Lex ranges are defined only over members of one score. Where scores differ, Redis
-    /// answers what its encoding's walk finds: a small set (a listpack, up to
-    /// zset-max-listpack-entries, 128 by default) is scanned in (score, member) order from
-    /// the first member past `min` until one beyond `max`. Sets that small are scanned the
-    /// same way here, so that replies match Redis's even then; larger ones are searched.
-    static let linearLexLimit = 128
-
+    /// The first pair of a lex range, found by search (Redis's skiplist; see
+    /// SortedSetValue.range(lex:) for what that means when scores differ).
     func firstInLexRange(_ r: LexRange) -> Position? {
         guard lexRangeMayHold(r) else { return nil }
-        var found: Position?
-        if length <= ScoreTree.linearLexLimit {
-            found = first
-            while let p = found, !r.satisfiesMin(member(p)) { found = next(p) }
-        } else {
-            found = firstNot({ _, m in !r.satisfiesMin(m) })
-        }
-        guard let p = found else { return nil }
+        guard let p = firstNot({ _, m in !r.satisfiesMin(m) }) else { return nil }
         let m = member(p)
         return r.satisfiesMax(m) && r.satisfiesMin(m) ? p : nil
     }
 
     func lastInLexRange(_ r: LexRange) -> Position? {
         guard lexRangeMayHold(r) else { return nil }
-        var found: Position?
-        if length <= ScoreTree.linearLexLimit {
-            found = last
-            while let p = found, !r.satisfiesMax(member(p)) { found = previous(p) }
-        } else {
-            found = lastWhere({ _, m in r.satisfiesMax(m) })
-        }
-        guard let p = found else { return nil }
+        guard let p = lastWhere({ _, m in r.satisfiesMax(m) }) else { return nil }
         let m = member(p)
         return r.satisfiesMin(m) && r.satisfiesMax(m) ? p : nil
     }

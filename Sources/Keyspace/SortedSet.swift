@@ -1,98 +1,140 @@
 import RESP
 
-/// A sorted set: member -> score for O(1) lookups, plus a counted B+tree ordered by
-/// (score, member) so that ranks and ranges cost O(log n + m).
+/// A sorted set. A small one is packed (PackedScores: one buffer of pairs in order, as
+/// Redis's listpack); past zset-max-listpack-entries members, or once a member longer than
+/// zset-max-listpack-value joins, it becomes for good a member -> score table for O(1)
+/// lookups plus a counted B+tree ordered by (score, member) (ScoreTree) so that ranks and
+/// ranges cost O(log n + m), as Redis converts a listpack to its skiplist one way.
 ///
-/// Invariants: `scores` and the tree hold the same (member, score) pairs; no score is -0
-/// unless `keepsSignedZero` (a -0 is stored as 0, which is what Redis's listpack reads back
-/// for a small set: a reply that echoes the computed score, like ZINCRBY's, may still say -0).
+/// Invariants: exactly one form holds the pairs: `packed` while `tree` is nil, else
+/// `scores` and `tree`, which then hold the same pairs. A packed set stores -0 as 0 (what
+/// Redis's listpack reads back for it: a reply that echoes the computed score, like
+/// ZINCRBY's, may still say -0); the table and tree keep the double as it is.
 public final class SortedSetValue {
-    public private(set) var scores: [Bytes: Double] = [:]
-    let tree = ScoreTree()
-
-    /// Whether a -0 score stays -0. Redis converts a set for good from its listpack (which
-    /// reads -0 back as 0) to its skiplist (which keeps the double) when an insert would
-    /// pass zset-max-listpack-entries or -value (128 members, 64 bytes, the defaults this
-    /// follows), or when SORT reads it; this flag is that conversion.
-    public private(set) var keepsSignedZero = false
-    static let listpackEntries = 128, listpackValue = 64
+    private var packed = PackedScores()
+    private var scores: [Bytes: Double] = [:]
+    private var tree: ScoreTree?
 
     public init() {}
 
-    public var count: Int { scores.count }
+    public var count: Int { tree == nil ? packed.count : scores.count }
 
-    /// What SORT does to a sorted set in Redis: from now on -0 scores stay -0.
-    public func convertForSort() { keepsSignedZero = true }
+    /// Whether the set is still packed (OBJECT ENCODING's listpack, else skiplist).
+    public var isPacked: Bool { tree == nil }
+
+    /// Redis's conversion from listpack to skiplist, done for good: when the set outgrows
+    /// the packed limits, when SORT reads it (from then on -0 scores stay -0), and when a
+    /// file holds more members than a packed set keeps.
+    public func convertToTree() {
+        guard tree == nil else { return }
+        let t = ScoreTree()
+        var table: [Bytes: Double] = [:]
+        table.reserveCapacity(packed.count + 1)
+        var next = packed.slot(at: PackedScores.header)
+        while let s = next {
+            let m = packed.member(s)
+            table[m] = s.score
+            t.insert(s.score, m)
+            next = packed.slot(at: s.end)
+        }
+        scores = table
+        tree = t
+        packed = PackedScores()
+    }
 
     /// A score as this set stores it.
-    func stored(_ score: Double) -> Double { keepsSignedZero ? score : score + 0.0 }
+    private func stored(_ score: Double) -> Double { tree == nil ? score + 0.0 : score }
 
     /// Redis's conversion check before a new member goes in.
-    func noteNewMember(_ member: Bytes) {
-        if !keepsSignedZero && (scores.count + 1 > Self.listpackEntries || member.count > Self.listpackValue) {
-            keepsSignedZero = true
+    private func noteNewMember(_ member: Bytes) {
+        guard tree == nil else { return }
+        if packed.count + 1 > EncodingLimits.zsetEntries.load(ordering: .relaxed)
+            || member.count > EncodingLimits.zsetValue.load(ordering: .relaxed) {
+            convertToTree()
         }
     }
 
     public func copy() -> SortedSetValue {
         let c = SortedSetValue()
-        c.keepsSignedZero = keepsSignedZero
-        var node = tree.first
-        while let n = node { c.insert(tree.member(n), tree.score(n)); node = tree.next(n) }
+        if let tree {
+            c.convertToTree()
+            var node = tree.first
+            while let n = node { c.insert(tree.member(n), tree.score(n)); node = tree.next(n) }
+        } else {
+            c.packed = packed
+        }
         return c
     }
 
-    public func score(_ member: Bytes) -> Double? { scores[member] }
+    public func score(_ member: Bytes) -> Double? {
+        tree == nil ? packed.find(member)?.slot.score : scores[member]
+    }
 
     /// Adds or updates; returns true when the member is new.
     @discardableResult
     public func insert(_ member: Bytes, _ score: Double) -> Bool {
-        if let old = scores[member] {
-            let score = stored(score)
-            if old != score {
-                tree.updateScore(old, score, member)
-                scores[member] = score
-            }
+        if let found = lookup(member) {
+            update(member, found, to: score)
             return false
         }
-        noteNewMember(member)
-        let score = stored(score)
-        scores[member] = score
-        tree.insert(score, member)
+        add(member, score)
         return true
     }
 
-    /// A member `lookup` found: its score, and where the dictionary keeps it.
+    /// A member `lookup` found: its score, and where the set keeps it.
     public struct Found {
         public let score: Double
-        let index: [Bytes: Double].Index
+        fileprivate let place: Place
+    }
+
+    fileprivate enum Place {
+        case packed(PackedScores.Slot)
+        case table([Bytes: Double].Index)
     }
 
     /// ZADD reads a member's score first (for NX/XX/GT/LT/INCR), then may update it; the
-    /// update goes through the index found here instead of hashing the member again.
+    /// update goes through the place found here instead of searching again.
     public func lookup(_ member: Bytes) -> Found? {
+        if tree == nil {
+            return packed.find(member).map { Found(score: $0.slot.score, place: .packed($0.slot)) }
+        }
         guard let i = scores.index(forKey: member) else { return nil }
-        return Found(score: scores.values[i], index: i)
+        return Found(score: scores.values[i], place: .table(i))
     }
 
     /// Moves a member `lookup` just found to `score`; nothing may change the set between.
     public func update(_ member: Bytes, _ found: Found, to score: Double) {
         let score = stored(score)
         guard found.score != score else { return }
-        tree.updateScore(found.score, score, member)
-        scores.values[found.index] = score
+        switch found.place {
+        case .packed(let slot):
+            packed.remove(slot)
+            packed.insert(score, member)
+        case .table(let i):
+            tree!.updateScore(found.score, score, member)
+            scores.values[i] = score
+        }
     }
 
     /// Adds a member the caller just found absent; saves `insert` a lookup.
     public func add(_ member: Bytes, _ score: Double) {
         noteNewMember(member)
         let score = stored(score)
-        scores[member] = score
-        tree.insert(score, member)
+        if let tree {
+            scores[member] = score
+            tree.insert(score, member)
+        } else {
+            packed.insert(score, member)
+        }
     }
 
     @discardableResult
     public func remove(_ member: Bytes) -> Bool {
+        guard let tree else {
+            guard let found = packed.find(member) else { return false }
+            packed.remove(found.slot)
+            return true
+        }
         guard let s = scores.removeValue(forKey: member) else { return false }
         tree.delete(s, member)
         return true
@@ -100,13 +142,39 @@ public final class SortedSetValue {
 
     /// 0-based rank in ascending order, or descending with `reverse`.
     public func rank(_ member: Bytes, reverse: Bool = false) -> Int? {
-        guard let s = scores[member] else { return nil }
-        let r = tree.rank(s, member) - 1
+        let r: Int
+        if let tree {
+            guard let s = scores[member] else { return nil }
+            r = tree.rank(s, member) - 1
+        } else {
+            guard let found = packed.find(member) else { return nil }
+            r = found.rank
+        }
         return reverse ? count - 1 - r : r
     }
 
     /// The member at ascending 0-based `rank`, which must be below `count`.
-    public func member(atRank rank: Int) -> Bytes { tree.member(tree.position(atRank: rank + 1)!) }
+    public func member(atRank rank: Int) -> Bytes {
+        guard let tree else { return packed.member(packed.slots()[rank]) }
+        return tree.member(tree.position(atRank: rank + 1)!)
+    }
+
+    /// Every pair in ascending order.
+    public var pairs: [(Bytes, Double)] { range(ranks: 0, count - 1, reverse: false) }
+
+    /// The pairs as a member -> score table (ZUNION and friends).
+    public var table: [Bytes: Double] {
+        if tree != nil { return scores }
+        var t: [Bytes: Double] = [:]
+        t.reserveCapacity(count)
+        for (m, s) in pairs { t[m] = s }
+        return t
+    }
+
+    /// Heap bytes of the packed buffer or of the table (MEMORY USAGE); the tree aside.
+    public var storageBytes: Int {
+        tree == nil ? 32 + packed.bytes.capacity : 32 + (MemoryLayout<Bytes>.stride + 9) * scores.capacity
+    }
 
     /// Members at ascending 0-based ranks `start...end` (already clamped), in order, or
     /// in descending order when `reverse` (ranks then count from the top).
@@ -114,6 +182,14 @@ public final class SortedSetValue {
         guard start <= end, start >= 0, end < count else { return [] }
         var out: [(Bytes, Double)] = []
         out.reserveCapacity(end - start + 1)
+        guard let tree else {
+            let slots = packed.slots()
+            for r in start...end {
+                let s = slots[reverse ? count - 1 - r : r]
+                out.append((packed.member(s), s.score))
+            }
+            return out
+        }
         if reverse {
             var node = tree.position(atRank: count - start)
             for _ in start...end {
@@ -134,8 +210,20 @@ public final class SortedSetValue {
     /// (negative: all), ascending or descending.
     public func range(scores range: ScoreRange, reverse: Bool, offset: Int = 0, limit: Int = -1) -> [(Bytes, Double)] {
         var out: [(Bytes, Double)] = []
-        var node = reverse ? tree.lastInRange(range) : tree.firstInRange(range)
         var skip = offset
+        guard let tree else {
+            guard !range.isEmpty else { return [] }
+            let slots = packed.slots()
+            for s in reverse ? Array(slots.reversed()) : slots where limit < 0 || out.count < limit {
+                guard range.satisfiesMin(s.score) && range.satisfiesMax(s.score) else {
+                    if reverse ? !range.satisfiesMin(s.score) : !range.satisfiesMax(s.score) { break }
+                    continue
+                }
+                if skip > 0 { skip -= 1 } else { out.append((packed.member(s), s.score)) }
+            }
+            return out
+        }
+        var node = reverse ? tree.lastInRange(range) : tree.firstInRange(range)
         while let n = node, limit < 0 || out.count < limit {
             let score = tree.score(n)
             if reverse ? !range.satisfiesMin(score) : !range.satisfiesMax(score) { break }
@@ -145,10 +233,28 @@ public final class SortedSetValue {
         return out
     }
 
+    /// Lex ranges are defined only over members of one score. Where scores differ, Redis
+    /// answers what its encoding's walk finds, and so does each form here: the packed one
+    /// (Redis's listpack) walks in (score, member) order from the first member past `min`
+    /// (from the end: the last one below `max`) while members stay within the range; the
+    /// tree (Redis's skiplist) searches for those ends.
     public func range(lex range: LexRange, reverse: Bool, offset: Int = 0, limit: Int = -1) -> [(Bytes, Double)] {
         var out: [(Bytes, Double)] = []
-        var node = reverse ? tree.lastInLexRange(range) : tree.firstInLexRange(range)
         var skip = offset
+        guard let tree else {
+            let pairs = self.pairs
+            guard !range.isEmpty, let f = pairs.first, let l = pairs.last,
+                  range.satisfiesMin(l.0), range.satisfiesMax(f.0) else { return [] }
+            let walk = reverse ? Array(pairs.reversed()) : pairs
+            guard let start = walk.firstIndex(where: { reverse ? range.satisfiesMax($0.0) : range.satisfiesMin($0.0) }),
+                  range.satisfiesMin(walk[start].0), range.satisfiesMax(walk[start].0) else { return [] }
+            for p in walk[start...] where limit < 0 || out.count < limit {
+                if reverse ? !range.satisfiesMin(p.0) : !range.satisfiesMax(p.0) { break }
+                if skip > 0 { skip -= 1 } else { out.append(p) }
+            }
+            return out
+        }
+        var node = reverse ? tree.lastInLexRange(range) : tree.firstInLexRange(range)
         while let n = node, limit < 0 || out.count < limit {
             let member = tree.member(n)
             if reverse ? !range.satisfiesMin(member) : !range.satisfiesMax(member) { break }
@@ -159,18 +265,32 @@ public final class SortedSetValue {
     }
 
     public func count(scores range: ScoreRange) -> Int {
+        guard let tree else {
+            guard !range.isEmpty else { return 0 }
+            return packed.slots().reduce(0) { $0 + (range.satisfiesMin($1.score) && range.satisfiesMax($1.score) ? 1 : 0) }
+        }
         guard let first = tree.firstInRange(range), let last = tree.lastInRange(range) else { return 0 }
         return tree.rank(of: last) - tree.rank(of: first) + 1
     }
 
     public func count(lex range: LexRange) -> Int {
-        if tree.length <= ScoreTree.linearLexLimit { return self.range(lex: range, reverse: false).count }
+        guard let tree else { return self.range(lex: range, reverse: false).count }
         guard let first = tree.firstInLexRange(range), let last = tree.lastInLexRange(range) else { return 0 }
         return tree.rank(of: last) - tree.rank(of: first) + 1
     }
 
-    public var first: (Bytes, Double)? { tree.first.map { (tree.member($0), tree.score($0)) } }
-    public var last: (Bytes, Double)? { tree.last.map { (tree.member($0), tree.score($0)) } }
+    public var first: (Bytes, Double)? {
+        guard let tree else { return packed.slot(at: PackedScores.header).map { (packed.member($0), $0.score) } }
+        return tree.first.map { (tree.member($0), tree.score($0)) }
+    }
+
+    public var last: (Bytes, Double)? {
+        guard let tree else { return packed.slots().last.map { (packed.member($0), $0.score) } }
+        return tree.last.map { (tree.member($0), tree.score($0)) }
+    }
+
+    /// The tree's invariants, for tests; nil when the set is packed or they hold.
+    func brokenTreeInvariant() -> String? { tree?.brokenInvariant() }
 }
 
 public struct ScoreRange {

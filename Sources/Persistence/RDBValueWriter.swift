@@ -77,7 +77,7 @@ extension RDBOutput {
             return RDBType.hash
         case .zset(let z):
             length(z.count)
-            for (m, score) in z.scores { string(m); binaryDouble(score) }
+            for (m, score) in z.pairs { string(m); binaryDouble(score) }
             return RDBType.zset2
         case .stream(let s):
             stream(s)

@@ -41,8 +41,8 @@ enum ValueDecoder {
     static func reservation(_ n: Int) -> Int { min(n, 1 << 20) }
 
     /// The sorted-set size past which Redis keeps a loaded set as a skiplist (see
-    /// `SortedSetValue.convertForSort`): its -0 scores then stay -0.
-    private static let zsetListpackEntries = 128
+    /// `SortedSetValue.convertToTree`): its -0 scores then stay -0.
+    private static var zsetListpackEntries: Int { EncodingLimits.zsetEntries.load(ordering: .relaxed) }
 
     /// Whether `type` is a value type byte rather than an unknown opcode (type 6, the
     /// pre-release module format, counts: decoding it reports why it is refused).
@@ -111,7 +111,7 @@ enum ValueDecoder {
         let n = try input.count(of: "Sorted set", minBytesEach: binaryScores ? 9 : 2)
         guard n > 0 else { return nil }
         let z = SortedSetValue()
-        if n > zsetListpackEntries { z.convertForSort() }
+        if n > zsetListpackEntries { z.convertToTree() }
         for _ in 0..<n {
             let start = input.position
             let member = try input.string()
@@ -195,7 +195,7 @@ enum ValueDecoder {
 
     private static func sortedSet<R: PackedReader>(_ reader: inout R, _ blob: RDBInput) throws -> Value? {
         let z = SortedSetValue()
-        if reader.capacityHint / 2 > zsetListpackEntries { z.convertForSort() }
+        if reader.capacityHint / 2 > zsetListpackEntries { z.convertToTree() }
         while let member = try reader.next() {
             guard let scoreElement = try reader.next() else { throw blob.error("Sorted set member without a score") }
             guard let score = scoreElement.asDouble else { throw blob.error("Sorted set score is not a number") }

@@ -33,7 +33,8 @@ final class ScoreTreeTests: XCTestCase {
     private var rng = SystemRandomNumberGenerator()
 
     func testRandomOperationsAgainstModel() {
-        for (size, distinctScores) in [(200, 5), (6000, 1_000_000), (20000, 40)] {
+        // The first two stay packed (PackedScores); the rest grow into the tree.
+        for (size, distinctScores) in [(60, 5), (100, 1_000_000), (200, 5), (6000, 1_000_000), (20000, 40)] {
             let z = SortedSetValue()
             var model = Model()
             func randomMember() -> Bytes { Bytes("member:\(Int.random(in: 0..<size))") }
@@ -56,17 +57,18 @@ final class ScoreTreeTests: XCTestCase {
                         model.set(m, s)
                     }
                     if step % 2000 == 0 {
-                        XCTAssertNil(z.tree.brokenInvariant())
+                        XCTAssertNil(z.brokenTreeInvariant())
                         compare(z, model)
                     }
                 }
-                XCTAssertNil(z.tree.brokenInvariant(), "phase \(phase), size \(size)")
+                XCTAssertNil(z.brokenTreeInvariant(), "phase \(phase), size \(size)")
                 compare(z, model)
             }
+            XCTAssertEqual(z.isPacked, size <= 128, "size \(size)")
             for (_, m) in model.pairs { z.remove(m) }
             XCTAssertEqual(z.count, 0)
-            XCTAssertEqual(z.tree.length, 0)
-            XCTAssertNil(z.tree.brokenInvariant())
+            XCTAssertEqual(z.count, 0)
+            XCTAssertNil(z.brokenTreeInvariant())
             XCTAssertNil(z.first)
         }
     }
@@ -74,7 +76,7 @@ final class ScoreTreeTests: XCTestCase {
     private func compare(_ z: SortedSetValue, _ model: Model) {
         let n = model.pairs.count
         XCTAssertEqual(z.count, n)
-        XCTAssertEqual(z.tree.length, n)
+        XCTAssertEqual(z.count, n)
         let all = z.range(ranks: 0, n - 1, reverse: false)
         XCTAssertTrue(all.map { $0.0 } == model.pairs.map { $0.1 } && all.map { $0.1 } == model.pairs.map { $0.0 })
         XCTAssertTrue(z.range(ranks: 0, n - 1, reverse: true).map { $0.0 } == model.pairs.reversed().map { $0.1 })
@@ -105,7 +107,7 @@ final class ScoreTreeTests: XCTestCase {
         var members = (0..<5000).map { Bytes(String(format: "%05d", $0 * 3)) }
         for m in members.shuffled() { z.add(m, 0) }
         members.sort()
-        XCTAssertNil(z.tree.brokenInvariant())
+        XCTAssertNil(z.brokenTreeInvariant())
         for _ in 0..<300 {
             let lo = Int.random(in: -10...15010), hi = lo + Int.random(in: -5...600)
             let lower: LexBound = Bool.random() ? .inclusive(Bytes(String(format: "%05d", lo))) : .exclusive(Bytes(String(format: "%05d", lo)))
@@ -131,10 +133,10 @@ final class ScoreTreeTests: XCTestCase {
             guard let (m, _) = popped % 2 == 0 ? z.first : z.last else { break }
             XCTAssertTrue(z.remove(m))
             popped += 1
-            if popped % 1500 == 0 { XCTAssertNil(z.tree.brokenInvariant()) }
+            if popped % 1500 == 0 { XCTAssertNil(z.brokenTreeInvariant()) }
         }
         XCTAssertEqual(popped, 20000)
-        XCTAssertEqual(z.tree.length, 0)
-        XCTAssertNil(z.tree.brokenInvariant())
+        XCTAssertEqual(z.count, 0)
+        XCTAssertNil(z.brokenTreeInvariant())
     }
 }
