@@ -25,18 +25,19 @@ enum SortCommand {
         },
     ]
 
-    /// The key, and STORE's destination where the options name one.
+    /// The key, and STORE's destination where the options name one (the last STORE, the
+    /// one SORT writes to, as Redis's sortGetKeys reports).
     @Sendable static func sortKeys(_ args: [Bytes]) -> [Int] {
-        var keys = [1]
+        var store: Int?
         var j = 2
         while j < args.count {
             let a = args[j]
-            if a.equalsIgnoringCase("store") && j + 1 < args.count { keys.append(j + 1); j += 2; continue }
+            if a.equalsIgnoringCase("store") && j + 1 < args.count { store = j + 1; j += 2; continue }
             if a.equalsIgnoringCase("limit") { j += 3; continue }
             if a.equalsIgnoringCase("by") || a.equalsIgnoringCase("get") { j += 2; continue }
             j += 1
         }
-        return keys
+        return [1] + (store.map { [$0] } ?? [])
     }
 
     struct Options {

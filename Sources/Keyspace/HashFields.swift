@@ -6,7 +6,7 @@ import Glibc
 /// A hash's fields and values, with the part of Dictionary's interface the commands use.
 ///
 /// A small hash is packed, as Redis packs it in a listpack: one byte buffer holding the
-/// number of pairs (four bytes, little-endian), then field, value, field, value..., each
+/// number of pairs (PackedCount: two bytes, counted afresh past 65,534 as a listpack's are), then field, value, field, value..., each
 /// as its length (LEB128) and its bytes, in the order the fields were added. A five-field
 /// hash of short strings takes one allocation of about a hundred bytes instead of a hash
 /// table of 24-byte slots. Lookups scan the buffer, as Redis's do; past
@@ -26,7 +26,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     private(set) var storage: Storage
 
     /// An empty packed buffer, shared: the first write copies it.
-    private static let empty: [UInt8] = [0, 0, 0, 0]
+    private static let empty: [UInt8] = [0, 0]
 
     public init() { storage = .packed(HashFields.empty) }
 
@@ -173,17 +173,19 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     }
 
     /// The first bytes of a packed buffer: its number of pairs.
-    static let header = 4
+    static let header = PackedCount.size
 
     private static func count(of b: [UInt8]) -> Int {
-        Int(b[0]) | Int(b[1]) << 8 | Int(b[2]) << 16 | Int(b[3]) << 24
+        PackedCount.read(b) {
+            var n = 0, it = Iterator(packed: b)
+            while it.next() != nil { n += 1 }
+            return n
+        }
     }
 
     private func count(of b: [UInt8]) -> Int { HashFields.count(of: b) }
 
-    private static func setCount(_ n: Int, in b: inout [UInt8]) {
-        for i in 0..<header { b[i] = UInt8(truncatingIfNeeded: n >> (8 * i)) }
-    }
+    private static func setCount(_ n: Int, in b: inout [UInt8]) { PackedCount.write(n, to: &b) }
 
     /// Where one pair sits: the field's length prefix, the value's, and the pair's end.
     struct Pair {

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// A small sorted set's pairs packed in one byte buffer, as Redis packs a small sorted set
-/// in a listpack: four bytes of count (little-endian), then each pair in ascending
+/// in a listpack: its number of pairs (PackedCount), then each pair in ascending
 /// (score, member) order as its score and its member (length as LEB128, then the bytes).
 ///
 /// A score that is a whole number below 2^53 in magnitude is written as the LEB128 of its
@@ -22,13 +22,19 @@ import Glibc
 struct PackedScores {
     private(set) var bytes: [UInt8]
 
-    static let header = 4
+    static let header = PackedCount.size
     /// An empty buffer, shared: the first write copies it.
-    private static let empty: [UInt8] = [0, 0, 0, 0]
+    private static let empty: [UInt8] = [0, 0]
 
     init() { bytes = PackedScores.empty }
 
-    var count: Int { Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24 }
+    var count: Int {
+        PackedCount.read(bytes) {
+            var n = 0, next = slot(at: PackedScores.header)
+            while let s = next { n += 1; next = slot(at: s.end) }
+            return n
+        }
+    }
 
     /// Where one pair sits and its score; valid until the buffer changes.
     struct Slot {
@@ -103,6 +109,7 @@ struct PackedScores {
         PackedScores.appendScore(score, to: &pair)
         PackedLength.append(member.count, to: &pair)
         member.withUnsafeBytes { pair.append(contentsOf: $0) }
+        bytes.reserveCapacity(bytes.count + pair.count)  // exactly: as a listpack, no spare room
         bytes.insert(contentsOf: pair, at: at)
         setCount(count + 1)
     }
@@ -112,9 +119,7 @@ struct PackedScores {
         setCount(count - 1)
     }
 
-    private mutating func setCount(_ n: Int) {
-        for i in 0..<PackedScores.header { bytes[i] = UInt8(truncatingIfNeeded: n >> (8 * i)) }
-    }
+    private mutating func setCount(_ n: Int) { PackedCount.write(n, to: &bytes) }
 
     // MARK: scores
 
@@ -147,6 +152,26 @@ struct PackedScores {
         if raw[i] == 1 { i += 9; return }
         while raw[i] & 0x80 != 0 { i += 1 }
         i += 1
+    }
+}
+
+/// The number of elements at the head of a packed buffer (HashFields, PackedScores): two
+/// bytes, little-endian, as a listpack's header holds it; 65,535 means "too many to say,
+/// count them", so a packed form allowed more elements (the *-max-listpack-entries
+/// settings have no upper bound) still counts right, at the price of a walk.
+enum PackedCount {
+    static let size = 2
+    private static let unknown = 0xFFFF
+
+    static func read(_ b: [UInt8], counting: () -> Int) -> Int {
+        let n = Int(b[0]) | Int(b[1]) << 8
+        return n == unknown ? counting() : n
+    }
+
+    static func write(_ n: Int, to b: inout [UInt8]) {
+        let stored = min(n, unknown)
+        b[0] = UInt8(truncatingIfNeeded: stored)
+        b[1] = UInt8(truncatingIfNeeded: stored >> 8)
     }
 }
 

@@ -11,9 +11,41 @@ import RESP
 /// Redis's listpack reads back for it: a reply that echoes the computed score, like
 /// ZINCRBY's, may still say -0); the table and tree keep the double as it is.
 public final class SortedSetValue {
-    private var packed = PackedScores()
-    private var scores: [Bytes: Double] = [:]
-    private var tree: ScoreTree?
+    /// The pairs, in one stored word so that the set object is a 24-byte allocation.
+    private enum Form {
+        case packed(PackedScores)
+        case indexed(Index)
+    }
+
+    /// A converted set's member -> score table and ordered tree.
+    private final class Index {
+        var scores: [Bytes: Double] = [:]
+        let tree = ScoreTree()
+    }
+
+    private var form = Form.packed(PackedScores())
+
+    private var packed: PackedScores {
+        if case .packed(let p) = form { return p }
+        return PackedScores()
+    }
+
+    private var index: Index? {
+        if case .indexed(let i) = form { return i }
+        return nil
+    }
+
+    private var tree: ScoreTree? { index?.tree }
+    private var scores: [Bytes: Double] { index?.scores ?? [:] }
+
+    /// Changes the packed pairs in place: the form lets go of the buffer meanwhile, so that
+    /// the change does not copy it.
+    private func changePacked<R>(_ body: (inout PackedScores) -> R) -> R {
+        guard case .packed(var p) = form else { preconditionFailure("the set is not packed") }
+        form = .packed(PackedScores())
+        defer { form = .packed(p) }
+        return body(&p)
+    }
 
     public init() {}
 
@@ -26,20 +58,17 @@ public final class SortedSetValue {
     /// the packed limits, when SORT reads it (from then on -0 scores stay -0), and when a
     /// file holds more members than a packed set keeps.
     public func convertToTree() {
-        guard tree == nil else { return }
-        let t = ScoreTree()
-        var table: [Bytes: Double] = [:]
-        table.reserveCapacity(packed.count + 1)
+        guard case .packed(let packed) = form else { return }
+        let converted = Index()
+        converted.scores.reserveCapacity(packed.count + 1)
         var next = packed.slot(at: PackedScores.header)
         while let s = next {
             let m = packed.member(s)
-            table[m] = s.score
-            t.insert(s.score, m)
+            converted.scores[m] = s.score
+            converted.tree.insert(s.score, m)
             next = packed.slot(at: s.end)
         }
-        scores = table
-        tree = t
-        packed = PackedScores()
+        form = .indexed(converted)
     }
 
     /// A score as this set stores it.
@@ -61,7 +90,7 @@ public final class SortedSetValue {
             var node = tree.first
             while let n = node { c.insert(tree.member(n), tree.score(n)); node = tree.next(n) }
         } else {
-            c.packed = packed
+            c.form = form
         }
         return c
     }
@@ -108,11 +137,10 @@ public final class SortedSetValue {
         guard found.score != score else { return }
         switch found.place {
         case .packed(let slot):
-            packed.remove(slot)
-            packed.insert(score, member)
+            changePacked { $0.remove(slot); $0.insert(score, member) }
         case .table(let i):
             tree!.updateScore(found.score, score, member)
-            scores.values[i] = score
+            index!.scores.values[i] = score
         }
     }
 
@@ -120,11 +148,11 @@ public final class SortedSetValue {
     public func add(_ member: Bytes, _ score: Double) {
         noteNewMember(member)
         let score = stored(score)
-        if let tree {
-            scores[member] = score
-            tree.insert(score, member)
+        if let index {
+            index.scores[member] = score
+            index.tree.insert(score, member)
         } else {
-            packed.insert(score, member)
+            changePacked { $0.insert(score, member) }
         }
     }
 
@@ -132,10 +160,10 @@ public final class SortedSetValue {
     public func remove(_ member: Bytes) -> Bool {
         guard let tree else {
             guard let found = packed.find(member) else { return false }
-            packed.remove(found.slot)
+            changePacked { $0.remove(found.slot) }
             return true
         }
-        guard let s = scores.removeValue(forKey: member) else { return false }
+        guard let s = index!.scores.removeValue(forKey: member) else { return false }
         tree.delete(s, member)
         return true
     }

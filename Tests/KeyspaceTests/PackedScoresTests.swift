@@ -23,10 +23,25 @@ final class PackedScoresTests: XCTestCase {
         var p = PackedScores()
         p.insert(5, Bytes("abcde"))
         // header, one byte of score, one of length, five of member
-        XCTAssertEqual(p.bytes.count, 4 + 1 + 1 + 5)
+        XCTAssertEqual(p.bytes.count, 2 + 1 + 1 + 5)
+        XCTAssertLessThan(p.bytes.capacity - p.bytes.count, 24)  // no spare room beyond malloc's rounding
         p.insert(2.5, Bytes("x"))
-        XCTAssertEqual(p.bytes.count, 11 + 9 + 1 + 1)
+        XCTAssertEqual(p.bytes.count, 9 + 9 + 1 + 1)
         XCTAssertEqual(p.slots().map { p.member($0) }, [Bytes("x"), Bytes("abcde")])
+    }
+
+    /// Past 65,534 pairs the two-byte count says "count them" (zset-max-listpack-entries
+    /// has no upper bound), and counting still comes out right both ways.
+    func testCountPastTwoBytes() {
+        var b: [UInt8] = [0, 0]
+        for n in [0, 1, 255, 256, 65_534] {
+            PackedCount.write(n, to: &b)
+            XCTAssertEqual(PackedCount.read(b) { XCTFail("counted \(n)"); return -1 }, n)
+        }
+        for n in [65_535, 70_000] {
+            PackedCount.write(n, to: &b)
+            XCTAssertEqual(PackedCount.read(b) { n }, n)
+        }
     }
 
     func testNegativeZeroIsStoredAsZeroWhilePacked() {
@@ -53,6 +68,7 @@ final class PackedScoresTests: XCTestCase {
         long.add(Bytes([UInt8](repeating: 65, count: 65)), 2)
         XCTAssertFalse(long.isPacked)
         XCTAssertEqual(long.pairs.map(\.1), [1, 2])
+        XCTAssertEqual(long.copy().pairs.map(\.1), [1, 2])
         XCTAssertNil(long.brokenTreeInvariant())
     }
 

@@ -416,7 +416,9 @@ def test_command_getkeys_follows_redis_key_ranges(make_server, redis_server):
         c.response_callbacks.clear()  # redis-py parses COMMAND replies as COMMAND INFO's
     for args in [("MEMORY", "USAGE", "key"), ("EVAL", "return 1", "0"), ("EVAL", "return 1", "2", "a", "b"),
                  ("XGROUP", "CREATE", "key", "group", "$"), ("LCS", "k1", "k2"), ("GET", "key"),
-                 ("ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2")]:
+                 ("ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2"),
+                 ("SORT", "abc", "STORE", "invalid", "STORE", "stillbad", "STORE", "def"),
+                 ("SORT", "abc", "BY", "w_*", "GET", "#", "LIMIT", "0", "2", "STORE", "out")]:
         assert berth.execute_command("COMMAND", "GETKEYS", *args) == \
             redis_server.execute_command("COMMAND", "GETKEYS", *args), args
 
