@@ -190,19 +190,40 @@ public final class KeyTable {
     /// Visits up to `count` entries from consecutive buckets starting at a random one, as
     /// Redis's dictGetSomeKeys: cheaper than `count` random picks, and random enough over
     /// many calls. Gives up after a bounded number of empty buckets.
+    /// Two passes: the first finds up to `count` non-empty buckets and starts loading
+    /// their first entries into the cache, the second visits them, so the cache misses of
+    /// the sample overlap instead of following one another (under maxmemory a sample is
+    /// taken for every key evicted, and its entries are rarely in the cache). Chains are
+    /// walked unretained, as `find` does: eviction samples other shards' tables too, and
+    /// a retain writes to an entry's cache line, which the owning shard's thread then has
+    /// to fetch back.
     public func sample(_ count: Int, _ visit: (Entry) -> Void) {
-        guard self.count > 0 else { return }
-        var i = KeyTable.randomIndex(below: bucketCount)
-        var found = 0, steps = 0
-        while found < count && steps < count * 20 {
-            var e = buckets[i]
-            while let entry = e, found < count {
-                e = entry.next
-                visit(entry)
-                found += 1
+        guard self.count > 0, count > 0 else { return }
+        withUnsafeTemporaryAllocation(of: Unmanaged<Entry>.self, capacity: count) { heads in
+            var i = KeyTable.randomIndex(below: bucketCount)
+            var found = 0, steps = 0
+            while found < count && steps < count * 20 {
+                if let head = chainHead(i) {
+                    let start = UnsafeRawPointer(head.toOpaque())
+                    berth_prefetch(start)
+                    berth_prefetch(start + 64)
+                    heads[found] = head
+                    found += 1
+                }
+                i = (i + 1) & mask
+                steps += 1
             }
-            i = (i + 1) & mask
-            steps += 1
+            var visited = 0
+            for h in 0..<found {
+                var e: Unmanaged<Entry>? = heads[h]
+                while let u = e, visited < count {
+                    e = u._withUnsafeGuaranteedRef { entry in
+                        visit(entry)
+                        return entry.next.map { Unmanaged.passUnretained($0) }
+                    }
+                    visited += 1
+                }
+            }
         }
     }
 
