@@ -52,6 +52,10 @@ enum ClientCommand {
             guard args[2].equalsIgnoringCase("on") || args[2].equalsIgnoringCase("off") else {
                 reply.error(CommandError.syntax.message); return true
             }
+            if sub.equalsIgnoringCase("no-evict") {
+                conn.noEvict = args[2].equalsIgnoringCase("on")
+                shard.evictClientsIfOver()  // turned off over the limit: it may go now
+            }
             reply.ok()
         } else if sub.equalsIgnoringCase("reply") {
             guard arity(args.count == 3) else { return true }

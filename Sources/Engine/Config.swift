@@ -163,6 +163,9 @@ public final class ServerConfig: @unchecked Sendable {
     /// maxmemory in bytes (0: no limit), maxmemory-policy (`EvictionPolicy`),
     /// maxmemory-samples and maxmemory-eviction-tenacity.
     package let maxMemory = Atomic<Int>(0)
+    /// maxmemory-clients: a size, or (when the percentage is set) a share of maxmemory.
+    let maxClientsMemory = Atomic<Int>(0)
+    let maxClientsMemoryPercent = Atomic<Int>(0)
     let evictionPolicy = Atomic<UInt8>(EvictionPolicy.noEviction.rawValue)
     let evictionSamples = Atomic<Int>(5)
     let evictionTenacity = Atomic<Int>(10)
@@ -375,6 +378,9 @@ public final class ServerConfig: @unchecked Sendable {
         case "stream-node-max-bytes": StreamNodeLimits.maxBytes.store(n, ordering: .relaxed)
         case "stream-node-max-entries": StreamNodeLimits.maxEntries.store(n, ordering: .relaxed)
         case "latency-tracking": latencyTracking.store(v == "yes", ordering: .relaxed)
+        case "maxmemory-clients":
+            maxClientsMemoryPercent.store(v.hasSuffix("%") ? Int(v.dropLast()) ?? 0 : 0, ordering: .relaxed)
+            maxClientsMemory.store(v.hasSuffix("%") ? 0 : n, ordering: .relaxed)
         case "maxmemory":
             maxMemory.store(n, ordering: .relaxed)
             noteIntegerSharing()

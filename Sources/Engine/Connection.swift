@@ -79,6 +79,12 @@ public final class Connection: @unchecked Sendable {
     var overOutputLimit = false
     /// Receives every command the server runs (MONITOR).
     var isMonitor = false
+    /// CLIENT NO-EVICT: never closed by maxmemory-clients (ClientEviction.swift).
+    var noEvict = false
+    /// Closed by maxmemory-clients, waiting for the top of the loop.
+    var evicted = false
+    /// This client's buffers as last added to the server's total (ClientEviction.swift).
+    var countedMemory = 0
     /// Key-bearing commands in a row whose keys all live on `awayShard`, another shard
     /// than this one's home (ClientMigration.swift).
     var awayShard = -1
@@ -110,6 +116,7 @@ public final class Connection: @unchecked Sendable {
         if isSubscribed { flags += "P" }
         if isMonitor { flags += "O" }
         if closeAfterFlush { flags += "c" }
+        if noEvict { flags += "e" }
         if flags.isEmpty { flags = "N" }
         let age = (now - createdAt) / 1000
         let idle = (now - lastInteraction) / 1000

@@ -88,6 +88,8 @@ public final class Server: @unchecked Sendable {
     let loading = Atomic<Bool>(false)
     /// Some shard is evicting keys (MemoryLimit.swift): the others leave it to it.
     let evicting = Atomic<Bool>(false)
+    /// What all clients' buffers hold, as counted for maxmemory-clients (ClientEviction.swift).
+    let clientMemory = Atomic<Int>(0)
     let loadingStarted = Atomic<Int64>(0)
     private let memoryPeak = Atomic<Int>(0)
     /// Bytes allocated once every shard ran, before any client: MEMORY STATS' baseline.

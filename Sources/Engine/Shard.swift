@@ -93,6 +93,8 @@ public final class Shard: @unchecked Sendable, EventHandler {
     package var outOfMemoryBeforeCommand = false
     /// Whether `outOfMemoryBeforeCommand` was decided for the batch now running.
     var memoryCheckedInBatch = false
+    /// This shard's largest evictable client when it last looked (ClientEviction.swift).
+    let largestClientMemory = Atomic<Int>(0)
     /// Messages a transaction or script published to this shard's own subscribers: they
     /// are delivered after its reply (as Redis 7.2 orders them), with the keyspace events.
     package var deferredMessages: [(channel: Bytes, message: Bytes, sharded: Bool)] = []
@@ -241,6 +243,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         // releases them first, and the loop releases them after each pass.
         processInput(conn, keepingLocks: activeConnection == nil)
         flushReplies(conn)
+        noteClientMemory(conn)
         runDeferredWork()
         if conn.awayStreak > 0 { considerMoving(conn) }
     }
@@ -248,6 +251,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
     func closed(_ conn: Connection) {
         section.releaseKept()
         guard clients.remove(conn) else { return }
+        forgetClientMemory(conn)
         unwatchAll(conn)
         _ = blocking.abandonBlocked(conn)
         unsubscribeAll(conn)
@@ -286,6 +290,7 @@ public final class Shard: @unchecked Sendable, EventHandler {
         }
         section.finish()
         recheckSoftLimits()
+        recountClientMemory()
         let idle = server.config.idleTimeoutSeconds.load(ordering: .relaxed)
         if idle > 0 {
             for conn in Array(clients.all) where !conn.suspended && now - conn.lastInteraction > Int64(idle) * 1000 {
@@ -358,6 +363,7 @@ package struct ShardStats: Sendable {
     var rejectedConnections = 0
     var queryLimitDisconnections = 0
     var outputLimitDisconnections = 0
+    var evictedClients = 0
     var commandsProcessed = 0
     var netInputBytes = 0
     var netOutputBytes = 0
