@@ -98,6 +98,6 @@ private final class ModuleTypes: RDBLoadTarget {
     init(_ lookup: @escaping (UInt64) -> (any RDBModuleType)?) { self.lookup = lookup }
     func aux(_ key: Bytes, _ value: Bytes) {}
     func functionLibrary(_ source: Bytes) throws {}
-    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64) {}
+    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64, access: SavedAccess) {}
     func moduleType(id: UInt64) -> (any RDBModuleType)? { lookup(id) }
 }

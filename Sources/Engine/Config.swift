@@ -429,6 +429,7 @@ public final class ServerConfig: @unchecked Sendable {
         let policy = EvictionPolicy(rawValue: evictionPolicy.load(ordering: .relaxed)) ?? .noEviction
         let ranked = policy != .noEviction && policy != .allKeysRandom && policy != .volatileRandom && policy != .volatileTTL
         KeyAccess.sharesNoIntegers.store(maxMemory.load(ordering: .relaxed) > 0 && ranked, ordering: .relaxed)
+        KeyAccess.policyRanksAccess.store(ranked, ordering: .relaxed)
     }
 
     /// Redis memory units: k=1000, kb=1024, m, mb, g, gb; case-insensitive.

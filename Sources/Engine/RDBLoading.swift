@@ -49,7 +49,7 @@ final class StoreLoader: RDBLoadTarget {
         }
     }
 
-    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64) {
+    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64, access: SavedAccess) {
         if expireAt != 0 && expireAt <= now {
             expired += 1
             return
@@ -61,6 +61,7 @@ final class StoreLoader: RDBLoadTarget {
         let database = server.stores[shard].databases[db]
         let e = database.overwrite(database.table.find(key), key, value)
         if expireAt != 0 { database.setExpire(e, at: expireAt) }
+        if access != SavedAccess() { e.restoreAccess(idleSeconds: access.idleSeconds, frequency: access.frequency) }
         if locking { section.exit(shard) }
         loaded += 1
     }

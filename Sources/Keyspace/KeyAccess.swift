@@ -30,6 +30,9 @@ public enum KeyAccess {
     /// Whether maxmemory is set with an LRU or LFU policy, under which Redis stops sharing
     /// small integers between keys (each needs its own access bits): OBJECT REFCOUNT.
     public static let sharesNoIntegers = Atomic<Bool>(false)
+    /// Whether maxmemory-policy is an LRU or LFU one (set or not maxmemory): then RDB files
+    /// carry each key's idle time or counter, as Redis writes them (`Entry.savedAccess`).
+    public static let policyRanksAccess = Atomic<Bool>(false)
     /// lfu-log-factor and lfu-decay-time.
     public static let logFactor = Atomic<Int>(10)
     public static let decayMinutes = Atomic<Int>(1)
@@ -106,6 +109,14 @@ extension Entry {
     /// OBJECT FREQ: the logarithmic access counter, decayed to now (LFU bits).
     public var frequency: Int { Int(KeyAccess.decayedFrequency(access.load(ordering: .relaxed) >> 8)) }
 
+    /// What an RDB file keeps of the key's use, as Redis writes it: the idle seconds under
+    /// an LRU policy, the decayed counter under an LFU one, nothing under the others.
+    public var savedAccess: SavedAccess {
+        guard KeyAccess.policyRanksAccess.load(ordering: .relaxed) else { return SavedAccess() }
+        if KeyAccess.countsFrequency.load(ordering: .relaxed) { return SavedAccess(frequency: frequency) }
+        return SavedAccess(idleSeconds: idleSeconds)
+    }
+
     /// Sets the access bits a loaded key carried in its file (RDB's IDLE / FREQ).
     public func restoreAccess(idleSeconds: Int? = nil, frequency: Int? = nil) {
         let tag = access.load(ordering: .relaxed) & 0xFF
@@ -122,5 +133,17 @@ extension Entry {
     public var evictionScore: UInt64 {
         if KeyAccess.countsFrequency.load(ordering: .relaxed) { return UInt64(255 - frequency) }
         return UInt64(idleSeconds)
+    }
+}
+
+/// A key's use as RDB files carry it (the IDLE and FREQ opcodes before a key); nil fields
+/// are absent.
+public struct SavedAccess: Sendable, Equatable {
+    public var idleSeconds: Int?
+    public var frequency: Int?
+
+    public init(idleSeconds: Int? = nil, frequency: Int? = nil) {
+        self.idleSeconds = idleSeconds
+        self.frequency = frequency
     }
 }

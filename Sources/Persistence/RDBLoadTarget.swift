@@ -11,8 +11,9 @@ public protocol RDBLoadTarget: AnyObject {
     /// A FUNCTION library's source code; throws (with the reason) when it cannot be loaded.
     func functionLibrary(_ source: Bytes) throws
     /// One key. `expireAt` is Unix milliseconds, 0 when the key has no TTL; keys already
-    /// past it are passed too (the target drops them, as a primary does).
-    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64)
+    /// past it are passed too (the target drops them, as a primary does). `access` is
+    /// the idle time or LFU counter the file carried for it.
+    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64, access: SavedAccess)
     /// The module data type with this 64-bit id (its 9-character name and encoding
     /// version packed as Redis packs them), to read a value of it; nil when no loaded
     /// module registered it.

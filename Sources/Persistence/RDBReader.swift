@@ -89,6 +89,7 @@ public enum RDBReader {
         let now: Int64
         var db = 0
         var expireAt: Int64 = 0
+        var access = SavedAccess()
     }
 
     /// Reads one opcode and what follows it; false at EOF.
@@ -116,11 +117,9 @@ public enum RDBReader {
         case RDBOpcode.expireTime:
             state.expireAt = expiry(Int64(try input.littleEndian(Int32.self)) * 1000)
         case RDBOpcode.idle:
-            // LRU idle seconds; Berth does not evict by idle time yet.
-            _ = try input.length()
+            state.access.idleSeconds = Int(clamping: try input.length())
         case RDBOpcode.freq:
-            // LFU counter; Berth does not evict by frequency yet.
-            _ = try input.byte()
+            state.access.frequency = Int(try input.byte())
         case RDBOpcode.function2:
             try loadFunctionLibrary(&input, target: target, at: start)
         case RDBOpcode.functionPreGA:
@@ -147,11 +146,12 @@ public enum RDBReader {
         let key = try input.string()
         let context = ValueContext(target: target, key: key, db: state.db, now: state.now)
         if let value = try ValueDecoder.decode(type: type, from: &input, context: context) {
-            target.key(key, value, db: state.db, expireAt: state.expireAt)
+            target.key(key, value, db: state.db, expireAt: state.expireAt, access: state.access)
             summary.keys += 1
         }
         // An empty collection (written by old versions) is skipped, as Redis skips it.
         state.expireAt = 0
+        state.access = SavedAccess()
     }
 
     /// The target's `expireAt` uses 0 for "no TTL": an expiry at or before the epoch is

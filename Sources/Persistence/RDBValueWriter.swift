@@ -19,14 +19,22 @@ public protocol RDBSavableModuleType: ModuleValueType {
 }
 
 extension RDBOutput {
-    /// Writes `key`'s record: its expiry (when it has one), type byte, key and value.
+    /// Writes `key`'s record: its expiry (when it has one), its idle time or access
+    /// counter (when the policy keeps one), type byte, key and value, in Redis's order.
     /// False (nothing written) for a module value whose type cannot save it.
     @discardableResult
-    public mutating func keyRecord(_ key: Bytes, _ value: Value, expireAt: Int64) -> Bool {
+    public mutating func keyRecord(_ key: Bytes, _ value: Value, expireAt: Int64, access: SavedAccess = SavedAccess()) -> Bool {
         let mark = count
         if expireAt != 0 {
             byte(RDBOpcode.expireTimeMs)
             milliseconds(expireAt)
+        }
+        if let idle = access.idleSeconds {
+            byte(RDBOpcode.idle)
+            length(UInt64(max(idle, 0)))
+        } else if let frequency = access.frequency {
+            byte(RDBOpcode.freq)
+            byte(UInt8(clamping: frequency))
         }
         let typeAt = count
         byte(0)

@@ -59,7 +59,7 @@ public final class ShardSnapshot: SnapshotGuard, @unchecked Sendable {
         guard let number = numbers[ObjectIdentifier(db)] else { return }
         entry.savedEpoch = epoch
         var out = RDBOutput(compress: compress, capacity: 64)
-        if out.keyRecord(entry.key, entry.value, expireAt: entry.expireAt) { keysWritten += 1 }
+        if out.keyRecord(entry.key, entry.value, expireAt: entry.expireAt, access: entry.savedAccess) { keysWritten += 1 }
         append(number, out.bytes)
     }
 
@@ -76,7 +76,7 @@ public final class ShardSnapshot: SnapshotGuard, @unchecked Sendable {
                     examined += 1
                     guard e.savedEpoch != epoch else { return }
                     e.savedEpoch = epoch
-                    if scratch.keyRecord(e.key, e.value, expireAt: e.expireAt) { here += 1 }
+                    if scratch.keyRecord(e.key, e.value, expireAt: e.expireAt, access: e.savedAccess) { here += 1 }
                 }
             } while cursor != 0 && written + here < budget && examined < budget * 4
             written += here

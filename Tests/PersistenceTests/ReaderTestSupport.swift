@@ -34,7 +34,7 @@ final class RecordingTarget: RDBLoadTarget {
         libraries.append(source)
     }
 
-    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64) {
+    func key(_ key: Bytes, _ value: Value, db: Int, expireAt: Int64, access: SavedAccess) {
         keys.append(Key(key: key, value: value, db: db, expireAt: expireAt))
     }
 

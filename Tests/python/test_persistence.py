@@ -608,3 +608,43 @@ def test_dump_and_restore_of_a_module_value_go_through_its_type(make_server, tmp
     plain = make_server()
     with pytest.raises(redis.ResponseError, match="Bad data format"):
         plain.client().restore("c", 0, payload)
+
+
+def test_idle_time_and_access_counter_survive_a_restart_both_ways(make_server, tmp_path):
+    """Under an LRU policy RDB files carry each key's idle seconds, under an LFU one its
+    counter (Redis's IDLE and FREQ opcodes): Berth writes and reads them, redis-server 7.0
+    reads Berth's and Berth reads redis-server's."""
+    lru = ("--maxmemory-policy", "allkeys-lru")
+    s = make_server("--dir", tmp_path, *lru)
+    r = s.client()
+    r.set("old", "v")
+    time.sleep(2.2)
+    r.set("new", "v")
+    r.save()
+    check_rdb(tmp_path / "dump.rdb")
+    s.stop()
+    again = make_server("--dir", tmp_path, *lru).client()
+    assert again.object("idletime", "old") >= 2 and again.object("idletime", "new") <= 1
+    proc, port = start_redis(tmp_path, *lru)
+    try:
+        ref = redis.Redis(port=port)
+        assert ref.object("idletime", "old") >= 2 and ref.object("idletime", "new") <= 1
+        ref.config_set("maxmemory-policy", "allkeys-lfu")
+        ref.config_set("lfu-log-factor", "0")  # every access counts
+        for _ in range(40):
+            ref.get("hot")
+            ref.set("hot", "v")
+        hot, old = ref.object("freq", "hot"), ref.object("freq", "old")
+        assert hot > 30
+        ref.save()
+    finally:
+        stop(proc)
+    lfu = make_server("--dir", tmp_path, "--maxmemory-policy", "allkeys-lfu").client()
+    assert lfu.object("freq", "hot") == hot and lfu.object("freq", "old") == old
+    lfu.save()
+    check_rdb(tmp_path / "dump.rdb")
+    proc, port = start_redis(tmp_path, "--maxmemory-policy", "allkeys-lfu")
+    try:
+        assert redis.Redis(port=port).object("freq", "hot") == hot
+    finally:
+        stop(proc)
