@@ -309,6 +309,9 @@ public final class CommandContext: @unchecked Sendable {
 
     public func delete(argument i: Int) -> Bool { db(argument: i).delete(args[i], now: now) }
 
+    /// DEL and UNLINK: freed on the lazy-free thread when `lazily` and large.
+    public func delete(argument i: Int, lazily: Bool) -> Bool { db(argument: i).delete(args[i], now: now, lazily: lazily) }
+
     // MARK: typed lookups
 
     public func string(_ key: Bytes) throws(CommandError) -> Bytes? {

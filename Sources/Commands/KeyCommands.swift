@@ -5,7 +5,9 @@ import RESP
 enum KeyCommands {
     static let specs: [CommandSpec] = [
         CommandSpec("del", arity: -2, flags: [.write], keys: KeySpec(1, -1, 1), handler: del),
-        CommandSpec("unlink", arity: -2, flags: [.write, .fast], keys: KeySpec(1, -1, 1), handler: del),
+        CommandSpec("unlink", arity: -2, flags: [.write, .fast], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
+            delete(ctx, lazily: true)
+        },
         CommandSpec("exists", arity: -2, flags: [.readonly, .fast, .sharedRead], keys: KeySpec(1, -1, 1)) { ctx throws(CommandError) in
             // No access, unlike TOUCH (Redis looks without touching).
             ctx.reply.integer((1..<ctx.args.count).reduce(0) { $0 + (ctx.peek(argument: $1) != nil ? 1 : 0) })
@@ -78,13 +80,13 @@ enum KeyCommands {
             ctx.reply.integer(ctx.allDatabases.reduce(0) { $0 + $1.count })
         },
         CommandSpec("flushdb", arity: -1, flags: [.write, .allShards]) { ctx throws(CommandError) in
-            try flushMode(ctx)
-            for db in ctx.allDatabases { ctx.dirty += db.count; db.removeAll() }
+            let lazily = try flushIsAsync(ctx)
+            for db in ctx.allDatabases { ctx.dirty += db.count; db.removeAll(lazily: lazily) }
             ctx.reply.ok()
         },
         CommandSpec("flushall", arity: -1, flags: [.write, .allShards]) { ctx throws(CommandError) in
-            try flushMode(ctx)
-            for store in ctx.stores { for db in store.databases { ctx.dirty += db.count; db.removeAll() } }
+            let lazily = try flushIsAsync(ctx)
+            for store in ctx.stores { for db in store.databases { ctx.dirty += db.count; db.removeAll(lazily: lazily) } }
             ctx.dirty += 1
             ctx.reply.ok()
         },
@@ -103,14 +105,25 @@ enum KeyCommands {
         },
     ]
 
-    static func flushMode(_ ctx: CommandContext) throws(CommandError) {
+    /// FLUSHALL/FLUSHDB [ASYNC|SYNC]: whether to free on the lazy-free thread (without an
+    /// option, as lazyfree-lazy-user-flush says).
+    static func flushIsAsync(_ ctx: CommandContext) throws(CommandError) -> Bool {
         if ctx.args.count > 2 { throw .syntax }
-        if ctx.args.count == 2 && !ctx.option(1, "async") && !ctx.option(1, "sync") { throw .syntax }
+        guard ctx.args.count == 2 else { return LazyFree.onUserFlush.load(ordering: .relaxed) }
+        if ctx.option(1, "async") { return true }
+        if ctx.option(1, "sync") { return false }
+        throw .syntax
     }
 
     static func del(_ ctx: CommandContext) throws(CommandError) {
+        delete(ctx, lazily: LazyFree.onUserDelete.load(ordering: .relaxed))
+    }
+
+    /// DEL and UNLINK: UNLINK frees large values on the lazy-free thread, DEL when
+    /// lazyfree-lazy-user-del is on.
+    static func delete(_ ctx: CommandContext, lazily: Bool) {
         var n = 0
-        for i in 1..<ctx.args.count where ctx.delete(argument: i) {
+        for i in 1..<ctx.args.count where ctx.delete(argument: i, lazily: lazily) {
             n += 1
             ctx.notify(.generic, "del", ctx.args[i])
         }

@@ -378,6 +378,11 @@ public final class ServerConfig: @unchecked Sendable {
         case "stream-node-max-bytes": StreamNodeLimits.maxBytes.store(n, ordering: .relaxed)
         case "stream-node-max-entries": StreamNodeLimits.maxEntries.store(n, ordering: .relaxed)
         case "latency-tracking": latencyTracking.store(v == "yes", ordering: .relaxed)
+        case "lazyfree-lazy-eviction": LazyFree.onEviction.store(v == "yes", ordering: .relaxed)
+        case "lazyfree-lazy-expire": LazyFree.onExpire.store(v == "yes", ordering: .relaxed)
+        case "lazyfree-lazy-server-del": LazyFree.onServerDelete.store(v == "yes", ordering: .relaxed)
+        case "lazyfree-lazy-user-del": LazyFree.onUserDelete.store(v == "yes", ordering: .relaxed)
+        case "lazyfree-lazy-user-flush": LazyFree.onUserFlush.store(v == "yes", ordering: .relaxed)
         case "maxmemory-clients":
             maxClientsMemoryPercent.store(v.hasSuffix("%") ? Int(v.dropLast()) ?? 0 : 0, ordering: .relaxed)
             maxClientsMemory.store(v.hasSuffix("%") ? 0 : n, ordering: .relaxed)

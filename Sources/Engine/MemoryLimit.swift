@@ -115,6 +115,13 @@ extension Shard {
             section.finish()
             evicted += batch
             if underLimit { break }
+            // Victims freed lazily still count until the lazy-free thread drops them:
+            // rather than evict more meanwhile, the round ends and the next command or
+            // tick goes on (Redis's eviction waits for its lazy-free thread the same way).
+            if LazyFree.onEviction.load(ordering: .relaxed) && LazyFree.shared.pending > 0 {
+                outcome = .running
+                break
+            }
             // The shard's candidates went between asking and taking (another shard's
             // thread evicted them): ask again, a few times.
             emptyRounds = batch == 0 ? emptyRounds + 1 : 0

@@ -1,5 +1,6 @@
 import Engine
 import Synchronization
+import Keyspace
 
 #if canImport(Glibc)
 import Glibc
@@ -83,33 +84,5 @@ final class JSEngineThread: @unchecked Sendable {
             if finished { break }
         }
         pthread_detach(pthread_self())
-    }
-}
-
-/// A counting semaphore for waiting on another thread.
-final class Semaphore: @unchecked Sendable {
-    private let s = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
-    init() { sem_init(s, 0, 0) }
-    deinit {
-        sem_destroy(s)
-        s.deallocate()
-    }
-    func signal() { sem_post(s) }
-    func wait() { sem_wait(s) }
-
-    /// Waits at most `seconds`; false on timeout.
-    func wait(seconds: Int) -> Bool { wait(milliseconds: seconds * 1000) }
-
-    /// Waits at most `milliseconds`; false on timeout.
-    func wait(milliseconds: Int) -> Bool {
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        let nanoseconds = deadline.tv_nsec + (milliseconds % 1000) * 1_000_000
-        deadline.tv_sec += milliseconds / 1000 + nanoseconds / 1_000_000_000
-        deadline.tv_nsec = nanoseconds % 1_000_000_000
-        while sem_timedwait(s, &deadline) != 0 {
-            if errno != EINTR { return false }
-        }
-        return true
     }
 }

@@ -1,5 +1,6 @@
 import Engine
 import Commands
+import Keyspace
 
 /// One TFCALL or TFCALLASYNC: the function it calls, for which client, and how it may
 /// behave. Its client waits as an ordinary blocked client whose wait is this run.

@@ -62,7 +62,7 @@ public final class Database {
             // deletion is in the file where it happened, if it did.
             if expiryHold.isReplaying { return e }
             if expiryHold.isHolding(now: now) { return nil }
-            removeEntry(e)
+            removeEntry(e, lazily: LazyFree.onExpire.load(ordering: .relaxed))
             noteExpired(key)
             return nil
         }
@@ -116,7 +116,13 @@ public final class Database {
         if !blockedKeys.isEmpty { signalReady(key) }
         if let e = existing {
             preserve(e)
-            e.value = value
+            if LazyFree.onServerDelete.load(ordering: .relaxed) {
+                let replaced = e.value
+                e.value = value
+                LazyFree.shared.take(replaced)
+            } else {
+                e.value = value
+            }
             if !keepTTL && e.expireAt != 0 { persist(e) }
             return e
         }
@@ -124,18 +130,21 @@ public final class Database {
         return markedNew(table.insert(key, value: value))
     }
 
+    /// Deletes `key`; its value is freed on the lazy-free thread when `lazily` and large
+    /// (by default as lazyfree-lazy-server-del says, Redis's rule for internal deletes).
     @discardableResult
-    public func delete(_ key: Bytes, now: Int64) -> Bool {
+    public func delete(_ key: Bytes, now: Int64, lazily: Bool = LazyFree.onServerDelete.load(ordering: .relaxed)) -> Bool {
         guard let e = lookup(key, now: now) else { return false }
-        removeEntry(e)
+        removeEntry(e, lazily: lazily)
         return true
     }
 
-    public func removeEntry(_ e: Entry) {
+    public func removeEntry(_ e: Entry, lazily: Bool = false) {
         preserve(e)
         if !blockedKeys.isEmpty { signalReady(e.key) }
         if e.expireAt != 0 { volatileCount -= 1 }
         table.remove(e.key)
+        if lazily { LazyFree.shared.takeValue(of: e) }
     }
 
     public func setExpire(_ e: Entry, at deadline: Int64) {
@@ -169,7 +178,7 @@ public final class Database {
         while removed < limit, let top = expiries.min, top.deadline <= now {
             _ = expiries.popMin()
             if let e = table.find(top.key), e.expireAt == top.deadline {
-                removeEntry(e)
+                removeEntry(e, lazily: LazyFree.onExpire.load(ordering: .relaxed))
                 noteExpired(e.key)
                 removed += 1
             }
@@ -177,10 +186,13 @@ public final class Database {
         return removed
     }
 
-    public func removeAll() {
+    /// Empties the database (FLUSHDB, FLUSHALL); `lazily`, the entries are freed on the
+    /// lazy-free thread (FLUSHALL ASYNC).
+    public func removeAll(lazily: Bool = false) {
         if let s = snapshot { table.forEach { e in if e.savedEpoch != s.epoch { s.preserve(e, of: self) } } }
         if !blockedKeys.isEmpty { for key in blockedKeys.keys { signalReady(key) } }
-        table.removeAll()
+        let keys = table.count
+        if lazily && keys > 0 { LazyFree.shared.hand(table.takeAll(), objects: keys) } else { table.removeAll() }
         expiries = Heap()
         volatileCount = 0
     }

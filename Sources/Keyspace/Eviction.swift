@@ -149,7 +149,7 @@ extension Database {
     /// Removes a key to make room: counted, announced (`evicted`), and a DEL in the effect
     /// stream, so the append-only file and replicas delete it too.
     public func evict(_ e: Entry) {
-        removeEntry(e)
+        removeEntry(e, lazily: LazyFree.onEviction.load(ordering: .relaxed))
         evictedTotal += 1
         if keyEvents.isTracking { keyEvents.record(.evicted, DatabaseKey(db: index, key: e.key)) }
         if effects.isEnabled { effects.append(Effect(db: index, [Bytes("DEL"), e.key])) }

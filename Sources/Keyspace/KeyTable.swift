@@ -128,6 +128,16 @@ public final class KeyTable {
         return nil
     }
 
+    /// A new table holding every entry, this one left empty: FLUSHALL ASYNC hands the
+    /// returned table to LazyFree, which frees it on its own thread.
+    public func takeAll() -> KeyTable {
+        let taken = KeyTable()
+        swap(&buckets, &taken.buckets)
+        swap(&mask, &taken.mask)
+        swap(&count, &taken.count)
+        return taken
+    }
+
     public func removeAll() {
         buckets.deinitialize(count: bucketCount)
         buckets.deallocate()

@@ -6,10 +6,10 @@ import RESP
 /// lookups plus a counted B+tree ordered by (score, member) (ScoreTree) so that ranks and
 /// ranges cost O(log n + m), as Redis converts a listpack to its skiplist one way.
 ///
-/// Invariants: exactly one form holds the pairs: `packed` while `tree` is nil, else
-/// `scores` and `tree`, which then hold the same pairs. A packed set stores -0 as 0 (what
-/// Redis's listpack reads back for it: a reply that echoes the computed score, like
-/// ZINCRBY's, may still say -0); the table and tree keep the double as it is.
+/// Invariants: `form` is packed until the set converts, then indexed for good, and the
+/// Index's table and tree hold the same pairs. A packed set stores -0 as 0 (what Redis's
+/// listpack reads back for it: a reply that echoes the computed score, like ZINCRBY's,
+/// may still say -0); the table and tree keep the double as it is.
 public final class SortedSetValue {
     /// The pairs, in one stored word so that the set object is a 24-byte allocation.
     private enum Form {

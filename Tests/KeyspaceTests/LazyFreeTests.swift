@@ -1,0 +1,49 @@
+import Synchronization
+import XCTest
+@testable import Keyspace
+@testable import RESP
+
+/// The lazy-free thread under many handing threads: every object handed is dropped
+/// exactly once, on the lazy-free thread when its reference was the last, and the
+/// counters agree.
+final class LazyFreeTests: XCTestCase {
+    final class Tracked {
+        static let dropped = Atomic<Int>(0)
+        deinit { Tracked.dropped.add(1, ordering: .relaxed) }
+    }
+
+    func testManyThreadsHandingOff() {
+        let lazy = LazyFree()
+        let threads = 16, each = 2_000
+        let before = Tracked.dropped.load(ordering: .relaxed)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            var rng = SystemRandomNumberGenerator()
+            for i in 0..<each {
+                if Int.random(in: 0..<4, using: &rng) == 0 {
+                    usleep(UInt32.random(in: 0..<50, using: &rng))  // vary the interleavings
+                }
+                lazy.hand(Tracked(), objects: i % 3 == 0 ? 2 : 1)
+            }
+            _ = t
+        }
+        let expectedObjects = threads * (each + (each + 2) / 3)
+        let deadline = Date().addingTimeInterval(30)
+        while lazy.pending > 0 && Date() < deadline { usleep(1000) }
+        XCTAssertEqual(lazy.pending, 0)
+        XCTAssertEqual(lazy.freedTotal, expectedObjects)
+        XCTAssertEqual(Tracked.dropped.load(ordering: .relaxed) - before, threads * each)
+    }
+
+    /// Only values worth it are taken: a large table-backed set goes, a packed hash (one
+    /// buffer) and a small set stay with their entries.
+    func testOnlyLargeValuesAreTaken() {
+        let large = SetValue(Set((0..<65).map { Bytes("m\($0)") }))
+        XCTAssertNotNil(LazyFree.largeObject(.set(large)))
+        XCTAssertNil(LazyFree.largeObject(.set(SetValue(Set((0..<64).map { Bytes("m\($0)") })))))
+        let packed = HashValue()
+        for i in 0..<100 { packed.fields[Bytes("f\(i)")] = Bytes("v") }
+        XCTAssertTrue(packed.fields.isPacked)
+        XCTAssertNil(LazyFree.largeObject(.hash(packed)))
+        XCTAssertNil(LazyFree.largeObject(.string(Bytes(String(repeating: "x", count: 1 << 20)))))
+    }
+}
