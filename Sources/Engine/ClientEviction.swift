@@ -17,8 +17,8 @@ import Keyspace
 /// (`Shard.largestClientMemory`): exactly at each tick and each check over the limit, and
 /// at once when a client grows past it. A shard that finds the total over the limit
 /// closes its largest client if no other shard has published a larger one; the shard
-/// holding a larger one closes it at its own next check (its next input batch or tick). So clients go largest first across the server,
-/// within a tick's delay. A closed client's share leaves the total at once, so shards do
+/// holding a larger one closes it at its own next check (its next input batch or tick).
+/// So clients go largest first across the server, within a tick's delay. A closed client's share leaves the total at once, so shards do
 /// not close more than needed. Clients with CLIENT NO-EVICT on, and MONITOR clients, are
 /// never evicted.
 extension Shard {

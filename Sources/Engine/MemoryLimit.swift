@@ -15,10 +15,12 @@ import Glibc
 /// candidate (Keyspace's Eviction.swift), then evicts from the best shard while its
 /// candidates beat the runner-up's: across shards, the keys go in the order one pool over
 /// the whole keyspace would take them. One shard evicts at a time (the `evicting` flag;
-/// the others serve on); no lock is held across shards; while under the limit a command
-/// pays one relaxed load and one sum of per-thread allocation counters. Keys are chosen by the policy (Keyspace's Eviction.swift) and removed as
+/// the others serve on); no lock is held across shards. Well under the limit, the sum of
+/// the threads' allocation counters is read once per input batch; near it, before each
+/// command. Keys are chosen by the policy (Keyspace's Eviction.swift) and removed as
 /// deleted ones are, so blocked clients waiting on them see a deleted key, WATCHers
-/// their transaction fail, the effect stream a DEL, subscribers an `evicted` event.
+/// their transaction fail, the effect stream a DEL, subscribers an `evicted` event;
+/// under lazyfree-lazy-eviction their values are freed on the lazy-free thread.
 ///
 /// Once over the limit, eviction goes on to 1/64 of the limit below it (at most 4 MB), so
 /// that a stream of writes pays one round per many keys. It stops after a time budget
