@@ -211,10 +211,21 @@ public final class SortedSetValue {
         var out: [(Bytes, Double)] = []
         out.reserveCapacity(end - start + 1)
         guard let tree else {
-            let slots = packed.slots()
-            for r in start...end {
-                let s = slots[reverse ? count - 1 - r : r]
-                out.append((packed.member(s), s.score))
+            let packed = self.packed
+            if reverse {
+                let slots = packed.slots()
+                for r in start...end {
+                    let s = slots[count - 1 - r]
+                    out.append((packed.member(s), s.score))
+                }
+            } else {
+                // Forward, the walk needs no table of slots (ZRANGE 0 -1, pairs).
+                var next = packed.slot(at: PackedScores.header), rank = 0
+                while let s = next, rank <= end {
+                    if rank >= start { out.append((packed.member(s), s.score)) }
+                    next = packed.slot(at: s.end)
+                    rank += 1
+                }
             }
             return out
         }
