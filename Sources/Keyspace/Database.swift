@@ -117,9 +117,9 @@ public final class Database {
         if let e = existing {
             preserve(e)
             if LazyFree.onServerDelete.load(ordering: .relaxed) {
-                let replaced = e.value
+                var replaced = e.value
                 e.value = value
-                LazyFree.shared.take(replaced)
+                LazyFree.shared.take(&replaced)
             } else {
                 e.value = value
             }

@@ -15,9 +15,9 @@ import Glibc
 /// values are freed at once, which costs less than the hand-off.
 ///
 /// A hand-off takes the value out of its entry, so the thread's reference is normally the
-/// last and the memory is freed there. A value something else still holds (a snapshot
-/// writing it, a command that moved it to another key) is only released by the thread and
-/// freed by its last holder, as ever. Until the thread gets to them, freed bytes still
+/// last and the memory is freed there. A value something else still holds (a command that
+/// moved it to another key) is not handed off, as Redis frees lazily only an object whose
+/// reference count is one. Until the thread gets to them, freed bytes still
 /// count in `used_memory`; INFO shows `lazyfree_pending_objects` and `lazyfreed_objects`.
 ///
 /// The thread starts with the first hand-off and then sleeps on a semaphore while
@@ -50,16 +50,24 @@ public final class LazyFree: @unchecked Sendable {
 
     /// Frees `entry`'s value on the thread when it is large enough to be worth it (the
     /// entry, already out of its table, is left holding an empty string); else leaves it.
-    public func takeValue(of entry: Entry) {
-        guard let object = LazyFree.largeObject(entry.value) else { return }
-        entry.value = .string(Bytes())
-        hand(object)
+    public func takeValue(of entry: Entry) { take(&entry.value) }
+
+    /// The same for a value an overwrite replaced: `value` is left an empty string.
+    public func take(_ value: inout Value) {
+        guard LazyFree.largeObject(value) != nil else { return }
+        switch value {
+        case .list(var l): value = .string(Bytes()); handIfLast(&l)
+        case .hash(var h): value = .string(Bytes()); handIfLast(&h)
+        case .set(var s): value = .string(Bytes()); handIfLast(&s)
+        case .zset(var z): value = .string(Bytes()); handIfLast(&z)
+        case .stream(var s): value = .string(Bytes()); handIfLast(&s)
+        case .string, .module: break
+        }
     }
 
-    /// The same for a value an overwrite replaced.
-    public func take(_ value: Value) {
-        guard let object = LazyFree.largeObject(value) else { return }
-        hand(object)
+    /// Hands `object` off when the caller's is its only reference.
+    private func handIfLast<T: AnyObject>(_ object: inout T) {
+        if isKnownUniquelyReferenced(&object) { hand(object) }
     }
 
     /// Hands anything to the thread to drop: a value, or a flushed database's key table,

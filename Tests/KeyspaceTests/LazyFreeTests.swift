@@ -46,4 +46,21 @@ final class LazyFreeTests: XCTestCase {
         XCTAssertNil(LazyFree.largeObject(.hash(packed)))
         XCTAssertNil(LazyFree.largeObject(.string(Bytes(String(repeating: "x", count: 1 << 20)))))
     }
+
+    /// As Redis frees lazily only an object nothing else references, a value still held
+    /// elsewhere (RENAME moved it) is left to its holder; one held nowhere else is handed.
+    func testOnlyLastReferencesAreHandedOff() {
+        let lazy = LazyFree()
+        let shared = SetValue(Set((0..<100).map { Bytes("m\($0)") }))
+        var value = Value.set(shared)
+        lazy.take(&value)
+        XCTAssertEqual(lazy.pending + lazy.freedTotal, 0)
+        guard case .string = value else { return XCTFail("the value was not taken out") }
+        XCTAssertEqual(shared.members.count, 100)
+        var alone = Value.set(SetValue(Set((0..<100).map { Bytes("m\($0)") })))
+        lazy.take(&alone)
+        let deadline = Date().addingTimeInterval(10)
+        while lazy.freedTotal < 1 && Date() < deadline { usleep(1000) }
+        XCTAssertEqual(lazy.freedTotal, 1)
+    }
 }
