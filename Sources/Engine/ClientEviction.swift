@@ -3,7 +3,9 @@ import Keyspace
 
 /// maxmemory-clients: once the buffers of all clients together pass the limit, the
 /// clients using the most are closed, largest first, as Redis 7's client eviction does.
-/// The limit is a size, or a percentage of maxmemory ("10%"); 0 turns it off.
+/// The limit is a size, or a percentage of maxmemory ("10%"); 0 turns it off. As in Redis,
+/// a limit below 128 KB counts as 128 KB, so that a mistaken setting cannot cut everyone
+/// off (the client setting it included); over means at or above it, as in Redis.
 ///
 /// What a client uses is what its buffers hold allocated: the query buffer (which a bulk
 /// string being read reserves whole in advance, as Redis's does for big arguments), the
@@ -26,9 +28,12 @@ extension Shard {
     func clientMemoryLimit() -> Int {
         let config = server.config
         let percent = config.maxClientsMemoryPercent.load(ordering: .relaxed)
-        if percent > 0 { return config.maxMemory.load(ordering: .relaxed) * percent / 100 }
-        return config.maxClientsMemory.load(ordering: .relaxed)
+        let limit = percent > 0 ? config.maxMemory.load(ordering: .relaxed) * percent / 100
+                                : config.maxClientsMemory.load(ordering: .relaxed)
+        return limit > 0 ? max(limit, Self.smallestClientMemoryLimit) : 0
     }
+
+    static let smallestClientMemoryLimit = 128 * 1024
 
     /// Brings the server's total up to date with `conn`'s buffers, then evicts if over.
     func noteClientMemory(_ conn: Connection) {
@@ -61,7 +66,7 @@ extension Shard {
     func evictClientsIfOver() {
         let limit = clientMemoryLimit()
         guard limit > 0 else { return }
-        while server.clientMemory.load(ordering: .relaxed) > limit {
+        while server.clientMemory.load(ordering: .relaxed) >= limit {
             let largest = clients.all.lazy.filter { $0.mayBeEvicted }.max { $0.countedMemory < $1.countedMemory }
             let size = largest?.countedMemory ?? 0
             largestClientMemory.store(size, ordering: .relaxed)

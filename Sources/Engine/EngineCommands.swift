@@ -186,7 +186,7 @@ package enum EngineCommands {
             conn.closeAfterFlush = true
             return false
         }),
-        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "set-active-expire", "reload", "loadaof", "help"]), { shard, _, args, reply in
+        (spec("debug", -2, [.admin, .noMulti, .loading, .stale], subcommands: ["sleep", "set-active-expire", "reload", "loadaof", "populate", "help"]), { shard, conn, args, reply in
             if args[1].equalsIgnoringCase("set-active-expire") && args.count == 3 {
                 // As in Redis: 0 stops the periodic expiry, so tests can watch lazy expiry.
                 guard let on = Numbers.int(args[2]) else { reply.error(CommandError.notInteger.message); return true }
@@ -204,6 +204,9 @@ package enum EngineCommands {
             if args[1].equalsIgnoringCase("reload") {
                 return debugReload(shard, args, reply)
             }
+            if args[1].equalsIgnoringCase("populate") && (3...5).contains(args.count) {
+                return debugPopulate(shard, conn, args, reply)
+            }
             if args[1].equalsIgnoringCase("loadaof") && args.count == 2 {
                 if let error = shard.server.reloadAppendOnlyFile(on: shard) { reply.error(error); return true }
                 reply.ok()
@@ -213,6 +216,9 @@ package enum EngineCommands {
                 reply.bulkArray(["DEBUG <subcommand>", "LOADAOF", "    Write the AOF, empty the data set and replay the AOF into it.",
                                  "RELOAD [NOSAVE] [NOFLUSH]",
                                  "    Save the RDB file, empty the data set and load the file back.",
+                                 "POPULATE <count> [<prefix>] [<size>]",
+                                 "    Create <count> string keys named key:<num> (or <prefix>:<num>) holding value:<num>,",
+                                 "    zero-padded or cut to <size> bytes when given; existing keys are left alone.",
                                  "SLEEP <seconds>", "    Stop the shard running it for <seconds>.",
                                  "SET-ACTIVE-EXPIRE <0|1>", "    Turn the periodic expiry of keys off (0) or on (1)."])
                 return false
@@ -221,6 +227,50 @@ package enum EngineCommands {
             return true
         }),
     ]
+
+    /// DEBUG POPULATE count [prefix] [size]: Redis's quick way to fill a database with
+    /// string keys for tests and memory measurements (`prefix:N` -> `value:N`, padded with
+    /// zero bytes or cut to `size`), skipping keys that exist. Like Redis's, it writes
+    /// around the command path: nothing goes to the effect stream or the append-only file,
+    /// and maxmemory is not consulted. Runs under every shard lock.
+    static func debugPopulate(_ shard: Shard, _ conn: Connection, _ args: [Bytes], _ reply: ReplyWriter) -> Bool {
+        // redis-server 7.0 gives one error for a negative count and for one that is no
+        // number at all.
+        func positive(_ b: Bytes) -> Int? {
+            guard let n = Numbers.int(b), n >= 0 else { reply.error("ERR value is out of range, must be positive"); return nil }
+            return n
+        }
+        guard let count = positive(args[2]) else { return true }
+        let prefix = args.count >= 4 ? args[3].array : Array("key".utf8)
+        var size = 0
+        if args.count == 5 {
+            guard let n = positive(args[4]) else { return true }
+            size = n
+        }
+        let server = shard.server
+        let section: LockSection = shard.section
+        guard section.enter(section.everyShard, .refuseWhenBusy) else {
+            reply.error("BUSY Berth is busy running a script.")
+            return true
+        }
+        let now = ShardStore.nowMilliseconds()
+        let watched = server.watchedKeys.load(ordering: .relaxed) > 0
+        for j in 0..<count {
+            let key = Bytes(prefix + Array(":\(j)".utf8))
+            let db = server.stores[server.slots.shard(of: key)].databases[conn.db]
+            guard db.lookup(key, now: now) == nil else { continue }
+            var value = Array("value:\(j)".utf8)
+            if size > 0 {
+                value = Array(value.prefix(size))
+                value += [UInt8](repeating: 0, count: size - value.count)
+            }
+            db.add(key, .string(Bytes(value)))
+            if watched { shard.touchWatchers(of: [key], db: conn.db) }
+        }
+        section.leave(section.everyShard)
+        reply.ok()
+        return false
+    }
 
     /// DEBUG RELOAD [NOSAVE] [NOFLUSH] [MERGE]: saves, empties the keyspace and loads the
     /// file back, under every shard lock, as Redis's test suites use it to check that

@@ -94,6 +94,17 @@ def test_limit_as_a_share_of_maxmemory(make_server, redis_server):
     assert berth.config_get("maxmemory-clients") == {"maxmemory-clients": "0"}
 
 
+def test_a_tiny_limit_counts_as_128kb(make_server, redis_server):
+    """As redis-server does, a limit below 128 KB is raised to it: the client that sets
+    maxmemory-clients to 1 byte is not cut off, but a 200 KB query buffer is."""
+    berth = make_server("--shards", 2).client(decode_responses=True)
+    for c in (berth, redis_server):
+        c.config_set("maxmemory-clients", "1")
+        assert c.ping() and c.info("stats")["evicted_clients"] == 0
+        port = c.connection_pool.connection_kwargs["port"]
+        assert closed_by_server(half_sent_set(port, size=200_000, sent=1000)), port
+
+
 def test_largest_clients_go_first_across_shards(make_server):
     """Clients spread over four shard threads, arriving in random order: whatever the
     order, the ones evicted are the largest, as one server-wide choice would take them."""
