@@ -15,3 +15,13 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[in
 PIDFILE=$(mktemp)
 trap 'xargs -r kill < "$PIDFILE" 2>/dev/null || true; rm -f "$PIDFILE"' EXIT
 started() { echo "$1" >> "$PIDFILE"; }
+
+# redis-server from Debian's package when it is missing, and BERTH defaulting to a fresh
+# release build: what the side-by-side scripts need before they start anything.
+need_servers() {
+  command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+  if [ -z "${BERTH:-}" ]; then
+    swift build -c release --product berth-server >/dev/null
+    BERTH=.build/release/berth-server
+  fi
+}

@@ -15,13 +15,9 @@ STRINGS=${STRINGS:-1000000}
 COLLECTIONS=${COLLECTIONS:-100000}
 SHARDS=${SHARDS:-2}
 
-command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-if [ -z "${BERTH:-}" ]; then
-  swift build -c release --product berth-server >/dev/null
-  BERTH=.build/release/berth-server
-fi
 # shellcheck source=Benchmarks/common.sh
 . Benchmarks/common.sh
+need_servers
 
 # RESP for redis-cli --pipe: one command per key of the data set named.
 commands() { # kind count

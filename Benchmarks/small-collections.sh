@@ -13,13 +13,9 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-300000}
 SHARDS=${SHARDS:-2}
-command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-if [ -z "${BERTH:-}" ]; then
-  swift build -c release --product berth-server >/dev/null
-  BERTH=.build/release/berth-server
-fi
 # shellcheck source=Benchmarks/common.sh
 . Benchmarks/common.sh
+need_servers
 
 COMMANDS=("hset h:__rand_int__ f__rand_int__ v" "hget h:__rand_int__ f__rand_int__"
           "zadd z:__rand_int__ __rand_int__ m__rand_int__" "zscore z:__rand_int__ m__rand_int__"

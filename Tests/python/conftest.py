@@ -105,11 +105,11 @@ def make_server():
         assert ended_by_test or code == 0, s.output()
 
 
-def reference_server(binary):
-    """Starts `binary` (redis-server or valkey-server) without persistence on a free port;
-    yields a decoding client."""
+def reference_server(binary, *args):
+    """Starts `binary` (redis-server or valkey-server) without persistence on a free port,
+    with `args` added; yields a decoding client."""
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no"],
+    proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     r = redis.Redis(port=port, decode_responses=True)
 

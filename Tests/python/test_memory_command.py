@@ -1,5 +1,7 @@
 """MEMORY USAGE/STATS/DOCTOR/PURGE/MALLOC-STATS and ROLE over real sockets; their errors
 and ROLE's reply as redis-server gives them."""
+import pytest
+
 from parity import Wire
 
 
@@ -61,60 +63,35 @@ def test_errors_help_and_role_match_redis_server(make_server, redis_server):
 
 def test_debug_populate_as_redis_server(make_server):
     """DEBUG POPULATE, which memory measurements and Valkey's tests use to fill a
-    database: same keys, values, padding, skipping and errors as redis-server 7.0."""
-    import subprocess
+    database: same keys, values, padding, skipping and errors as redis-server 7.0 (started
+    with DEBUG enabled, which it refuses by default)."""
+    import contextlib
     import redis as redispy
-    from conftest import free_port, wait_for
-    berth = make_server("--shards", 2).client()
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--enable-debug-command", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        ref = redispy.Redis(port=port)
-        assert wait_for(lambda: _answers(ref))
-        _populate_both(berth, ref)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    from conftest import reference_server
+    berth = make_server("--shards", 2).client(decode_responses=True)
+    with contextlib.contextmanager(reference_server)("redis-server", "--enable-debug-command", "yes") as ref:
+        for c in (berth, ref):
+            c.set("key:5", "mine")
+            w = c.pipeline(transaction=True)
+            w.watch("key:7")
+            assert c.execute_command("DEBUG", "POPULATE", "1000") in ("OK", True)
+            w.multi()
+            w.get("key:7")
+            with pytest.raises(redispy.WatchError):  # the populated key touched the WATCH
+                w.execute()
+            c.execute_command("DEBUG", "POPULATE", "10", "p", "20")
+            c.execute_command("DEBUG", "POPULATE", "3", "q", "3")
+        for c in (berth, ref):
+            assert c.dbsize() == 1013
+            assert c.get("key:5") == "mine" and c.get("key:999") == "value:999"
+            assert c.get("p:3") == "value:3" + "\0" * 13 and c.get("q:2") == "val"
+        for args in (["-1"], ["abc"], ["5", "p", "-3"]):
+            errors = []
+            for c in (berth, ref):
+                with pytest.raises(redispy.ResponseError) as e:
+                    c.execute_command("DEBUG", "POPULATE", *args)
+                errors.append(str(e.value))
+            assert errors[0] == errors[1], (args, errors)
     in_db1 = make_server("--shards", 2).client(db=1)
     in_db1.execute_command("DEBUG", "POPULATE", "50")
     assert in_db1.dbsize() == 50 and in_db1.get("key:49") == b"value:49"
-
-
-def _answers(c):
-    import redis as redispy
-    try:
-        return c.ping()
-    except redispy.ConnectionError:
-        return False
-
-
-def _populate_both(berth, ref):
-    import redis as redispy
-    for c in (berth, ref):
-        c.set("key:5", "mine")
-        w = c.pipeline(transaction=True)
-        w.watch("key:7")
-        assert c.execute_command("DEBUG", "POPULATE", "1000") in (b"OK", True)
-        w.multi()
-        w.get("key:7")
-        try:
-            watched = w.execute()
-        except redispy.WatchError:
-            watched = None
-        assert watched is None  # the populated key touched the WATCH
-        c.execute_command("DEBUG", "POPULATE", "10", "p", "20")
-        c.execute_command("DEBUG", "POPULATE", "3", "q", "3")
-    for c in (berth, ref):
-        assert c.dbsize() == 1013
-        assert c.get("key:5") == b"mine" and c.get("key:999") == b"value:999"
-        assert c.get("p:3") == b"value:3" + b"\0" * 13 and c.get("q:2") == b"val"
-    for args in (["-1"], ["abc"], ["5", "p", "-3"]):
-        errors = []
-        for c in (berth, ref):
-            try:
-                c.execute_command("DEBUG", "POPULATE", *args)
-                errors.append(None)
-            except redispy.ResponseError as e:
-                errors.append(str(e))
-        assert errors[0] == errors[1] and errors[0], (args, errors)
