@@ -56,8 +56,9 @@ let package = Package(
         // Compiler builtins Swift lacks: cache prefetch for the key table's batched lookups, the
         // CPU's cycle counter for timing commands.
         .target(name: "CIntrinsics"),
-        // Counts what malloc hands out (used_memory, maxmemory): see allocator.c.
-        .target(name: "CAllocator"),
+        // The allocator (jemalloc) and the count of what it hands out (used_memory,
+        // maxmemory): see allocator.c.
+        .target(name: "CAllocator", linkerSettings: [.linkedLibrary("jemalloc")]),
         // INCRBYFLOAT's long double arithmetic and printing, which Swift cannot express portably.
         .target(name: "CLongDouble"),
         .target(name: "RESP", swiftSettings: releaseSettings),

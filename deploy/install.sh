@@ -28,7 +28,7 @@ have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null; 
 
 build() {
   local need=()
-  for pkg in liburing-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev; do
+  for pkg in liburing-dev libjemalloc-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -42,7 +42,7 @@ build() {
   # routes every call of the malloc family through the counting in CAllocator
   # (used_memory and maxmemory depend on it).
   local wrap=()
-  for fn in malloc free calloc realloc reallocarray memalign aligned_alloc posix_memalign valloc pvalloc; do
+  for fn in malloc free calloc realloc reallocarray memalign aligned_alloc posix_memalign valloc pvalloc malloc_usable_size; do
     wrap+=(-Xlinker "--wrap=$fn")
   done
   local static=(-Xswiftc -static-executable -Xswiftc -DBERTH_STATIC_EXECUTABLE -Xcc -DBERTH_WRAP_MALLOC "${wrap[@]}")

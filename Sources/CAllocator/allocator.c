@@ -1,21 +1,29 @@
-/* Counting what the process has allocated, so that `maxmemory` can be enforced.
+/* The allocator, and counting what the process has allocated so that `maxmemory` can be
+ * enforced.
  *
- * Redis knows its used memory because every allocation goes through zmalloc, which adds
- * the allocator's usable size to a counter. Berth's allocations come from the Swift
- * runtime, SpiderMonkey, Lua, liburing and loaded modules, all calling malloc; glibc's
- * own statistics (mallinfo2) walk every free chunk of every arena and take tens of
- * milliseconds on a fragmented heap, far too slow to ask before each write. So the
- * malloc family is wrapped here: each call adds or subtracts malloc_usable_size to a
- * counter of the calling thread, and the sum of the counters is the used memory.
+ * Allocator: jemalloc, as Redis's default build uses. Its size classes are spaced a
+ * quarter apart with no header per block, where glibc adds 8 bytes to every block and
+ * rounds to 16: a key's 80-byte entry takes 80 bytes rather than 96, and every small
+ * collection, string and Swift object likewise. Every call of the malloc family, from
+ * Swift's runtime, SpiderMonkey, Lua, liburing or a loaded module, reaches jemalloc
+ * through the functions below, which call its own entry points (mallocx, sallocx,
+ * rallocx, dallocx), so a block is always freed by the allocator that made it.
  *
- * How the wrapping reaches every caller:
+ * Counting: Redis knows its used memory because every allocation goes through zmalloc,
+ * which adds the allocator's usable size to a counter; asking the allocator for its
+ * statistics instead is far too slow to do before each write (glibc's mallinfo2 walks
+ * every free chunk, tens of milliseconds on a fragmented heap). So each call below adds
+ * or subtracts the block's usable size to a counter of the calling thread, and the sum
+ * of the counters is the used memory.
+ *
+ * How the functions reach every caller:
  * - A dynamically linked server defines malloc, free, ... itself; the dynamic linker
  *   binds every library's calls (glibc's internal ones included) to the executable's
- *   definitions, which call glibc's through its exported __libc_malloc and friends.
+ *   definitions, ahead of glibc's and libjemalloc's own.
  * - The fully static server (deploy/install.sh) is linked with `--wrap=malloc` and so
- *   on, which sends every reference to __wrap_malloc, and __real_malloc to glibc's; it
- *   compiles this file with BERTH_WRAP_MALLOC.
- * - Under AddressSanitizer, which has its own malloc, nothing is wrapped and the count
+ *   on, which sends every reference to __wrap_malloc; it compiles this file with
+ *   BERTH_WRAP_MALLOC.
+ * - Under AddressSanitizer, which has its own malloc, nothing is replaced and the count
  *   is the sanitizer's.
  *
  * Counters: each thread claims a slot (its own cache line) on its first allocation and
@@ -29,6 +37,8 @@
 #define _GNU_SOURCE
 #include "berth_allocator.h"
 #include <malloc.h>
+#include <jemalloc/jemalloc.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -46,6 +56,12 @@
 #  define BERTH_NO_COUNTING 1
 #endif
 
+#define BERTH_STRINGIFY_(x) #x
+#define BERTH_STRINGIFY(x) BERTH_STRINGIFY_(x)
+/* "5.3.0", as Redis's INFO names its allocator. */
+#define BERTH_JEMALLOC_RELEASE BERTH_STRINGIFY(JEMALLOC_VERSION_MAJOR) "." \
+    BERTH_STRINGIFY(JEMALLOC_VERSION_MINOR) "." BERTH_STRINGIFY(JEMALLOC_VERSION_BUGFIX)
+
 size_t berth_rss_bytes(void) {
     long pages = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -55,16 +71,38 @@ size_t berth_rss_bytes(void) {
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+#ifdef BERTH_NO_COUNTING
 void berth_release_free_memory(void) { malloc_trim(0); }
+#else
+void berth_release_free_memory(void) {
+    mallctl("arena." BERTH_STRINGIFY(MALLCTL_ARENAS_ALL) ".purge", NULL, NULL, NULL, 0);
+}
+#endif
+
+#ifndef BERTH_NO_COUNTING
+static void append_report(void *f, const char *text) { fputs(text, (FILE *)f); }
+#endif
 
 char *berth_allocator_report(void) {
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
     if (!f) return NULL;
+#ifdef BERTH_NO_COUNTING
     malloc_info(0, f);
+#else
+    malloc_stats_print(append_report, f, NULL);
+#endif
     fclose(f);
     return text;
+}
+
+const char *berth_allocator_name(void) {
+#ifdef BERTH_NO_COUNTING
+    return "libc";
+#else
+    return "jemalloc-" BERTH_JEMALLOC_RELEASE;
+#endif
 }
 
 #ifdef BERTH_NO_COUNTING
@@ -142,46 +180,47 @@ int berth_allocations_counted(void) { return 1; }
 
 #ifdef BERTH_WRAP_MALLOC
 #  define WRAPPED(name) __wrap_##name
-#  define REAL(name) __real_##name
-extern void *__real_malloc(size_t);
-extern void __real_free(void *);
-extern void *__real_calloc(size_t, size_t);
-extern void *__real_realloc(void *, size_t);
-extern void *__real_memalign(size_t, size_t);
-extern void *__real_valloc(size_t);
-extern void *__real_pvalloc(size_t);
 #else
 #  define WRAPPED(name) name
-#  define REAL(name) __libc_##name
-extern void *__libc_malloc(size_t);
-extern void __libc_free(void *);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-extern void *__libc_valloc(size_t);
-extern void *__libc_pvalloc(size_t);
 #endif
 
+/* jemalloc's own entry points (mallocx and friends) serve every call: they are not the
+   standard names, so neither the wrapping nor a second definition of malloc can loop
+   back here. A zero-byte request asks for one byte (mallocx(0) is undefined). */
+#define NONZERO(n) ((n) ? (n) : 1)
+
 static inline void *counted(void *p) {
-    if (p) count((long)malloc_usable_size(p));
+    if (p) count((long)sallocx(p, 0));
     return p;
 }
 
-void *WRAPPED(malloc)(size_t n) { return counted(REAL(malloc)(n)); }
+void *WRAPPED(malloc)(size_t n) {
+    void *p = counted(mallocx(NONZERO(n), 0));
+    if (!p) errno = ENOMEM;
+    return p;
+}
 
 void WRAPPED(free)(void *p) {
     if (!p) return;
-    count(-(long)malloc_usable_size(p));
-    REAL(free)(p);
+    count(-(long)sallocx(p, 0));
+    dallocx(p, 0);
 }
 
-void *WRAPPED(calloc)(size_t n, size_t size) { return counted(REAL(calloc)(n, size)); }
+void *WRAPPED(calloc)(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
+    void *p = counted(mallocx(NONZERO(total), MALLOCX_ZERO));
+    if (!p) errno = ENOMEM;
+    return p;
+}
 
 void *WRAPPED(realloc)(void *p, size_t n) {
-    long before = p ? (long)malloc_usable_size(p) : 0;
-    void *q = REAL(realloc)(p, n);
-    if (q) count((long)malloc_usable_size(q) - before);
-    else if (p && n == 0) count(-before);  /* realloc(p, 0) freed p */
+    if (!p) return WRAPPED(malloc)(n);
+    if (n == 0) { WRAPPED(free)(p); return NULL; }  /* glibc's realloc(p, 0) */
+    long before = (long)sallocx(p, 0);
+    void *q = rallocx(p, n, 0);
+    if (!q) { errno = ENOMEM; return NULL; }
+    count((long)sallocx(q, 0) - before);
     return q;
 }
 
@@ -191,20 +230,32 @@ void *WRAPPED(reallocarray)(void *p, size_t n, size_t size) {
     return WRAPPED(realloc)(p, total);
 }
 
-void *WRAPPED(memalign)(size_t alignment, size_t n) { return counted(REAL(memalign)(alignment, n)); }
+static void *aligned(size_t alignment, size_t n) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) { errno = EINVAL; return NULL; }
+    void *p = counted(mallocx(NONZERO(n), MALLOCX_ALIGN(alignment)));
+    if (!p) errno = ENOMEM;
+    return p;
+}
 
-void *WRAPPED(aligned_alloc)(size_t alignment, size_t n) { return counted(REAL(memalign)(alignment, n)); }
+void *WRAPPED(memalign)(size_t alignment, size_t n) { return aligned(alignment, n); }
+
+void *WRAPPED(aligned_alloc)(size_t alignment, size_t n) { return aligned(alignment, n); }
 
 int WRAPPED(posix_memalign)(void **out, size_t alignment, size_t n) {
     if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
-    void *p = REAL(memalign)(alignment, n);
-    if (!p && n != 0) return ENOMEM;
-    *out = counted(p);
+    void *p = aligned(alignment, n);
+    if (!p) return ENOMEM;
+    *out = p;
     return 0;
 }
 
-void *WRAPPED(valloc)(size_t n) { return counted(REAL(valloc)(n)); }
+void *WRAPPED(valloc)(size_t n) { return aligned((size_t)sysconf(_SC_PAGESIZE), n); }
 
-void *WRAPPED(pvalloc)(size_t n) { return counted(REAL(pvalloc)(n)); }
+void *WRAPPED(pvalloc)(size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return aligned(page, (n + page - 1) & ~(page - 1));
+}
+
+size_t WRAPPED(malloc_usable_size)(void *p) { return p ? sallocx(p, 0) : 0; }
 
 #endif

@@ -19,9 +19,8 @@ bool interruptCallback(JSContext *cx) {
         return false;
     }
     size_t limit = e->memoryLimit.load();
-    if (limit) {
-        struct mallinfo2 m = mallinfo2();
-        if (m.uordblks + m.hblkhd > limit) {
+    if (limit && e->host.allocated_bytes) {
+        if (e->host.allocated_bytes() > limit) {
             e->terminated = 2;
             return false;
         }

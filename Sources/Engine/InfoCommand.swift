@@ -124,7 +124,7 @@ enum InfoCommand {
             ("mem_fragmentation_bytes", String(rss - used)),
             ("mem_not_counted_for_evict", "0"),
             ("mem_clients_normal", String(server.clientMemory.load(ordering: .relaxed))),
-            ("mem_allocator", "libc"), ("lazyfree_pending_objects", String(LazyFree.shared.pending)),
+            ("mem_allocator", String(cString: berth_allocator_name())), ("lazyfree_pending_objects", String(LazyFree.shared.pending)),
             ("lazyfreed_objects", String(LazyFree.shared.freedTotal)),
             ("number_of_cached_scripts", String(server.extensions.scripting.cachedScriptCount)),
             ("number_of_functions", String(server.extensions.scripting.functionCount)),

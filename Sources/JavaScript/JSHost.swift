@@ -1,4 +1,5 @@
 import Engine
+import CAllocator
 import CJSHost
 import RESP
 
@@ -9,6 +10,7 @@ enum JSHost {
     static func table(for library: JSLibrary) -> BerthJSHost {
         var host = BerthJSHost()
         host.context = Unmanaged.passUnretained(library).toOpaque()
+        host.allocated_bytes = { berth_allocated_bytes() }
         host.call = { context, id, argv, lengths, argc, out in
             let library = JSHost.library(context)
             let reply: [UInt8]

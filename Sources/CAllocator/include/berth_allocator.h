@@ -14,10 +14,13 @@ int berth_allocations_counted(void);
 /* Resident set size of the process, from /proc/self/statm. */
 size_t berth_rss_bytes(void);
 
-/* Returns free memory at the top of the heaps to the system (malloc_trim). */
+/* Returns the allocator's unused pages to the system (MEMORY PURGE). */
 void berth_release_free_memory(void);
 
-/* The allocator's own report (malloc_info's XML); the caller frees it. */
+/* The allocator's own report (MEMORY MALLOC-STATS); the caller frees it. */
 char *berth_allocator_report(void);
+
+/* INFO's mem_allocator: "jemalloc-5.3.0", or "libc" under AddressSanitizer. */
+const char *berth_allocator_name(void);
 
 #endif

@@ -47,6 +47,9 @@ typedef struct BerthJSHost {
     void (*finish)(void *context, uint64_t run, const char *reply, size_t length);
     /* redis.log: 0 debug, 1 verbose, 2 notice, 3 warning. */
     void (*log)(void *context, int level, const char *message, size_t length);
+    /* The bytes the whole process has allocated (the server's used_memory), which
+     * js-memory-limit bounds; callable from any thread. */
+    size_t (*allocated_bytes)(void);
 } BerthJSHost;
 
 typedef struct BerthJSAPI {
