@@ -164,13 +164,14 @@ public enum Blocking {
         case .listMove(let destination, let fromLeft, let toLeft):
             try ListCommands.move(ctx, from: key, to: destination, fromLeft: fromLeft, toLeft: toLeft)
         case .zsetPop(let max, let count):
-            let z = try ctx.zset(key)!
             if let count {
-                SortedSetCommands.popReply(ctx, key, z, max: max, count: count)
+                try SortedSetCommands.popReply(ctx, key, max: max, count: count)
             } else {
-                let (member, score) = SortedSetCommands.popItems(z, count: 1, max: max)[0]
+                let ((member, score), empty) = try ctx.modifySortedSet(key) { z in
+                    (SortedSetCommands.popItems(&z, count: 1, max: max)[0], z.count == 0)
+                }
                 ctx.notify(.zset, max ? "zpopmax" : "zpopmin", key)
-                ctx.deleteIfEmpty(key, z.count == 0)
+                ctx.deleteIfEmpty(key, empty)
                 ctx.dirty += 1
                 ctx.reply.arrayHeader(3)
                 ctx.reply.bulk(key)
@@ -224,7 +225,7 @@ enum BlockingCommands {
             let deadline = try Blocking.deadline(ctx.args[1], now: ctx.now, inSeconds: true)
             for key in keys {
                 guard let z = try ctx.zset(key), z.count > 0 else { continue }
-                SortedSetCommands.popReply(ctx, key, z, max: max, count: count)
+                try SortedSetCommands.popReply(ctx, key, max: max, count: count)
                 return
             }
             Blocking.blockOrGiveUp(ctx, keys: keys, deadline: deadline, .zsetPop(max: max, count: count))

@@ -339,10 +339,23 @@ public final class CommandContext: @unchecked Sendable {
         return l
     }
 
-    public func hash(_ key: Bytes) throws(CommandError) -> HashValue? {
+    public func hash(_ key: Bytes) throws(CommandError) -> HashFields? {
         guard let e = lookup(key) else { return nil }
         guard case .hash(let h) = e.value else { throw .wrongType }
         return h
+    }
+
+    /// Runs `body` on the hash at `key` in place (Entry.modifyHash), on a new empty one that
+    /// is then stored when the key is missing; WRONGTYPE for another type.
+    public func modifyHash<R>(_ key: Bytes, _ body: (inout HashFields) throws(CommandError) -> R) throws(CommandError) -> R {
+        guard let e = lookup(key) else {
+            var h = HashFields()
+            let r = try body(&h)
+            if !h.isEmpty { db(key).add(key, .hash(h)) }
+            return r
+        }
+        guard let r = try e.modifyHash(body) else { throw .wrongType }
+        return r
     }
 
     public func set(_ key: Bytes) throws(CommandError) -> SetValue? {
@@ -370,13 +383,6 @@ public final class CommandContext: @unchecked Sendable {
         return l
     }
 
-    public func hashOrCreate(_ key: Bytes) throws(CommandError) -> HashValue {
-        if let h = try hash(key) { return h }
-        let h = HashValue()
-        db(key).add(key, .hash(h))
-        return h
-    }
-
     public func setOrCreate(_ key: Bytes) throws(CommandError) -> SetValue {
         if let s = try set(key) { return s }
         let s = SetValue()
@@ -384,11 +390,18 @@ public final class CommandContext: @unchecked Sendable {
         return s
     }
 
-    public func zsetOrCreate(_ key: Bytes) throws(CommandError) -> SortedSetValue {
-        if let z = try zset(key) { return z }
-        let z = SortedSetValue()
-        db(key).add(key, .zset(z))
-        return z
+    /// Runs `body` on the sorted set at `key` in place (Entry.modifySortedSet), on a new
+    /// empty one that is then stored if not left empty when the key is missing; WRONGTYPE
+    /// for another type.
+    public func modifySortedSet<R>(_ key: Bytes, _ body: (inout SortedSetValue) throws(CommandError) -> R) throws(CommandError) -> R {
+        guard let e = lookup(key) else {
+            var z = SortedSetValue()
+            let r = try body(&z)
+            if z.count > 0 { db(key).add(key, .zset(z)) }
+            return r
+        }
+        guard let r = try e.modifySortedSet(body) else { throw .wrongType }
+        return r
     }
 
     /// Deletes `key` when its collection became empty, as Redis never keeps empty ones.

@@ -73,8 +73,7 @@ enum DumpRestore {
             ctx.reply.ok()
             return
         }
-        let entry = db.overwrite(existing, key, value)
-        if ttl != 0 { db.setExpire(entry, at: ttl) }
+        let entry = db.overwrite(existing, key, value, expireAt: ttl)
         // Kept when the policy uses it (IDLETIME under LRU, FREQ under LFU), as in Redis.
         if idle != nil || freq != nil { entry.restoreAccess(idleSeconds: idle, frequency: freq) }
         if ttl != 0 && !absolute {

@@ -40,7 +40,7 @@ enum EffectRewrites {
             guard case .string(let v)? = ctx.lookup(a[1])?.value else { return [a] }
             return [[Bytes("SET"), a[1], v, Bytes("KEEPTTL")]]
         case "hincrbyfloat":
-            guard case .hash(let h)? = ctx.lookup(a[1])?.value, let v = h.fields[a[2]] else { return [a] }
+            guard case .hash(let h)? = ctx.lookup(a[1])?.value, let v = h[a[2]] else { return [a] }
             return [[Bytes("HSET"), a[1], a[2], v]]
         case "blmove":
             return [[Bytes("LMOVE")] + a[1...4]]

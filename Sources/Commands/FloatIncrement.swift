@@ -53,11 +53,13 @@ enum FloatIncrement {
         case .infinite: throw CommandError("ERR value is NaN or Infinity")
         case .finite: break
         }
-        let h = try ctx.hashOrCreate(ctx.args[1])
-        let current = h.fields[field] ?? Bytes("0")
-        guard kind(current) != .invalid else { throw CommandError("ERR hash value is not a float") }
-        guard let text = sum(current, by) else { throw .nanOrInfinity }
-        h.fields[field] = text
+        let text = try ctx.modifyHash(ctx.args[1]) { (h) throws(CommandError) -> Bytes in
+            let current = h[field] ?? Bytes("0")
+            guard kind(current) != .invalid else { throw CommandError("ERR hash value is not a float") }
+            guard let text = sum(current, by) else { throw .nanOrInfinity }
+            h[field] = text
+            return text
+        }
         ctx.dirty += 1
         ctx.reply.bulk(text)
     }

@@ -156,7 +156,7 @@ enum KeyCommands {
         if gt && (current == 0 || at <= current) { ctx.reply.integer(0); return }
         if lt && current != 0 && at >= current { ctx.reply.integer(0); return }
         let db = ctx.db(key)
-        if at <= ctx.now { db.removeEntry(e) } else { db.setExpire(e, at: at) }
+        if at <= ctx.now { db.removeEntry(e) } else { _ = db.setExpire(e, at: at) }
         ctx.dirty += 1
         ctx.reply.integer(1)
     }
@@ -184,8 +184,7 @@ enum KeyCommands {
         let value = e.value, ttl = e.expireAt
         ctx.db(src).removeEntry(e)
         let dstDB = ctx.db(dst)
-        let moved = dstDB.overwrite(dst, value, now: ctx.now)
-        if ttl != 0 { dstDB.setExpire(moved, at: ttl) }
+        dstDB.overwrite(dstDB.lookup(dst, now: ctx.now), dst, value, expireAt: ttl)
         ctx.notify(.generic, "rename_from", src)
         ctx.notify(.generic, "rename_to", dst)
         ctx.dirty += 1
@@ -215,8 +214,7 @@ enum KeyCommands {
         }
         // Redis's answer for a module type without a copy callback (Berth has none yet).
         guard let copy = e.value.deepCopy() else { throw CommandError("ERR not supported for this module type") }
-        let copied = db.overwrite(dst, copy, now: ctx.now)
-        if e.expireAt != 0 { db.setExpire(copied, at: e.expireAt) }
+        db.overwrite(db.lookup(dst, now: ctx.now), dst, copy, expireAt: e.expireAt)
         ctx.dirty += 1
         ctx.reply.integer(1)
     }
@@ -230,7 +228,7 @@ enum KeyCommands {
         let dst = ctx.db(key, index: target)
         if dst.lookup(key, now: ctx.now) != nil { ctx.reply.integer(0); return }
         let moved = dst.add(key, e.value)
-        if e.expireAt != 0 { dst.setExpire(moved, at: e.expireAt) }
+        if e.expireAt != 0 { _ = dst.setExpire(moved, at: e.expireAt) }
         ctx.db(key).removeEntry(e)
         ctx.dirty += 1
         ctx.reply.integer(1)

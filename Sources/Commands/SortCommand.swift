@@ -80,7 +80,7 @@ enum SortCommand {
             switch e.value {
             case .list(let l): elements = Array(l.items); isList = true
             case .set(let s): elements = Array(s.members); isSet = true
-            case .zset(let z): zset = z; z.convertToTree()
+            case .zset: zset = e.modifySortedSet { z in z.convertToTree(); return z }
             default: throw .wrongType
             }
         }
@@ -209,7 +209,7 @@ enum SortCommand {
         guard let e = ctx.lookup(key) else { return nil }
         switch (e.value, field) {
         case (.string(let s), nil): return s
-        case (.hash(let h), let f?): return h.fields[f]
+        case (.hash(let h), let f?): return h[f]
         default: return nil
         }
     }

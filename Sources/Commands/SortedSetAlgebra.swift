@@ -171,7 +171,7 @@ extension SortedSetCommands {
     }
 
     static func sortedSet(_ scores: [Bytes: Double]) -> SortedSetValue {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         for (m, s) in scores { z.add(m, s) }
         return z
     }

@@ -7,19 +7,24 @@ enum SortedSetCommands {
         CommandSpec("zadd", arity: -4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1), handler: zadd),
         CommandSpec("zincrby", arity: 4, flags: [.write, .denyOOM, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let by = try ctx.double(2)
-            let z = try ctx.zsetOrCreate(ctx.args[1])
-            let r = z.score(ctx.args[3]).map { $0 + by } ?? by  // a new member takes the increment itself, -0 included
-            guard !r.isNaN else { throw CommandError("ERR resulting score is not a number (NaN)") }
-            z.insert(ctx.args[3], r)
+            let r = try ctx.modifySortedSet(ctx.args[1]) { (z) throws(CommandError) -> Double in
+                let r = z.score(ctx.args[3]).map { $0 + by } ?? by  // a new member takes the increment itself, -0 included
+                guard !r.isNaN else { throw CommandError("ERR resulting score is not a number (NaN)") }
+                z.insert(ctx.args[3], r)
+                return r
+            }
             ctx.dirty += 1
             ctx.reply.double(r)
         },
         CommandSpec("zrem", arity: -3, flags: [.write, .fast], keys: KeySpec(1, 1, 1)) { ctx throws(CommandError) in
             let key = ctx.args[1]
-            guard let z = try ctx.zset(key) else { ctx.reply.integer(0); return }
-            var n = 0
-            for m in ctx.args.dropFirst(2) where z.remove(m) { n += 1 }
-            ctx.deleteIfEmpty(key, z.count == 0)
+            guard try ctx.zset(key) != nil else { ctx.reply.integer(0); return }
+            let (n, empty) = try ctx.modifySortedSet(key) { z in
+                var n = 0
+                for m in ctx.args.dropFirst(2) where z.remove(m) { n += 1 }
+                return (n, z.count == 0)
+            }
+            ctx.deleteIfEmpty(key, empty)
             ctx.dirty += n
             ctx.reply.integer(n)
         },
@@ -128,9 +133,9 @@ enum SortedSetCommands {
             if incr { ctx.reply.null() } else { ctx.reply.integer(0) }
             return
         }
-        let z = try ctx.zsetOrCreate(key)
         var added = 0, changed = 0
         var incrResult: Double? = nil
+        try ctx.modifySortedSet(key) { (z) throws(CommandError) in
         for (n, j) in stride(from: i, to: ctx.args.count, by: 2).enumerated() {
             let member = ctx.args[j + 1]
             var score = scores[n]
@@ -151,7 +156,7 @@ enum SortedSetCommands {
                 incrResult = score
             }
         }
-        ctx.deleteIfEmpty(key, z.count == 0)
+        }
         ctx.dirty += added + changed
         if incr {
             if let r = incrResult { ctx.reply.double(r) } else { ctx.reply.null() }
@@ -239,7 +244,7 @@ enum SortedSetCommands {
     static func zrangestore(_ ctx: CommandContext) throws(CommandError) {
         let q = try rangeRequest(ctx, from: 5, store: true)
         let items = try select(ctx, q, key: ctx.args[2], ctx.args[3], ctx.args[4])
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         for (m, s) in items { z.add(m, s) }
         storeSortedSet(ctx, ctx.args[1], z, event: "zrangestore")
     }
@@ -342,7 +347,7 @@ enum SortedSetCommands {
     }
 
     /// Pops up to `count` lowest (or highest) members.
-    static func popItems(_ z: SortedSetValue, count: Int, max: Bool) -> [(Bytes, Double)] {
+    static func popItems(_ z: inout SortedSetValue, count: Int, max: Bool) -> [(Bytes, Double)] {
         let n = min(count, z.count)
         guard n > 0 else { return [] }
         let items = max ? z.range(ranks: 0, n - 1, reverse: true) : z.range(ranks: 0, n - 1, reverse: false)
@@ -359,9 +364,11 @@ enum SortedSetCommands {
             guard let c = Numbers.int(ctx.args[2]), c >= 0 else { throw CommandError("ERR value is out of range, must be positive") }
             count = c
         }
-        guard let z = try ctx.zset(key) else { ctx.reply.emptyArray(); return }
-        let items = popItems(z, count: count, max: max)
-        ctx.deleteIfEmpty(key, z.count == 0)
+        guard try ctx.zset(key) != nil else { ctx.reply.emptyArray(); return }
+        let (items, empty) = try ctx.modifySortedSet(key) { z in
+            (popItems(&z, count: count, max: max), z.count == 0)
+        }
+        ctx.deleteIfEmpty(key, empty)
         ctx.dirty += items.count
         if hasCount {
             writeScored(ctx, items, withScores: true)
@@ -375,7 +382,7 @@ enum SortedSetCommands {
         let (keys, max, count) = try parseMultiPop(ctx, at: 1)
         for key in keys {
             guard let z = try ctx.zset(key), z.count > 0 else { continue }
-            popReply(ctx, key, z, max: max, count: count)
+            try popReply(ctx, key, max: max, count: count)
             return
         }
         ctx.reply.nullArray()
@@ -387,11 +394,14 @@ enum SortedSetCommands {
         return (keys, !min, count)
     }
 
-    /// Pops up to `count` members of the non-empty `z` and replies `[key, [[member, score]...]]`.
-    static func popReply(_ ctx: CommandContext, _ key: Bytes, _ z: SortedSetValue, max: Bool, count: Int) {
-        let items = popItems(z, count: count, max: max)
+    /// Pops up to `count` members of the non-empty sorted set at `key` and replies
+    /// `[key, [[member, score]...]]`.
+    static func popReply(_ ctx: CommandContext, _ key: Bytes, max: Bool, count: Int) throws(CommandError) {
+        let (items, empty) = try ctx.modifySortedSet(key) { z in
+            (popItems(&z, count: count, max: max), z.count == 0)
+        }
         ctx.notify(.zset, max ? "zpopmax" : "zpopmin", key)
-        ctx.deleteIfEmpty(key, z.count == 0)
+        ctx.deleteIfEmpty(key, empty)
         ctx.dirty += items.count
         ctx.reply.arrayHeader(2)
         ctx.reply.bulk(key)
@@ -401,10 +411,13 @@ enum SortedSetCommands {
 
     static func removeRange(_ ctx: CommandContext, _ select: (SortedSetValue) -> [(Bytes, Double)]) throws(CommandError) {
         let key = ctx.args[1]
-        guard let z = try ctx.zset(key) else { ctx.reply.integer(0); return }
-        let items = select(z)
-        for (m, _) in items { z.remove(m) }
-        ctx.deleteIfEmpty(key, z.count == 0)
+        guard try ctx.zset(key) != nil else { ctx.reply.integer(0); return }
+        let (items, empty) = try ctx.modifySortedSet(key) { z in
+            let items = select(z)
+            for (m, _) in items { z.remove(m) }
+            return (items, z.count == 0)
+        }
+        ctx.deleteIfEmpty(key, empty)
         ctx.dirty += items.count
         ctx.reply.integer(items.count)
     }

@@ -135,8 +135,7 @@ enum StringCommands {
         let applies = !(nx && existing != nil) && !(xx && existing == nil)
         if applies {
             ctx.inDatabase(of: key) { db in
-                let e = db.overwrite(existing, key, .string(ctx.args[2]), keepTTL: keepTTL)
-                if let expireAt { db.setExpire(e, at: expireAt) }
+                db.overwrite(existing, key, .string(ctx.args[2]), keepTTL: keepTTL, expireAt: expireAt ?? 0)
             }
             ctx.dirty += 1
         }
@@ -189,8 +188,7 @@ enum StringCommands {
         let key = ctx.args[1]
         let at = try deadline(ctx, ctx.args[2], unit: unitMs == 1000 ? .seconds : .milliseconds, command: name)
         ctx.inDatabase(of: key) { db in
-            let e = db.overwrite(key, .string(ctx.args[3]), now: ctx.now)
-            db.setExpire(e, at: at)
+            db.overwrite(db.lookup(key, now: ctx.now), key, .string(ctx.args[3]), expireAt: at)
         }
         ctx.dirty += 1
         ctx.reply.ok()
@@ -216,7 +214,7 @@ enum StringCommands {
         let expireAt = try expiry.map { (e) throws(CommandError) in try deadline(ctx, e.text, unit: e.unit, command: "getex") }
         let db = ctx.db(key)
         if let expireAt {
-            if expireAt <= ctx.now { db.removeEntry(e) } else { db.setExpire(e, at: expireAt) }
+            if expireAt <= ctx.now { db.removeEntry(e) } else { _ = db.setExpire(e, at: expireAt) }
             ctx.dirty += 1
         } else if persist && e.expireAt != 0 {
             db.persist(e)

@@ -59,8 +59,7 @@ final class StoreLoader: RDBLoadTarget {
         let section = server.offShardSection!
         if locking { _ = section.enter(shard, .outlastBusy) }
         let database = server.stores[shard].databases[db]
-        let e = database.overwrite(database.table.find(key), key, value)
-        if expireAt != 0 { database.setExpire(e, at: expireAt) }
+        let e = database.overwrite(database.table.find(key), key, value, expireAt: expireAt)
         if access != SavedAccess() { e.restoreAccess(idleSeconds: access.idleSeconds, frequency: access.frequency) }
         if locking { section.exit(shard) }
         loaded += 1

@@ -109,9 +109,12 @@ public final class Database {
         overwrite(lookup(key, now: now), key, value, keepTTL: keepTTL)
     }
 
-    /// The same, for a caller that has just looked the key up (`existing`, from `lookup`).
+    /// The same, for a caller that has just looked the key up (`existing`, from `lookup`);
+    /// a non-zero `expireAt` gives the key that deadline (as `setExpire` would, without
+    /// first making an entry without one).
     @discardableResult
-    public func overwrite(_ existing: Entry?, _ key: Bytes, _ value: Value, keepTTL: Bool = false) -> Entry {
+    public func overwrite(_ existing: Entry?, _ key: Bytes, _ value: Value, keepTTL: Bool = false,
+                          expireAt: Int64 = 0) -> Entry {
         if existing == nil && expiryHold.mayHaveHeld { removeHeldEntry(key) }
         if !blockedKeys.isEmpty { signalReady(key) }
         if let e = existing {
@@ -123,11 +126,17 @@ public final class Database {
             } else {
                 e.value = value
             }
+            if expireAt != 0 { return setExpire(e, at: expireAt) }
             if !keepTTL && e.expireAt != 0 { persist(e) }
             return e
         }
         if keyEvents.isTracking { keyEvents.record(.new, DatabaseKey(db: index, key: key)) }
-        return markedNew(table.insert(key, value: value))
+        let e = markedNew(table.insert(key, value: value, expireAt: expireAt))
+        if expireAt != 0 {
+            volatileCount += 1
+            noteDeadline(expireAt, of: key)
+        }
+        return e
     }
 
     /// Deletes `key`; its value is freed on the lazy-free thread when `lazily` and large
@@ -147,19 +156,36 @@ public final class Database {
         if lazily { LazyFree.shared.takeValue(of: e) }
     }
 
-    public func setExpire(_ e: Entry, at deadline: Int64) {
+    /// Gives the key of `e` the deadline `deadline`, and returns its entry from now on: a
+    /// key's first TTL replaces its entry by an ExpiringEntry (see Entry), so the caller
+    /// must go on with the returned one.
+    public func setExpire(_ e: Entry, at deadline: Int64) -> Entry {
         preserve(e)
         if e.expireAt == 0 { volatileCount += 1 }
-        e.expireAt = deadline
-        expiries.insert(ExpiryItem(deadline: deadline, key: e.key))
+        let expiring = e.asExpiring ?? withDeadline(e)
+        expiring.deadline = deadline
+        noteDeadline(deadline, of: e.key)
+        return expiring
+    }
+
+    /// Queues `key` for active expiry at `deadline` (its entry already carries it).
+    private func noteDeadline(_ deadline: Int64, of key: Bytes) {
+        expiries.insert(ExpiryItem(deadline: deadline, key: key))
         if expiries.count > 2 * volatileCount + 1024 { rebuildExpiries() }
     }
 
+    /// `e` replaced in the table by an ExpiringEntry of the same key, value and access.
+    private func withDeadline(_ e: Entry) -> ExpiringEntry {
+        let expiring = ExpiringEntry(copying: e)
+        table.replace(e, with: expiring)
+        return expiring
+    }
+
     public func persist(_ e: Entry) {
-        if e.expireAt != 0 {
+        if let expiring = e.asExpiring, expiring.deadline != 0 {
             preserve(e)
             volatileCount -= 1
-            e.expireAt = 0
+            expiring.deadline = 0
         }
     }
 

@@ -20,13 +20,20 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     public typealias Element = (key: Bytes, value: Bytes)
 
     enum Storage {
-        case packed([UInt8])
-        case table([Bytes: Bytes])
+        case packed(PackedBytes)
+        case table(HashTable)
+    }
+
+    /// A large hash's table, in an object of its own: the storage stays one word, and the
+    /// lazy-free thread can be handed the table when nothing else holds it.
+    final class HashTable {
+        var fields: [Bytes: Bytes]
+        init(_ fields: [Bytes: Bytes]) { self.fields = fields }
     }
     private(set) var storage: Storage
 
     /// An empty packed buffer, shared: the first write copies it.
-    private static let empty: [UInt8] = [0, 0]
+    nonisolated(unsafe) private static let empty = PackedBytes([0, 0])
 
     public init() { storage = .packed(HashFields.empty) }
 
@@ -49,7 +56,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     public var count: Int {
         switch storage {
         case .packed(let b): return HashFields.count(of: b)
-        case .table(let t): return t.count
+        case .table(let t): return t.fields.count
         }
     }
 
@@ -58,8 +65,8 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     /// Heap bytes of the storage (MEMORY USAGE), the elements' own out-of-line bytes aside.
     public var storageBytes: Int {
         switch storage {
-        case .packed(let b): return 32 + b.capacity
-        case .table(let t): return 32 + (2 * MemoryLayout<Bytes>.stride + 1) * t.capacity
+        case .packed(let b): return b.storageBytes
+        case .table(let t): return 32 + 32 + (2 * MemoryLayout<Bytes>.stride + 1) * t.fields.capacity
         }
     }
 
@@ -67,7 +74,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
         get {
             switch storage {
             case .packed(let b): return HashFields.find(key, in: b).map { HashFields.value(at: $0, in: b) }
-            case .table(let t): return t[key]
+            case .table(let t): return t.fields[key]
             }
         }
         set {
@@ -83,7 +90,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
             var it = makeIterator()
             for _ in 0..<pick { _ = it.next() }
             return it.next()
-        case .table(let t): return t.randomElement()
+        case .table(let t): return t.fields.randomElement()
         }
     }
 
@@ -94,28 +101,26 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     @discardableResult
     public mutating func updateValue(_ value: Bytes, forKey key: Bytes) -> Bytes? {
         guard case .packed(var b) = storage else { return updateTable { $0.updateValue(value, forKey: key) } }
-        storage = .table([:])  // so that `b` is the buffer's only reference
-        defer { if case .table(let t) = storage, t.isEmpty { storage = .packed(b) } }
+        let limit = EncodingLimits.hashValue.load(ordering: .relaxed)
         if let at = HashFields.find(key, in: b) {
             let old = HashFields.value(at: at, in: b)
-            guard value.count <= EncodingLimits.hashValue.load(ordering: .relaxed) else {
-                storage = .packed(b)
+            guard value.count <= limit else {
                 convertToTable()
                 return updateTable { $0.updateValue(value, forKey: key) }
             }
+            storage = .packed(HashFields.empty)  // so that `b` is the buffer's only reference
             b.replaceSubrange(at.valueStart..<at.end, with: HashFields.encoded(value))
+            storage = .packed(b)
             return old
         }
-        let limit = EncodingLimits.hashValue.load(ordering: .relaxed)
         guard count(of: b) + 1 <= EncodingLimits.hashEntries.load(ordering: .relaxed), key.count <= limit, value.count <= limit else {
-            storage = .packed(b)
             convertToTable()
             return updateTable { $0.updateValue(value, forKey: key) }
         }
-        let added = HashFields.encoded(key) + HashFields.encoded(value)
-        b.reserveCapacity(b.count + added.count)
-        b.append(contentsOf: added)
+        storage = .packed(HashFields.empty)
+        b.append(contentsOf: HashFields.encoded(key) + HashFields.encoded(value))
         HashFields.setCount(count(of: b) + 1, in: &b)
+        storage = .packed(b)
         return nil
     }
 
@@ -124,7 +129,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     public mutating func removeValue(forKey key: Bytes) -> Bytes? {
         guard case .packed(var b) = storage else { return updateTable { $0.removeValue(forKey: key) } }
         guard let at = HashFields.find(key, in: b) else { return nil }
-        storage = .table([:])
+        storage = .packed(HashFields.empty)
         let old = HashFields.value(at: at, in: b)
         b.removeSubrange(at.start..<at.end)
         HashFields.setCount(count(of: b) - 1, in: &b)
@@ -132,19 +137,33 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
         return old
     }
 
+    /// A large hash's table (nil while packed).
+    var tableObject: AnyObject? {
+        if case .table(let t) = storage { return t }
+        return nil
+    }
+
+    /// A large hash's table, when this value holds the only reference to it: what the
+    /// lazy-free thread is handed (the value is left empty).
+    mutating func takeTableIfLast() -> AnyObject? {
+        guard case .table(var t) = storage else { return nil }
+        storage = .packed(HashFields.empty)
+        return isKnownUniquelyReferenced(&t) ? t : nil
+    }
+
     public func makeIterator() -> Iterator {
         switch storage {
         case .packed(let b): return Iterator(packed: b)
-        case .table(let t): return Iterator(table: t.makeIterator())
+        case .table(let t): return Iterator(table: t.fields.makeIterator())
         }
     }
 
     public struct Iterator: IteratorProtocol {
-        private var packed: [UInt8] = []
+        private var packed = PackedBytes()
         private var offset = HashFields.header
         private var table: Dictionary<Bytes, Bytes>.Iterator?
 
-        init(packed: [UInt8]) { self.packed = packed }
+        init(packed: PackedBytes) { self.packed = packed }
         init(table: Dictionary<Bytes, Bytes>.Iterator) { self.table = table }
 
         public mutating func next() -> Element? {
@@ -161,21 +180,22 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     private mutating func updateTable<R>(_ body: (inout [Bytes: Bytes]) -> R) -> R {
         guard case .table(var t) = storage else { preconditionFailure("not a table") }
         storage = .packed(HashFields.empty)  // so that `t` is the table's only reference
+        if !isKnownUniquelyReferenced(&t) { t = HashTable(t.fields) }
         defer { storage = .table(t) }
-        return body(&t)
+        return body(&t.fields)
     }
 
     private mutating func convertToTable() {
         var t: [Bytes: Bytes] = [:]
         t.reserveCapacity(count + 1)
         for (k, v) in self { t[k] = v }
-        storage = .table(t)
+        storage = .table(HashTable(t))
     }
 
     /// The first bytes of a packed buffer: its number of pairs.
     static let header = PackedCount.size
 
-    private static func count(of b: [UInt8]) -> Int {
+    private static func count(of b: PackedBytes) -> Int {
         PackedCount.read(b) {
             var n = 0, it = Iterator(packed: b)
             while it.next() != nil { n += 1 }
@@ -183,16 +203,16 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
         }
     }
 
-    private func count(of b: [UInt8]) -> Int { HashFields.count(of: b) }
+    private func count(of b: PackedBytes) -> Int { HashFields.count(of: b) }
 
-    private static func setCount(_ n: Int, in b: inout [UInt8]) { PackedCount.write(n, to: &b) }
+    private static func setCount(_ n: Int, in b: inout PackedBytes) { PackedCount.write(n, to: &b) }
 
     /// Where one pair sits: the field's length prefix, the value's, and the pair's end.
     struct Pair {
         let start: Int, valueStart: Int, end: Int
     }
 
-    private static func find(_ key: Bytes, in b: [UInt8]) -> Pair? {
+    private static func find(_ key: Bytes, in b: PackedBytes) -> Pair? {
         key.withUnsafeBytes { k in
             b.withUnsafeBytes { raw in
                 var i = header
@@ -211,13 +231,13 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
         }
     }
 
-    private static func value(at pair: Pair, in b: [UInt8]) -> Bytes {
+    private static func value(at pair: Pair, in b: PackedBytes) -> Bytes {
         var i = pair.valueStart
         return string(at: &i, in: b)
     }
 
     /// The string whose length prefix is at `offset`; moves `offset` past it.
-    fileprivate static func string(at offset: inout Int, in b: [UInt8]) -> Bytes {
+    fileprivate static func string(at offset: inout Int, in b: PackedBytes) -> Bytes {
         b.withUnsafeBytes { raw in
             let n = PackedLength.read(at: &offset, in: raw)
             defer { offset += n }

@@ -93,17 +93,45 @@ public final class KeyTable {
         }
     }
 
-    /// Adds a new entry; the key must not be present.
+    /// Adds a new entry; the key must not be present. A non-zero `expireAt` makes it an
+    /// ExpiringEntry with that deadline (the caller queues it for expiry).
     @discardableResult
-    public func insert(_ key: Bytes, value: Value) -> Entry {
+    public func insert(_ key: Bytes, value: Value, expireAt: Int64 = 0) -> Entry {
         let h = KeyTable.hash(key)
-        let entry = Entry(key: key, hash: h, value: value)
+        let entry: Entry
+        if expireAt == 0 {
+            entry = Entry(key: key, hash: h, value: value)
+        } else {
+            let expiring = ExpiringEntry(key: key, hash: h, value: value)
+            expiring.deadline = expireAt
+            entry = expiring
+        }
         let b = h & mask
         entry.next = buckets[b]
         buckets[b] = entry
         count += 1
         if count > bucketCount { resize(bucketCount * 2) }
         return entry
+    }
+
+    /// Puts `new`, an entry of the same key, where `old` is.
+    func replace(_ old: Entry, with new: Entry) {
+        let b = KeyTable.hash(old.key) & mask
+        new.next = old.next
+        old.next = nil
+        if buckets[b] === old {
+            buckets[b] = new
+            return
+        }
+        var e = buckets[b]
+        while let entry = e {
+            if entry.next === old {
+                entry.next = new
+                return
+            }
+            e = entry.next
+        }
+        preconditionFailure("replacing an entry that is not in the table")
     }
 
     @discardableResult

@@ -57,9 +57,13 @@ public final class LazyFree: @unchecked Sendable {
         guard LazyFree.largeObject(value) != nil else { return }
         switch value {
         case .list(var l): value = .string(Bytes()); handIfLast(&l)
-        case .hash(var h): value = .string(Bytes()); handIfLast(&h)
+        case .hash(var h):
+            value = .string(Bytes())
+            if let table = h.takeTableIfLast() { hand(table) }
         case .set(var s): value = .string(Bytes()); handIfLast(&s)
-        case .zset(var z): value = .string(Bytes()); handIfLast(&z)
+        case .zset(var z):
+            value = .string(Bytes())
+            if let index = z.takeIndexIfLast() { hand(index) }
         case .stream(var s): value = .string(Bytes()); handIfLast(&s)
         case .string, .module: break
         }
@@ -84,9 +88,9 @@ public final class LazyFree: @unchecked Sendable {
     static func largeObject(_ value: Value) -> AnyObject? {
         switch value {
         case .list(let l): return l.items.count > threshold ? l : nil
-        case .hash(let h): return !h.fields.isPacked && h.fields.count > threshold ? h : nil
+        case .hash(let h): return !h.isPacked && h.count > threshold ? h.tableObject : nil
         case .set(let s): return s.members.count > threshold ? s : nil
-        case .zset(let z): return !z.isPacked && z.count > threshold ? z : nil
+        case .zset(let z): return !z.isPacked && z.count > threshold ? z.indexObject : nil
         case .stream(let s): return s.count > threshold ? s : nil
         case .string, .module: return nil
         }

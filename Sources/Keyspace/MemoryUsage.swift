@@ -51,8 +51,8 @@ extension Entry {
                 + sampled(l.items, count: l.items.count, samples: samples, outOfLine)
         case .hash(let h):
             // A packed hash holds its bytes in its one buffer.
-            return objectHeader + 8 + h.fields.storageBytes
-                + (h.fields.isPacked ? 0 : sampled(h.fields, count: h.fields.count, samples: samples) { outOfLine($0.key) + outOfLine($0.value) })
+            return h.storageBytes
+                + (h.isPacked ? 0 : sampled(h, count: h.count, samples: samples) { outOfLine($0.key) + outOfLine($0.value) })
         case .set(let s):
             return objectHeader + 8 + bufferHeader + (stride + 1) * s.members.capacity
                 + sampled(s.members, count: s.members.count, samples: samples, outOfLine)

@@ -27,7 +27,7 @@ extension Value {
         switch self {
         case .string(let s): return Value.stringEncoding(s)
         case .list(let l): return Value.listFitsListpack(l) ? "listpack" : "quicklist"
-        case .hash(let h): return h.fields.isPacked ? "listpack" : "hashtable"
+        case .hash(let h): return h.isPacked ? "listpack" : "hashtable"
         case .set(let s):
             if s.members.count <= EncodingLimits.setIntsetEntries.load(ordering: .relaxed),
                s.members.allSatisfy({ Value.isCanonicalInteger($0) }) {

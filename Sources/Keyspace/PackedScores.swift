@@ -20,11 +20,11 @@ import Glibc
 /// the header; no score is -0 (written as a whole number it reads back as 0, which is what
 /// Redis's listpack does to it too) and none is NaN.
 struct PackedScores {
-    private(set) var bytes: [UInt8]
+    private(set) var bytes: PackedBytes
 
     static let header = PackedCount.size
     /// An empty buffer, shared: the first write copies it.
-    private static let empty: [UInt8] = [0, 0]
+    nonisolated(unsafe) private static let empty = PackedBytes([0, 0])
 
     init() { bytes = PackedScores.empty }
 
@@ -163,12 +163,12 @@ enum PackedCount {
     static let size = 2
     private static let unknown = 0xFFFF
 
-    static func read(_ b: [UInt8], counting: () -> Int) -> Int {
+    static func read(_ b: PackedBytes, counting: () -> Int) -> Int {
         let n = Int(b[0]) | Int(b[1]) << 8
         return n == unknown ? counting() : n
     }
 
-    static func write(_ n: Int, to b: inout [UInt8]) {
+    static func write(_ n: Int, to b: inout PackedBytes) {
         let stored = min(n, unknown)
         b[0] = UInt8(truncatingIfNeeded: stored)
         b[1] = UInt8(truncatingIfNeeded: stored >> 8)
@@ -193,9 +193,11 @@ enum PackedLength {
         }
     }
 
-    static func append(_ n: Int, to out: inout [UInt8]) { append(UInt64(n), to: &out) }
+    static func append<Out: RangeReplaceableCollection<UInt8>>(_ n: Int, to out: inout Out) {
+        append(UInt64(n), to: &out)
+    }
 
-    static func append(_ value: UInt64, to out: inout [UInt8]) {
+    static func append<Out: RangeReplaceableCollection<UInt8>>(_ value: UInt64, to out: inout Out) {
         var n = value
         repeat {
             let low = UInt8(n & 0x7F)

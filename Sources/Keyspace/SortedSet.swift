@@ -10,8 +10,12 @@ import RESP
 /// Index's table and tree hold the same pairs. A packed set stores -0 as 0 (what Redis's
 /// listpack reads back for it: a reply that echoes the computed score, like ZINCRBY's,
 /// may still say -0); the table and tree keep the double as it is.
-public final class SortedSetValue {
-    /// The pairs, in one stored word so that the set object is a 24-byte allocation.
+///
+/// A copy-on-write value of one word (as HashFields, and for the same reason: a small set
+/// is one packed buffer, and a class around it would cost a third again), changed in place
+/// through `Entry.modifySortedSet`. Copies share the buffer or the Index until one of them
+/// changes; `copy()` is the deep copy COPY makes.
+public struct SortedSetValue {
     private enum Form {
         case packed(PackedScores)
         case indexed(Index)
@@ -21,6 +25,15 @@ public final class SortedSetValue {
     private final class Index {
         var scores: [Bytes: Double] = [:]
         let tree = ScoreTree()
+
+        /// A copy sharing nothing that changes (the table is copied on write anyway).
+        func copied() -> Index {
+            let c = Index()
+            c.scores = scores
+            var node = tree.first
+            while let n = node { c.tree.insert(tree.score(n), tree.member(n)); node = tree.next(n) }
+            return c
+        }
     }
 
     private var form = Form.packed(PackedScores())
@@ -40,14 +53,35 @@ public final class SortedSetValue {
 
     /// Changes the packed pairs in place: the form lets go of the buffer meanwhile, so that
     /// the change does not copy it.
-    private func changePacked<R>(_ body: (inout PackedScores) -> R) -> R {
+    private mutating func changePacked<R>(_ body: (inout PackedScores) -> R) -> R {
         guard case .packed(var p) = form else { preconditionFailure("the set is not packed") }
         form = .packed(PackedScores())
         defer { form = .packed(p) }
         return body(&p)
     }
 
+    /// Changes the converted set's table and tree, after copying them if another value
+    /// shares them.
+    private mutating func changeIndex<R>(_ body: (Index) -> R) -> R {
+        guard case .indexed(var i) = form else { preconditionFailure("the set is not converted") }
+        form = .packed(PackedScores())  // so that `i` is the index's only reference
+        if !isKnownUniquelyReferenced(&i) { i = i.copied() }
+        defer { form = .indexed(i) }
+        return body(i)
+    }
+
     public init() {}
+
+    /// A large set's table and tree (nil while packed).
+    var indexObject: AnyObject? { index }
+
+    /// A converted set's index when this value holds the only reference to it: what the
+    /// lazy-free thread is handed (the value is left empty).
+    mutating func takeIndexIfLast() -> AnyObject? {
+        guard case .indexed(var i) = form else { return nil }
+        form = .packed(PackedScores())
+        return isKnownUniquelyReferenced(&i) ? i : nil
+    }
 
     public var count: Int { tree == nil ? packed.count : scores.count }
 
@@ -57,7 +91,7 @@ public final class SortedSetValue {
     /// Redis's conversion from listpack to skiplist, done for good: when the set outgrows
     /// the packed limits, when SORT reads it (from then on -0 scores stay -0), and when a
     /// file holds more members than a packed set keeps.
-    public func convertToTree() {
+    public mutating func convertToTree() {
         guard case .packed(let packed) = form else { return }
         let converted = Index()
         converted.scores.reserveCapacity(packed.count + 1)
@@ -75,7 +109,7 @@ public final class SortedSetValue {
     private func stored(_ score: Double) -> Double { tree == nil ? score + 0.0 : score }
 
     /// Redis's conversion check before a new member goes in.
-    private func noteNewMember(_ member: Bytes) {
+    private mutating func noteNewMember(_ member: Bytes) {
         guard tree == nil else { return }
         if packed.count + 1 > EncodingLimits.zsetEntries.load(ordering: .relaxed)
             || member.count > EncodingLimits.zsetValue.load(ordering: .relaxed) {
@@ -84,13 +118,10 @@ public final class SortedSetValue {
     }
 
     public func copy() -> SortedSetValue {
-        let c = SortedSetValue()
-        if let tree {
-            c.convertToTree()
-            var node = tree.first
-            while let n = node { c.insert(tree.member(n), tree.score(n)); node = tree.next(n) }
-        } else {
-            c.form = form
+        var c = SortedSetValue()
+        switch form {
+        case .packed: c.form = form
+        case .indexed(let i): c.form = .indexed(i.copied())
         }
         return c
     }
@@ -101,7 +132,7 @@ public final class SortedSetValue {
 
     /// Adds or updates; returns true when the member is new.
     @discardableResult
-    public func insert(_ member: Bytes, _ score: Double) -> Bool {
+    public mutating func insert(_ member: Bytes, _ score: Double) -> Bool {
         if let found = lookup(member) {
             update(member, found, to: score)
             return false
@@ -132,40 +163,47 @@ public final class SortedSetValue {
     }
 
     /// Moves a member `lookup` just found to `score`; nothing may change the set between.
-    public func update(_ member: Bytes, _ found: Found, to score: Double) {
+    public mutating func update(_ member: Bytes, _ found: Found, to score: Double) {
         let score = stored(score)
         guard found.score != score else { return }
         switch found.place {
         case .packed(let slot):
             changePacked { $0.remove(slot); $0.insert(score, member) }
-        case .table(let i):
-            tree!.updateScore(found.score, score, member)
-            index!.scores.values[i] = score
+        case .table(let at):
+            changeIndex { index in
+                index.tree.updateScore(found.score, score, member)
+                index.scores.values[at] = score
+            }
         }
     }
 
     /// Adds a member the caller just found absent; saves `insert` a lookup.
-    public func add(_ member: Bytes, _ score: Double) {
+    public mutating func add(_ member: Bytes, _ score: Double) {
         noteNewMember(member)
         let score = stored(score)
-        if let index {
-            index.scores[member] = score
-            index.tree.insert(score, member)
+        if index != nil {
+            changeIndex { index in
+                index.scores[member] = score
+                index.tree.insert(score, member)
+            }
         } else {
             changePacked { $0.insert(score, member) }
         }
     }
 
     @discardableResult
-    public func remove(_ member: Bytes) -> Bool {
-        guard let tree else {
+    public mutating func remove(_ member: Bytes) -> Bool {
+        guard tree != nil else {
             guard let found = packed.find(member) else { return false }
             changePacked { $0.remove(found.slot) }
             return true
         }
-        guard let s = index!.scores.removeValue(forKey: member) else { return false }
-        tree.delete(s, member)
-        return true
+        guard scores[member] != nil else { return false }
+        return changeIndex { index in
+            guard let s = index.scores.removeValue(forKey: member) else { return false }
+            index.tree.delete(s, member)
+            return true
+        }
     }
 
     /// 0-based rank in ascending order, or descending with `reverse`.
@@ -201,7 +239,7 @@ public final class SortedSetValue {
 
     /// Heap bytes of the packed buffer or of the table (MEMORY USAGE); the tree aside.
     public var storageBytes: Int {
-        tree == nil ? 32 + packed.bytes.capacity : 32 + (MemoryLayout<Bytes>.stride + 9) * scores.capacity
+        tree == nil ? packed.bytes.storageBytes : 32 + (MemoryLayout<Bytes>.stride + 9) * scores.capacity
     }
 
     /// Members at ascending 0-based ranks `start...end` (already clamped), in order, or

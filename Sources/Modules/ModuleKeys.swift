@@ -130,7 +130,7 @@ extension ModuleAPI {
                 case nil: return 0
                 case .string(let b)?: return b.count
                 case .list(let l)?: return l.items.count
-                case .hash(let h)?: return h.fields.count
+                case .hash(let h)?: return h.count
                 case .set(let s)?: return s.members.count
                 case .zset(let z)?: return z.count
                 case .stream(let s)?: return s.count
@@ -195,7 +195,7 @@ extension ModuleAPI {
             guard let k, ModuleKey.from(k).writable else { return ModuleAPI.err }
             return ModuleKey.from(k).withEntry { cc, database, e -> Int32 in
                 guard let e else { return ModuleAPI.err }
-                if ms < 0 { database.persist(e) } else { database.setExpire(e, at: cc.now + ms) }
+                if ms < 0 { database.persist(e) } else { _ = database.setExpire(e, at: cc.now + ms) }
                 cc.dirty += 1
                 return ModuleAPI.ok
             }

@@ -80,8 +80,8 @@ extension RDBOutput {
             for m in s.members { string(m) }
             return RDBType.set
         case .hash(let h):
-            length(h.fields.count)
-            for (f, v) in h.fields { string(f); string(v) }
+            length(h.count)
+            for (f, v) in h { string(f); string(v) }
             return RDBType.hash
         case .zset(let z):
             length(z.count)

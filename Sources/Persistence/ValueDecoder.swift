@@ -110,13 +110,13 @@ enum ValueDecoder {
         // A member takes at least a byte, a binary score eight, an ASCII one at least one.
         let n = try input.count(of: "Sorted set", minBytesEach: binaryScores ? 9 : 2)
         guard n > 0 else { return nil }
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         if n > zsetListpackEntries { z.convertToTree() }
         for _ in 0..<n {
             let start = input.position
             let member = try input.string()
             let score = binaryScores ? try input.binaryDouble() : try input.asciiDouble()
-            try add(member, score, to: z, input, at: start)
+            try add(member, score, to: &z, input, at: start)
         }
         return .zset(z)
     }
@@ -135,7 +135,7 @@ enum ValueDecoder {
                     throw input.error("Duplicate hash field", at: start)
                 }
             }
-            return .hash(HashValue(copying: fields))
+            return .hash(fields)
         }
         var fields = [Bytes: Bytes](minimumCapacity: reservation(n))
         for _ in 0..<n {
@@ -145,7 +145,7 @@ enum ValueDecoder {
                 throw input.error("Duplicate hash field", at: start)
             }
         }
-        return .hash(HashValue(fields))
+        return .hash(HashFields(fields))
     }
 
     // MARK: Compact encodings: one string holding a ziplist or listpack.
@@ -190,21 +190,21 @@ enum ValueDecoder {
                 throw blob.error("Duplicate hash field")
             }
         }
-        return fields.isEmpty ? nil : .hash(HashValue(copying: fields))
+        return fields.isEmpty ? nil : .hash(fields)
     }
 
     private static func sortedSet<R: PackedReader>(_ reader: inout R, _ blob: RDBInput) throws -> Value? {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         if reader.capacityHint / 2 > zsetListpackEntries { z.convertToTree() }
         while let member = try reader.next() {
             guard let scoreElement = try reader.next() else { throw blob.error("Sorted set member without a score") }
             guard let score = scoreElement.asDouble else { throw blob.error("Sorted set score is not a number") }
-            try add(member.asBytes, score, to: z, blob, at: blob.position)
+            try add(member.asBytes, score, to: &z, blob, at: blob.position)
         }
         return z.count == 0 ? nil : .zset(z)
     }
 
-    private static func add(_ member: Bytes, _ score: Double, to z: SortedSetValue, _ input: RDBInput, at start: Int) throws {
+    private static func add(_ member: Bytes, _ score: Double, to z: inout SortedSetValue, _ input: RDBInput, at start: Int) throws {
         guard !score.isNaN else { throw input.error("Sorted set score is NaN", at: start) }
         guard z.insert(member, score) else { throw input.error("Duplicate sorted set member", at: start) }
     }
@@ -226,7 +226,7 @@ enum ValueDecoder {
                     throw blob.error("Duplicate hash field in zipmap")
                 }
             }
-            return .hash(HashValue(fields))
+            return .hash(HashFields(fields))
         }
     }
 
@@ -284,7 +284,7 @@ enum ValueDecoder {
             guard fields[field] == nil else { throw input.error("Duplicate hash field", at: start) }
             if expireAt == 0 || expireAt > now { fields[field] = value }
         }
-        return fields.isEmpty ? nil : .hash(HashValue(fields))
+        return fields.isEmpty ? nil : .hash(HashFields(fields))
     }
 
     /// Types 23 and 25: [minimum TTL, type 25 only] then a listpack of field, value, TTL
@@ -302,7 +302,7 @@ enum ValueDecoder {
                 guard seen.insert(name).inserted else { throw blob.error("Duplicate hash field") }
                 if expireAt == 0 || expireAt > now { fields[name] = value.asBytes }
             }
-            return fields.isEmpty ? nil : .hash(HashValue(fields))
+            return fields.isEmpty ? nil : .hash(HashFields(fields))
         }
     }
 }

@@ -10,9 +10,16 @@ public struct Bytes: Sendable {
     @usableFromInline
     typealias Inline = (UInt64, UInt64, UInt32, UInt16, UInt8)
 
+    /// Unchecked because ManagedBuffer opts out of Sendable; a HeapBytes never changes
+    /// once made, so sharing it between threads is safe.
     @usableFromInline
-    enum Storage: Sendable {
+    enum Storage: @unchecked Sendable {
         case small(UInt64, UInt64, UInt32, UInt16, UInt8)
+        /// Longer bytes read off the network or a file: exactly sized, 20 bytes before
+        /// the first (see HeapBytes).
+        case heap(HeapBytes)
+        /// Bytes built in an array, kept as it is: a string grown by APPEND keeps the
+        /// array's spare room for the next append.
         case large([UInt8])
     }
 
@@ -30,6 +37,8 @@ public struct Bytes: Sendable {
                 if n > 0 { raw.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: n) }
             }
             storage = .small(words.0, words.1, words.2, words.3, UInt8(n))
+        } else if n <= HeapBytes.maximumCount {
+            storage = .heap(HeapBytes.make(buffer))
         } else {
             storage = .large(Array(buffer.bindMemory(to: UInt8.self)))
         }
@@ -84,6 +93,7 @@ public struct Bytes: Sendable {
     @inlinable public var count: Int {
         switch storage {
         case .small(_, _, _, _, let n): return Int(truncatingIfNeeded: n)
+        case .heap(let h): return Int(h.header)
         case .large(let a): return a.count
         }
     }
@@ -105,6 +115,8 @@ public struct Bytes: Sendable {
                 raw.storeBytes(of: w3, toByteOffset: 20, as: UInt16.self)
                 return try body(UnsafeRawBufferPointer(start: raw.baseAddress, count: Int(truncatingIfNeeded: n)))
             }
+        case .heap(let h):
+            return try h.withUnsafeMutablePointerToElements { try body(UnsafeRawBufferPointer(start: $0, count: Int(h.header))) }
         case .large(let a):
             return try a.withUnsafeBytes(body)
         }
@@ -129,7 +141,7 @@ public struct Bytes: Sendable {
         var bytes: [UInt8]
         switch storage {
         case .large(let a): bytes = a
-        case .small: bytes = array
+        case .small, .heap: bytes = array
         }
         storage = .small(0, 0, 0, 0, 0)  // let go of this value's reference: `bytes` is unique
         defer { self = Bytes(bytes) }
@@ -189,10 +201,10 @@ extension Bytes: Hashable {
         switch (a.storage, b.storage) {
         case let (.small(a0, a1, a2, a3, an), .small(b0, b1, b2, b3, bn)):
             return a0 == b0 && a1 == b1 && a2 == b2 && a3 == b3 && an == bn
-        case (.small, .large), (.large, .small): return false
-        case let (.large(x), .large(y)):
-            guard x.count == y.count else { return false }
-            return x.withUnsafeBytes { px in y.withUnsafeBytes { py in memcmpEqual(px, py) } }
+        case (.small, _), (_, .small): return false
+        default:
+            guard a.count == b.count else { return false }
+            return a.withUnsafeBytes { px in b.withUnsafeBytes { py in memcmpEqual(px, py) } }
         }
     }
 
@@ -203,8 +215,8 @@ extension Bytes: Hashable {
         switch storage {
         case let .small(a, b, c, d, n):
             return SipHash12.hash(words: a, b, UInt64(c) | UInt64(d) << 32 | UInt64(n) << 56, seed: seed)
-        case .large(let array):
-            return array.withUnsafeBytes { SipHash12.hash($0, seed: seed) }
+        default:
+            return withUnsafeBytes { SipHash12.hash($0, seed: seed) }
         }
     }
 
@@ -212,6 +224,25 @@ extension Bytes: Hashable {
     @inlinable
     public func hash(into hasher: inout Hasher) {
         hasher.combine(_rawHashValue(seed: 0))
+    }
+}
+
+/// The storage of a `Bytes` longer than fits inline: one allocation of a 16-byte object
+/// header, a 4-byte count and the bytes. An Array spends 32 bytes before its elements,
+/// which pushes a 1,000-byte value from jemalloc's 1,024-byte size class into the 1,280
+/// one; with 20, values up to 1,004 bytes stay in it, as Redis's own strings (an sds
+/// header of 3 to 5 bytes) do. Never changed once made, so it needs no copy on write.
+@usableFromInline
+final class HeapBytes: ManagedBuffer<UInt32, UInt8> {
+    @usableFromInline static let maximumCount = Int(UInt32.max)
+
+    @usableFromInline
+    static func make(_ bytes: UnsafeRawBufferPointer) -> HeapBytes {
+        let h = unsafeDowncast(create(minimumCapacity: bytes.count) { _ in UInt32(bytes.count) }, to: HeapBytes.self)
+        h.withUnsafeMutablePointerToElements { p in
+            if let base = bytes.baseAddress { UnsafeMutableRawPointer(p).copyMemory(from: base, byteCount: bytes.count) }
+        }
+        return h
     }
 }
 

@@ -16,7 +16,7 @@ final class EvictionTests: XCTestCase {
         let db = s.databases[0]
         for i in 0..<keys {
             let e = db.add(Bytes("k\(i)"), .string(Bytes("v")))
-            if ttlEvery > 0 && i % ttlEvery == 0 { db.setExpire(e, at: 1_000_000 + Int64(i)) }
+            if ttlEvery > 0 && i % ttlEvery == 0 { _ = db.setExpire(e, at: 1_000_000 + Int64(i)) }
         }
         return s
     }

@@ -114,7 +114,7 @@ final class KeyTableTests: XCTestCase {
 
 final class SortedSetTests: XCTestCase {
     func testAgainstReferenceModel() {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         var model: [Bytes: Double] = [:]
         for step in 0..<5000 {
             let m = Bytes("m\(Int.random(in: 0..<300))")
@@ -146,7 +146,7 @@ final class SortedSetTests: XCTestCase {
     }
 
     func testLexRange() {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         for c in ["a", "b", "c", "d", "e"] { z.insert(Bytes(c), 0) }
         let r = LexRange(min: .exclusive(Bytes("a")), max: .inclusive(Bytes("c")))
         XCTAssertEqual(z.range(lex: r, reverse: false).map { $0.0.string }, ["b", "c"])
@@ -173,8 +173,8 @@ final class DatabaseExpiryTests: XCTestCase {
         let a = db.add(Bytes("a"), .string(Bytes("1")))
         let b = db.add(Bytes("b"), .string(Bytes("2")))
         db.add(Bytes("c"), .string(Bytes("3")))
-        db.setExpire(a, at: 100)
-        db.setExpire(b, at: 200)
+        _ = db.setExpire(a, at: 100)
+        _ = db.setExpire(b, at: 200)
         XCTAssertEqual(db.volatileCount, 2)
         XCTAssertNil(db.lookup(Bytes("a"), now: 150))
         XCTAssertEqual(db.expireDue(now: 250, limit: 100), 1)
@@ -186,7 +186,7 @@ final class DatabaseExpiryTests: XCTestCase {
     /// A reader under a shared lock must not delete: the expired key stays, reported.
     func testLookupWithoutExpiringLeavesTheKey() {
         let db = Database()
-        db.setExpire(db.add(Bytes("k"), .string(Bytes("v"))), at: 100)
+        _ = db.setExpire(db.add(Bytes("k"), .string(Bytes("v"))), at: 100)
         var expired = false
         XCTAssertNotNil(db.lookupWithoutExpiring(Bytes("k"), now: 99, expired: &expired))
         XCTAssertFalse(expired)
@@ -201,8 +201,7 @@ final class DatabaseExpiryTests: XCTestCase {
 
     func testStaleHeapItemsAreIgnored() {
         let db = Database()
-        let e = db.add(Bytes("k"), .string(Bytes()))
-        db.setExpire(e, at: 100)
+        let e = db.setExpire(db.add(Bytes("k"), .string(Bytes())), at: 100)
         db.persist(e)
         XCTAssertEqual(db.expireDue(now: 1000, limit: 10), 0)
         XCTAssertNotNil(db.lookup(Bytes("k"), now: 1000))

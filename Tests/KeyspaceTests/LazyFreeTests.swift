@@ -40,10 +40,14 @@ final class LazyFreeTests: XCTestCase {
         let large = SetValue(Set((0..<65).map { Bytes("m\($0)") }))
         XCTAssertNotNil(LazyFree.largeObject(.set(large)))
         XCTAssertNil(LazyFree.largeObject(.set(SetValue(Set((0..<64).map { Bytes("m\($0)") })))))
-        let packed = HashValue()
-        for i in 0..<100 { packed.fields[Bytes("f\(i)")] = Bytes("v") }
-        XCTAssertTrue(packed.fields.isPacked)
+        var packed = HashFields()
+        for i in 0..<100 { packed[Bytes("f\(i)")] = Bytes("v") }
+        XCTAssertTrue(packed.isPacked)
         XCTAssertNil(LazyFree.largeObject(.hash(packed)))
+        var table = HashFields()
+        for i in 0..<65 { table[Bytes("f\(i)")] = Bytes(String(repeating: "v", count: 65)) }
+        XCTAssertFalse(table.isPacked)
+        XCTAssertNotNil(LazyFree.largeObject(.hash(table)))
         XCTAssertNil(LazyFree.largeObject(.string(Bytes(String(repeating: "x", count: 1 << 20)))))
     }
 
@@ -59,6 +63,28 @@ final class LazyFreeTests: XCTestCase {
         XCTAssertEqual(shared.members.count, 100)
         var alone = Value.set(SetValue(Set((0..<100).map { Bytes("m\($0)") })))
         lazy.take(&alone)
+        let deadline = Date().addingTimeInterval(10)
+        while lazy.freedTotal < 1 && Date() < deadline { usleep(1000) }
+        XCTAssertEqual(lazy.freedTotal, 1)
+    }
+
+    /// A hash is a copy-on-write value: a copy still held elsewhere keeps its table, and
+    /// only a table nothing else holds is handed to the thread.
+    func testHashTableHandedOnlyWhenNoCopyHoldsIt() {
+        let lazy = LazyFree()
+        var fields = HashFields()
+        for i in 0..<100 { fields[Bytes("f\(i)")] = Bytes(String(repeating: "v", count: 70)) }
+        let kept = fields
+        var value = Value.hash(fields)
+        fields = HashFields()
+        lazy.take(&value)
+        XCTAssertEqual(lazy.pending + lazy.freedTotal, 0)
+        XCTAssertEqual(kept.count, 100)
+        var alone = Value.hash(kept)
+        lazy.take(&alone)
+        XCTAssertEqual(lazy.pending + lazy.freedTotal, 0, "`kept` still holds the table")
+        var last: Value = .hash({ var h = HashFields(); for i in 0..<100 { h[Bytes("g\(i)")] = Bytes(String(repeating: "w", count: 70)) }; return h }())
+        lazy.take(&last)
         let deadline = Date().addingTimeInterval(10)
         while lazy.freedTotal < 1 && Date() < deadline { usleep(1000) }
         XCTAssertEqual(lazy.freedTotal, 1)

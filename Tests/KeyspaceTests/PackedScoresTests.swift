@@ -10,7 +10,7 @@ final class PackedScoresTests: XCTestCase {
                                 9_007_199_254_740_991, -9_007_199_254_740_991, 9_007_199_254_740_992,
                                 -9_007_199_254_740_994, 1e300, .infinity, -.infinity, .leastNonzeroMagnitude,
                                 .greatestFiniteMagnitude, Double(Int64.max), Double(Int64.min)]
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         for (i, s) in scores.enumerated() { z.add(Bytes("m\(i)"), s) }
         XCTAssertTrue(z.isPacked)
         for (i, s) in scores.enumerated() {
@@ -33,7 +33,7 @@ final class PackedScoresTests: XCTestCase {
     /// Past 65,534 pairs the two-byte count says "count them" (zset-max-listpack-entries
     /// has no upper bound), and counting still comes out right both ways.
     func testCountPastTwoBytes() {
-        var b: [UInt8] = [0, 0]
+        var b = PackedBytes([0, 0])
         for n in [0, 1, 255, 256, 65_534] {
             PackedCount.write(n, to: &b)
             XCTAssertEqual(PackedCount.read(b) { XCTFail("counted \(n)"); return -1 }, n)
@@ -45,7 +45,7 @@ final class PackedScoresTests: XCTestCase {
     }
 
     func testNegativeZeroIsStoredAsZeroWhilePacked() {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         z.add(Bytes("a"), -0.0)
         XCTAssertEqual(z.score(Bytes("a"))?.sign, .plus)
         z.convertToTree()
@@ -54,7 +54,7 @@ final class PackedScoresTests: XCTestCase {
     }
 
     func testConvertsAtTheLimitsAndNotBack() {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         for i in 0..<128 { z.add(Bytes("m\(i)"), Double(i)) }
         XCTAssertTrue(z.isPacked)
         z.add(Bytes("one more"), 0)
@@ -63,7 +63,7 @@ final class PackedScoresTests: XCTestCase {
         XCTAssertFalse(z.isPacked)
         XCTAssertEqual(z.pairs.map(\.0), [Bytes("one more")])
 
-        let long = SortedSetValue()
+        var long = SortedSetValue()
         long.add(Bytes("short"), 1)
         long.add(Bytes([UInt8](repeating: 65, count: 65)), 2)
         XCTAssertFalse(long.isPacked)
@@ -75,7 +75,7 @@ final class PackedScoresTests: XCTestCase {
     /// Redis's listpack walk for lex ranges over members of different scores: from the first
     /// member past `min`, while members stay below `max`, in (score, member) order.
     func testLexRangeOverMixedScoresWalksInOrder() {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         for (m, s) in [("a", 0.0), ("c", 1.0), ("b", 2.0), ("d", 3.0)] { z.add(Bytes(m), s) }
         let r = LexRange(min: .inclusive(Bytes("b")), max: .inclusive(Bytes("c")))
         // redis-server 7.0 answers c b, then b c backwards, and counts 2
@@ -83,7 +83,7 @@ final class PackedScoresTests: XCTestCase {
         XCTAssertEqual(z.range(lex: r, reverse: true).map(\.0), [Bytes("b"), Bytes("c")])
         XCTAssertEqual(z.count(lex: r), 2)
         // the last member below min: nothing, whatever lies between
-        let y = SortedSetValue()
+        var y = SortedSetValue()
         for (m, s) in [("a", 3.0), ("b", 1.0), ("c", 2.0), ("d", 0.0)] { y.add(Bytes(m), s) }
         XCTAssertEqual(y.range(lex: r, reverse: false).count, 0)
     }

@@ -35,7 +35,7 @@ final class ScoreTreeTests: XCTestCase {
     func testRandomOperationsAgainstModel() {
         // The first two stay packed (PackedScores); the rest grow into the tree.
         for (size, distinctScores) in [(60, 5), (100, 1_000_000), (200, 5), (6000, 1_000_000), (20000, 40)] {
-            let z = SortedSetValue()
+            var z = SortedSetValue()
             var model = Model()
             func randomMember() -> Bytes { Bytes("member:\(Int.random(in: 0..<size))") }
             func randomScore() -> Double { Double(Int.random(in: 0..<distinctScores)) / 4 }
@@ -103,7 +103,7 @@ final class ScoreTreeTests: XCTestCase {
 
     /// Lex ranges as ZRANGEBYLEX uses them: every member has the same score.
     func testLexRangesOnEqualScores() {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         var members = (0..<5000).map { Bytes(String(format: "%05d", $0 * 3)) }
         for m in members.shuffled() { z.add(m, 0) }
         members.sort()
@@ -125,7 +125,7 @@ final class ScoreTreeTests: XCTestCase {
 
     /// Popping from either end, as ZPOPMIN/ZPOPMAX and BZPOPMIN do, keeps the tree whole.
     func testPoppingBothEnds() {
-        let z = SortedSetValue()
+        var z = SortedSetValue()
         for i in 0..<20000 { z.add(Bytes("m\(i)"), Double(i % 997)) }
         var popped = 0
         // Bounded, so that a broken delete fails the test instead of spinning on one pair.

@@ -76,7 +76,7 @@ enum Plain: Equatable, CustomStringConvertible {
         case .string(let b): self = .string(b.string)
         case .list(let l): self = .list(l.items.map(\.string))
         case .set(let s): self = .set(Set(s.members.map(\.string)))
-        case .hash(let h): self = .hash(Dictionary(uniqueKeysWithValues: h.fields.map { ($0.key.string, $0.value.string) }))
+        case .hash(let h): self = .hash(Dictionary(uniqueKeysWithValues: h.map { ($0.key.string, $0.value.string) }))
         case .zset(let z): self = .zset(Dictionary(uniqueKeysWithValues: z.pairs.map { ($0.0.string, $0.1) }))
         case .stream: self = .other("stream")
         case .module: self = .other("module")

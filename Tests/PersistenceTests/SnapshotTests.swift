@@ -83,14 +83,14 @@ final class SnapshotTests: XCTestCase {
             switch Int.random(in: 0..<4, using: &rng) {
             case 0: db.add(key, .string(Bytes("value-\(i)-" + String(repeating: "x", count: i % 40))))
             case 1: db.add(key, .list(ListValue([Bytes("a\(i)"), Bytes("b"), Bytes(String(i))])))
-            case 2: db.add(key, .hash(HashValue([Bytes("f"): Bytes(String(i)), Bytes("g"): Bytes("h")])))
+            case 2: db.add(key, .hash(HashFields([Bytes("f"): Bytes(String(i)), Bytes("g"): Bytes("h")])))
             default:
                 let e = db.add(key, .set(SetValue([Bytes("m\(i)"), Bytes("n")])))
-                db.setExpire(e, at: 4_102_444_800_000 + Int64(i))
+                _ = db.setExpire(e, at: 4_102_444_800_000 + Int64(i))
             }
             // Some keys are past their TTL at the instant and not yet deleted: the snapshot
             // holds them (a loader drops them), even when expiry deletes them meanwhile.
-            if i % 10 == 0, let e = db.lookup(key, now: 0) { db.setExpire(e, at: 900) }
+            if i % 10 == 0, let e = db.lookup(key, now: 0) { _ = db.setExpire(e, at: 900) }
         }
     }
 
@@ -104,7 +104,7 @@ final class SnapshotTests: XCTestCase {
             guard let e = db.lookup(key, now: now) else { return }
             switch e.value {
             case .list(let l): l.items.append(Bytes("pushed"))
-            case .hash(let h): h.fields[Bytes("f")] = Bytes("changed")
+            case .hash: _ = e.modifyHash { $0[Bytes("f")] = Bytes("changed") }
             case .set(let s): s.members.insert(Bytes("added"))
             case .string: e.value = .string(Bytes("rewritten"))
             default: break
@@ -117,7 +117,7 @@ final class SnapshotTests: XCTestCase {
             if db.lookup(fresh, now: now) == nil { db.add(fresh, .string(Bytes("late"))) }
         case 80..<88:
             guard let e = db.lookup(key, now: now) else { return }
-            db.setExpire(e, at: 5_000_000_000_000)
+            _ = db.setExpire(e, at: 5_000_000_000_000)
         case 88..<95:
             guard let e = db.lookup(key, now: now) else { return }
             db.persist(e)

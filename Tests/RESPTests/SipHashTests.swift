@@ -57,3 +57,27 @@ final class SipHashTests: XCTestCase {
         XCTAssertEqual(dict[Bytes("member:42")], 9)
     }
 }
+
+/// A long Bytes is stored one of two ways (exactly sized when read off the wire or a file,
+/// in an array when built or grown in place): the same bytes are equal and hash the same
+/// whichever way they are stored, and a change in place leaves other copies alone.
+final class BytesStorageTests: XCTestCase {
+    func testBothLongStoragesAgree() {
+        for n in [23, 24, 100, 1000, 1004, 5000] {
+            let array = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let fromArray = Bytes(array)
+            let fromWire = array.withUnsafeBytes { Bytes($0) }
+            XCTAssertEqual(fromArray, fromWire)
+            XCTAssertEqual(fromArray._rawHashValue(seed: 3), fromWire._rawHashValue(seed: 3))
+            XCTAssertEqual(fromWire.count, n)
+            XCTAssertEqual(fromWire.array, array)
+            XCTAssertEqual(fromWire[n - 1], array[n - 1])
+            XCTAssertFalse(fromWire < fromArray || fromArray < fromWire)
+            var grown = fromWire
+            grown.modify { $0.append(7) }
+            XCTAssertEqual(grown.count, n + 1)
+            XCTAssertEqual(fromWire.array, array, "a change in place reached a copy")
+            XCTAssertNotEqual(grown, fromWire)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import XCTest
+import RESP
+@testable import Keyspace
+
+/// PackedBytes, the packed forms' buffer: an Array of bytes in behaviour (checked against
+/// one through random edits), copied on write, and one word wide.
+final class PackedBytesTests: XCTestCase {
+    func testRandomEditsMatchAnArray() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var mine = PackedBytes(), model: [UInt8] = []
+            for _ in 0..<200 {
+                let snapshot = mine  // a copy taken now must not see the edits that follow
+                let frozen = model
+                switch Int.random(in: 0..<5, using: &rng) {
+                case 0:
+                    let bytes = (0..<Int.random(in: 0...40)).map { _ in UInt8.random(in: 0...255) }
+                    mine.append(contentsOf: bytes); model.append(contentsOf: bytes)
+                case 1:
+                    let b = UInt8.random(in: 0...255)
+                    mine.append(b); model.append(b)
+                case 2 where !model.isEmpty:
+                    let lo = Int.random(in: 0..<model.count), hi = Int.random(in: lo...model.count)
+                    let bytes = (0..<Int.random(in: 0...30)).map { _ in UInt8.random(in: 0...255) }
+                    mine.replaceSubrange(lo..<hi, with: bytes); model.replaceSubrange(lo..<hi, with: bytes)
+                case 3 where !model.isEmpty:
+                    let lo = Int.random(in: 0..<model.count), hi = Int.random(in: lo...model.count)
+                    mine.removeSubrange(lo..<hi); model.removeSubrange(lo..<hi)
+                case 4 where !model.isEmpty:
+                    let i = Int.random(in: 0..<model.count), b = UInt8.random(in: 0...255)
+                    mine[i] = b; model[i] = b
+                default:
+                    break
+                }
+                XCTAssertEqual(Array(mine), model)
+                XCTAssertEqual(mine.withUnsafeBytes { Array($0) }, model)
+                XCTAssertEqual(Array(snapshot), frozen)
+                XCTAssertGreaterThanOrEqual(mine.capacity, mine.count)
+            }
+        }
+    }
+
+    /// A hash or sorted set keeps one word for its storage in the entry's value, and the
+    /// value stays three words: the entry's 80 bytes depend on it.
+    func testStorageIsOneWord() {
+        XCTAssertEqual(MemoryLayout<PackedBytes>.size, 8)
+        XCTAssertEqual(MemoryLayout<HashFields>.size, 8)
+        XCTAssertEqual(MemoryLayout<Value>.size, 24)
+    }
+
+    /// Growth asks for the size needed, not double: a buffer filled by appends of a few
+    /// bytes ends within one allocator size class of its contents (classes are spaced a
+    /// quarter apart), at every length.
+    func testGrowthIsExact() {
+        var b = PackedBytes()
+        for n in 1...300 {
+            b.append(contentsOf: [1, 2, 3, 4, 5, 6, 7])
+            XCTAssertEqual(b.count, 7 * n)
+            XCTAssertLessThanOrEqual(b.capacity, 7 * n + 7 * n / 4 + 32, "after \(n) appends")
+        }
+    }
+}
