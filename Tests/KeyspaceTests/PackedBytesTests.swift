@@ -60,3 +60,64 @@ final class PackedBytesTests: XCTestCase {
         }
     }
 }
+
+/// Hashes and sorted sets are copy-on-write values: a copy taken before a change keeps
+/// what it had, in the packed form and in the converted one alike.
+final class CopyOnWriteValueTests: XCTestCase {
+    func testSortedSetCopiesKeepTheirPairs() {
+        for size in [5, 300] {  // packed, then past zset-max-listpack-entries
+            var z = SortedSetValue()
+            for i in 0..<size { z.insert(Bytes("m\(i)"), Double(i)) }
+            let before = z
+            z.insert(Bytes("m0"), -1)
+            z.remove(Bytes("m1"))
+            z.insert(Bytes("new"), 0.5)
+            XCTAssertEqual(before.count, size)
+            XCTAssertEqual(before.score(Bytes("m0")), 0)
+            XCTAssertEqual(before.score(Bytes("m1")), 1)
+            XCTAssertNil(before.score(Bytes("new")))
+            XCTAssertEqual(before.rank(Bytes("m2")), 2)
+            XCTAssertEqual(z.count, size)
+            XCTAssertEqual(z.rank(Bytes("m0")), 0)
+            XCTAssertEqual(z.score(Bytes("new")), 0.5)
+            XCTAssertNil(z.brokenTreeInvariant())
+            XCTAssertNil(before.brokenTreeInvariant())
+        }
+    }
+
+    func testHashCopiesKeepTheirFields() {
+        for size in [5, 600] {  // packed, then past hash-max-listpack-entries
+            var h = HashFields()
+            for i in 0..<size { h[Bytes("f\(i)")] = Bytes("v\(i)") }
+            let before = h
+            h[Bytes("f0")] = Bytes("changed")
+            h[Bytes("f1")] = nil
+            h[Bytes("added")] = Bytes("x")
+            XCTAssertEqual(before.count, size)
+            XCTAssertEqual(before[Bytes("f0")], Bytes("v0"))
+            XCTAssertEqual(before[Bytes("f1")], Bytes("v1"))
+            XCTAssertNil(before[Bytes("added")])
+            XCTAssertEqual(h.count, size)
+            XCTAssertEqual(h[Bytes("f0")], Bytes("changed"))
+        }
+    }
+
+    /// An entry's value changed through modifyHash is changed in place, not copied: the
+    /// packed buffer keeps its identity while it has room.
+    func testModifyInPlaceKeepsTheBuffer() {
+        let db = Database()
+        let e = db.add(Bytes("h"), .hash(HashFields()))
+        _ = e.modifyHash { $0[Bytes("a")] = Bytes("1") }
+        let first = address(e)
+        _ = e.modifyHash { $0[Bytes("a")] = Bytes("2") }  // same length: fits where it is
+        XCTAssertEqual(address(e), first)
+        guard case .hash(let h) = e.value else { return XCTFail("not a hash") }
+        XCTAssertEqual(h[Bytes("a")], Bytes("2"))
+    }
+
+    private func address(_ e: Entry) -> UnsafeRawPointer? {
+        guard case .hash(let h) = e.value else { return nil }
+        guard case .packed(let b) = h.storage else { return nil }
+        return b.withUnsafeBytes { $0.baseAddress }
+    }
+}
