@@ -7,9 +7,10 @@
 #   Benchmarks/memory.sh
 #
 # Environment: BERTH=path/to/berth-server (default: a fresh release build),
-#              STRINGS=1000000 (SET key:N value-N), COLLECTIONS=100000 (hashes, sets and
-#              sorted sets of 5 short elements each; also strings of 1,000 bytes, and of
-#              20 to 2,000 bytes spread evenly, as cached pages and sessions are), SHARDS=2.
+#              STRINGS=1000000 (SET key:N value-N), COLLECTIONS=100000 (the same strings
+#              with a TTL; hashes, sets and sorted sets of 5 short elements each; strings
+#              of 1,000 bytes, and of 20 to 2,000 bytes spread evenly, as cached pages
+#              and sessions are), SHARDS=2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STRINGS=${STRINGS:-1000000}
@@ -41,6 +42,8 @@ for i in range(n):
         out.write(cmd("SADD", "set:%d" % i, *["member%d" % (i + f) for f in range(5)]))
     elif kind == "zsets":
         out.write(cmd("ZADD", "zset:%d" % i, *[x for f in range(5) for x in (str(f), "member%d" % (i + f))]))
+    elif kind == "volatile":
+        out.write(cmd("SET", "key:%d" % i, "value-%d" % i, "EX", "100000"))
     elif kind == "values-1k":
         out.write(cmd("SET", "page:%d" % i, b"x" * 1000))
     elif kind == "values-mixed":
@@ -62,7 +65,7 @@ measure() { # port pid kind count -> "used-bytes-per-key rss-bytes-per-key"
 echo "# memory per key: redis-server $(redis-server --version | awk '{print $3}' | tr -d 'v='), berth $SHARDS shards, $(date -u +%Y-%m-%d)"
 echo "| data set | keys | redis used/key | berth used/key | used ratio | redis RSS/key | berth RSS/key | RSS ratio |"
 echo "|---|---|---|---|---|---|---|---|"
-for kind in strings hashes sets zsets values-1k values-mixed; do
+for kind in strings volatile hashes sets zsets values-1k values-mixed; do
   count=$COLLECTIONS; [ "$kind" = strings ] && count=$STRINGS
   rport=$(free_port)
   redis-server --port "$rport" --save "" --appendonly no --daemonize no --logfile /dev/null >/dev/null 2>&1 &
