@@ -71,6 +71,15 @@ size_t berth_rss_bytes(void) {
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+#ifndef BERTH_NO_COUNTING
+/* jemalloc's options, read once when it starts (MALLOC_CONF in the environment still
+   overrides them): a thread of its own returns unused pages to the system as they age,
+   as Redis's `jemalloc-bg-thread yes` has it. Without it pages freed by a burst of
+   writes stay resident until the next allocations happen to purge them, so an idle
+   server's RSS never comes down. */
+const char *malloc_conf = "background_thread:true";
+#endif
+
 #ifdef BERTH_NO_COUNTING
 void berth_release_free_memory(void) { malloc_trim(0); }
 #else
