@@ -322,12 +322,12 @@ public final class CommandContext: @unchecked Sendable {
 
     /// Changes the string at `key` in place (`Entry.modifyString`), or stores what `body`
     /// makes of no bytes when the key is missing; WRONGTYPE when it holds another type.
-    public func modifyString<R>(_ key: Bytes, _ body: (inout [UInt8]) -> R) throws(CommandError) -> R {
+    public func modifyString<R>(_ key: Bytes, _ body: (inout ByteBuffer) -> R) throws(CommandError) -> R {
         if let e = lookup(key) {
             guard let r = e.modifyString(body) else { throw .wrongType }
             return r
         }
-        var bytes: [UInt8] = []
+        var bytes = ByteBuffer()
         let r = body(&bytes)
         db(key).add(key, .string(Bytes(bytes)))
         return r

@@ -126,11 +126,3 @@ func multiPopArguments(_ ctx: CommandContext, at index: Int,
     }
     return (keys, first, count ?? 1)
 }
-
-extension Array where Element == UInt8 {
-    /// Pads with zero bytes up to `count`: a string that SETRANGE, SETBIT or BITFIELD
-    /// writes past its end.
-    mutating func padWithZeros(to count: Int) {
-        if self.count < count { append(contentsOf: repeatElement(0, count: count - self.count)) }
-    }
-}

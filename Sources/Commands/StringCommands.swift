@@ -73,7 +73,7 @@ enum StringCommands {
                 guard case .string = e.value else { throw .wrongType }
                 let count = e.modifyString { bytes -> Int? in
                     guard bytes.count + suffix.count <= limit else { return nil }
-                    suffix.withUnsafeBytes { bytes.append(contentsOf: $0) }
+                    suffix.withUnsafeBytes { bytes.appendGrowing(contentsOf: $0) }
                     return bytes.count
                 }
                 guard let count = count ?? nil else { throw .tooBig }

@@ -20,7 +20,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     public typealias Element = (key: Bytes, value: Bytes)
 
     enum Storage {
-        case packed(PackedBytes)
+        case packed(ByteBuffer)
         case table(HashTable)
     }
 
@@ -33,7 +33,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     private(set) var storage: Storage
 
     /// An empty packed buffer, shared: the first write copies it.
-    nonisolated(unsafe) private static let empty = PackedBytes([0, 0])
+    nonisolated(unsafe) private static let empty = ByteBuffer([0, 0])
 
     public init() { storage = .packed(HashFields.empty) }
 
@@ -159,11 +159,11 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     }
 
     public struct Iterator: IteratorProtocol {
-        private var packed = PackedBytes()
+        private var packed = ByteBuffer()
         private var offset = HashFields.header
         private var table: Dictionary<Bytes, Bytes>.Iterator?
 
-        init(packed: PackedBytes) { self.packed = packed }
+        init(packed: ByteBuffer) { self.packed = packed }
         init(table: Dictionary<Bytes, Bytes>.Iterator) { self.table = table }
 
         public mutating func next() -> Element? {
@@ -195,7 +195,7 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
     /// The first bytes of a packed buffer: its number of pairs.
     static let header = PackedCount.size
 
-    private static func count(of b: PackedBytes) -> Int {
+    private static func count(of b: ByteBuffer) -> Int {
         PackedCount.read(b) {
             var n = 0, it = Iterator(packed: b)
             while it.next() != nil { n += 1 }
@@ -203,16 +203,16 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
         }
     }
 
-    private func count(of b: PackedBytes) -> Int { HashFields.count(of: b) }
+    private func count(of b: ByteBuffer) -> Int { HashFields.count(of: b) }
 
-    private static func setCount(_ n: Int, in b: inout PackedBytes) { PackedCount.write(n, to: &b) }
+    private static func setCount(_ n: Int, in b: inout ByteBuffer) { PackedCount.write(n, to: &b) }
 
     /// Where one pair sits: the field's length prefix, the value's, and the pair's end.
     struct Pair {
         let start: Int, valueStart: Int, end: Int
     }
 
-    private static func find(_ key: Bytes, in b: PackedBytes) -> Pair? {
+    private static func find(_ key: Bytes, in b: ByteBuffer) -> Pair? {
         key.withUnsafeBytes { k in
             b.withUnsafeBytes { raw in
                 var i = header
@@ -231,13 +231,13 @@ public struct HashFields: Sequence, ExpressibleByDictionaryLiteral {
         }
     }
 
-    private static func value(at pair: Pair, in b: PackedBytes) -> Bytes {
+    private static func value(at pair: Pair, in b: ByteBuffer) -> Bytes {
         var i = pair.valueStart
         return string(at: &i, in: b)
     }
 
     /// The string whose length prefix is at `offset`; moves `offset` past it.
-    fileprivate static func string(at offset: inout Int, in b: PackedBytes) -> Bytes {
+    fileprivate static func string(at offset: inout Int, in b: ByteBuffer) -> Bytes {
         b.withUnsafeBytes { raw in
             let n = PackedLength.read(at: &offset, in: raw)
             defer { offset += n }

@@ -20,11 +20,11 @@ import Glibc
 /// the header; no score is -0 (written as a whole number it reads back as 0, which is what
 /// Redis's listpack does to it too) and none is NaN.
 struct PackedScores {
-    private(set) var bytes: PackedBytes
+    private(set) var bytes: ByteBuffer
 
     static let header = PackedCount.size
     /// An empty buffer, shared: the first write copies it.
-    nonisolated(unsafe) private static let empty = PackedBytes([0, 0])
+    nonisolated(unsafe) private static let empty = ByteBuffer([0, 0])
 
     init() { bytes = PackedScores.empty }
 
@@ -163,12 +163,12 @@ enum PackedCount {
     static let size = 2
     private static let unknown = 0xFFFF
 
-    static func read(_ b: PackedBytes, counting: () -> Int) -> Int {
+    static func read(_ b: ByteBuffer, counting: () -> Int) -> Int {
         let n = Int(b[0]) | Int(b[1]) << 8
         return n == unknown ? counting() : n
     }
 
-    static func write(_ n: Int, to b: inout PackedBytes) {
+    static func write(_ n: Int, to b: inout ByteBuffer) {
         let stored = min(n, unknown)
         b[0] = UInt8(truncatingIfNeeded: stored)
         b[1] = UInt8(truncatingIfNeeded: stored >> 8)

@@ -160,7 +160,7 @@ extension Entry {
 
     /// Changes the string stored here in place (see `Bytes.modify`); nil when the value is
     /// not a string.
-    public func modifyString<R>(_ body: (inout [UInt8]) -> R) -> R? {
+    public func modifyString<R>(_ body: (inout ByteBuffer) -> R) -> R? {
         guard case .string(var s) = value else { return nil }
         value = .string(Bytes())  // the entry's reference goes, so `s` holds the only one
         defer { value = .string(s) }

@@ -15,12 +15,9 @@ public struct Bytes: Sendable {
     @usableFromInline
     enum Storage: @unchecked Sendable {
         case small(UInt64, UInt64, UInt32, UInt16, UInt8)
-        /// Longer bytes read off the network or a file: exactly sized, 20 bytes before
-        /// the first (see HeapBytes).
+        /// Longer bytes: 20 bytes before the first (HeapBytes, ByteBuffer). One kind of
+        /// reference only, so that copying a Bytes is an inline retain, not a call.
         case heap(HeapBytes)
-        /// Bytes built in an array, kept as it is: a string grown by APPEND keeps the
-        /// array's spare room for the next append.
-        case large([UInt8])
     }
 
     @usableFromInline var storage: Storage
@@ -37,20 +34,14 @@ public struct Bytes: Sendable {
                 if n > 0 { raw.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: n) }
             }
             storage = .small(words.0, words.1, words.2, words.3, UInt8(n))
-        } else if n <= HeapBytes.maximumCount {
-            storage = .heap(HeapBytes.make(buffer))
         } else {
-            storage = .large(Array(buffer.bindMemory(to: UInt8.self)))
+            storage = .heap(HeapBytes.make(buffer))
         }
     }
 
     public init<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
         let array = Array(bytes)
-        if array.count <= Bytes.inlineCapacity {
-            self = array.withUnsafeBytes { Bytes($0) }
-        } else {
-            storage = .large(array)
-        }
+        self = array.withUnsafeBytes { Bytes($0) }
     }
 
     public init(_ string: String) {
@@ -94,7 +85,6 @@ public struct Bytes: Sendable {
         switch storage {
         case .small(_, _, _, _, let n): return Int(truncatingIfNeeded: n)
         case .heap(let h): return Int(h.header)
-        case .large(let a): return a.count
         }
     }
 
@@ -117,8 +107,6 @@ public struct Bytes: Sendable {
             }
         case .heap(let h):
             return try h.withUnsafeMutablePointerToElements { try body(UnsafeRawBufferPointer(start: $0, count: Int(h.header))) }
-        case .large(let a):
-            return try a.withUnsafeBytes(body)
         }
     }
 
@@ -136,16 +124,25 @@ public struct Bytes: Sendable {
     /// Changes the bytes through `body` in place when this value holds the only reference
     /// to its storage, which is the case for a string taken out of its key's entry
     /// (`Entry.modifyString`): APPEND, SETRANGE and SETBIT then cost what they change, not
-    /// a copy of the whole string, and appends grow the storage geometrically.
-    public mutating func modify<R>(_ body: (inout [UInt8]) throws -> R) rethrows -> R {
-        var bytes: [UInt8]
+    /// a copy of the whole string, and APPEND's growth keeps its room for the next one.
+    public mutating func modify<R>(_ body: (inout ByteBuffer) throws -> R) rethrows -> R {
+        var buffer: ByteBuffer
         switch storage {
-        case .large(let a): bytes = a
-        case .small, .heap: bytes = array
+        case .heap(let h): buffer = ByteBuffer(adopting: h)
+        case .small: buffer = withUnsafeBytes { ByteBuffer($0) }
         }
-        storage = .small(0, 0, 0, 0, 0)  // let go of this value's reference: `bytes` is unique
-        defer { self = Bytes(bytes) }
-        return try body(&bytes)
+        storage = .small(0, 0, 0, 0, 0)  // let go of this value's reference: `buffer` is unique
+        defer { self = Bytes(buffer) }
+        return try body(&buffer)
+    }
+
+    /// The bytes of `buffer`, sharing its storage when they do not fit inline.
+    public init(_ buffer: ByteBuffer) {
+        if buffer.count <= Bytes.inlineCapacity {
+            self = buffer.withUnsafeBytes { Bytes($0) }
+        } else {
+            storage = .heap(buffer.storage)
+        }
     }
 
     public static func + (a: Bytes, b: Bytes) -> Bytes {
@@ -227,17 +224,16 @@ extension Bytes: Hashable {
     }
 }
 
-/// The storage of a `Bytes` longer than fits inline: one allocation of a 16-byte object
-/// header, a 4-byte count and the bytes. An Array spends 32 bytes before its elements,
-/// which pushes a 1,000-byte value from jemalloc's 1,024-byte size class into the 1,280
-/// one; with 20, values up to 1,004 bytes stay in it, as Redis's own strings (an sds
-/// header of 3 to 5 bytes) do. Never changed once made, so it needs no copy on write.
+/// The storage of a `Bytes` longer than fits inline and of a ByteBuffer: one allocation of
+/// a 16-byte object header, the 4-byte count (the header) and the bytes, with room for
+/// more when the allocator's size class gives it. Values up to 1,004 bytes fit jemalloc's
+/// 1,024 class, as Redis's own strings (an sds header of 3 to 5 bytes) do. A Bytes never
+/// changes its storage; a ByteBuffer copies it on write unless it holds the only reference.
 @usableFromInline
 final class HeapBytes: ManagedBuffer<UInt32, UInt8> {
-    @usableFromInline static let maximumCount = Int(UInt32.max)
-
     @usableFromInline
     static func make(_ bytes: UnsafeRawBufferPointer) -> HeapBytes {
+        precondition(bytes.count <= Int(UInt32.max), "a string past 4 GB")
         let h = unsafeDowncast(create(minimumCapacity: bytes.count) { _ in UInt32(bytes.count) }, to: HeapBytes.self)
         h.withUnsafeMutablePointerToElements { p in
             if let base = bytes.baseAddress { UnsafeMutableRawPointer(p).copyMemory(from: base, byteCount: bytes.count) }

@@ -33,7 +33,7 @@ final class PackedScoresTests: XCTestCase {
     /// Past 65,534 pairs the two-byte count says "count them" (zset-max-listpack-entries
     /// has no upper bound), and counting still comes out right both ways.
     func testCountPastTwoBytes() {
-        var b = PackedBytes([0, 0])
+        var b = ByteBuffer([0, 0])
         for n in [0, 1, 255, 256, 65_534] {
             PackedCount.write(n, to: &b)
             XCTAssertEqual(PackedCount.read(b) { XCTFail("counted \(n)"); return -1 }, n)

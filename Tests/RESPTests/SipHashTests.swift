@@ -80,4 +80,24 @@ final class BytesStorageTests: XCTestCase {
             XCTAssertNotEqual(grown, fromWire)
         }
     }
+
+    /// APPEND after APPEND moves the string a logarithmic number of times: the room the
+    /// last growth left stays with the stored bytes for the next change.
+    func testAppendsGrowGeometrically() {
+        var b = Bytes(String(repeating: "x", count: 30))
+        let chunk = [UInt8](repeating: 0x61, count: 10)
+        var moves = 0
+        var last: UnsafeRawPointer? = nil
+        for _ in 0..<2000 {
+            b.modify { buffer in chunk.withUnsafeBytes { buffer.appendGrowing(contentsOf: $0) } }
+            let address = b.withUnsafeBytes { $0.baseAddress }
+            if address != last { moves += 1; last = address }
+        }
+        XCTAssertEqual(b.count, 30 + 20_000)
+        XCTAssertLessThan(moves, 30)
+        let copy = b
+        b.modify { $0[0] = 0x7A }
+        XCTAssertEqual(copy[0], 0x78, "a change in place reached a copy")
+        XCTAssertEqual(b[0], 0x7A)
+    }
 }

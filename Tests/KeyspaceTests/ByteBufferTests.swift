@@ -2,13 +2,13 @@ import XCTest
 import RESP
 @testable import Keyspace
 
-/// PackedBytes, the packed forms' buffer: an Array of bytes in behaviour (checked against
+/// ByteBuffer, the packed forms' buffer: an Array of bytes in behaviour (checked against
 /// one through random edits), copied on write, and one word wide.
-final class PackedBytesTests: XCTestCase {
+final class ByteBufferTests: XCTestCase {
     func testRandomEditsMatchAnArray() {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<200 {
-            var mine = PackedBytes(), model: [UInt8] = []
+            var mine = ByteBuffer(), model: [UInt8] = []
             for _ in 0..<200 {
                 let snapshot = mine  // a copy taken now must not see the edits that follow
                 let frozen = model
@@ -43,7 +43,7 @@ final class PackedBytesTests: XCTestCase {
     /// A hash or sorted set keeps one word for its storage in the entry's value, and the
     /// value stays three words: the entry's 80 bytes depend on it.
     func testStorageIsOneWord() {
-        XCTAssertEqual(MemoryLayout<PackedBytes>.size, 8)
+        XCTAssertEqual(MemoryLayout<ByteBuffer>.size, 8)
         XCTAssertEqual(MemoryLayout<HashFields>.size, 8)
         XCTAssertEqual(MemoryLayout<Value>.size, 24)
     }
@@ -52,7 +52,7 @@ final class PackedBytesTests: XCTestCase {
     /// bytes ends within one allocator size class of its contents (classes are spaced a
     /// quarter apart), at every length.
     func testGrowthIsExact() {
-        var b = PackedBytes()
+        var b = ByteBuffer()
         for n in 1...300 {
             b.append(contentsOf: [1, 2, 3, 4, 5, 6, 7])
             XCTAssertEqual(b.count, 7 * n)

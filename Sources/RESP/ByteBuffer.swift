@@ -1,34 +1,37 @@
-/// The byte buffer of a packed hash or sorted set (HashFields, PackedScores): an array of
-/// bytes with value semantics, copied on write, whose storage is one allocation of a
-/// 16-byte object header, a 4-byte count and the bytes.
+/// A byte array with value semantics, copied on write, whose storage is one allocation of
+/// a 16-byte object header, a 4-byte count and the bytes (HeapBytes): the storage of every
+/// string longer than fits inline (Bytes), and the buffer of a packed hash or sorted set
+/// (HashFields, PackedScores).
 ///
 /// Why not `[UInt8]`: an Array's storage spends 32 bytes before its first element (object
-/// header, count, capacity and flags) and grows by doubling. A five-field hash of short
-/// strings packs into some seventy bytes, so that header was a third of it; here it is 20
-/// bytes, the capacity is whatever the allocator's size class gives (ManagedBuffer asks
-/// it), and growth asks for exactly what is needed, as Redis's listpacks are reallocated
-/// to their exact size: a buffer in one size class has room for what the class holds.
+/// header, count, capacity and flags). A five-field hash of short strings packs into some
+/// seventy bytes, so that header was a third of it, and it pushed a 1,000-byte value from
+/// jemalloc's 1,024-byte size class into the 1,280 one. The capacity is whatever the
+/// allocator's size class gives (ManagedBuffer asks it). Growth asks for exactly what is
+/// needed, as Redis's listpacks are reallocated to their exact size, except through
+/// `appendGrowing`, which doubles, as an sds string grown by APPEND does.
 ///
 /// Invariant: `storage.header` (the count) is at most `storage.capacity`, and the bytes
 /// before it are initialized.
-public struct PackedBytes: RandomAccessCollection, MutableCollection, RangeReplaceableCollection {
-    final class Storage: ManagedBuffer<UInt32, UInt8> {}
-
-    private var storage: Storage
+public struct ByteBuffer: RandomAccessCollection, MutableCollection, RangeReplaceableCollection {
+    @usableFromInline var storage: HeapBytes
 
     /// The storage of every empty buffer: the first write gets one of its own.
-    nonisolated(unsafe) private static let empty = PackedBytes.allocate(0)
+    nonisolated(unsafe) private static let empty = ByteBuffer.allocate(0)
 
-    public init() { storage = PackedBytes.empty }
+    public init() { storage = ByteBuffer.empty }
 
     public init<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
         self.init()
         append(contentsOf: bytes)
     }
 
-    private static func allocate(_ capacity: Int) -> Storage {
-        unsafeDowncast(Storage.create(minimumCapacity: capacity) { _ in 0 }, to: Storage.self)
+    private static func allocate(_ capacity: Int) -> HeapBytes {
+        unsafeDowncast(HeapBytes.create(minimumCapacity: capacity) { _ in 0 }, to: HeapBytes.self)
     }
+
+    /// A buffer over `storage`, which the caller lets go of (Bytes.modify).
+    init(adopting storage: HeapBytes) { self.storage = storage }
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { Int(storage.header) }
@@ -62,6 +65,25 @@ public struct PackedBytes: RandomAccessCollection, MutableCollection, RangeRepla
     public mutating func append<S: Sequence>(contentsOf bytes: S) where S.Element == UInt8 {
         if let c = bytes as? [UInt8] { replaceSubrange(endIndex..<endIndex, with: c) }
         else { replaceSubrange(endIndex..<endIndex, with: Array(bytes)) }
+    }
+
+    /// Appends, making room for twice the new length when full: a string grown by APPEND
+    /// after APPEND is copied a logarithmic number of times, not once per append.
+    public mutating func appendGrowing(contentsOf bytes: UnsafeRawBufferPointer) {
+        let needed = count + bytes.count
+        if needed > capacity { reserveCapacity(Swift.max(needed, 2 * count)) }
+        replaceSubrange(endIndex..<endIndex, with: bytes)
+    }
+
+    /// Pads with zero bytes up to `count`: a string that SETRANGE, SETBIT or BITFIELD
+    /// writes past its end.
+    public mutating func padWithZeros(to count: Int) {
+        if self.count < count { append(contentsOf: repeatElement(0, count: count - self.count)) }
+    }
+
+    public mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        makeUnique(capacity: count)
+        return try storage.withUnsafeMutablePointerToElements { try body(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
     }
 
     /// One byte more: room grows by half when full, as a buffer built a byte at a time
@@ -101,7 +123,7 @@ public struct PackedBytes: RandomAccessCollection, MutableCollection, RangeRepla
     private mutating func makeUnique(capacity minimum: Int) {
         let unique = isKnownUniquelyReferenced(&storage)
         if unique && minimum <= storage.capacity { return }
-        let fresh = PackedBytes.allocate(Swift.max(minimum, count))
+        let fresh = ByteBuffer.allocate(Swift.max(minimum, count))
         let n = count
         fresh.withUnsafeMutablePointerToElements { dst in
             storage.withUnsafeMutablePointerToElements { src in dst.initialize(from: src, count: n) }
