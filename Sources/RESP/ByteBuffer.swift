@@ -62,9 +62,10 @@ public struct ByteBuffer: RandomAccessCollection, MutableCollection, RangeReplac
 
     public mutating func reserveCapacity(_ n: Int) { makeUnique(capacity: n) }
 
-    public mutating func append<S: Sequence>(contentsOf bytes: S) where S.Element == UInt8 {
-        if let c = bytes as? [UInt8] { replaceSubrange(endIndex..<endIndex, with: c) }
-        else { replaceSubrange(endIndex..<endIndex, with: Array(bytes)) }
+    /// One copy of the new bytes at the end (the default would reserve, then append a
+    /// byte at a time).
+    public mutating func append<C: Collection>(contentsOf bytes: C) where C.Element == UInt8 {
+        replaceSubrange(endIndex..<endIndex, with: bytes)
     }
 
     /// Appends, making room for twice the new length when full: a string grown by APPEND
